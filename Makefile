@@ -1,0 +1,40 @@
+# The two commands a newcomer needs: `make demo` and `make test`. Both create .venv when missing.
+VENV   ?= .venv
+PYTHON ?= python3
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: install demo test lint validate ui bench-extract clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+## Sandbox Ploomes API + three synced windows + the Dagster UI on http://127.0.0.1:3000
+demo: $(STAMP)
+	$(BIN)/ploomes-cx demo
+
+## Lint, check the code location loads, run the test suite
+test: $(STAMP)
+	$(BIN)/ruff check ploomes_cx ploomes_cx_tests benchmarks
+	$(BIN)/ruff format --check ploomes_cx ploomes_cx_tests benchmarks
+	DAGSTER_HOME= PLOOMES_CX_HOME=$$(mktemp -d) $(BIN)/dagster definitions validate -w workspace.yaml
+	$(BIN)/pytest -q -p no:cacheprovider
+
+lint: $(STAMP)
+	$(BIN)/ruff check ploomes_cx ploomes_cx_tests benchmarks
+
+## The Dagster UI alone, on the same instance the CLI uses
+ui: $(STAMP)
+	DAGSTER_HOME=$${DAGSTER_HOME:-$$(pwd)/.ploomes_cx/dagster} $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+## Benchmark: extract 100,000 contacts from the sandbox at the enforced rate limit
+bench-extract: $(STAMP)
+	$(BIN)/python -m benchmarks.extract
+
+clean:
+	rm -rf .ploomes_cx

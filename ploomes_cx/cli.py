@@ -1,0 +1,274 @@
+"""`ploomes-cx`: the command line of the public contract (shared/specs/mapping-and-cli.md §2).
+
+Exit codes: 0 all good (or nothing to do), 1 some records failed or were refused by CustomerX,
+2 usage or mapping error, 3 the run failed (API unreachable, credentials missing or refused, bug).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+EXIT_OK, EXIT_RECORDS_FAILED, EXIT_USAGE, EXIT_RUN_FAILED = 0, 1, 2, 3
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+EXAMPLES = """\
+examples:
+  ploomes-cx sandbox                                  # local Ploomes API on 127.0.0.1:8765
+  ploomes-cx sync sandbox --window 2026-11-01         # one daily window of mappings/sandbox.yaml
+  ploomes-cx sync mappings/acme.yaml --window 2026-03-01..2026-03-07 --dry-run
+  ploomes-cx demo                                     # sandbox + 3 windows + the Dagster UI
+
+exit codes: 0 ok, 1 some records failed or were refused by CustomerX (retried next sync),
+            2 usage or mapping error, 3 the run failed (API unreachable, credentials, bug)
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_RUN_FAILED
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ploomes-cx",
+        description="Keep a CustomerX account in sync with a Ploomes CRM account, one mapping file per integration.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    sync = sub.add_parser(
+        "sync",
+        help="materialize a mapping's assets for one or more sync windows",
+        description="Materialize the mapping's whole asset graph for windows START..END (inclusive), oldest "
+        "first, through Dagster on the instance under $PLOOMES_CX_HOME, so the runs show in the UI.",
+        epilog=textwrap.dedent("""\
+            examples:
+              ploomes-cx sync sandbox --window 2026-11-01
+              ploomes-cx sync sandbox --window 2026-11-01..2026-11-03
+              ploomes-cx sync mappings/hourly.yaml --window 2026-11-01-14:00..2026-11-01-18:00
+              ploomes-cx sync mappings/hourly.yaml --window 2026-11-01     # all 24 hours of that day
+            """),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sync.add_argument(
+        "mapping", metavar="MAPPING", help="path to a mapping YAML file, or the name of one in mappings/"
+    )
+    sync.add_argument(
+        "--window",
+        required=True,
+        metavar="START[..END]",
+        help="partition key(s) as Dagster shows them: 2026-03-01 (daily) or 2026-03-01-14:00 (hourly)",
+    )
+    sync.add_argument(
+        "--dry-run", action="store_true", help="write nothing to CustomerX; print what would change"
+    )
+    sync.set_defaults(func=cmd_sync)
+
+    sandbox = sub.add_parser(
+        "sandbox",
+        help="run the local sandbox API servers in the foreground",
+        description="Start the local sandbox Ploomes API (generated Brazilian CRM data) and print its URL and key.",
+        epilog="example:\n  ploomes-cx sandbox --persons 100000 --seed 7",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _sandbox_options(sandbox)
+    sandbox.set_defaults(func=cmd_sandbox)
+
+    demo = sub.add_parser(
+        "demo",
+        help="sandbox + a few synced windows + the Dagster UI, no credentials needed",
+        description="Start the sandbox, sync a few windows of mappings/sandbox.yaml into $PLOOMES_CX_HOME, then "
+        "start the Dagster webserver on the same instance and print the URL to open.",
+        epilog="examples:\n  ploomes-cx demo\n  ploomes-cx demo --windows 2026-11-01..2026-11-05 --no-ui",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _sandbox_options(demo)
+    demo.add_argument("--mapping", default="sandbox", help="mapping to sync (default: sandbox)")
+    demo.add_argument("--windows", default="2026-11-01..2026-11-03", metavar="START[..END]")
+    demo.add_argument(
+        "--no-ui", action="store_true", help="stop after the sync instead of starting the webserver"
+    )
+    demo.add_argument("--ui-port", type=int, default=3000)
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def _sandbox_options(p: argparse.ArgumentParser) -> None:
+    from ploomes_cx.sandbox import DEFAULT_PLOOMES_PORT
+
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--ploomes-port", type=int, default=DEFAULT_PLOOMES_PORT)
+    p.add_argument(
+        "--persons", type=int, default=2000, help="scale: Ploomes persons to generate (default 2000)"
+    )
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--rpm", type=float, default=120, help="rate limit the sandbox enforces per key")
+
+
+# ---- sync ------------------------------------------------------------------------------------
+def cmd_sync(args: argparse.Namespace) -> int:
+    from ploomes_cx.mapping import MappingError, resolve_mapping
+    from ploomes_cx.partitions import WindowError, window_keys
+    from ploomes_cx.runner import MissingEnvironment, check_env
+
+    try:
+        m = resolve_mapping(args.mapping)
+        keys = window_keys(m, args.window)
+    except (MappingError, WindowError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        check_env(m)
+    except MissingEnvironment as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_RUN_FAILED
+    return _sync(m, keys, dry_run=args.dry_run)
+
+
+def _sync(m, keys: list[str], dry_run: bool) -> int:
+    from ploomes_cx.runner import SUMMARY_COLUMNS, WindowResult, run_windows
+
+    mode = " (dry run: nothing is written to CustomerX)" if dry_run else ""
+    print(
+        f"syncing {m.name} ({m.source_path}): {len(keys)} window(s) {keys[0]} .. {keys[-1]}{mode}", flush=True
+    )
+
+    def progress(w: WindowResult) -> None:
+        status = "ok" if w.success else "FAILED"
+        extracted = sum(c.get("extracted", 0) for c in w.counts.values())
+        print(
+            f"  window {w.key}: {status} in {w.seconds:.1f}s, {extracted} records extracted (run {w.run_id})",
+            flush=True,
+        )
+        for line in w.errors:
+            print(f"    {line}", file=sys.stderr)
+
+    results = run_windows(m, keys, on_window=progress, tags={"ploomes_cx/dry_run": str(dry_run).lower()})
+    totals: dict[str, dict[str, int]] = {}
+    for w in results:
+        for entity, counts in w.counts.items():
+            for col, n in counts.items():
+                totals.setdefault(entity, {}).setdefault(col, 0)
+                totals[entity][col] += n
+    print()
+    print(f"{'entity':<15}" + "".join(f"{c:>11}" for c in SUMMARY_COLUMNS))
+    for entity, counts in totals.items():
+        print(f"{entity:<15}" + "".join(f"{counts.get(c, '-'):>11}" for c in SUMMARY_COLUMNS))
+    failed = [w for w in results if not w.success]
+    if failed:
+        skipped = len(keys) - len(results)
+        print(
+            f"\nwindow {failed[0].key} failed; {skipped} later window(s) not run, so none loads out of order.",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE if "mapping" in failed[0].error_kinds else EXIT_RUN_FAILED
+    return EXIT_OK
+
+
+# ---- sandbox ---------------------------------------------------------------------------------
+def _start_sandbox(args: argparse.Namespace):
+    from ploomes_cx.sandbox import PloomesDataset, PloomesSandbox
+
+    dataset = PloomesDataset(persons=args.persons, seed=args.seed)
+    try:
+        server = PloomesSandbox(dataset, host=args.host, port=args.ploomes_port, requests_per_minute=args.rpm)
+    except OSError as exc:
+        raise SystemExit(
+            f"error: cannot listen on {args.host}:{args.ploomes_port} ({exc.strerror}); "
+            "pass --ploomes-port with a free port"
+        ) from None
+    return server.start()
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    ploomes = _start_sandbox(args)
+    print(
+        textwrap.dedent(f"""\
+        Ploomes sandbox:  {ploomes.url}   User-Key: {ploomes.user_key}
+        ({args.persons} persons, seed {args.seed}, {args.rpm:g} requests/min per key)
+
+        In another shell:
+          export PLOOMES_BASE_URL={ploomes.url}
+          export PLOOMES_USER_KEY={ploomes.user_key}
+          ploomes-cx sync sandbox --window 2026-11-01
+
+        Ctrl-C stops it."""),
+        flush=True,
+    )
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        ploomes.stop()
+    return EXIT_OK
+
+
+# ---- demo ------------------------------------------------------------------------------------
+def cmd_demo(args: argparse.Namespace) -> int:
+    from ploomes_cx.home import ensure_dagster_home, ensure_home
+    from ploomes_cx.mapping import MappingError, resolve_mapping
+    from ploomes_cx.partitions import WindowError, window_keys
+    from ploomes_cx.sandbox import sandbox_env
+
+    try:
+        m = resolve_mapping(args.mapping)
+        keys = window_keys(m, args.windows)
+    except (MappingError, WindowError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    ploomes = _start_sandbox(args)
+    os.environ.update(sandbox_env(m, ploomes))
+    home = ensure_home()
+    dagster_home = ensure_dagster_home()
+    print(f"sandbox Ploomes API at {ploomes.url}; state in {home}", flush=True)
+    code = _sync(m, keys, dry_run=False)
+    if code != EXIT_OK or args.no_ui:
+        ploomes.stop()
+        return code
+    dagster = shutil.which("dagster", path=str(Path(sys.executable).parent)) or "dagster"
+    env = {**os.environ, "PLOOMES_CX_HOME": str(home), "DAGSTER_HOME": str(dagster_home)}
+    cmd = [
+        dagster,
+        "dev",
+        "-w",
+        str(PROJECT_ROOT / "workspace.yaml"),
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(args.ui_port),
+    ]
+    print(
+        f"\nstarting the Dagster UI: open http://127.0.0.1:{args.ui_port} (asset groups {m.name}_*). "
+        "Ctrl-C stops the UI and the sandbox.",
+        flush=True,
+    )
+    proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+        return EXIT_OK
+    finally:
+        ploomes.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

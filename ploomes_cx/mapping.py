@@ -1,0 +1,316 @@
+"""Mapping files: one YAML file in `mappings/` describes one Ploomes -> CustomerX integration.
+
+The format is the public contract (shared/specs/mapping-and-cli.md §1). The model forbids unknown
+keys so that a typo ("identifers:") fails loudly instead of silently falling back to a default, and
+every error is reported with the file, the key path and the allowed values, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Literal, get_args
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+ClientSource = Literal["organizations", "persons", "deals"]
+ContactSource = Literal["organizations", "persons", "deals"]
+ContractSource = Literal["won_deals", "deal_products", "none"]
+TimelineKind = Literal["notes", "activities", "attachments"]
+Identifier = Literal["cnpj_cpf", "external_code", "email"]
+
+NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
+ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class MappingError(Exception):
+    """A mapping file that cannot be used; the message is meant for the person who wrote it."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PloomesSettings(_Strict):
+    base_url_env: str = Field("PLOOMES_BASE_URL", pattern=ENV_NAME_PATTERN)
+    user_key_env: str = Field("PLOOMES_USER_KEY", pattern=ENV_NAME_PATTERN)
+    requests_per_minute: int = Field(120, ge=1, le=6000)
+    page_size: int = Field(300, ge=1, le=1000)
+    # Added keys (not in the contract, all optional):
+    timeout_seconds: float = Field(60.0, gt=0, le=600)
+    max_attempts: int = Field(8, ge=1, le=50)
+    # I (ploomes-api.md §5): offset-less dates in responses are read in this zone.
+    naive_datetime_timezone: str = "America/Sao_Paulo"
+    # I (ploomes-api.md §5): `offset` sends 2026-03-01T00:00:00-03:00 (seen in public code),
+    # `utc` sends 2026-03-01T03:00:00Z.
+    datetime_literal: Literal["offset", "utc"] = "offset"
+
+    @field_validator("naive_datetime_timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        return _check_zone(value)
+
+
+class CustomerXSettings(_Strict):
+    base_url_env: str = Field("CUSTOMERX_BASE_URL", pattern=ENV_NAME_PATTERN)
+    token_env: str = Field("CUSTOMERX_TOKEN", pattern=ENV_NAME_PATTERN)
+    requests_per_minute: int = Field(60, ge=1, le=6000)
+    auth_scheme: Literal["raw", "bearer"] = "raw"
+
+
+class SyncSettings(_Strict):
+    cadence: Literal["daily", "hourly"] = "daily"
+    start: str = "2026-01-01"
+    timezone: str = "America/Sao_Paulo"
+
+    @field_validator("start")
+    @classmethod
+    def _date(cls, value: Any) -> str:
+        text = str(value)
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            raise ValueError('must be a date written YYYY-MM-DD, e.g. "2026-01-01"')
+        import datetime as _dt
+
+        try:
+            _dt.date.fromisoformat(text)
+        except ValueError as exc:
+            raise ValueError(f"is not a real date ({exc})") from None
+        return text
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        return _check_zone(value)
+
+
+class ClientsSettings(_Strict):
+    source: ClientSource = "organizations"
+
+
+class ContactsSettings(_Strict):
+    source: ContactSource = "persons"
+
+
+class ContractsSettings(_Strict):
+    source: ContractSource = "won_deals"
+
+
+class CustomField(_Strict):
+    ploomes: str = Field(min_length=1)
+    customerx: str = Field(min_length=1)
+
+
+class CustomFields(_Strict):
+    clients: list[CustomField] = Field(default_factory=list)
+    contacts: list[CustomField] = Field(default_factory=list)
+    contracts: list[CustomField] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_targets(self) -> CustomFields:
+        for entity in ("clients", "contacts", "contracts"):
+            names = [f.customerx for f in getattr(self, entity)]
+            repeated = sorted({n for n in names if names.count(n) > 1})
+            if repeated:
+                raise ValueError(f"{entity}: CustomerX attribute(s) {repeated} are mapped more than once")
+        return self
+
+    def all_keys(self) -> set[str]:
+        return {f.ploomes for fs in (self.clients, self.contacts, self.contracts) for f in fs}
+
+
+class QualitySettings(_Strict):
+    max_rejected_ratio: float = Field(0.05, ge=0, le=1)
+
+
+class Mapping(_Strict):
+    name: str = Field(pattern=NAME_PATTERN)
+    ploomes: PloomesSettings = Field(default_factory=PloomesSettings)
+    customerx: CustomerXSettings = Field(default_factory=CustomerXSettings)
+    sync: SyncSettings = Field(default_factory=SyncSettings)
+    clients: ClientsSettings = Field(default_factory=ClientsSettings)
+    contacts: ContactsSettings = Field(default_factory=ContactsSettings)
+    contracts: ContractsSettings = Field(default_factory=ContractsSettings)
+    timeline: list[TimelineKind] = Field(default_factory=lambda: ["notes", "activities", "attachments"])
+    identifiers: list[Identifier] = Field(default_factory=lambda: ["cnpj_cpf", "external_code", "email"])
+    external_code_field: str = Field("Key", min_length=1)
+    custom_fields: CustomFields = Field(default_factory=CustomFields)
+    quality: QualitySettings = Field(default_factory=QualitySettings)
+    # Where the file was read from; not a YAML key.
+    source_path: str = Field("", exclude=True)
+
+    @field_validator("timeline", "identifiers")
+    @classmethod
+    def _no_repeats(cls, value: list[str]) -> list[str]:
+        repeated = sorted({v for v in value if value.count(v) > 1})
+        if repeated:
+            raise ValueError(f"lists {repeated} more than once; each value may appear once")
+        return value
+
+    @property
+    def ploomes_entities(self) -> list[str]:
+        """The raw Ploomes extracts this integration needs, in a stable order."""
+        needed: set[str] = set()
+        for source in (self.clients.source, self.contacts.source):
+            if source == "organizations":
+                needed.add("organizations")
+            elif source == "persons":
+                needed |= {"persons", "organizations"}
+            else:  # deals: the client/contact comes from the contact or person on a won deal
+                needed |= {"deals", "organizations", "persons"}
+        if self.contracts.source == "won_deals":
+            needed.add("deals")
+        elif self.contracts.source == "deal_products":
+            needed |= {"deals", "orders", "quotes"}
+        kinds = {"notes": "notes", "activities": "tasks", "attachments": "attachments"}
+        needed |= {kinds[k] for k in self.timeline}
+        needed.add("fields")
+        order = [
+            "fields",
+            "organizations",
+            "persons",
+            "deals",
+            "orders",
+            "quotes",
+            "notes",
+            "tasks",
+            "attachments",
+        ]
+        return [e for e in order if e in needed]
+
+    @property
+    def uses_external_code_custom_field(self) -> bool:
+        return self.external_code_field != "Key"
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML keeps the last of two equal keys; in a mapping file that hides a mistake, so refuse it."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice in the same block", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _check_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{value!r} is not an IANA time zone name, e.g. America/Sao_Paulo") from None
+    return value
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str] | None:
+    """The keys allowed at `loc` (the parent of an unknown key), to put in the error message."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = current.model_fields.get(part) if isinstance(current, type) else None
+        if field is None:
+            return None
+        annotation = field.annotation
+        args = get_args(annotation)
+        current = next((a for a in args if isinstance(a, type) and issubclass(a, BaseModel)), annotation)
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return None
+    return [k for k in current.model_fields if k != "source_path"]
+
+
+def _describe(err: dict[str, Any]) -> str:
+    loc = tuple(err["loc"])
+    path = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in loc).replace(".[", "[")
+    if err["type"] == "extra_forbidden":
+        allowed = _allowed_keys(Mapping, loc[:-1])
+        hint = f"; allowed keys here: {', '.join(allowed)}" if allowed else ""
+        return f"{path}: unknown key{hint}"
+    if err["type"] == "missing":
+        return f"{path}: required key is missing"
+    message = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "string_pattern_mismatch" and loc[-1] == "name":
+        message = "must match [a-z][a-z0-9_]* (lower-case letter, then lower-case letters, digits, _)"
+    value = err.get("input")
+    shown = f" (got {value!r})" if value is not None and not isinstance(value, dict | list) else ""
+    return f"{path}: {message}{shown}"
+
+
+def parse_mapping(data: Any, source: str) -> Mapping:
+    """Validate already-parsed YAML; `source` names the file in every message."""
+    if not isinstance(data, dict):
+        raise MappingError(
+            f"{source}: the file must hold a YAML mapping (key: value lines), got {type(data).__name__}"
+        )
+    if "source_path" in data:
+        raise MappingError(f"{source}: source_path: unknown key")
+    try:
+        return Mapping.model_validate({**data, "source_path": source})
+    except ValidationError as exc:
+        lines = [_describe(e) for e in exc.errors()]
+        raise MappingError(f"{source}: invalid mapping\n  " + "\n  ".join(lines)) from None
+
+
+def load_mapping(path: str | Path) -> Mapping:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise MappingError(f"{path}: no such mapping file") from None
+    except OSError as exc:
+        raise MappingError(f"{path}: cannot be read ({exc.strerror})") from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise MappingError(f"{path}: not valid YAML{where}: {problem}") from None
+    return parse_mapping(data, str(path))
+
+
+def mappings_dir() -> Path:
+    """`$PLOOMES_CX_MAPPINGS` when set, else the `mappings/` folder of this project checkout."""
+    configured = os.environ.get("PLOOMES_CX_MAPPINGS")
+    if configured:
+        return Path(configured)
+    return Path(__file__).resolve().parent.parent / "mappings"
+
+
+def load_mappings(directory: Path | None = None) -> list[Mapping]:
+    directory = directory or mappings_dir()
+    files = sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
+    mappings = [load_mapping(f) for f in files]
+    _check_unique_names(mappings)
+    return mappings
+
+
+def _check_unique_names(mappings: Iterable[Mapping]) -> None:
+    seen: dict[str, str] = {}
+    for m in mappings:
+        if m.name in seen:
+            raise MappingError(
+                f"{m.source_path}: name: {m.name!r} is already used by {seen[m.name]}; "
+                "each mapping needs its own name because it prefixes asset keys and jobs"
+            )
+        seen[m.name] = m.source_path
+
+
+def resolve_mapping(ref: str) -> Mapping:
+    """A CLI argument: a path to a YAML file, or the `name` of a mapping in the mappings folder."""
+    candidate = Path(ref)
+    if candidate.suffix in (".yaml", ".yml") or candidate.exists():
+        return load_mapping(candidate)
+    directory = mappings_dir()
+    for path in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]):
+        m = load_mapping(path)
+        if m.name == ref:
+            return m
+    raise MappingError(f"{ref}: no mapping file with that path, and no mapping named {ref!r} in {directory}")

@@ -1,0 +1,72 @@
+"""Sync windows: one Dagster time-window partition per window of Ploomes change dates."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import dagster as dg
+
+from ploomes_cx.mapping import Mapping
+
+HOURLY_FMT = "%Y-%m-%d-%H:%M"
+
+
+class WindowError(ValueError):
+    """A --window argument that names no partition of the mapping."""
+
+
+def partitions_def(m: Mapping) -> dg.TimeWindowPartitionsDefinition:
+    if m.sync.cadence == "daily":
+        return dg.DailyPartitionsDefinition(start_date=m.sync.start, timezone=m.sync.timezone)
+    return dg.HourlyPartitionsDefinition(start_date=f"{m.sync.start}-00:00", timezone=m.sync.timezone)
+
+
+def window_keys(m: Mapping, spec: str, now: dt.datetime | None = None) -> list[str]:
+    """`START[..END]`, inclusive, as partition keys in order.
+
+    With hourly cadence a bare date means all 24 windows of that day.
+    """
+    parts = partitions_def(m)
+    start_text, _, end_text = spec.partition("..")
+    end_text = end_text or start_text
+    if not start_text:
+        raise WindowError(f"--window {spec!r}: expected START or START..END, e.g. 2026-03-01..2026-03-07")
+    hourly = m.sync.cadence == "hourly"
+    first = _bound(start_text, hourly, first=True, spec=spec)
+    last = _bound(end_text, hourly, first=False, spec=spec)
+    if last < first:
+        raise WindowError(f"--window {spec!r}: END comes before START")
+    existing = parts.get_partition_keys(current_time=now)
+    keys = [k for k in existing if first <= k <= last]
+    if not keys:
+        span = f"{existing[0]} .. {existing[-1]}" if existing else "none yet"
+        raise WindowError(
+            f"--window {spec!r} names no complete {m.sync.cadence} window of mapping {m.name!r} "
+            f"(windows so far: {span}; a window can be synced once it has ended)"
+        )
+    missing = {k for k in (first, last) if len(k) == len(existing[0]) and k not in existing}
+    if missing:
+        raise WindowError(
+            f"--window {spec!r}: {', '.join(sorted(missing))} is not a complete window of {m.name!r}"
+        )
+    return keys
+
+
+def _bound(text: str, hourly: bool, first: bool, spec: str) -> str:
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        try:
+            dt.date.fromisoformat(text)
+        except ValueError:
+            raise WindowError(f"--window {spec!r}: {text} is not a real date") from None
+        if hourly:
+            return f"{text}-00:00" if first else f"{text}-23:00"
+        return text
+    if hourly and re.fullmatch(r"\d{4}-\d{2}-\d{2}-\d{2}:00", text):
+        try:
+            dt.datetime.strptime(text, HOURLY_FMT)
+        except ValueError:
+            raise WindowError(f"--window {spec!r}: {text} is not a real hour") from None
+        return text
+    form = "YYYY-MM-DD or YYYY-MM-DD-HH:00" if hourly else "YYYY-MM-DD"
+    raise WindowError(f"--window {spec!r}: {text!r} is not a partition key; use {form}")

@@ -1,0 +1,329 @@
+"""HTTP client for the Ploomes OData API: auth, pacing, retries and window paging. No frames here.
+
+Paging is keyset on `Id` inside a closed change-date window: `$filter=<window> and Id gt <last>`,
+`$orderby=Id` (the pattern of public code, ploomes-api.md §3). Within a fixed window the Id is a
+unique, exact integer, so records that share a `LastUpdateDate` at a page edge are neither skipped
+nor repeated, and a short page mid-set only costs one more request: paging stops on an empty page,
+or on a short page once `@odata.count` (asked for on the first page) says everything has arrived.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import tenacity
+
+from ploomes_cx.ploomes.entities import EntitySpec
+
+log = logging.getLogger(__name__)
+
+
+class PloomesError(Exception):
+    """An error a person can act on; messages never contain the key."""
+
+
+class PloomesAuthError(PloomesError):
+    pass
+
+
+class PloomesRequestError(PloomesError):
+    """A 4xx other than 401/403/429: retrying would not help."""
+
+
+class PloomesUnavailableError(PloomesError):
+    """Transient failures outlasted every retry."""
+
+
+class _Transient(Exception):
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+@dataclass
+class CallStats:
+    """What one extraction cost; it ends up in the materialization metadata."""
+
+    requests: int = 0
+    retries: int = 0
+    pages: int = 0
+    records: int = 0
+    rate_limited: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+
+class Pacer:
+    """Spaces request starts evenly at the configured rate, across threads and processes.
+
+    Even spacing, not a windowed counter: a limiter that allows 120 requests in the first second
+    of a minute meets the server's own limiter as a burst of 429s. When `state_path` is given, the
+    next free slot lives in that file under an exclusive `flock`, so every step and every run
+    that uses the same account (parallel backfills included) shares one budget. Retries are
+    tenacity's; this is the only hand-written flow control.
+    """
+
+    def __init__(self, requests_per_minute: float, state_path: Path | None = None) -> None:
+        self.interval = 60.0 / requests_per_minute
+        self.state_path = state_path
+        self._next = 0.0
+        self._lock = threading.Lock()
+        if state_path is not None:
+            state_path.parent.mkdir(parents=True, exist_ok=True)
+
+    def _reserve(self, not_before: float, spacing: float) -> float:
+        """Book the next slot at or after `not_before`; returns its start (epoch seconds)."""
+        with self._lock:
+            if self.state_path is None:
+                start = max(not_before, self._next)
+                self._next = max(self._next, start + spacing)
+                return start
+            with open(self.state_path, "a+") as fh:
+                fcntl.flock(fh, fcntl.LOCK_EX)
+                fh.seek(0)
+                text = fh.read().strip()
+                booked = float(text) if text else 0.0
+                start = max(not_before, booked)
+                fh.seek(0)
+                fh.truncate()
+                fh.write(repr(max(booked, start + spacing)))
+                fh.flush()
+            return start
+
+    def wait(self) -> None:
+        start = self._reserve(time.time(), self.interval)
+        delay = start - time.time()
+        if delay > 0:
+            time.sleep(delay)
+
+    def hold(self, seconds: float) -> None:
+        """After a 429 nobody on this account should call before `seconds` have passed."""
+        self._reserve(time.time() + seconds, 0.0)
+
+
+def format_literal(moment: dt.datetime, style: str) -> str:
+    """An OData date literal. (I) `offset` is the form seen in public code; `utc` the Z form."""
+    if moment.tzinfo is None:
+        raise ValueError("window bounds must be time-zone aware")
+    if style == "utc":
+        return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.isoformat(timespec="seconds")
+
+
+class PloomesApi:
+    """One configured connection to one Ploomes account."""
+
+    def __init__(
+        self,
+        base_url: str,
+        user_key: str,
+        *,
+        user_key_env: str = "PLOOMES_USER_KEY",
+        requests_per_minute: float = 120,
+        page_size: int = 300,
+        timeout_seconds: float = 60.0,
+        max_attempts: int = 8,
+        backoff_initial_seconds: float = 1.0,
+        backoff_max_seconds: float = 60.0,
+        datetime_literal: str = "offset",
+        pacing_file: Path | None = None,
+        logger: logging.Logger | logging.LoggerAdapter | None = None,
+    ) -> None:
+        self.log = logger or log
+        self.base_url = base_url.rstrip("/")
+        self.user_key_env = user_key_env
+        self.page_size = page_size
+        self.max_attempts = max_attempts
+        self.datetime_literal = datetime_literal
+        self.pacer = Pacer(requests_per_minute, pacing_file)
+        self._backoff = tenacity.wait_exponential_jitter(
+            initial=backoff_initial_seconds, max=backoff_max_seconds
+        )
+        self._backoff_max = backoff_max_seconds
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            headers={"User-Key": user_key, "Accept": "application/json"},
+            timeout=httpx.Timeout(timeout_seconds, connect=min(10.0, timeout_seconds)),
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> PloomesApi:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- one request, retried ----------------------------------------------------------------
+    def get(self, path: str, params: dict[str, str], stats: CallStats | None = None) -> dict[str, Any]:
+        stats = stats if stats is not None else CallStats()
+
+        def before_sleep(state: tenacity.RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            reason = exc.reason if isinstance(exc, _Transient) else "error"
+            stats.retries += 1
+            stats.reasons[reason] = stats.reasons.get(reason, 0) + 1
+            self.log.warning(
+                f"Ploomes GET {path}: {reason}; retry {state.attempt_number} in {state.upcoming_sleep:.1f}s"
+            )
+
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(_Transient),
+            stop=tenacity.stop_after_attempt(self.max_attempts),
+            wait=self._wait,
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        try:
+            return retrying(self._once, path, params, stats)
+        except _Transient as exc:
+            raise PloomesUnavailableError(
+                f"Ploomes GET {path} kept failing after {self.max_attempts} attempts (last: {exc.reason}). "
+                f"Check {self.base_url} is reachable and retry the run; nothing was written for this window."
+            ) from None
+
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, _Transient) and exc.retry_after is not None:
+            return min(exc.retry_after, self._backoff_max)
+        return self._backoff(state)
+
+    def _once(self, path: str, params: dict[str, str], stats: CallStats) -> dict[str, Any]:
+        self.pacer.wait()
+        stats.requests += 1
+        try:
+            response = self._http.get(path, params=params)
+        except httpx.TimeoutException:
+            raise _Transient("timeout") from None
+        except httpx.TransportError as exc:  # refused, reset, dropped mid-response
+            raise _Transient(f"connection error ({type(exc).__name__})") from None
+        status = response.status_code
+        if status in (401, 403):
+            raise PloomesAuthError(
+                f"Ploomes refused the key in ${self.user_key_env} (HTTP {status} on GET {path}). "
+                f"Set ${self.user_key_env} to the User-Key of an active integration user of this account."
+            )
+        if status == 429:
+            stats.rate_limited += 1
+            retry_after = _retry_after(response.headers.get("Retry-After"))
+            if retry_after is not None:
+                self.pacer.hold(retry_after)
+            raise _Transient("HTTP 429", retry_after)
+        if status >= 500:
+            raise _Transient(f"HTTP {status}")
+        if status >= 400:
+            raise PloomesRequestError(
+                f"Ploomes answered HTTP {status} to GET {path} ({_error_text(response)}); "
+                "this is not retried because the request itself was refused."
+            )
+        try:
+            body = response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise _Transient("malformed JSON") from None
+        if not isinstance(body, dict) or not isinstance(body.get("value", []), list):
+            raise _Transient("unexpected response shape")
+        return body
+
+    # ---- paging --------------------------------------------------------------------------------
+    def iter_window(
+        self,
+        spec: EntitySpec,
+        start: dt.datetime,
+        end: dt.datetime,
+        stats: CallStats,
+        extra_expand: tuple[str, ...] = (),
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Yield pages of the records whose change date is in [start, end)."""
+        window = (
+            f"{spec.date_field} ge {format_literal(start, self.datetime_literal)} and "
+            f"{spec.date_field} lt {format_literal(end, self.datetime_literal)}"
+        )
+        base = f"({spec.base_filter}) and {window}" if spec.base_filter else window
+        expand = ",".join(dict.fromkeys((*spec.expand, *extra_expand)))
+        yield from self._iter_keyset(spec.path, base, expand, stats)
+
+    def _iter_keyset(
+        self, path: str, base_filter: str, expand: str, stats: CallStats
+    ) -> Iterator[list[dict[str, Any]]]:
+        last_id: int | None = None
+        expected: int | None = None
+        seen = 0
+        while True:
+            flt = base_filter if last_id is None else f"{base_filter} and Id gt {last_id}"
+            params = {"$filter": flt, "$orderby": "Id", "$top": str(self.page_size)}
+            if expand:
+                params["$expand"] = expand
+            if last_id is None:
+                params["$count"] = "true"
+            body = self.get(path, params, stats)
+            if last_id is None and isinstance(body.get("@odata.count"), int):
+                expected = body["@odata.count"]
+            page = body.get("value", [])
+            if not page:
+                return
+            ids = [r.get("Id") for r in page]
+            if (
+                any(not isinstance(i, int) for i in ids)
+                or ids != sorted(ids)
+                or (last_id is not None and ids[0] <= last_id)
+            ):
+                raise PloomesRequestError(
+                    f"Ploomes GET {path} returned a page not ordered by Id after {last_id}; keyset paging "
+                    "cannot continue safely (did the server ignore $orderby?)."
+                )
+            stats.pages += 1
+            stats.records += len(page)
+            seen += len(page)
+            last_id = ids[-1]
+            yield page
+            if len(page) < self.page_size and expected is not None and seen >= expected:
+                return
+
+    def fields(self, stats: CallStats) -> list[dict[str, Any]]:
+        """The whole field catalogue, native and custom (`/Fields`)."""
+        out: list[dict[str, Any]] = []
+        for page in self._iter_keyset("/Fields", "Id gt 0", "Type", stats):
+            out.extend(page)
+        return out
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        try:
+            from email.utils import parsedate_to_datetime
+
+            when = parsedate_to_datetime(value)
+            return max(0.0, (when - dt.datetime.now(when.tzinfo)).total_seconds())
+        except (TypeError, ValueError):
+            return None
+
+
+def _error_text(response: httpx.Response) -> str:
+    """The server's message (error.message / Message, ploomes-api.md §4), else the start of the body."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:300] or "no body"
+    if isinstance(body, dict):
+        err = body.get("error")
+        if isinstance(err, dict) and err.get("message"):
+            return str(err["message"])[:300]
+        for key in ("Message", "message"):
+            if body.get(key):
+                return str(body[key])[:300]
+    return json.dumps(body)[:300]

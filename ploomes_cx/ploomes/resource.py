@@ -1,0 +1,61 @@
+"""The Ploomes client as a Dagster resource: configuration in, `PloomesApi` out."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+import dagster as dg
+
+from ploomes_cx.home import home
+from ploomes_cx.mapping import Mapping
+from ploomes_cx.ploomes.client import PloomesApi
+
+
+class PloomesResource(dg.ConfigurableResource):
+    """One Ploomes account. `user_key` comes from an `EnvVar`, so the UI shows its name only."""
+
+    base_url: str
+    user_key: str
+    user_key_env: str = "PLOOMES_USER_KEY"
+    requests_per_minute: float = 120
+    page_size: int = 300
+    timeout_seconds: float = 60.0
+    max_attempts: int = 8
+    backoff_initial_seconds: float = 1.0
+    datetime_literal: str = "offset"
+    naive_datetime_timezone: str = "America/Sao_Paulo"
+    share_pacing: bool = True
+
+    def api(self, logger: logging.Logger | logging.LoggerAdapter | None = None) -> PloomesApi:
+        # One pacing file per (URL, key variable): every process using that account shares it.
+        # Named by a hash of the URL and the variable's *name*; the key itself is never written.
+        tag = hashlib.sha256(f"{self.base_url}|{self.user_key_env}".encode()).hexdigest()[:16]
+        pacing_file = home() / "pacing" / f"ploomes-{tag}" if self.share_pacing else None
+        return PloomesApi(
+            self.base_url,
+            self.user_key,
+            user_key_env=self.user_key_env,
+            requests_per_minute=self.requests_per_minute,
+            page_size=self.page_size,
+            timeout_seconds=self.timeout_seconds,
+            max_attempts=self.max_attempts,
+            backoff_initial_seconds=self.backoff_initial_seconds,
+            datetime_literal=self.datetime_literal,
+            pacing_file=pacing_file,
+            logger=logger,
+        )
+
+
+def ploomes_resource(m: Mapping) -> PloomesResource:
+    return PloomesResource(
+        base_url=dg.EnvVar(m.ploomes.base_url_env),
+        user_key=dg.EnvVar(m.ploomes.user_key_env),
+        user_key_env=m.ploomes.user_key_env,
+        requests_per_minute=m.ploomes.requests_per_minute,
+        page_size=m.ploomes.page_size,
+        timeout_seconds=m.ploomes.timeout_seconds,
+        max_attempts=m.ploomes.max_attempts,
+        datetime_literal=m.ploomes.datetime_literal,
+        naive_datetime_timezone=m.ploomes.naive_datetime_timezone,
+    )

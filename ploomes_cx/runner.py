@@ -1,0 +1,118 @@
+"""Run a mapping's sync job for a list of windows on the persistent Dagster instance.
+
+Used by the CLI's `sync` and `demo`. Windows run one at a time, oldest first, and the first
+failed window stops the rest, so CustomerX never receives a newer window before an older one.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import dagster as dg
+
+from ploomes_cx.factory import build_integration_defs, sync_job_name
+from ploomes_cx.home import ensure_dagster_home, ensure_home
+from ploomes_cx.mapping import Mapping
+
+SUMMARY_COLUMNS = ("extracted", "staged", "rejected", "merged", "created", "updated", "unchanged", "failed")
+
+
+class MissingEnvironment(Exception):
+    pass
+
+
+@dataclass
+class WindowResult:
+    key: str
+    success: bool
+    seconds: float
+    run_id: str
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)  # entity -> column -> n
+    errors: list[str] = field(default_factory=list)
+    error_kinds: set[str] = field(default_factory=set)
+
+
+def required_env(m: Mapping) -> list[str]:
+    return [m.ploomes.base_url_env, m.ploomes.user_key_env]
+
+
+def check_env(m: Mapping) -> None:
+    missing = [name for name in required_env(m) if not os.environ.get(name)]
+    if missing:
+        raise MissingEnvironment(
+            f"{m.source_path}: environment variable(s) {', '.join('$' + n for n in missing)} not set; "
+            "they hold the Ploomes base URL and integration user key (names come from the mapping's ploomes: keys)"
+        )
+
+
+def run_windows(
+    m: Mapping,
+    keys: list[str],
+    on_window: Callable[[WindowResult], None] | None = None,
+    tags: dict[str, str] | None = None,
+) -> list[WindowResult]:
+    ensure_home()
+    ensure_dagster_home()
+    instance = dg.DagsterInstance.get()
+    job = build_integration_defs(m).resolve_job_def(sync_job_name(m))
+    results = []
+    try:
+        for key in keys:
+            started = time.monotonic()
+            result = job.execute_in_process(
+                partition_key=key,
+                instance=instance,
+                raise_on_error=False,
+                tags={"ploomes_cx/trigger": "cli", **(tags or {})},
+                run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
+            )
+            window = _summarize(key, result, time.monotonic() - started)
+            results.append(window)
+            if on_window:
+                on_window(window)
+            if not window.success:
+                break
+    finally:
+        instance.dispose()
+    return results
+
+
+def _summarize(key: str, result: Any, seconds: float) -> WindowResult:
+    window = WindowResult(key=key, success=result.success, seconds=seconds, run_id=result.run_id)
+    for event in result.get_asset_materialization_events():
+        mat = event.step_materialization_data.materialization
+        name = mat.asset_key.path[-1]
+        layer, _, entity = name.partition("_")
+        records = mat.metadata.get("records")
+        if layer == "raw" and records is not None:
+            window.counts.setdefault(entity, {})["extracted"] = int(records.value)
+    for event in result.all_events:
+        if event.is_step_failure:
+            data = event.step_failure_data
+            error = data.error
+            message = _root_message(error)
+            window.errors.append(f"{event.step_key}: {message}")
+            meta = (data.user_failure_data.metadata if data.user_failure_data else {}) or {}
+            kind = meta.get("ploomes_cx_error")
+            if kind is not None:
+                window.error_kinds.add(str(kind.value))
+        elif event.is_failure and not window.errors and event.event_specific_data is not None:
+            error = getattr(event.event_specific_data, "error", None)
+            if error is not None:
+                window.errors.append(_root_message(error))
+    return window
+
+
+def _root_message(error: Any) -> str:
+    """The user's message, not Dagster's wrappers around it: the deepest cause in the chain."""
+    if error is None:
+        return "unknown error"
+    while getattr(error, "cause", None) is not None:
+        error = error.cause
+    message = error.message.strip().split("\n\nStack Trace")[0]
+    prefix = f"{error.cls_name}: "
+    return message if message.startswith(prefix) or error.cls_name == "Failure" else prefix + message

@@ -1,0 +1,282 @@
+"""A local Ploomes API: real HTTP on 127.0.0.1, the OData subset our client uses.
+
+It enforces what the real service is known or believed to enforce (ploomes-api.md): the
+`User-Key` header, a per-key rate limit answered with 429 (sometimes with `Retry-After`, since
+whether Ploomes sends it is unknown), and a page-size cap that either truncates silently or
+refuses (`top_cap_mode`, since which one Ploomes does is unknown). Dates are written with an
+offset or without one (`date_offsets`), both variants seen in public material.
+
+Admin endpoints under `/_sandbox/` (no key needed) let tests and operators in another process
+inject faults and change records.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import numpy as np
+
+from ploomes_cx.sandbox.faults import FaultPlan, TokenBucket, retry_after_header
+from ploomes_cx.sandbox.odata import FilterEvaluator, ODataError, parse_orderby, split_top_level
+from ploomes_cx.sandbox.ploomes_data import ACCOUNT_TZ, PloomesDataset, fields_catalogue
+
+ENTITY_SETS = {
+    "Contacts": "contacts",
+    "Deals": "deals",
+    "Orders": "orders",
+    "Quotes": "quotes",
+    "InteractionRecords": "notes",
+    "Tasks": "tasks",
+    "Attachments": "attachments",
+}
+NAVIGATION = {"Phones", "OtherProperties", "Products", "Users", "Attachments", "Product"}
+DATE_COLUMNS = {"LastUpdateDate", "CreateDate", "FinishDate"}
+
+
+class PloomesSandbox:
+    """Owns the dataset, the HTTP server thread and the knobs tests turn."""
+
+    def __init__(
+        self,
+        dataset: PloomesDataset | None = None,
+        user_key: str = "sandbox-ploomes-key",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        requests_per_minute: float = 120,
+        burst: int = 5,
+        max_top: int = 300,
+        top_cap_mode: str = "truncate",
+        date_offsets: bool = True,
+    ) -> None:
+        self.dataset = dataset or PloomesDataset()
+        self.user_key = user_key
+        self.max_top = max_top
+        self.top_cap_mode = top_cap_mode
+        self.date_offsets = date_offsets
+        self.faults = FaultPlan()
+        self.bucket = TokenBucket(requests_per_minute, burst)
+        self.requests: list[tuple[float, str]] = []  # (monotonic time, path?query)
+        self.rate_limited = 0
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer((host, port), _handler_for(self))
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> PloomesSandbox:
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="ploomes-sandbox", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def set_rate_limit(self, requests_per_minute: float, burst: int = 5) -> None:
+        self.bucket = TokenBucket(requests_per_minute, burst)
+
+    def __enter__(self) -> PloomesSandbox:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ---- request handling (called from handler threads) -----------------------------------
+    def list_entity(
+        self, entity_set: str, query: dict[str, str], short_page: bool = False
+    ) -> tuple[int, dict[str, Any]]:
+        if entity_set == "Fields":
+            return 200, self._fields(query)
+        if entity_set == "Account":
+            return 200, {"value": [{"Id": 1, "Name": "Conta Sandbox"}]}
+        table = self.dataset.tables[ENTITY_SETS[entity_set]]
+        cols = table.cols
+        mask = (
+            FilterEvaluator(query["$filter"], cols, DATE_COLUMNS & set(cols), ACCOUNT_TZ).evaluate()
+            if query.get("$filter")
+            else np.ones(len(table), dtype=bool)
+        )
+        idx = np.flatnonzero(mask)
+        order = parse_orderby(query.get("$orderby", "Id"), cols)
+        if order != [("Id", False)]:
+            keys = [(-cols[name][idx] if desc else cols[name][idx]) for name, desc in reversed(order)]
+            idx = idx[np.lexsort(keys)]
+        top = self._top(query)
+        skip = int(query.get("$skip", "0") or 0)
+        page = idx[skip : skip + top]
+        if short_page:
+            page = page[: max(1, len(page) // 2)] if len(page) > 1 else page
+        expand = {part.split("(")[0] for part in split_top_level(query.get("$expand", ""))}
+        select = set(split_top_level(query.get("$select", ""))) if query.get("$select") else None
+        rows = [
+            self._shape(self.dataset.render(table.name, int(i), self.date_offsets), expand, select)
+            for i in page
+        ]
+        body: dict[str, Any] = {"@odata.context": f"{self.url}/$metadata#{entity_set}", "value": rows}
+        if query.get("$count", "").lower() == "true":
+            body["@odata.count"] = len(idx)
+        return 200, body
+
+    def _top(self, query: dict[str, str]) -> int:
+        raw = query.get("$top")
+        if raw is None:
+            return self.max_top
+        try:
+            top = int(raw)
+        except ValueError:
+            raise ODataError(f"$top must be an integer, got {raw!r}") from None
+        if top < 0:
+            raise ODataError("$top must not be negative")
+        if top > self.max_top:
+            if self.top_cap_mode == "error":
+                raise ODataError(f"$top may not exceed {self.max_top}")
+            return self.max_top
+        return top
+
+    def _fields(self, query: dict[str, str]) -> dict[str, Any]:
+        rows = fields_catalogue()
+        top = self._top(query)
+        skip = int(query.get("$skip", "0") or 0)
+        flt = query.get("$filter", "")
+        if flt:
+            cols = {
+                "Id": np.array([r["Id"] for r in rows], dtype=np.int64),
+                "EntityId": np.array([r["EntityId"] for r in rows], dtype=np.int64),
+            }
+            keep = FilterEvaluator(flt, cols, set(), ACCOUNT_TZ).evaluate()
+            rows = [r for r, k in zip(rows, keep, strict=True) if k]
+        if "Type" not in {p.split("(")[0] for p in split_top_level(query.get("$expand", ""))}:
+            rows = [{k: v for k, v in r.items() if k != "Type"} for r in rows]
+        return {"value": rows[skip : skip + top]}
+
+    @staticmethod
+    def _shape(record: dict[str, Any], expand: set[str], select: set[str] | None) -> dict[str, Any]:
+        out = {}
+        for key, value in record.items():
+            if key in NAVIGATION and key not in expand:
+                continue
+            if select is not None and key not in select and key not in expand:
+                continue
+            out[key] = value
+        return out
+
+
+def _handler_for(sandbox: PloomesSandbox) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+        def _send(
+            self, status: int, body: Any, headers: dict[str, str] | None = None, raw: bytes | None = None
+        ) -> None:
+            data = raw if raw is not None else json.dumps(body, ensure_ascii=False).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _read_json(self) -> Any:
+            length = int(self.headers.get("Content-Length") or 0)
+            return json.loads(self.rfile.read(length) or b"{}")
+
+        def do_POST(self) -> None:
+            path = urlsplit(self.path).path
+            body = self._read_json()
+            if path == "/_sandbox/faults":
+                sandbox.faults.inject(
+                    body["kind"],
+                    int(body.get("times", 1)),
+                    body.get("retry_after"),
+                    float(body.get("delay", 0)),
+                )
+                return self._send(200, {"ok": True})
+            if path == "/_sandbox/touch":
+                sandbox.dataset.touch(
+                    body["entity"], int(body["id"]), body.get("changes"), body.get("when_ms")
+                )
+                return self._send(200, {"ok": True})
+            self._send(405, {"error": {"message": "the sandbox Ploomes API is read-only"}})
+
+        def do_DELETE(self) -> None:
+            if urlsplit(self.path).path == "/_sandbox/faults":
+                sandbox.faults.clear()
+                return self._send(200, {"ok": True})
+            self._send(405, {"error": {"message": "the sandbox Ploomes API is read-only"}})
+
+        def do_GET(self) -> None:
+            parts = urlsplit(self.path)
+            path = parts.path.rstrip("/")
+            if path == "/_sandbox/stats":
+                return self._send(
+                    200,
+                    {
+                        "requests": len(sandbox.requests),
+                        "rate_limited": sandbox.rate_limited,
+                        "faults_served": sandbox.faults.served,
+                    },
+                )
+            with sandbox._lock:
+                sandbox.requests.append((time.monotonic(), self.path))
+            fault = sandbox.faults.take()
+            if fault and fault.kind == "slow":
+                time.sleep(fault.delay)
+            elif fault and fault.kind == "drop":
+                self.close_connection = True
+                with contextlib.suppress(OSError):
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                return None
+            elif fault and fault.kind == "500":
+                return self._send(500, {"error": {"message": "Internal server error (injected)"}})
+            elif fault and fault.kind == "429":
+                headers = (
+                    {}
+                    if fault.retry_after is None
+                    else {"Retry-After": retry_after_header(fault.retry_after)}
+                )
+                with sandbox._lock:
+                    sandbox.rate_limited += 1
+                return self._send(429, {"error": {"message": "Too many requests"}}, headers)
+            key = self.headers.get("User-Key")
+            if key != sandbox.user_key:
+                return self._send(401, {"error": {"message": "Invalid or missing User-Key"}})
+            wait = sandbox.bucket.try_take()
+            if wait > 0:
+                with sandbox._lock:
+                    sandbox.rate_limited += 1
+                    odd = sandbox.rate_limited % 2 == 1
+                headers = {"Retry-After": retry_after_header(wait)} if odd else {}
+                return self._send(429, {"error": {"message": "Rate limit exceeded"}}, headers)
+            entity_set = path.lstrip("/")
+            if entity_set not in ENTITY_SETS and entity_set not in ("Fields", "Account"):
+                return self._send(404, {"error": {"message": f"No resource found for {path}"}})
+            query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+            try:
+                status, body = sandbox.list_entity(
+                    entity_set, query, bool(fault and fault.kind == "short_page")
+                )
+            except ODataError as exc:
+                return self._send(400, {"error": {"message": str(exc)}})
+            if fault and fault.kind == "malformed":
+                data = json.dumps(body).encode()
+                return self._send(status, None, raw=data[: max(10, len(data) // 2)])
+            return self._send(status, body)
+
+    return Handler

@@ -1,0 +1,53 @@
+"""The DuckDB IO manager, with two fixes over the stock pandas handler.
+
+The stock handler skips writing an empty frame, so a window with no records creates no table and
+every downstream read fails; and it appends positionally, so a column order change corrupts a
+table silently. Here an empty frame still creates the (empty) table, and inserts go `BY NAME`.
+The DELETE of the partition slice before the write is the integration's own and is unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+from dagster import OutputContext
+from dagster._core.storage.db_io_manager import DbTypeHandler, TableSlice
+from dagster_duckdb.io_manager import DuckDBIOManager
+from dagster_duckdb_pandas import DuckDBPandasTypeHandler
+
+
+class _PandasHandler(DuckDBPandasTypeHandler):
+    def handle_output(
+        self, context: OutputContext, table_slice: TableSlice, obj: pd.DataFrame, connection
+    ) -> None:
+        table = f"{table_slice.schema}.{table_slice.table}"
+        connection.register("_ploomes_cx_out", obj)
+        try:
+            connection.execute(f"create table if not exists {table} as select * from _ploomes_cx_out limit 0")
+            if not obj.empty:
+                connection.execute(f"insert into {table} by name select * from _ploomes_cx_out")
+        finally:
+            connection.unregister("_ploomes_cx_out")
+        context.add_output_metadata(
+            {"dagster/partition_row_count" if context.has_partition_key else "dagster/row_count": len(obj)}
+        )
+
+
+class PloomesCxDuckDBIOManager(DuckDBIOManager):
+    """DuckDB pandas IO manager; one database file per mapping under `$PLOOMES_CX_HOME`."""
+
+    @staticmethod
+    def type_handlers() -> Sequence[DbTypeHandler]:
+        return [_PandasHandler()]
+
+    @staticmethod
+    def default_load_type() -> type | None:
+        return pd.DataFrame
+
+
+def database_path(home: Path, mapping_name: str) -> Path:
+    """`warehouse_<name>.duckdb`: the catalog DuckDB derives from the file name must differ from the
+    schema (the mapping name), or every unqualified `<name>.<table>` reference is ambiguous."""
+    return home / f"warehouse_{mapping_name}.duckdb"

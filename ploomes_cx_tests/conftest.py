@@ -1,0 +1,78 @@
+"""Fixtures: sandbox servers on free ports (real HTTP), a fresh state folder per test."""
+
+from __future__ import annotations
+
+import datetime as dt
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from ploomes_cx.mapping import Mapping, load_mapping
+from ploomes_cx.sandbox import PloomesDataset, PloomesSandbox, sandbox_env
+
+SP = ZoneInfo("America/Sao_Paulo")
+SECRET_KEY = "pk-Zq8-SECRET-do-not-print-7731"
+
+
+def local(*args: int) -> dt.datetime:
+    return dt.datetime(*args, tzinfo=SP)
+
+
+@pytest.fixture
+def dataset() -> PloomesDataset:
+    return PloomesDataset(persons=800, seed=7)
+
+
+@pytest.fixture
+def ploomes(dataset: PloomesDataset) -> Iterator[PloomesSandbox]:
+    """A sandbox whose rate limit tests do not hit unless they lower it."""
+    with PloomesSandbox(dataset, user_key=SECRET_KEY, requests_per_minute=60_000, burst=1000) as server:
+        yield server
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "state"
+    monkeypatch.setenv("PLOOMES_CX_HOME", str(path))
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    return path
+
+
+def write_mapping(directory: Path, name: str = "acme", extra: str = "") -> Path:
+    """A mapping like mappings/sandbox.yaml, fast enough for tests (6000 requests/min)."""
+    path = directory / f"{name}.yaml"
+    path.write_text(
+        textwrap.dedent(f"""\
+        name: {name}
+        ploomes:
+          requests_per_minute: 6000
+          page_size: 50
+          max_attempts: 6
+        sync:
+          start: "2026-11-01"
+        custom_fields:
+          clients:
+            - ploomes: contact_0A1B2C3D-0000-0000-0000-00000000000A
+              customerx: segmento
+        """)
+        + textwrap.dedent(extra)
+    )
+    return path
+
+
+@pytest.fixture
+def mapping(tmp_path: Path) -> Mapping:
+    return load_mapping(write_mapping(tmp_path))
+
+
+@pytest.fixture
+def sandbox_environ(
+    mapping: Mapping, ploomes: PloomesSandbox, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, str]:
+    env = sandbox_env(mapping, ploomes)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    return env

@@ -1,0 +1,182 @@
+"""Raw extract assets through Dagster: sandbox over HTTP -> partitioned DuckDB tables."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+from dagster._serdes import serialize_value
+
+from ploomes_cx.cli import main
+from ploomes_cx.factory import build_integration_defs
+from ploomes_cx.mapping import load_mapping
+from ploomes_cx.partitions import window_keys
+from ploomes_cx.runner import run_windows
+from ploomes_cx.sandbox.ploomes_data import to_ms
+from ploomes_cx.storage import database_path
+from ploomes_cx_tests.conftest import SECRET_KEY, local, write_mapping
+
+ENTITIES = ["organizations", "persons", "deals", "notes", "tasks", "attachments"]
+
+
+def table_ids(home: Path, mapping: str, entity: str, window: str) -> list[int]:
+    with duckdb.connect(str(database_path(home, mapping)), read_only=True) as con:
+        rows = con.execute(
+            f"select id from {mapping}.raw_{entity} where window_start = ?::timestamp order by id", [window]
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+def day(n: int) -> tuple[dt.datetime, dt.datetime]:
+    return local(2026, 11, n), local(2026, 11, n + 1)
+
+
+def test_sync_job_extracts_every_entity_into_its_partition(home, mapping, ploomes, sandbox_environ):
+    results = run_windows(mapping, ["2026-11-02", "2026-11-03"])
+    assert [r.success for r in results] == [True, True]
+    for n, key in ((2, "2026-11-02"), (3, "2026-11-03")):
+        for entity in ENTITIES:
+            expected = sorted(ploomes.dataset.expected_ids(entity, *day(n)))
+            assert table_ids(home, "acme", entity, f"{key} 00:00:00") == expected, (entity, key)
+    assert results[0].counts["persons"]["extracted"] == len(ploomes.dataset.expected_ids("persons", *day(2)))
+
+    instance = dg.DagsterInstance.get()
+    event = instance.get_latest_materialization_event(dg.AssetKey(["acme", "raw_persons"]))
+    meta = event.asset_materialization.metadata
+    assert meta["requests"].value >= meta["pages"].value >= 1
+    assert meta["retries"].value == 0
+    assert meta["window"].value == "[2026-11-03T00:00:00-03:00, 2026-11-04T00:00:00-03:00)"
+    assert meta["dagster/partition_row_count"].value == meta["records"].value > 0
+    runs = instance.get_runs()
+    assert {r.tags.get("dagster/partition") for r in runs} == {"2026-11-02", "2026-11-03"}
+
+
+def test_rematerializing_a_window_replaces_only_that_window(home, mapping, ploomes, sandbox_environ):
+    assert all(r.success for r in run_windows(mapping, ["2026-11-02", "2026-11-03"]))
+    before_day3 = table_ids(home, "acme", "persons", "2026-11-03 00:00:00")
+    moved = ploomes.dataset.expected_ids("persons", *day(2))[0]
+    ploomes.dataset.set_date("contacts", moved, "LastUpdateDate", to_ms(local(2026, 11, 3, 12)))
+
+    assert run_windows(mapping, ["2026-11-02"])[0].success
+    day2 = table_ids(home, "acme", "persons", "2026-11-02 00:00:00")
+    assert moved not in day2
+    assert day2 == sorted(ploomes.dataset.expected_ids("persons", *day(2)))
+    assert table_ids(home, "acme", "persons", "2026-11-03 00:00:00") == before_day3  # untouched
+
+
+def test_a_window_with_no_records_still_creates_empty_tables(home, mapping, ploomes, sandbox_environ):
+    assert run_windows(mapping, ["2026-11-20"])[0].success
+    for entity in ENTITIES:
+        assert table_ids(home, "acme", entity, "2026-11-20 00:00:00") == []
+
+
+def test_the_key_appears_in_no_output_log_metadata_or_state(
+    home, mapping, ploomes, sandbox_environ, capfd, caplog
+):
+    ploomes.faults.inject("500", times=1)
+    ploomes.faults.inject("429", times=1, retry_after=1)
+    assert main(["sync", mapping.source_path, "--window", "2026-11-02"]) == 0
+    assert len(ploomes.requests) > 5  # the key was used
+    out, err = capfd.readouterr()
+    assert SECRET_KEY not in out + err + caplog.text
+    instance = dg.DagsterInstance.get()
+    (run,) = instance.get_runs()
+    logs = [serialize_value(record) for record in instance.all_logs(run.run_id)]
+    assert (
+        sum("HTTP 500; retry" in x or "HTTP 429; retry" in x for x in logs) == 2
+    )  # retries are in the run log
+    for text in logs:
+        assert SECRET_KEY not in text
+    assert SECRET_KEY not in serialize_value(run)
+    for path in home.rglob("*"):
+        if path.is_file():
+            assert SECRET_KEY.encode() not in path.read_bytes(), path
+
+
+def test_wrong_key_fails_with_exit_3_naming_the_variable(
+    home, mapping, ploomes, sandbox_environ, monkeypatch, capsys
+):
+    monkeypatch.setenv("PLOOMES_USER_KEY", "wrong-key-123")
+    assert main(["sync", mapping.source_path, "--window", "2026-11-02..2026-11-03"]) == 3
+    err = capsys.readouterr().err
+    assert "$PLOOMES_USER_KEY" in err and "HTTP 401" in err
+    assert "wrong-key-123" not in err and "Traceback" not in err
+    assert "1 later window(s) not run" in err
+    assert len(ploomes.requests) == 1  # refused once, never retried
+
+
+def test_missing_variable_exits_3_naming_it(home, mapping, ploomes, sandbox_environ, monkeypatch, capsys):
+    monkeypatch.delenv("PLOOMES_USER_KEY")
+    assert main(["sync", mapping.source_path, "--window", "2026-11-02"]) == 3
+    assert "$PLOOMES_USER_KEY" in capsys.readouterr().err
+    assert ploomes.requests == []
+
+
+def test_unknown_custom_field_key_is_a_mapping_error(home, tmp_path, ploomes, monkeypatch, capsys):
+    path = write_mapping(
+        tmp_path,
+        "typo",
+        """\
+        external_code_field: contact_0A1B2C3D-0000-0000-0000-00000000000D
+        """,
+    )
+    path.write_text(path.read_text().replace("00000000000A", "0000000000AA"))
+    m = load_mapping(path)
+    monkeypatch.setenv("PLOOMES_BASE_URL", ploomes.url)
+    monkeypatch.setenv("PLOOMES_USER_KEY", SECRET_KEY)
+    assert main(["sync", str(path), "--window", "2026-11-02"]) == 2
+    err = capsys.readouterr().err
+    assert "custom_fields.clients[0].ploomes" in err and "contact_0A1B2C3D-0000-0000-0000-0000000000AA" in err
+    assert "is not a field of this Ploomes account" in err
+    assert m.external_code_field not in err.split("fields of this account")[0]  # a valid key is not reported
+
+
+def test_cli_sync_prints_a_summary_and_runs_land_on_the_instance(
+    home, mapping, ploomes, sandbox_environ, capsys
+):
+    assert main(["sync", mapping.source_path, "--window", "2026-11-04..2026-11-06"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("window 2026-11-0") == 3
+    persons = sum(len(ploomes.dataset.expected_ids("persons", *day(n))) for n in (4, 5, 6))
+    line = next(x for x in out.splitlines() if x.startswith("persons"))
+    assert line.split()[1] == str(persons)
+    assert len(dg.DagsterInstance.get().get_runs()) == 3
+    assert (home / "dagster" / "dagster.yaml").exists()
+
+
+def test_each_mapping_file_adds_its_own_prefixed_asset_graph(tmp_path, monkeypatch, home):
+    write_mapping(tmp_path, "north")
+    write_mapping(tmp_path, "south", "timeline: []\ncontracts:\n  source: deal_products\n")
+    monkeypatch.setenv("PLOOMES_CX_MAPPINGS", str(tmp_path))
+    from ploomes_cx.definitions import defs
+
+    loaded = defs()
+    keys = {k.to_user_string() for k in loaded.resolve_all_asset_keys()}
+    north = {k for k in keys if k.startswith("north/")}
+    south = {k for k in keys if k.startswith("south/")}
+    assert north | south == keys and north and south
+    assert "north/raw_notes" in north and "south/raw_notes" not in south
+    assert {"south/raw_orders", "south/raw_quotes"} <= south
+    assert loaded.resolve_job_def("north_sync") and loaded.resolve_job_def("south_sync")
+    groups = {loaded.resolve_assets_def(k).group_names_by_key[k] for k in loaded.resolve_all_asset_keys()}
+    assert groups == {"north_raw", "south_raw"}
+
+
+def test_hourly_mapping_partitions_follow_its_timezone(tmp_path):
+    path = tmp_path / "hourly.yaml"
+    path.write_text(
+        'name: hourly\nsync:\n  cadence: hourly\n  start: "2026-11-01"\n  timezone: America/Manaus\n'
+    )
+    m = load_mapping(path)
+    parts = build_integration_defs(m).resolve_job_def("hourly_sync").partitions_def
+    window = parts.time_window_for_partition_key("2026-11-01-14:00")
+    assert window.start.isoformat() == "2026-11-01T14:00:00-04:00"
+    assert len(window_keys(m, "2026-11-01")) == 24
+    assert window_keys(m, "2026-11-01-22:00..2026-11-02-01:00") == [
+        "2026-11-01-22:00",
+        "2026-11-01-23:00",
+        "2026-11-02-00:00",
+        "2026-11-02-01:00",
+    ]
