@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import dagster as dg
@@ -14,6 +15,7 @@ from ploomes_cx.factory import build_integration_defs
 from ploomes_cx.mapping import load_mapping
 from ploomes_cx.partitions import window_keys
 from ploomes_cx.runner import run_windows
+from ploomes_cx.sandbox import PloomesSandbox
 from ploomes_cx.sandbox.ploomes_data import to_ms
 from ploomes_cx.storage import database_path
 from ploomes_cx_tests.conftest import SECRET_KEY, local, write_mapping
@@ -180,3 +182,23 @@ def test_hourly_mapping_partitions_follow_its_timezone(tmp_path):
         "2026-11-02-00:00",
         "2026-11-02-01:00",
     ]
+
+
+def test_offset_less_dates_are_read_as_account_local_time(home, mapping, dataset, monkeypatch):
+    """(I) Ploomes may send dates without an offset; the sandbox can too, and windows stay right."""
+    with PloomesSandbox(
+        dataset, user_key=SECRET_KEY, requests_per_minute=60_000, burst=1000, date_offsets=False
+    ) as s:
+        sample = s.list_entity("Contacts", {"$top": "1"})[1]["value"][0]
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}", sample["LastUpdateDate"])
+        monkeypatch.setenv("PLOOMES_BASE_URL", s.url)
+        monkeypatch.setenv("PLOOMES_USER_KEY", SECRET_KEY)
+        result = run_windows(mapping, ["2026-11-02"])[0]
+    assert result.success
+    for entity in ENTITIES:
+        assert table_ids(home, "acme", entity, "2026-11-02 00:00:00") == sorted(
+            dataset.expected_ids(entity, *day(2))
+        )
+    with duckdb.connect(str(database_path(home, "acme")), read_only=True) as con:
+        lo, hi = con.execute("select min(changed_at), max(changed_at) from acme.raw_persons").fetchone()
+    assert dt.datetime(2026, 11, 2) <= lo <= hi < dt.datetime(2026, 11, 3)

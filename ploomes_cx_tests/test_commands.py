@@ -1,0 +1,59 @@
+"""The console script as a newcomer runs it: `ploomes-cx sandbox`, `ploomes-cx demo`, `--help`."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import httpx
+
+CLI = str(Path(sys.executable).parent / "ploomes-cx")
+
+
+def test_help_lists_commands_with_examples():
+    out = subprocess.run([CLI, "--help"], capture_output=True, text=True, timeout=60).stdout
+    for word in ("sync", "sandbox", "demo", "examples:", "exit codes"):
+        assert word in out
+    sync_help = subprocess.run([CLI, "sync", "--help"], capture_output=True, text=True, timeout=60).stdout
+    assert "--window" in sync_help and "--dry-run" in sync_help and "2026-11-01..2026-11-03" in sync_help
+
+
+def test_sandbox_command_serves_and_prints_url_and_key():
+    proc = subprocess.Popen(
+        [CLI, "sandbox", "--ploomes-port", "0", "--persons", "100"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        first = proc.stdout.readline()
+        match = re.search(r"(http://127\.0\.0\.1:\d+)\s+User-Key: (\S+)", first)
+        assert match, first
+        url, key = match.groups()
+        ok = httpx.get(f"{url}/Contacts", params={"$top": "2"}, headers={"User-Key": key})
+        assert ok.status_code == 200 and len(ok.json()["value"]) == 2
+        assert httpx.get(f"{url}/Contacts", headers={"User-Key": "nope"}).status_code == 401
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_demo_without_ui_syncs_three_windows_into_the_state_folder(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PLOOMES", "DAGSTER"))}
+    env["PLOOMES_CX_HOME"] = str(tmp_path / "state")
+    proc = subprocess.run(
+        [CLI, "demo", "--no-ui", "--ploomes-port", "0", "--rpm", "6000"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count(": ok in ") == 3
+    with duckdb.connect(str(tmp_path / "state" / "warehouse_sandbox.duckdb"), read_only=True) as con:
+        windows = con.execute("select count(distinct window_start) from sandbox.raw_persons").fetchone()[0]
+        persons = con.execute("select count(*) from sandbox.raw_persons").fetchone()[0]
+    assert windows == 3 and persons > 0
+    assert (tmp_path / "state" / "dagster" / "dagster.yaml").exists()
