@@ -15,6 +15,11 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported lazily at run time so that `--help` answers at once
+    from ploomes_cx.mapping import Mapping
+    from ploomes_cx.sandbox import PloomesSandbox
 
 EXIT_OK, EXIT_RECORDS_FAILED, EXIT_USAGE, EXIT_RUN_FAILED = 0, 1, 2, 3
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -123,17 +128,26 @@ def _sandbox_options(p: argparse.ArgumentParser) -> None:
 
 
 # ---- sync ------------------------------------------------------------------------------------
-def cmd_sync(args: argparse.Namespace) -> int:
+def _mapping_and_windows(mapping_ref: str, window_spec: str) -> tuple[Mapping, list[str]] | None:
+    """The mapping and its partition keys, or None after printing why (exit code 2)."""
     from ploomes_cx.mapping import MappingError, resolve_mapping
     from ploomes_cx.partitions import WindowError, window_keys
-    from ploomes_cx.runner import MissingEnvironment, check_env
 
     try:
-        m = resolve_mapping(args.mapping)
-        keys = window_keys(m, args.window)
+        m = resolve_mapping(mapping_ref)
+        return m, window_keys(m, window_spec)
     except (MappingError, WindowError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return None
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    from ploomes_cx.runner import MissingEnvironment, check_env
+
+    resolved = _mapping_and_windows(args.mapping, args.window)
+    if resolved is None:
         return EXIT_USAGE
+    m, keys = resolved
     try:
         check_env(m)
     except MissingEnvironment as exc:
@@ -183,7 +197,7 @@ def _sync(m, keys: list[str], dry_run: bool) -> int:
 
 
 # ---- sandbox ---------------------------------------------------------------------------------
-def _start_sandbox(args: argparse.Namespace):
+def _start_sandbox(args: argparse.Namespace) -> PloomesSandbox:
     from ploomes_cx.sandbox import PloomesDataset, PloomesSandbox
 
     dataset = PloomesDataset(persons=args.persons, seed=args.seed)
@@ -223,16 +237,12 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 # ---- demo ------------------------------------------------------------------------------------
 def cmd_demo(args: argparse.Namespace) -> int:
     from ploomes_cx.home import ensure_dagster_home, ensure_home
-    from ploomes_cx.mapping import MappingError, resolve_mapping
-    from ploomes_cx.partitions import WindowError, window_keys
     from ploomes_cx.sandbox import sandbox_env
 
-    try:
-        m = resolve_mapping(args.mapping)
-        keys = window_keys(m, args.windows)
-    except (MappingError, WindowError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    resolved = _mapping_and_windows(args.mapping, args.windows)
+    if resolved is None:
         return EXIT_USAGE
+    m, keys = resolved
     ploomes = _start_sandbox(args)
     os.environ.update(sandbox_env(m, ploomes))
     home = ensure_home()
