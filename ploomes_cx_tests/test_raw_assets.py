@@ -202,3 +202,22 @@ def test_offset_less_dates_are_read_as_account_local_time(home, mapping, dataset
     with duckdb.connect(str(database_path(home, "acme")), read_only=True) as con:
         lo, hi = con.execute("select min(changed_at), max(changed_at) from acme.raw_persons").fetchone()
     assert dt.datetime(2026, 11, 2) <= lo <= hi < dt.datetime(2026, 11, 3)
+
+
+def test_deal_products_mapping_extracts_orders_and_quotes_with_their_lines(
+    home, tmp_path, ploomes, monkeypatch
+):
+    m = load_mapping(
+        write_mapping(tmp_path, "products", "contracts:\n  source: deal_products\ntimeline: []\n")
+    )
+    monkeypatch.setenv("PLOOMES_BASE_URL", ploomes.url)
+    monkeypatch.setenv("PLOOMES_USER_KEY", SECRET_KEY)
+    assert run_windows(m, ["2026-11-02"])[0].success
+    for entity in ("orders", "quotes"):
+        expected = sorted(ploomes.dataset.expected_ids(entity, *day(2)))
+        assert expected and table_ids(home, "products", entity, "2026-11-02 00:00:00") == expected
+    with duckdb.connect(str(database_path(home, "products")), read_only=True) as con:
+        lines = con.execute(
+            "select sum(json_array_length(payload->'$.Products')), count(*) filter (where payload->>'$.Products[0].Product.Code' is null) from products.raw_orders"
+        ).fetchone()
+    assert lines[0] > 0 and lines[1] == 0  # every order carries its lines, each with its product
