@@ -1,0 +1,102 @@
+"""Identifier clustering and fuzzy candidates on hand-made edge cases."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+
+from ploomes_cx.dedupe import cluster_by_identifiers, fuzzy_candidates
+
+T = dt.datetime(2026, 11, 2, 12)
+
+
+def frame(*rows: tuple) -> pd.DataFrame:
+    """rows: (id, hours after T, document, external_code, email, name_key)"""
+    return pd.DataFrame(
+        [
+            {
+                "ploomes_id": r[0],
+                "changed_at": T + dt.timedelta(hours=r[1]),
+                "document": r[2],
+                "external_code": r[3],
+                "email": r[4],
+                "name_key": r[5] if len(r) > 5 else None,
+            }
+            for r in rows
+        ]
+    )
+
+
+def survivors(f: pd.DataFrame, identifiers: list[str]) -> dict[int, int]:
+    c = cluster_by_identifiers(f, identifiers)
+    ids = f["ploomes_id"].tolist()
+    return {ids[i]: ids[s] for i, s in enumerate(c.survivor)}
+
+
+ALL = ["cnpj_cpf", "external_code", "email"]
+
+
+def test_same_document_merges_and_the_latest_change_survives():
+    f = frame((1, 0, "11222333000181", None, "a@x.com"), (2, 5, "11222333000181", None, "b@x.com"))
+    assert survivors(f, ALL) == {1: 2, 2: 2}
+    c = cluster_by_identifiers(f, ALL)
+    assert c.matched_by == ["cnpj_cpf", None]
+
+
+def test_two_valid_documents_never_merge_whatever_the_order():
+    f = frame(
+        (1, 0, "11222333000181", None, "shared@contab.com"),
+        (2, 1, "99888777000100", None, "shared@contab.com"),
+    )
+    for order in (ALL, ["email", "cnpj_cpf"], ["email"]):
+        assert survivors(f, order) == {1: 1, 2: 2}
+
+
+def test_the_first_identifier_both_have_decides():
+    f = frame(
+        (1, 0, None, "ERP-1", "x@y.com"), (2, 1, None, "ERP-2", "x@y.com"), (3, 2, None, None, "x@y.com")
+    )
+    result = survivors(f, ["external_code", "email"])
+    assert result[1] != result[2]  # both have a code and the codes differ: not the same record
+    assert result[3] == 3 and result[2] == 3  # record 3 has no code: e-mail decides, latest change first
+    # with e-mail first, e-mail decides for every pair
+    assert set(survivors(f, ["email", "external_code"]).values()) == {3}
+
+
+def test_a_chain_through_a_shared_email_cannot_join_two_documents():
+    f = frame(
+        (1, 0, "11222333000181", None, "e@x.com"),
+        (2, 1, None, None, "e@x.com"),
+        (3, 2, "99888777000100", None, "e@x.com"),
+    )
+    result = survivors(f, ALL)
+    assert result[2] == result[3] == 3  # the most recent compatible cluster wins
+    assert result[1] == 1
+
+
+def test_survivor_gets_the_cluster_identifiers_it_lacks():
+    f = frame((1, 0, "11222333000181", "ERP-9", "a@x.com"), (2, 3, None, "ERP-9", None))
+    c = cluster_by_identifiers(f, ALL)
+    assert c.survivor.tolist() == [1, 1]
+    assert c.values["document"] == ["11222333000181"] * 2 and c.values["email"] == ["a@x.com"] * 2
+
+
+def test_equal_change_dates_break_ties_on_the_older_id():
+    f = frame((7, 0, None, None, "a@x.com"), (3, 0, None, None, "a@x.com"))
+    assert survivors(f, ALL) == {7: 3, 3: 3}
+
+
+def test_fuzzy_candidates_flag_lookalikes_without_merging():
+    f = frame(
+        (1, 0, "11222333000181", None, None, "padaria sao joao ltda"),
+        (2, 0, "99888777000100", None, None, "padaria sao joao me"),
+        (3, 0, None, None, None, "padaria sao joa"),
+        (4, 0, None, None, None, "metalurgica ceara"),
+    )
+    pairs, skipped = fuzzy_candidates(f)
+    found = {(p["a"], p["b"]): p for p in pairs}
+    assert found[(1, 2)]["rule"] == "same_folded_name" and found[(1, 2)]["score"] == 100
+    assert found[(1, 3)]["rule"] == "similar_name" and 92 <= found[(1, 3)]["score"] < 100
+    assert not any(4 in k for k in found) and skipped == 0
+    assert survivors(f, ALL) == {1: 1, 2: 2, 3: 3, 4: 4}
