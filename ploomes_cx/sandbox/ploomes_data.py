@@ -319,6 +319,7 @@ class PloomesDataset:
         company[o:][rng.random(p) < 0.08] = 0  # persons with no company
         lud = self._dates(rng, n_contacts)
         create = lud - rng.integers(0, 400 * 86_400_000, n_contacts)
+        self.n_orgs = o
         self.tables["contacts"] = Table(
             "contacts",
             1000,
@@ -409,12 +410,20 @@ class PloomesDataset:
     def n_organizations(self) -> int:
         return int((self.tables["contacts"].cols["TypeId"] == 1).sum())
 
-    def twin_of(self, org_id: int) -> int | None:
-        """Every 29th organization after the first ten re-enters an earlier one (same company)."""
-        i = org_id - 1000
-        if i >= 10 and i % 29 == 0:
+    def twin_of(self, contact_id: int) -> int | None:
+        """The earlier contact this one re-enters (the same company or person typed in twice), or None.
+
+        Every 29th organization and every 41st person after the first few is such a twin.
+        """
+        i = contact_id - 1000
+        if i < self.n_orgs:
+            step, first = 29, 0
+        else:
+            step, first = 41, self.n_orgs
+            i -= first
+        if i >= 10 and i % step == 0:
             j = (i * 7919) % (i // 2)
-            return 1000 + (j - 1 if j >= 10 and j % 29 == 0 else j)
+            return 1000 + first + (j - 1 if j >= 10 and j % step == 0 else j)
         return None
 
     def expected_ids(self, entity: str, start: dt.datetime, end: dt.datetime) -> list[int]:
@@ -468,18 +477,29 @@ class PloomesDataset:
 
     def _company_base(self, org_id: int) -> tuple[str, str, str | None]:
         r = self._rng("contacts", org_id)
-        name = f"{r.choice(COMPANY_HEADS)} {r.choice(COMPANY_TAILS)} {r.choice(COMPANY_SUFFIXES)}"
+        family = f" {r.choice(LAST_NAMES)}" if r.random() < 0.6 else ""
+        name = f"{r.choice(COMPANY_HEADS)} {r.choice(COMPANY_TAILS)}{family} {r.choice(COMPANY_SUFFIXES)}"
         cnpj = cnpj_digits(f"{r.randrange(10**7, 10**8)}0001")
         key = f"ERP-{org_id:07d}" if r.random() < 0.7 else None
         return name, cnpj, key
+
+    def _person_base(self, person_id: int) -> tuple[str, str, str, str | None, str]:
+        r = self._rng("contacts", person_id)
+        first, last = r.choice(FIRST_NAMES), r.choice(LAST_NAMES)
+        name = f"{first} {r.choice(LAST_NAMES)} {last}"
+        cpf = cpf_digits(f"{r.randrange(10**8, 10**9)}")
+        key = f"CLI-{person_id:08d}" if r.random() < 0.3 else None
+        return name, cpf, key, f"{_slug(first)}.{_slug(last)}{person_id}", r.choice(EMAIL_DOMAINS)
 
     def _render_contacts(self, cols: dict[str, int], with_offset: bool) -> dict[str, Any]:
         cid = cols["Id"]
         r = self._rng("contacts", cid)
         is_org = cols["TypeId"] == 1
+        twin = self.twin_of(cid)
+        base_id = twin or cid
         if is_org:
-            twin = self.twin_of(cid)
-            name, cnpj, key = self._company_base(twin if twin else cid)
+            name, cnpj, key = self._company_base(base_id)
+            domain = f"{_slug(name.split()[1])}{base_id}.com.br"
             if twin:  # the same company entered again, with the usual small differences
                 name = r.choice(
                     [
@@ -505,18 +525,24 @@ class PloomesDataset:
                 )
             contact_name = f"{r.choice(FIRST_NAMES)} {r.choice(LAST_NAMES)}"
             email_user = "contato"
-            domain = _slug(name.split()[1]) + ".com.br"
         else:
-            first, last = r.choice(FIRST_NAMES), r.choice(LAST_NAMES)
-            name = f"{first} {r.choice(LAST_NAMES)} {last}"
-            cpf = cpf_digits(f"{r.randrange(10**8, 10**9)}")
+            name, cpf, key, email_user, domain = self._person_base(base_id)
             roll = r.random()
-            register = (
-                format_cpf(cpf) if roll < 0.5 else cpf if roll < 0.8 else _spoil(cpf) if roll < 0.88 else ""
-            )
-            key = f"CLI-{cid:08d}" if r.random() < 0.3 else None
-            email_user = f"{_slug(first)}.{_slug(last)}{cid % 1000}"
-            domain = r.choice(EMAIL_DOMAINS)
+            if twin:  # the same person again: name typed differently, CPF written the other way or left out
+                name = r.choice(
+                    [name.upper(), name.replace("á", "a").replace("ô", "o").replace("í", "i"), f" {name}"]
+                )
+                register = format_cpf(cpf) if roll < 0.4 else cpf if roll < 0.8 else ""
+            else:
+                register = (
+                    format_cpf(cpf)
+                    if roll < 0.5
+                    else cpf
+                    if roll < 0.8
+                    else _spoil(cpf)
+                    if roll < 0.88
+                    else ""
+                )
             contact_name = None
         roll = r.random()
         email: str | None = f"{email_user}@{domain}"

@@ -1,0 +1,682 @@
+"""From raw Ploomes extracts to the staging tables the CustomerX load reads.
+
+Set-shaped work (latest version per record, JSON field extraction, joins to clients) is DuckDB
+SQL over the raw tables; pandas appears at the edges, for the vectorized normalizers and the
+clustering. Everything is recomputed over all windows, so deduplication is global and a record's
+latest version (by change date) wins whichever window was materialized last.
+
+Accounting, per source entity: every distinct Ploomes record extracted is either staged, merged
+into a survivor, or rejected with a reason (`counts`); field-level problems (an invalid CPF, a
+broken e-mail) clear the field, keep the record and are listed too, with outcome `field_cleared`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import duckdb
+import pandas as pd
+
+from ploomes_cx.dedupe import cluster_by_identifiers, fuzzy_candidates
+from ploomes_cx.mapping import Mapping
+from ploomes_cx.normalize import (
+    normalize_codes,
+    normalize_documents,
+    normalize_emails,
+    normalize_names,
+    normalize_phones,
+)
+
+REJECTED_COLUMNS = ["entity", "ploomes_id", "field", "value", "rule", "outcome", "window_start", "run_id"]
+CLUSTER_COLUMNS = ["cluster_id", "entity", "kind", "survivor_id", "member_ids", "size", "rule", "score"]
+# Typed value slots of OtherProperties (ploomes-api.md §7); the first present one is the value.
+VALUE_SLOTS = [
+    "ObjectValueName",
+    "StringValue",
+    "BigStringValue",
+    "IntegerValue",
+    "DecimalValue",
+    "DateTimeValue",
+    "BoolValue",
+    "UserValueName",
+    "ContactValueName",
+    "ProductValueName",
+    "AttachmentValueName",
+]
+
+
+ClientResolver = Callable[[pd.Series], pd.Series]
+
+
+@dataclass
+class Staged:
+    clients: pd.DataFrame
+    contacts: pd.DataFrame
+    contracts: pd.DataFrame
+    timeline: pd.DataFrame
+    rejected: pd.DataFrame
+    clusters: pd.DataFrame
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    fuzzy_blocks_skipped: int = 0
+
+
+class _Rejects:
+    def __init__(self, run_id: str) -> None:
+        self.rows: list[dict[str, Any]] = []
+        self.run_id = run_id
+
+    def add(
+        self,
+        entity: str,
+        frame: pd.DataFrame,
+        field_name: str,
+        values: pd.Series,
+        rule: pd.Series | str,
+        outcome: str,
+    ) -> None:
+        if frame.empty:
+            return
+        rules = rule if isinstance(rule, pd.Series) else pd.Series(rule, index=frame.index)
+        for pid, value, r, window in zip(
+            frame["ploomes_id"], values, rules, frame["window_start"], strict=True
+        ):
+            self.rows.append(
+                {
+                    "entity": entity,
+                    "ploomes_id": int(pid),
+                    "field": field_name,
+                    "value": None
+                    if value is None or (isinstance(value, float) and value != value)
+                    else str(value),
+                    "rule": r,
+                    "outcome": outcome,
+                    "window_start": window,
+                    "run_id": self.run_id,
+                }
+            )
+
+    def frame(self) -> pd.DataFrame:
+        out = pd.DataFrame(self.rows, columns=REJECTED_COLUMNS)
+        out["ploomes_id"] = out["ploomes_id"].astype("int64")
+        out["window_start"] = pd.to_datetime(out["window_start"]).astype("datetime64[us]")
+        return out
+
+
+def _table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    return bool(
+        con.execute(
+            "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+            [schema, table],
+        ).fetchall()[0][0]
+    )
+
+
+def latest(con: duckdb.DuckDBPyConnection, schema: str, entity: str) -> tuple[str, int]:
+    """A relation name holding each record's latest version, and how many older versions it hid."""
+    view = f"_latest_{entity}"
+    if not _table_exists(con, schema, f"raw_{entity}"):
+        con.execute(
+            f"create or replace temp table {view} (ploomes_id bigint, window_start timestamp, "
+            "changed_at timestamp, payload varchar)"
+        )
+        return view, 0
+    con.execute(f"""
+        create or replace temp table {view} as
+        select id as ploomes_id, window_start, changed_at, payload from {schema}.raw_{entity}
+        qualify row_number() over (partition by id order by changed_at desc, extracted_at desc) = 1
+    """)
+    total = con.execute(f"select count(*) from {schema}.raw_{entity}").fetchall()[0][0]
+    distinct = con.execute(f"select count(*) from {view}").fetchall()[0][0]
+    return view, int(total - distinct)
+
+
+def custom_attributes(con: duckdb.DuckDBPyConnection, view: str, pairs: list[tuple[str, str]]) -> pd.Series:
+    """Per record, a JSON object of the mapped custom fields only, keyed by CustomerX attribute."""
+    if not pairs:
+        return pd.Series(dtype=object)
+    mapping = pd.DataFrame(pairs, columns=["field_key", "attribute"])
+    con.register("_cf_map", mapping)
+    slots = ", ".join(f"p->'$.{s}'" for s in VALUE_SLOTS)
+    rows = con.execute(f"""
+        with props as (
+            select ploomes_id, unnest(cast(json_extract(payload, '$.OtherProperties') as JSON[])) as p from {view}
+        ), vals as (
+            select ploomes_id, m.attribute, coalesce({slots}) as v
+            from props join _cf_map m on m.field_key = props.p->>'$.FieldKey'
+        )
+        select ploomes_id, json_group_object(attribute, v)::varchar from vals group by ploomes_id
+    """).fetchall()
+    con.unregister("_cf_map")
+    return pd.Series({pid: text for pid, text in rows}, dtype=object)
+
+
+def _contacts_frame(con: duckdb.DuckDBPyConnection, view: str, m: Mapping) -> pd.DataFrame:
+    if m.uses_external_code_custom_field:
+        code = (
+            f"(select coalesce(p->>'$.StringValue', p->>'$.IntegerValue') from "
+            f"(select unnest(cast(json_extract(payload, '$.OtherProperties') as JSON[])) as p) "
+            f"where p->>'$.FieldKey' = '{m.external_code_field}' limit 1)"
+        )
+    else:
+        code = "payload->>'$.Key'"
+    # (I) Register is read first, then the separate CNPJ / CPF fields (ploomes-api.md §6).
+    return con.execute(f"""
+        select ploomes_id, window_start, changed_at,
+            (payload->>'$.TypeId')::int as type_id,
+            payload->>'$.Name' as name_raw,
+            payload->>'$.LegalName' as legal_name,
+            coalesce(nullif(payload->>'$.Register', ''), nullif(payload->>'$.CNPJ', ''),
+                     nullif(payload->>'$.CPF', '')) as document_raw,
+            payload->>'$.Email' as email_raw,
+            payload->>'$.Phones[0].PhoneNumber' as phone_raw,
+            {code} as code_raw,
+            (payload->>'$.CompanyId')::bigint as company_id,
+            payload->>'$.ContactName' as contact_name
+        from {view} order by ploomes_id
+    """).fetchdf()
+
+
+def _normalize_party(frame: pd.DataFrame, entity: str, rejects: _Rejects) -> pd.DataFrame:
+    """Normalized identifiers and contact data; field problems are listed and the field cleared."""
+    docs = normalize_documents(frame["document_raw"])
+    emails = normalize_emails(frame["email_raw"])
+    phones = normalize_phones(frame["phone_raw"])
+    names = normalize_names(frame["name_raw"])
+    codes = normalize_codes(frame["code_raw"])
+    for column, source, reason in (
+        ("document", "document_raw", docs["document_reason"]),
+        ("email", "email_raw", emails["email_reason"]),
+        ("phone", "phone_raw", phones["phone_reason"]),
+    ):
+        bad = reason.notna()
+        rejects.add(entity, frame[bad], column, frame.loc[bad, source], reason[bad], "field_cleared")
+    out = pd.concat([frame, docs, emails, phones, names, codes], axis=1)
+    out["changed_at"] = pd.to_datetime(out["changed_at"])
+    return out
+
+
+def _clients_from_party(
+    party: pd.DataFrame,
+    m: Mapping,
+    entity: str,
+    rejects: _Rejects,
+    clusters: list[dict[str, Any]],
+    attrs: pd.Series,
+) -> tuple[pd.DataFrame, dict[int, int], int]:
+    """Deduplicated clients; returns (clients, alias -> survivor id, merged count)."""
+    # A client needs a name; fall back to the legal name before refusing the record.
+    legal = normalize_names(party["legal_name"])
+    missing = party["name_key"].isna()
+    party.loc[missing, "name"] = legal.loc[missing, "name"]
+    party.loc[missing, "name_key"] = legal.loc[missing, "name_key"]
+    nameless = party["name_key"].isna()
+    rejects.add(
+        entity,
+        party[nameless],
+        "name",
+        party.loc[nameless, "name_raw"],
+        party.loc[nameless, "name_reason"].fillna("name_missing"),
+        "rejected",
+    )
+    party = party[~nameless].reset_index(drop=True)
+    result = cluster_by_identifiers(party, m.identifiers)
+    ids = party["ploomes_id"].to_numpy()
+    survivor_ids = ids[result.survivor]
+    alias_to_survivor = dict(zip(ids.tolist(), survivor_ids.tolist(), strict=True))
+    is_survivor = survivor_ids == ids
+    for col, values in result.values.items():
+        party[col] = values
+    members: dict[int, list[int]] = {}
+    rules: dict[int, set[str]] = {}
+    for pid, sid, rule in zip(ids.tolist(), survivor_ids.tolist(), result.matched_by, strict=True):
+        members.setdefault(sid, []).append(pid)
+        if rule:
+            rules.setdefault(sid, set()).add(rule)
+    for sid, group in members.items():
+        if len(group) > 1:
+            clusters.append(
+                {
+                    "cluster_id": f"{entity}:{sid}",
+                    "entity": entity,
+                    "kind": "merged",
+                    "survivor_id": sid,
+                    "member_ids": ",".join(map(str, sorted(group))),
+                    "size": len(group),
+                    "rule": "+".join(sorted(rules.get(sid, []))),
+                    "score": 1.0,
+                }
+            )
+    survivors = party[is_survivor].copy()
+    survivors["aliases"] = survivors["ploomes_id"].map(
+        lambda sid: ",".join(str(x) for x in sorted(members[sid]) if x != sid)
+    )
+    survivors["custom_attributes"] = survivors["ploomes_id"].map(attrs).fillna("{}") if len(attrs) else "{}"
+    return survivors, alias_to_survivor, int((~is_survivor).sum())
+
+
+CLIENT_COLUMNS = [
+    "external_id",
+    "ploomes_id",
+    "aliases",
+    "source",
+    "name",
+    "name_key",
+    "legal_name",
+    "document",
+    "document_type",
+    "external_code",
+    "email",
+    "phone",
+    "custom_attributes",
+    "changed_at",
+    "window_start",
+]
+CONTACT_COLUMNS = [
+    "external_id",
+    "ploomes_id",
+    "aliases",
+    "client_external_id",
+    "name",
+    "email",
+    "phone",
+    "document",
+    "external_code",
+    "custom_attributes",
+    "changed_at",
+    "window_start",
+]
+CONTRACT_COLUMNS = [
+    "external_id",
+    "ploomes_id",
+    "client_external_id",
+    "title",
+    "value",
+    "sale_date",
+    "product_name",
+    "product_code",
+    "custom_attributes",
+    "changed_at",
+    "window_start",
+]
+TIMELINE_COLUMNS = [
+    "external_id",
+    "kind",
+    "ploomes_id",
+    "client_external_id",
+    "occurred_at",
+    "title",
+    "body",
+    "url",
+    "changed_at",
+    "window_start",
+]
+
+
+def _shape(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    out = frame.reindex(columns=columns).reset_index(drop=True)
+    for col in ("changed_at", "window_start", "occurred_at", "sale_date"):
+        if col in out:
+            out[col] = pd.to_datetime(out[col]).astype("datetime64[us]")
+    for col in ("ploomes_id",):
+        if col in out:
+            out[col] = out[col].astype("int64")
+    if "value" in out:
+        out["value"] = out["value"].astype("float64")
+    return out.astype({c: object for c in out.columns if out[c].dtype == object})
+
+
+def build_staging(con: duckdb.DuckDBPyConnection, m: Mapping, run_id: str) -> Staged:
+    """Compute every staging table of mapping `m` from its raw tables (schema `m.name`)."""
+    rejects = _Rejects(run_id)
+    clusters: list[dict[str, Any]] = []
+    counts: dict[str, dict[str, int]] = {}
+    schema = m.name
+
+    client_pairs = [(f.ploomes, f.customerx) for f in m.custom_fields.clients]
+    contact_pairs = [(f.ploomes, f.customerx) for f in m.custom_fields.contacts]
+    custom: dict[str, dict[str, pd.Series]] = {"clients": {}, "contacts": {}}
+
+    def party(entity: str) -> pd.DataFrame:
+        view, _ = latest(con, schema, entity)
+        custom["clients"][entity] = custom_attributes(con, view, client_pairs)
+        custom["contacts"][entity] = custom_attributes(con, view, contact_pairs)
+        return _normalize_party(_contacts_frame(con, view, m), entity, rejects)
+
+    orgs = party("organizations")
+    persons = party("persons") if "persons" in m.ploomes_entities else orgs.iloc[0:0].copy()
+    deals = _deals(con, schema) if "deals" in m.ploomes_entities else None
+    client_attrs = pd.concat([s for s in custom["clients"].values() if len(s)] or [pd.Series(dtype=object)])
+    contact_attrs = pd.concat([s for s in custom["contacts"].values() if len(s)] or [pd.Series(dtype=object)])
+
+    # ---- clients ----
+    if m.clients.source == "organizations":
+        client_party, client_entity = orgs, "organizations"
+    elif m.clients.source == "persons":
+        client_party, client_entity = persons, "persons"
+    else:  # deals: every contact (organization or person) with a won deal
+        won_contacts = (
+            set(deals.loc[deals["status_id"] == 2, "contact_id"].dropna().astype(int))
+            if deals is not None
+            else set()
+        )
+        both = pd.concat([orgs, persons], ignore_index=True)
+        client_party, client_entity = (
+            both[both["ploomes_id"].isin(won_contacts)].reset_index(drop=True),
+            "deal_contacts",
+        )
+    extracted = len(client_party)
+    clients, client_alias, merged = _clients_from_party(
+        client_party.copy(), m, client_entity, rejects, clusters, client_attrs
+    )
+    clients["source"] = client_entity
+    clients["external_id"] = clients["ploomes_id"].astype(str)
+    clients = _shape(clients, CLIENT_COLUMNS)
+    counts["clients"] = {
+        "extracted": extracted,
+        "staged": len(clients),
+        "merged": merged,
+        "rejected": extracted - len(clients) - merged,
+    }
+    pairs, skipped = fuzzy_candidates(clients)
+    for p in pairs:
+        clusters.append(
+            {
+                "cluster_id": f"{client_entity}:fuzzy:{p['a']}-{p['b']}",
+                "entity": client_entity,
+                "kind": "candidate",
+                "survivor_id": None,
+                "member_ids": f"{p['a']},{p['b']}",
+                "size": 2,
+                "rule": p["rule"],
+                "score": p["score"] / 100,
+            }
+        )
+
+    def client_of_contact(contact_ids: pd.Series) -> pd.Series:
+        """Ploomes contact id -> client external id (or None), by the mapping's client source."""
+        company = pd.concat(
+            [orgs.set_index("ploomes_id")["company_id"], persons.set_index("ploomes_id")["company_id"]]
+        )
+        direct = contact_ids.map(client_alias)
+        if m.clients.source in ("organizations", "deals"):
+            via_company = contact_ids.map(company).map(client_alias)
+            direct = direct.fillna(via_company)
+        return direct.map(lambda v: None if pd.isna(v) else str(int(v)))
+
+    # ---- contacts ----
+    contacts, contact_counts = _contacts(
+        m, orgs, persons, deals, clients, client_of_contact, rejects, clusters, contact_attrs
+    )
+    counts["contacts"] = contact_counts
+    # ---- contracts ----
+    contracts, contract_counts = _contracts(con, m, deals, client_of_contact, rejects)
+    counts["contracts"] = contract_counts
+    # ---- timeline ----
+    timeline, timeline_counts = _timeline(con, m, deals, client_of_contact, rejects)
+    counts["timeline"] = timeline_counts
+    return Staged(
+        clients=clients,
+        contacts=contacts,
+        contracts=contracts,
+        timeline=timeline,
+        rejected=rejects.frame(),
+        clusters=pd.DataFrame(clusters, columns=CLUSTER_COLUMNS).astype(
+            {"score": "float64", "size": "int64"}
+        ),
+        counts=counts,
+        fuzzy_blocks_skipped=skipped,
+    )
+
+
+def _deals(con: duckdb.DuckDBPyConnection, schema: str) -> pd.DataFrame:
+    view, _ = latest(con, schema, "deals")
+    frame = con.execute(f"""
+        select ploomes_id, window_start, changed_at,
+            (payload->>'$.StatusId')::int as status_id, (payload->>'$.ContactId')::bigint as contact_id,
+            (payload->>'$.PersonId')::bigint as person_id, payload->>'$.Title' as title,
+            (payload->>'$.Amount')::double as amount, payload->>'$.FinishDate' as finish_date,
+            (payload->>'$.LastQuoteId')::bigint as last_quote_id
+        from {view} order by ploomes_id
+    """).fetchdf()
+    frame.attrs["view"] = view
+    return frame
+
+
+def _contacts(
+    m: Mapping,
+    orgs: pd.DataFrame,
+    persons: pd.DataFrame,
+    deals: pd.DataFrame | None,
+    clients: pd.DataFrame,
+    client_of_contact: ClientResolver,
+    rejects: _Rejects,
+    clusters: list[dict[str, Any]],
+    attrs: pd.Series,
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    source = m.contacts.source
+    if source == "organizations":
+        frame = orgs[orgs["ploomes_id"].astype(str).isin(set(clients["external_id"]))].copy()
+        frame["client_external_id"] = frame["ploomes_id"].astype(str)
+        frame["name"] = normalize_names(frame["contact_name"])["name"].fillna(frame["name"])
+        entity = "organization_contacts"
+    elif source == "persons":
+        frame = persons.copy()
+        owner = frame["ploomes_id"] if m.clients.source == "persons" else frame["company_id"]
+        frame["client_external_id"] = client_of_contact(owner)
+        entity = "persons"
+    else:  # deals: the person on each won deal
+        won = (
+            deals[(deals["status_id"] == 2) & deals["person_id"].notna()]
+            if deals is not None
+            else pd.DataFrame()
+        )
+        person_client = dict(
+            zip(won["person_id"].astype(int), client_of_contact(won["contact_id"]), strict=True)
+        )
+        frame = persons[persons["ploomes_id"].isin(person_client)].copy()
+        frame["client_external_id"] = frame["ploomes_id"].map(person_client)
+        entity = "deal_persons"
+    extracted = len(frame)
+    orphan = frame["client_external_id"].isna()
+    rejects.add(
+        entity, frame[orphan], "client", frame.loc[orphan, "company_id"], "client_not_found", "rejected"
+    )
+    nameless = ~orphan & frame["name"].isna()
+    rejects.add(entity, frame[nameless], "name", frame.loc[nameless, "name_raw"], "name_missing", "rejected")
+    frame = frame[~orphan & ~nameless].reset_index(drop=True)
+    merged = 0
+    if source != "organizations" and len(frame):
+        kept, _, merged = _clients_from_party(
+            frame.copy(), m, entity, _Rejects(rejects.run_id), clusters, attrs
+        )
+        kept["client_external_id"] = kept["ploomes_id"].map(
+            dict(zip(frame["ploomes_id"], frame["client_external_id"], strict=True))
+        )
+        frame = kept
+    else:
+        frame["aliases"] = ""
+        frame["custom_attributes"] = "{}"
+    frame["external_id"] = frame["ploomes_id"].map(
+        lambda i: f"org-{i}" if source == "organizations" else str(i)
+    )
+    staged = _shape(frame, CONTACT_COLUMNS)
+    return staged, {
+        "extracted": extracted,
+        "staged": len(staged),
+        "merged": merged,
+        "rejected": extracted - len(staged) - merged,
+    }
+
+
+def _contracts(
+    con: duckdb.DuckDBPyConnection,
+    m: Mapping,
+    deals: pd.DataFrame | None,
+    client_of_contact: ClientResolver,
+    rejects: _Rejects,
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    if m.contracts.source == "none" or deals is None:
+        return _shape(pd.DataFrame(), CONTRACT_COLUMNS), {
+            "extracted": 0,
+            "staged": 0,
+            "merged": 0,
+            "rejected": 0,
+        }
+    won = deals[deals["status_id"] == 2].copy()
+    won["client_external_id"] = client_of_contact(won["contact_id"])
+    won["sale_date"] = won["finish_date"].map(_date_parser(m, date_only=True))
+    attrs = custom_attributes(
+        con, deals.attrs["view"], [(f.ploomes, f.customerx) for f in m.custom_fields.contracts]
+    )
+    won["custom_attributes"] = won["ploomes_id"].map(attrs).fillna("{}") if len(attrs) else "{}"
+    if m.contracts.source == "won_deals":
+        frame = won.assign(
+            external_id=won["ploomes_id"].astype(str),
+            value=won["amount"],
+            product_name=None,
+            product_code=None,
+        )
+        entity = "won_deals"
+    else:
+        frame = _product_lines(con, m, won)
+        entity = "deal_products"
+    extracted = len(frame)
+    orphan = frame["client_external_id"].isna()
+    rejects.add(
+        entity,
+        frame[orphan],
+        "client",
+        frame.loc[orphan, "client_external_id"],
+        "client_not_found",
+        "rejected",
+    )
+    frame = frame[~orphan]
+    staged = _shape(frame, CONTRACT_COLUMNS)
+    return staged, {
+        "extracted": extracted,
+        "staged": len(staged),
+        "merged": 0,
+        "rejected": extracted - len(staged),
+    }
+
+
+def _product_lines(con: duckdb.DuckDBPyConnection, m: Mapping, won: pd.DataFrame) -> pd.DataFrame:
+    """Lines of the deal's orders, or, for a won deal with no order, of its last quote."""
+    lines = []
+    for entity, kind in (("orders", "order"), ("quotes", "quote")):
+        view, _ = latest(con, m.name, entity)
+        lines.append(
+            con.execute(f"""
+            select '{kind}' as kind, o.ploomes_id as parent_id, (o.payload->>'$.DealId')::bigint as deal_id,
+                o.window_start, o.changed_at, (line->>'$.Id')::bigint as line_id, line->>'$.ProductName' as product_name,
+                line->>'$.Product.Code' as product_code, (line->>'$.Total')::double as value
+            from {view} o, unnest(cast(json_extract(o.payload, '$.Products') as JSON[])) as t(line)
+        """).fetchdf()
+        )
+    orders, quotes = lines
+    with_order = set(orders["deal_id"])
+    last_quote = dict(zip(won["ploomes_id"], won["last_quote_id"], strict=True))
+    quotes = quotes[
+        ~quotes["deal_id"].isin(with_order) & (quotes["parent_id"] == quotes["deal_id"].map(last_quote))
+    ]
+    chosen = pd.concat([orders, quotes], ignore_index=True)
+    chosen = chosen[chosen["deal_id"].isin(set(won["ploomes_id"]))]
+    deal_info = won.set_index("ploomes_id")
+    chosen["external_id"] = (
+        chosen["deal_id"].astype(str) + "-" + chosen["kind"] + "-" + chosen["line_id"].astype(str)
+    )
+    chosen["ploomes_id"] = chosen["deal_id"]
+    for col in ("client_external_id", "title", "sale_date", "custom_attributes"):
+        chosen[col] = chosen["deal_id"].map(deal_info[col])
+    return chosen
+
+
+def _timeline(
+    con: duckdb.DuckDBPyConnection,
+    m: Mapping,
+    deals: pd.DataFrame | None,
+    client_of_contact: ClientResolver,
+    rejects: _Rejects,
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    specs = {
+        "notes": ("notes", "note", "payload->>'$.Date'", "'Nota'", "payload->>'$.Content'", "null"),
+        "activities": (
+            "tasks",
+            "activity",
+            "payload->>'$.DateTime'",
+            "payload->>'$.Title'",
+            "payload->>'$.Description'",
+            "null",
+        ),
+        "attachments": (
+            "attachments",
+            "attachment",
+            "payload->>'$.CreateDate'",
+            "coalesce(payload->>'$.Name', payload->>'$.FileName')",
+            "payload->>'$.ContentType'",
+            "payload->>'$.Url'",
+        ),
+    }
+    frames = []
+    deal_contact = (
+        dict(zip(deals["ploomes_id"], deals["contact_id"], strict=True)) if deals is not None else {}
+    )
+    extracted = 0
+    for kind in m.timeline:
+        entity, prefix, when, title, body, url = specs[kind]
+        view, _ = latest(con, m.name, entity)
+        frame = con.execute(f"""
+            select ploomes_id, window_start, changed_at, {when} as occurred_raw, {title} as title, {body} as body,
+                {url} as url, (payload->>'$.ContactId')::bigint as contact_id, (payload->>'$.DealId')::bigint as deal_id
+            from {view} order by ploomes_id
+        """).fetchdf()
+        extracted += len(frame)
+        contact = frame["contact_id"].fillna(frame["deal_id"].map(deal_contact))
+        frame["client_external_id"] = client_of_contact(contact)
+        frame["occurred_at"] = frame["occurred_raw"].map(_date_parser(m)).fillna(frame["changed_at"])
+        frame["kind"] = prefix
+        frame["external_id"] = prefix + "-" + frame["ploomes_id"].astype(str)
+        orphan = frame["client_external_id"].isna()
+        rejects.add(entity, frame[orphan], "client", contact[orphan], "client_not_found", "rejected")
+        frames.append(frame[~orphan])
+    staged = _shape(pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(), TIMELINE_COLUMNS)
+    return staged, {
+        "extracted": extracted,
+        "staged": len(staged),
+        "merged": 0,
+        "rejected": extracted - len(staged),
+    }
+
+
+def _local_datetime(text: Any, naive_zone: ZoneInfo, zone: ZoneInfo) -> dt.datetime | None:
+    """Ploomes date text -> naive time in the mapping's zone (offset-less text is account-local, I)."""
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=naive_zone)
+    return value.astimezone(zone).replace(tzinfo=None)
+
+
+def _date_parser(m: Mapping, date_only: bool = False) -> Callable[[Any], dt.datetime | None]:
+    parse = partial(
+        _local_datetime,
+        naive_zone=ZoneInfo(m.ploomes.naive_datetime_timezone),
+        zone=ZoneInfo(m.sync.timezone),
+    )
+    if not date_only:
+        return parse
+
+    def day(text: Any) -> dt.datetime | None:
+        value = parse(text)
+        return value.replace(hour=0, minute=0, second=0, microsecond=0) if value else None
+
+    return day
