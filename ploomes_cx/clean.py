@@ -317,17 +317,22 @@ TIMELINE_COLUMNS = [
 ]
 
 
+TIMESTAMP_COLUMNS = {"changed_at", "window_start", "occurred_at", "sale_date"}
+
+
 def _shape(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Fixed columns and dtypes, empty or not: timestamps, int64 ids, float64 values, text as object."""
     out = frame.reindex(columns=columns).reset_index(drop=True)
-    for col in ("changed_at", "window_start", "occurred_at", "sale_date"):
-        if col in out:
+    for col in out.columns:
+        if col in TIMESTAMP_COLUMNS:
             out[col] = pd.to_datetime(out[col]).astype("datetime64[us]")
-    for col in ("ploomes_id",):
-        if col in out:
+        elif col == "ploomes_id":
             out[col] = out[col].astype("int64")
-    if "value" in out:
-        out["value"] = out["value"].astype("float64")
-    return out.astype({c: object for c in out.columns if out[c].dtype == object})
+        elif col == "value":
+            out[col] = out[col].astype("float64")
+        else:
+            out[col] = out[col].astype(object).where(out[col].notna(), None)
+    return out
 
 
 def build_staging(con: duckdb.DuckDBPyConnection, m: Mapping, run_id: str) -> Staged:
@@ -397,14 +402,16 @@ def build_staging(con: duckdb.DuckDBPyConnection, m: Mapping, run_id: str) -> St
             }
         )
 
+    company_of = pd.concat(
+        [f.set_index("ploomes_id")["company_id"].astype("float64") for f in (orgs, persons) if len(f)]
+        or [pd.Series(dtype="float64")]
+    )
+
     def client_of_contact(contact_ids: pd.Series) -> pd.Series:
         """Ploomes contact id -> client external id (or None), by the mapping's client source."""
-        company = pd.concat(
-            [orgs.set_index("ploomes_id")["company_id"], persons.set_index("ploomes_id")["company_id"]]
-        )
         direct = contact_ids.map(client_alias)
         if m.clients.source in ("organizations", "deals"):
-            via_company = contact_ids.map(company).map(client_alias)
+            via_company = contact_ids.map(company_of).map(client_alias)
             direct = direct.fillna(via_company)
         return direct.map(lambda v: None if pd.isna(v) else str(int(v)))
 
@@ -426,7 +433,7 @@ def build_staging(con: duckdb.DuckDBPyConnection, m: Mapping, run_id: str) -> St
         timeline=timeline,
         rejected=rejects.frame(),
         clusters=pd.DataFrame(clusters, columns=CLUSTER_COLUMNS).astype(
-            {"score": "float64", "size": "int64"}
+            {"score": "float64", "size": "int64", "survivor_id": "Int64"}
         ),
         counts=counts,
         fuzzy_blocks_skipped=skipped,
@@ -483,9 +490,9 @@ def _contacts(
         entity = "deal_persons"
     extracted = len(frame)
     orphan = frame["client_external_id"].isna()
-    rejects.add(
-        entity, frame[orphan], "client", frame.loc[orphan, "company_id"], "client_not_found", "rejected"
-    )
+    no_company = orphan & frame["company_id"].isna() & (m.clients.source != "persons")
+    rule = pd.Series("client_not_found", index=frame.index).where(~no_company, "person_without_company")
+    rejects.add(entity, frame[orphan], "client", frame.loc[orphan, "company_id"], rule[orphan], "rejected")
     nameless = ~orphan & frame["name"].isna()
     rejects.add(entity, frame[nameless], "name", frame.loc[nameless, "name_raw"], "name_missing", "rejected")
     frame = frame[~orphan & ~nameless].reset_index(drop=True)

@@ -157,7 +157,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 
 def _sync(m, keys: list[str], dry_run: bool) -> int:
-    from ploomes_cx.runner import SUMMARY_COLUMNS, WindowResult, run_windows
+    from ploomes_cx.runner import STAGED_ENTITIES, SUMMARY_COLUMNS, WindowResult, run_windows
 
     mode = " (dry run: nothing is written to CustomerX)" if dry_run else ""
     print(
@@ -166,7 +166,7 @@ def _sync(m, keys: list[str], dry_run: bool) -> int:
 
     def progress(w: WindowResult) -> None:
         status = "ok" if w.success else "FAILED"
-        extracted = sum(c.get("extracted", 0) for c in w.counts.values())
+        extracted = sum(c.get("extracted", 0) for e, c in w.counts.items() if e not in STAGED_ENTITIES)
         print(
             f"  window {w.key}: {status} in {w.seconds:.1f}s, {extracted} records extracted (run {w.run_id})",
             flush=True,
@@ -178,13 +178,18 @@ def _sync(m, keys: list[str], dry_run: bool) -> int:
     totals: dict[str, dict[str, int]] = {}
     for w in results:
         for entity, counts in w.counts.items():
+            row = totals.setdefault(entity, {})
             for col, n in counts.items():
-                totals.setdefault(entity, {}).setdefault(col, 0)
-                totals[entity][col] += n
+                # staging tables describe the whole account after each window: keep the latest
+                row[col] = n if entity in STAGED_ENTITIES else row.get(col, 0) + n
     print()
     print(f"{'entity':<15}" + "".join(f"{c:>11}" for c in SUMMARY_COLUMNS))
-    for entity, counts in totals.items():
+    for entity, counts in sorted(totals.items(), key=lambda kv: (kv[0] in STAGED_ENTITIES, kv[0])):
         print(f"{entity:<15}" + "".join(f"{counts.get(c, '-'):>11}" for c in SUMMARY_COLUMNS))
+    if results and results[-1].checks:
+        print("\nchecks needing attention (see the asset's Checks tab in the UI):")
+        for line in results[-1].checks:
+            print(f"  {line}")
     failed = [w for w in results if not w.success]
     if failed:
         skipped = len(keys) - len(results)

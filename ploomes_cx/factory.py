@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dagster as dg
+from dagster_duckdb import DuckDBResource
 
 from ploomes_cx.assets.raw import build_raw_assets
+from ploomes_cx.assets.staging import build_staging_assets
 from ploomes_cx.home import home
 from ploomes_cx.mapping import Mapping
 from ploomes_cx.ploomes.resource import ploomes_resource
@@ -16,7 +18,8 @@ def sync_job_name(m: Mapping) -> str:
 
 
 def build_integration_defs(m: Mapping) -> dg.Definitions:
-    assets = build_raw_assets(m)
+    assets = [*build_raw_assets(m), *build_staging_assets(m)]
+    database = str(database_path(home(), m.name))
     job = dg.define_asset_job(
         sync_job_name(m),
         selection=dg.AssetSelection.assets(*assets),
@@ -27,6 +30,7 @@ def build_integration_defs(m: Mapping) -> dg.Definitions:
         jobs=[job],
         resources={
             f"{m.name}_ploomes": ploomes_resource(m),
-            f"{m.name}_io_manager": PloomesCxDuckDBIOManager(database=str(database_path(home(), m.name))),
+            f"{m.name}_io_manager": PloomesCxDuckDBIOManager(database=database),
+            f"{m.name}_duckdb": DuckDBResource(database=database),
         },
     )

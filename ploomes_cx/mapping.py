@@ -7,6 +7,7 @@ every error is reported with the file, the key path and the allowed values, neve
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Iterable
@@ -142,6 +143,16 @@ class Mapping(_Strict):
     # Where the file was read from; not a YAML key.
     source_path: str = Field("", exclude=True)
 
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        if value in _reserved_sql_words():
+            raise ValueError(
+                f"{value!r} is a reserved SQL word; the DuckDB schema is named after the mapping, "
+                "so pick another name (e.g. add a suffix)"
+            )
+        return value
+
     @field_validator("timeline", "identifiers")
     @classmethod
     def _no_repeats(cls, value: list[str]) -> list[str]:
@@ -199,6 +210,17 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                 )
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
+
+
+@functools.cache
+def _reserved_sql_words() -> frozenset[str]:
+    import duckdb
+
+    with duckdb.connect() as con:
+        rows = con.execute(
+            "select keyword_name from duckdb_keywords() where keyword_category = 'reserved'"
+        ).fetchall()
+    return frozenset(r[0] for r in rows)
 
 
 def _check_zone(value: str) -> str:

@@ -18,6 +18,7 @@ from ploomes_cx.factory import build_integration_defs, sync_job_name
 from ploomes_cx.home import ensure_dagster_home, ensure_home
 from ploomes_cx.mapping import Mapping
 
+STAGED_ENTITIES = ("clients", "contacts", "contracts", "timeline")
 SUMMARY_COLUMNS = ("extracted", "staged", "rejected", "merged", "created", "updated", "unchanged", "failed")
 
 
@@ -33,6 +34,7 @@ class WindowResult:
     run_id: str
     counts: dict[str, dict[str, int]] = field(default_factory=dict)  # entity -> column -> n
     errors: list[str] = field(default_factory=list)
+    checks: list[str] = field(default_factory=list)
     error_kinds: set[str] = field(default_factory=set)
 
 
@@ -90,6 +92,17 @@ def _summarize(key: str, result: Any, seconds: float) -> WindowResult:
         records = mat.metadata.get("records")
         if layer == "raw" and records is not None:
             window.counts.setdefault(entity, {})["extracted"] = int(records.value)
+        elif layer == "stg":
+            counts = {k: int(mat.metadata[k].value) for k in SUMMARY_COLUMNS if k in mat.metadata}
+            window.counts.setdefault(entity, {}).update(counts)
+    for event in result.all_events:
+        if event.event_type_value == "ASSET_CHECK_EVALUATION":
+            evaluation = event.event_specific_data
+            if not evaluation.passed:
+                severity = "warning" if evaluation.severity.value == "WARN" else "failed"
+                window.checks.append(
+                    f"{evaluation.asset_key.to_user_string()} {evaluation.check_name}: {severity}"
+                )
     for event in result.all_events:
         if event.is_step_failure:
             data = event.step_failure_data

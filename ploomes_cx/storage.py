@@ -3,7 +3,8 @@
 The stock handler skips writing an empty frame, so a window with no records creates no table and
 every downstream read fails; and it appends positionally, so a column order change corrupts a
 table silently. Here an empty frame still creates the (empty) table, and inserts go `BY NAME`.
-The DELETE of the partition slice before the write is the integration's own and is unchanged.
+A whole (unpartitioned) table is replaced in one `CREATE OR REPLACE`. The DELETE of a partition
+slice before its write is the integration's own and is unchanged.
 """
 
 from __future__ import annotations
@@ -25,9 +26,15 @@ class _PandasHandler(DuckDBPandasTypeHandler):
         table = f"{table_slice.schema}.{table_slice.table}"
         connection.register("_ploomes_cx_out", obj)
         try:
-            connection.execute(f"create table if not exists {table} as select * from _ploomes_cx_out limit 0")
-            if not obj.empty:
-                connection.execute(f"insert into {table} by name select * from _ploomes_cx_out")
+            if not table_slice.partition_dimensions:
+                # A whole table: replace it in one statement, so a new column never breaks the write.
+                connection.execute(f"create or replace table {table} as select * from _ploomes_cx_out")
+            else:
+                connection.execute(
+                    f"create table if not exists {table} as select * from _ploomes_cx_out limit 0"
+                )
+                if not obj.empty:
+                    connection.execute(f"insert into {table} by name select * from _ploomes_cx_out")
         finally:
             connection.unregister("_ploomes_cx_out")
         context.add_output_metadata(

@@ -76,3 +76,9 @@ def sandbox_environ(
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     return env
+
+
+@pytest.fixture
+def mapping_with_timeline(tmp_path: Path) -> Mapping:
+    """The test mapping with all timeline kinds and contracts from won deals (the defaults)."""
+    return load_mapping(write_mapping(tmp_path, "fullsync", "quality:\n  max_rejected_ratio: 0.5\n"))

@@ -98,6 +98,7 @@ def test_entities_follow_the_sources():
             ["custom_fields.clients[0].customerx: required key is missing"],
         ),
         ({"sync": {}}, ["name: required key is missing"]),
+        ({"name": "select"}, ["name:", "reserved SQL word"]),
     ],
 )
 def test_bad_values_are_named_with_file_key_and_allowed_values(data, expected):

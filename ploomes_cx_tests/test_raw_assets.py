@@ -163,7 +163,7 @@ def test_each_mapping_file_adds_its_own_prefixed_asset_graph(tmp_path, monkeypat
     assert {"south/raw_orders", "south/raw_quotes"} <= south
     assert loaded.resolve_job_def("north_sync") and loaded.resolve_job_def("south_sync")
     groups = {loaded.resolve_assets_def(k).group_names_by_key[k] for k in loaded.resolve_all_asset_keys()}
-    assert groups == {"north_raw", "south_raw"}
+    assert groups == {"north_raw", "south_raw", "north_staging", "south_staging"}
 
 
 def test_hourly_mapping_partitions_follow_its_timezone(tmp_path):

@@ -1,0 +1,270 @@
+"""Staging layer: cleaned, deduplicated tables validated by Pandera, one per CustomerX entity.
+
+One multi-asset per mapping computes them together from all raw windows, because they depend on
+each other (a merged organization changes which client a person's contact points at). The tables
+are not partitioned: each materialization recomputes the whole account, so deduplication is
+global and the latest version of a record wins whichever window ran last.
+"""
+
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+from dagster import AssetExecutionContext
+from dagster_duckdb import DuckDBResource
+
+from ploomes_cx import checks
+from ploomes_cx.assets.raw import raw_key
+from ploomes_cx.clean import Staged, build_staging
+from ploomes_cx.mapping import Mapping
+from ploomes_cx.schemas import DAGSTER_TYPES, MODELS, split_valid
+
+DESCRIPTIONS = {
+    "clients": "CustomerX clients: one row per client after deduplication (survivors), identifiers normalized, "
+    "aliases listing the merged Ploomes ids, mapped custom fields as JSON.",
+    "contacts": "CustomerX contacts, each attached to a staged client, deduplicated by the mapping's identifiers.",
+    "contracts": "CustomerX contracts: won deals, or the product lines of won deals, attached to a staged client.",
+    "timeline": "CustomerX timeline entries (notes, activities, attachments) at their original date, on a staged client.",
+    "rejected": "Every record (outcome `rejected`) or field (`field_cleared`) that did not reach staging, with the "
+    "rule it broke: query it with `select * from <mapping>.rejected`.",
+    "duplicate_clusters": "Records merged by identifier (`merged`, with the rule that matched) and look-alike records "
+    "left for a person to decide (`candidate`, with a similarity score).",
+}
+
+
+def table_name(entity: str) -> str:
+    return f"stg_{entity}" if entity in ("clients", "contacts", "contracts", "timeline") else entity
+
+
+def staging_key(m: Mapping, entity: str) -> dg.AssetKey:
+    return dg.AssetKey([m.name, table_name(entity)])
+
+
+def staged_entities(m: Mapping) -> list[str]:
+    out = ["clients", "contacts"]
+    if m.contracts.source != "none":
+        out.append("contracts")
+    if m.timeline:
+        out.append("timeline")
+    return out
+
+
+def _apply_contracts(staged: Staged, entities: list[str], run_id: str) -> dict[str, pd.DataFrame]:
+    """Validate each table; rows breaking a contract, and rows left pointing at them, are rejected."""
+    tables: dict[str, pd.DataFrame] = {}
+    extra: list[pd.DataFrame] = []
+    for entity in entities:
+        frame = getattr(staged, entity)
+        if entity != "clients":
+            orphan = ~frame["client_external_id"].isin(set(tables["clients"]["external_id"]))
+            if orphan.any():
+                extra.append(
+                    _reject_rows(
+                        entity,
+                        frame[orphan],
+                        "client",
+                        frame.loc[orphan, "client_external_id"],
+                        "client_rejected",
+                        run_id,
+                    )
+                )
+                staged.counts[entity]["staged"] -= int(orphan.sum())
+                staged.counts[entity]["rejected"] += int(orphan.sum())
+                frame = frame[~orphan].reset_index(drop=True)
+        valid, cases = split_valid(MODELS[entity], frame)
+        if len(cases):
+            first = cases.drop_duplicates("index").set_index("index")
+            bad = frame.loc[first.index.astype(int)]
+            extra.append(
+                _reject_rows(
+                    entity,
+                    bad,
+                    "",
+                    first["failure_case"],
+                    "",
+                    run_id,
+                    fields=first["column"],
+                    rules="contract:" + first["check"].astype(str),
+                )
+            )
+            staged.counts[entity]["staged"] -= len(bad)
+            staged.counts[entity]["rejected"] += len(bad)
+        tables[entity] = valid.reset_index(drop=True)
+    rejected = pd.concat([staged.rejected, *extra], ignore_index=True) if extra else staged.rejected
+    tables["rejected"] = MODELS["rejected"].validate(rejected.reset_index(drop=True))
+    tables["duplicate_clusters"] = MODELS["duplicate_clusters"].validate(staged.clusters)
+    return tables
+
+
+def _reject_rows(
+    entity: str,
+    frame: pd.DataFrame,
+    field: str,
+    values: pd.Series,
+    rule: str,
+    run_id: str,
+    fields: pd.Series | None = None,
+    rules: pd.Series | None = None,
+) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "entity": f"stg_{entity}",
+            "ploomes_id": frame["ploomes_id"].astype("int64").to_numpy(),
+            "field": fields.astype(str).to_numpy() if fields is not None else field,
+            "value": [None if v is None else str(v) for v in values],
+            "rule": rules.to_numpy() if rules is not None else rule,
+            "outcome": "rejected",
+            "window_start": pd.to_datetime(frame["window_start"]).astype("datetime64[us]").to_numpy(),
+            "run_id": run_id,
+        }
+    )
+
+
+def _preview(frame: pd.DataFrame, columns: list[str]) -> dg.MetadataValue:
+    return checks.markdown(frame[[c for c in columns if c in frame]], limit=5)
+
+
+def build_staging_assets(m: Mapping) -> list[dg.AssetsDefinition]:
+    entities = staged_entities(m)
+    outputs = [*entities, "rejected", "duplicate_clusters"]
+    resource_key = f"{m.name}_duckdb"
+    outs = {
+        name: dg.AssetOut(
+            key=staging_key(m, name),
+            dagster_type=DAGSTER_TYPES[name],
+            io_manager_key=f"{m.name}_io_manager",
+            group_name=f"{m.name}_staging",
+            kinds={"duckdb", "pandas"},
+            description=DESCRIPTIONS[name],
+            metadata={"dagster/column_schema": DAGSTER_TYPES[name].metadata["schema"].schema},
+        )
+        for name in outputs
+    }
+    check_specs = [
+        dg.AssetCheckSpec(
+            "no_duplicate_identifiers",
+            asset=staging_key(m, e),
+            blocking=True,
+            description="No two staged rows are the same record by the mapping's identifiers",
+        )
+        for e in ("clients", "contacts")
+    ]
+    check_specs += [
+        dg.AssetCheckSpec(
+            "client_exists",
+            asset=staging_key(m, e),
+            blocking=True,
+            description="Every row points at a staged client",
+        )
+        for e in entities
+        if e != "clients"
+    ]
+    check_specs += [
+        dg.AssetCheckSpec(
+            "rejected_ratio",
+            asset=staging_key(m, e),
+            description=f"Rejected records stay under {m.quality.max_rejected_ratio:.0%}",
+        )
+        for e in entities
+    ]
+    check_specs.append(
+        dg.AssetCheckSpec(
+            "fuzzy_candidates",
+            asset=staging_key(m, "duplicate_clusters"),
+            description="Look-alike clients for a person to review (warning only)",
+        )
+    )
+
+    @dg.multi_asset(
+        name=f"{m.name}_staging",
+        outs=outs,
+        deps=[raw_key(m, e) for e in m.ploomes_entities if e != "fields"],
+        check_specs=check_specs,
+        required_resource_keys={resource_key},
+        retry_policy=dg.RetryPolicy(max_retries=2, delay=5),
+    )
+    def _staging(context: AssetExecutionContext):
+        duck: DuckDBResource = getattr(context.resources, resource_key)
+        with duck.get_connection() as con:
+            staged = build_staging(con, m, context.run_id)
+        tables = _apply_contracts(staged, entities, context.run_id)
+        rejects = tables["rejected"]
+        for entity in entities:
+            counts = staged.counts[entity]
+            yield dg.Output(
+                tables[entity],
+                output_name=entity,
+                metadata={
+                    **{k: int(v) for k, v in counts.items()},
+                    "preview": _preview(
+                        tables[entity],
+                        [
+                            "external_id",
+                            "name",
+                            "client_external_id",
+                            "email",
+                            "document",
+                            "title",
+                            "value",
+                            "kind",
+                            "occurred_at",
+                        ],
+                    ),
+                },
+            )
+        top_rules = rejects.groupby(["entity", "rule", "outcome"]).size().rename("rows").reset_index()
+        yield dg.Output(
+            rejects,
+            output_name="rejected",
+            metadata={
+                "rejected_records": int((rejects["outcome"] == "rejected").sum()),
+                "cleared_fields": int((rejects["outcome"] == "field_cleared").sum()),
+                "by_rule": checks.markdown(top_rules.sort_values("rows", ascending=False), limit=15),
+            },
+        )
+        clusters = tables["duplicate_clusters"]
+        yield dg.Output(
+            clusters,
+            output_name="duplicate_clusters",
+            metadata={
+                "merged_clusters": int((clusters["kind"] == "merged").sum()),
+                "candidate_pairs": int((clusters["kind"] == "candidate").sum()),
+                "largest": checks.markdown(
+                    clusters.sort_values("size", ascending=False)[
+                        ["cluster_id", "member_ids", "rule", "score"]
+                    ]
+                ),
+            },
+        )
+        for entity in ("clients", "contacts"):
+            yield checks.no_duplicate_identifiers(staging_key(m, entity), tables[entity], m.identifiers)
+        for entity in entities:
+            if entity != "clients":
+                yield checks.referential_integrity(staging_key(m, entity), tables[entity], tables["clients"])
+            yield checks.rejected_ratio(
+                staging_key(m, entity),
+                staged.counts[entity],
+                rejects,
+                _source_entities(entity),
+                m.quality.max_rejected_ratio,
+            )
+        yield checks.fuzzy_candidates(
+            staging_key(m, "duplicate_clusters"), clusters, staged.fuzzy_blocks_skipped
+        )
+
+    return [_staging]
+
+
+def _source_entities(entity: str) -> set[str]:
+    """Names under which rejected rows of a staging table are recorded."""
+    by_table: dict[str, set[str]] = {
+        "clients": {"organizations", "persons", "deal_contacts"},
+        "contacts": {"persons", "organization_contacts", "deal_persons"},
+        "contracts": {"won_deals", "deal_products"},
+        "timeline": {"notes", "tasks", "attachments"},
+    }
+    return by_table[entity] | {f"stg_{entity}"}
+
+
+def summary_counts(metadata: dict[str, Any]) -> dict[str, int]:
+    return {k: int(metadata[k].value) for k in ("extracted", "staged", "merged", "rejected") if k in metadata}

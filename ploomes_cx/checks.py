@@ -1,0 +1,117 @@
+"""Asset checks on the staging tables, each with a small markdown table of the worst offenders."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pandas as pd
+
+from ploomes_cx.dedupe import IDENTIFIER_COLUMNS
+
+MAX_ROWS = 10
+
+
+def markdown(frame: pd.DataFrame, limit: int = MAX_ROWS) -> dg.MetadataValue:
+    """A few rows as a markdown table, so the UI shows offenders without SQL."""
+    if frame.empty:
+        return dg.MetadataValue.md("_none_")
+    head = frame.head(limit).astype(str).map(lambda v: v.replace("|", "/")[:60])
+    lines = ["| " + " | ".join(head.columns) + " |", "|" + "---|" * len(head.columns)]
+    lines += ["| " + " | ".join(row) + " |" for row in head.itertuples(index=False)]
+    more = f"\n\n_{len(frame) - limit} more_" if len(frame) > limit else ""
+    return dg.MetadataValue.md("\n".join(lines) + more)
+
+
+def duplicate_identifiers(frame: pd.DataFrame, identifiers: list[str]) -> pd.DataFrame:
+    """Pairs of staged rows sharing a mapped identifier that the rules say are one record.
+
+    Sharing a value is allowed only when both rows hold different valid documents (two legal
+    identities), which is exactly when deduplication must leave them apart.
+    """
+    found = []
+    for ident in identifiers:
+        col = IDENTIFIER_COLUMNS[ident]
+        if col not in frame:
+            continue
+        shared = frame[frame[col].notna() & frame[col].duplicated(keep=False)]
+        for value, group in shared.groupby(col):
+            docs = group["document"].dropna()
+            if ident != "cnpj_cpf" and docs.nunique() == len(group):
+                continue  # every row has its own valid document: different legal identities
+            found.append(
+                {
+                    "identifier": ident,
+                    "value": value,
+                    "rows": len(group),
+                    "external_ids": ",".join(group["external_id"].astype(str).head(5)),
+                }
+            )
+    return pd.DataFrame(found, columns=["identifier", "value", "rows", "external_ids"])
+
+
+def no_duplicate_identifiers(
+    key: dg.AssetKey, frame: pd.DataFrame, identifiers: list[str]
+) -> dg.AssetCheckResult:
+    offenders = duplicate_identifiers(frame, identifiers)
+    return dg.AssetCheckResult(
+        asset_key=key,
+        check_name="no_duplicate_identifiers",
+        passed=offenders.empty,
+        metadata={
+            "duplicated_values": len(offenders),
+            "identifiers": ", ".join(identifiers),
+            "offenders": markdown(offenders),
+        },
+    )
+
+
+def rejected_ratio(
+    key: dg.AssetKey, counts: dict[str, int], rejects: pd.DataFrame, entity_names: set[str], max_ratio: float
+) -> dg.AssetCheckResult:
+    extracted = counts.get("extracted", 0)
+    ratio = counts.get("rejected", 0) / extracted if extracted else 0.0
+    mine = rejects[rejects["entity"].isin(entity_names) & (rejects["outcome"] == "rejected")]
+    top = mine.groupby("rule").size().sort_values(ascending=False).rename("rows").reset_index()
+    return dg.AssetCheckResult(
+        asset_key=key,
+        check_name="rejected_ratio",
+        passed=ratio <= max_ratio,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "ratio": round(ratio, 4),
+            "max_ratio": max_ratio,
+            "rejected": counts.get("rejected", 0),
+            "extracted": extracted,
+            "top_rules": markdown(top),
+            "examples": markdown(mine),
+        },
+    )
+
+
+def fuzzy_candidates(key: dg.AssetKey, clusters: pd.DataFrame, skipped_blocks: int) -> dg.AssetCheckResult:
+    candidates = clusters[clusters["kind"] == "candidate"].sort_values("score", ascending=False)
+    return dg.AssetCheckResult(
+        asset_key=key,
+        check_name="fuzzy_candidates",
+        passed=candidates.empty,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "candidates": len(candidates),
+            "blocks_too_large_to_compare": skipped_blocks,
+            "worst": markdown(candidates[["member_ids", "rule", "score"]]),
+        },
+    )
+
+
+def referential_integrity(
+    key: dg.AssetKey, frame: pd.DataFrame, clients: pd.DataFrame
+) -> dg.AssetCheckResult:
+    orphans = frame[~frame["client_external_id"].isin(set(clients["external_id"]))]
+    return dg.AssetCheckResult(
+        asset_key=key,
+        check_name="client_exists",
+        passed=orphans.empty,
+        metadata={
+            "orphans": len(orphans),
+            "offenders": markdown(orphans[["external_id", "client_external_id"]]),
+        },
+    )

@@ -1,0 +1,152 @@
+"""Pandera contracts of the staging tables, and the split of a frame into valid and rejected rows.
+
+The contracts are exposed as Dagster types so the UI shows each table's columns. Rows that break
+a contract are not allowed to crash the run or to disappear: `split_valid` moves them, with the
+column and check they broke, to the rejected table.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import pandas as pd
+import pandera.pandas as pa
+from dagster_pandera import pandera_schema_to_dagster_type
+from pandera.typing import Series
+
+DOCUMENT = r"^([0-9]{11}|[0-9A-Z]{12}[0-9]{2})$"
+EMAIL = r"^[^@\s]+@[^@\s]+\.[a-z]{2,63}$"
+E164 = r"^\+[1-9][0-9]{7,14}$"
+
+
+class _Base(pa.DataFrameModel):
+    class Config:
+        strict = True
+        coerce = False
+
+
+class StgClients(_Base):
+    """One row per CustomerX client, after deduplication (survivors only)."""
+
+    external_id: Series[str] = pa.Field(unique=True, str_length={"min_value": 1})
+    ploomes_id: Series[int] = pa.Field(unique=True, gt=0)
+    aliases: Series[str] = pa.Field(str_matches=r"^([0-9]+(,[0-9]+)*)?$")
+    source: Series[str] = pa.Field(isin=["organizations", "persons", "deal_contacts"])
+    name: Series[str] = pa.Field(str_length={"min_value": 1, "max_value": 255})
+    name_key: Series[str] = pa.Field(str_length={"min_value": 1})
+    legal_name: Series[str] = pa.Field(nullable=True)
+    document: Series[str] = pa.Field(nullable=True, str_matches=DOCUMENT)
+    document_type: Series[str] = pa.Field(nullable=True, isin=["cpf", "cnpj"])
+    external_code: Series[str] = pa.Field(nullable=True, str_length={"min_value": 1})
+    email: Series[str] = pa.Field(nullable=True, str_matches=EMAIL)
+    phone: Series[str] = pa.Field(nullable=True, str_matches=E164)
+    custom_attributes: Series[str] = pa.Field(str_startswith="{")
+    changed_at: Series[pd.Timestamp] = pa.Field()
+    window_start: Series[pd.Timestamp] = pa.Field()
+
+
+class StgContacts(_Base):
+    """One row per CustomerX contact, attached to a staged client."""
+
+    external_id: Series[str] = pa.Field(unique=True, str_length={"min_value": 1})
+    ploomes_id: Series[int] = pa.Field(gt=0)
+    aliases: Series[str] = pa.Field(str_matches=r"^([0-9]+(,[0-9]+)*)?$")
+    client_external_id: Series[str] = pa.Field(str_length={"min_value": 1})
+    name: Series[str] = pa.Field(str_length={"min_value": 1, "max_value": 255})
+    email: Series[str] = pa.Field(nullable=True, str_matches=EMAIL)
+    phone: Series[str] = pa.Field(nullable=True, str_matches=E164)
+    document: Series[str] = pa.Field(nullable=True, str_matches=DOCUMENT)
+    external_code: Series[str] = pa.Field(nullable=True)
+    custom_attributes: Series[str] = pa.Field(str_startswith="{")
+    changed_at: Series[pd.Timestamp] = pa.Field()
+    window_start: Series[pd.Timestamp] = pa.Field()
+
+
+class StgContracts(_Base):
+    """One row per CustomerX contract: a won deal, or one product line of a won deal."""
+
+    external_id: Series[str] = pa.Field(unique=True, str_length={"min_value": 1})
+    ploomes_id: Series[int] = pa.Field(gt=0)
+    client_external_id: Series[str] = pa.Field(str_length={"min_value": 1})
+    title: Series[str] = pa.Field(nullable=True)
+    value: Series[float] = pa.Field(ge=0)
+    sale_date: Series[pd.Timestamp] = pa.Field(nullable=True)
+    product_name: Series[str] = pa.Field(nullable=True)
+    product_code: Series[str] = pa.Field(nullable=True)
+    custom_attributes: Series[str] = pa.Field(str_startswith="{")
+    changed_at: Series[pd.Timestamp] = pa.Field()
+    window_start: Series[pd.Timestamp] = pa.Field()
+
+
+class StgTimeline(_Base):
+    """One row per CustomerX timeline entry: a note, an activity or an attachment."""
+
+    external_id: Series[str] = pa.Field(unique=True)
+    kind: Series[str] = pa.Field(isin=["note", "activity", "attachment"])
+    ploomes_id: Series[int] = pa.Field(gt=0)
+    client_external_id: Series[str] = pa.Field(str_length={"min_value": 1})
+    occurred_at: Series[pd.Timestamp] = pa.Field()
+    title: Series[str] = pa.Field(nullable=True)
+    body: Series[str] = pa.Field(nullable=True)
+    url: Series[str] = pa.Field(nullable=True)
+    changed_at: Series[pd.Timestamp] = pa.Field()
+    window_start: Series[pd.Timestamp] = pa.Field()
+
+
+class Rejected(_Base):
+    """Every record, or field of a record, that did not make it into a staging table, and why."""
+
+    entity: Series[str] = pa.Field()
+    ploomes_id: Series[int] = pa.Field()
+    field: Series[str] = pa.Field()
+    value: Series[str] = pa.Field(nullable=True)
+    rule: Series[str] = pa.Field()
+    outcome: Series[str] = pa.Field(isin=["rejected", "field_cleared", "reported"])
+    window_start: Series[pd.Timestamp] = pa.Field(nullable=True)
+    run_id: Series[str] = pa.Field()
+
+
+class DuplicateClusters(_Base):
+    """Records merged by identifier (kind merged) and look-alikes left for a person (kind candidate)."""
+
+    cluster_id: Series[str] = pa.Field(unique=True)
+    entity: Series[str] = pa.Field()
+    kind: Series[str] = pa.Field(isin=["merged", "candidate"])
+    survivor_id: Series[pd.Int64Dtype] = pa.Field(nullable=True)
+    member_ids: Series[str] = pa.Field(str_matches=r"^[0-9]+(,[0-9]+)+$")
+    size: Series[int] = pa.Field(ge=2)
+    rule: Series[str] = pa.Field()
+    score: Series[float] = pa.Field(ge=0, le=1)
+
+
+MODELS: dict[str, type[_Base]] = {
+    "clients": StgClients,
+    "contacts": StgContacts,
+    "contracts": StgContracts,
+    "timeline": StgTimeline,
+    "rejected": Rejected,
+    "duplicate_clusters": DuplicateClusters,
+}
+with warnings.catch_warnings():  # the converter is marked beta; it is the integration the design card names
+    warnings.simplefilter("ignore")
+    DAGSTER_TYPES = {name: pandera_schema_to_dagster_type(model) for name, model in MODELS.items()}
+
+
+def split_valid(model: type[_Base], frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(rows that pass, failure cases with `index`, `column`, `check`, `failure_case`).
+
+    A failure not tied to a row (a missing column, a wrong dtype) is a bug of ours, not bad
+    data, and is raised.
+    """
+    try:
+        return model.validate(frame, lazy=True), pd.DataFrame(
+            columns=["index", "column", "check", "failure_case"]
+        )
+    except pa.errors.SchemaErrors as exc:
+        cases = exc.failure_cases
+        structural = cases[cases["index"].isna()]
+        if len(structural):
+            raise
+        bad = set(cases["index"].astype(int))
+        valid = frame.drop(index=list(bad))
+        return model.validate(valid), cases[["index", "column", "check", "failure_case"]]

@@ -1,0 +1,292 @@
+"""Staging on hand-made raw records in a real DuckDB file, and on the sandbox through Dagster."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+import duckdb
+import pytest
+from stdnum.br import cnpj as std_cnpj
+from stdnum.br import cpf as std_cpf
+
+from ploomes_cx.assets.raw import raw_frame
+from ploomes_cx.checks import duplicate_identifiers
+from ploomes_cx.clean import build_staging
+from ploomes_cx.mapping import Mapping, parse_mapping
+from ploomes_cx.runner import run_windows
+from ploomes_cx.sandbox.ploomes_data import cnpj_digits, cpf_digits, format_cnpj, format_cpf
+from ploomes_cx.storage import database_path
+
+SP = ZoneInfo("America/Sao_Paulo")
+CNPJ_A = cnpj_digits("112223330001")
+CNPJ_B = cnpj_digits("998887770001")
+CPF_1 = cpf_digits("123456789")
+
+
+def window(day: int) -> dg.TimeWindow:
+    return dg.TimeWindow(dt.datetime(2026, 11, day, tzinfo=SP), dt.datetime(2026, 11, day + 1, tzinfo=SP))
+
+
+def stamp(day: int, hour: int = 12) -> str:
+    return dt.datetime(2026, 11, day, hour, tzinfo=SP).isoformat()
+
+
+def org(i: int, name: str, register: str = "", email: str | None = None, day: int = 2, **extra: Any) -> dict:
+    return {
+        "Id": i,
+        "TypeId": 1,
+        "Name": name,
+        "Register": register,
+        "Email": email,
+        "Key": None,
+        "LastUpdateDate": stamp(day, extra.pop("hour", 12)),
+        "Phones": [],
+        "OtherProperties": [],
+        **extra,
+    }
+
+
+def person(
+    i: int,
+    name: str,
+    company: int | None,
+    email: str | None = None,
+    register: str = "",
+    day: int = 2,
+    **extra: Any,
+) -> dict:
+    return {
+        "Id": i,
+        "TypeId": 2,
+        "Name": name,
+        "Register": register,
+        "Email": email,
+        "CompanyId": company,
+        "Key": None,
+        "LastUpdateDate": stamp(day, extra.pop("hour", 12)),
+        "Phones": [{"PhoneNumber": "(11) 98765-4321"}],
+        "OtherProperties": [],
+        **extra,
+    }
+
+
+class Raw:
+    """Writes raw rows the way the raw assets do (same columns, same frame builder)."""
+
+    def __init__(self, path: Path, schema: str = "t") -> None:
+        self.con = duckdb.connect(str(path))
+        self.schema = schema
+        self.con.execute(f"create schema if not exists {schema}")
+
+    def add(self, entity: str, day: int, records: list[dict], date_field: str = "LastUpdateDate") -> None:
+        frame, outside = raw_frame(records, date_field, window(day), SP, "test-run")
+        assert not outside
+        table = f"{self.schema}.raw_{entity}"
+        self.con.register("_rows", frame)
+        self.con.execute(f"create table if not exists {table} as select * from _rows limit 0")
+        self.con.execute(
+            f"delete from {table} where window_start = ?", [window(day).start.replace(tzinfo=None)]
+        )
+        self.con.execute(f"insert into {table} by name select * from _rows")
+        self.con.unregister("_rows")
+
+
+def mapping(**overrides: Any) -> Mapping:
+    data = {"name": "t", "timeline": [], "contracts": {"source": "none"}, **overrides}
+    return parse_mapping(data, "t.yaml")
+
+
+@pytest.fixture
+def raw(tmp_path: Path) -> Raw:
+    return Raw(tmp_path / "w.duckdb")
+
+
+def by_id(frame, column="ploomes_id"):
+    return {int(r[column]): r for _, r in frame.iterrows()}
+
+
+def test_formatted_and_bare_cnpj_merge_and_persons_follow_the_survivor(raw):
+    raw.add("organizations", 2, [org(1, "Padaria São João Ltda", format_cnpj(CNPJ_A))])
+    raw.add("organizations", 3, [org(2, "PADARIA SAO JOAO LTDA", CNPJ_A, day=3)])
+    raw.add("persons", 2, [person(10, "Ana", 1, "ana@x.com"), person(11, "Bia", 2, "bia@x.com")])
+    staged = build_staging(raw.con, mapping(), "r1")
+    assert staged.clients["ploomes_id"].tolist() == [2]  # latest change survives
+    client = staged.clients.iloc[0]
+    assert client["aliases"] == "1" and client["document"] == CNPJ_A and client["document_type"] == "cnpj"
+    assert set(staged.contacts["client_external_id"]) == {"2"}  # Ana pointed at the merged record 1
+    merged = staged.clusters[staged.clusters["kind"] == "merged"]
+    assert merged["member_ids"].tolist() == ["1,2"] and merged["rule"].tolist() == ["cnpj_cpf"]
+
+
+def test_invalid_check_digits_get_a_reason_and_never_reach_staging_as_a_document(raw):
+    bad_cnpj = CNPJ_A[:-1] + str((int(CNPJ_A[-1]) + 1) % 10)
+    raw.add("organizations", 2, [org(1, "Metalúrgica Ceará", format_cnpj(bad_cnpj)), org(2, "Outra", CNPJ_B)])
+    raw.add("persons", 2, [person(10, "Ana", 1, "ana@x.com", register="123.456.789-00")])
+    staged = build_staging(raw.con, mapping(), "r1")
+    clients = by_id(staged.clients)
+    assert clients[1]["document"] is None and clients[2]["document"] == CNPJ_B
+    assert staged.contacts.iloc[0]["document"] is None
+    reasons = staged.rejected.set_index("ploomes_id")
+    assert reasons.loc[1, "rule"] == "document_check_digits" and reasons.loc[1, "value"] == format_cnpj(
+        bad_cnpj
+    )
+    assert reasons.loc[1, "outcome"] == "field_cleared"
+    assert reasons.loc[10, "rule"] == "document_check_digits"
+
+
+def test_two_valid_cnpjs_with_one_name_are_flagged_not_merged(raw):
+    raw.add(
+        "organizations",
+        2,
+        [
+            org(1, "Comércio Paraná Ltda", CNPJ_A, "fiscal@contabil.com"),
+            org(2, "Comercio Parana LTDA", CNPJ_B, "fiscal@contabil.com"),
+        ],
+    )
+    staged = build_staging(raw.con, mapping(), "r1")
+    assert sorted(staged.clients["ploomes_id"]) == [1, 2]
+    candidates = staged.clusters[staged.clusters["kind"] == "candidate"]
+    assert candidates["member_ids"].tolist() == ["1,2"] and candidates["rule"].tolist() == [
+        "same_folded_name"
+    ]
+    assert duplicate_identifiers(staged.clients, ["cnpj_cpf", "external_code", "email"]).empty
+
+
+def test_email_case_merges_contacts_and_accents_are_kept_for_display(raw):
+    raw.add("organizations", 2, [org(1, "Açaí do Norte", CNPJ_A)])
+    raw.add(
+        "persons",
+        2,
+        [
+            person(10, "  José   Conceição ", 1, "Jose.C@Gmail.com", hour=9),
+            person(11, "JOSE CONCEICAO", 1, "jose.c@gmail.com ", register=format_cpf(CPF_1), hour=10),
+        ],
+    )
+    staged = build_staging(raw.con, mapping(), "r1")
+    assert len(staged.contacts) == 1
+    contact = staged.contacts.iloc[0]
+    assert contact["ploomes_id"] == 11 and contact["aliases"] == "10"
+    assert contact["email"] == "jose.c@gmail.com" and contact["document"] == CPF_1
+    assert (
+        staged.clients.iloc[0]["name"] == "Açaí do Norte"
+        and staged.clients.iloc[0]["name_key"] == "acai do norte"
+    )
+
+
+def test_an_older_window_rematerialized_later_never_replaces_a_newer_version(raw):
+    raw.add("organizations", 3, [org(1, "Nome Novo", CNPJ_A, day=3)])
+    raw.add("organizations", 2, [org(1, "Nome Antigo", CNPJ_A, day=2)])  # written after, but older
+    staged = build_staging(raw.con, mapping(), "r1")
+    assert staged.clients["name"].tolist() == ["Nome Novo"]
+
+
+def test_every_extracted_record_is_staged_merged_or_rejected(raw):
+    raw.add(
+        "organizations",
+        2,
+        [
+            org(1, "A Ltda", CNPJ_A),
+            org(2, "A Ltda", format_cnpj(CNPJ_A)),
+            org(3, "", ""),
+            org(4, "B", "1"),
+        ],
+    )
+    raw.add("organizations", 3, [org(1, "A Ltda", CNPJ_A, day=3)])  # a second version is not a second record
+    raw.add(
+        "persons",
+        2,
+        [
+            person(10, "Ana", 1, "ana@x.com"),
+            person(11, "Sem empresa", None),
+            person(12, "Órfã", 999),
+            person(13, "", 4),
+        ],
+    )
+    staged = build_staging(raw.con, mapping(), "r1")
+    distinct = {
+        e: raw.con.execute(f"select count(distinct id) from t.raw_{e}").fetchall()[0][0]
+        for e in ("organizations", "persons")
+    }
+    for entity, source in (("clients", "organizations"), ("contacts", "persons")):
+        c = staged.counts[entity]
+        assert c["extracted"] == distinct[source] == c["staged"] + c["rejected"] + c["merged"]
+        assert c["staged"] == len(getattr(staged, entity))
+    rejected = staged.rejected[staged.rejected["outcome"] == "rejected"]
+    assert dict(zip(rejected["ploomes_id"], rejected["rule"], strict=True)) == {
+        3: "name_missing",
+        11: "person_without_company",
+        12: "client_not_found",
+        13: "name_missing",
+    }
+    assert staged.counts["clients"] == {"extracted": 4, "staged": 2, "merged": 1, "rejected": 1}
+
+
+def test_custom_fields_travel_only_when_mapped(raw):
+    props = [
+        {"FieldKey": "contact_A", "ObjectValueName": "Varejo"},
+        {"FieldKey": "contact_B", "IntegerValue": 7},
+        {"FieldKey": "contact_C", "StringValue": "segredo"},
+    ]
+    raw.add("organizations", 2, [org(1, "A", CNPJ_A, OtherProperties=props)])
+    m = mapping(
+        custom_fields={
+            "clients": [
+                {"ploomes": "contact_A", "customerx": "segmento"},
+                {"ploomes": "contact_B", "customerx": "funcionarios"},
+            ]
+        }
+    )
+    staged = build_staging(raw.con, m, "r1")
+    assert json.loads(staged.clients.iloc[0]["custom_attributes"]) == {
+        "segmento": "Varejo",
+        "funcionarios": 7,
+    }
+
+
+def test_sandbox_sync_stages_clean_tables_with_checks(home, mapping_with_timeline, ploomes, monkeypatch):
+    m = mapping_with_timeline
+    monkeypatch.setenv("PLOOMES_BASE_URL", ploomes.url)
+    from ploomes_cx_tests.conftest import SECRET_KEY
+
+    monkeypatch.setenv("PLOOMES_USER_KEY", SECRET_KEY)
+    results = run_windows(m, ["2026-11-01", "2026-11-02", "2026-11-03", "2026-11-04"])
+    assert all(r.success for r in results), [r.errors for r in results]
+    with duckdb.connect(str(database_path(home, m.name)), read_only=True) as con:
+        docs = con.execute(
+            f"select document, document_type from {m.name}.stg_clients where document is not null"
+            f" union all select document, 'cpf' from {m.name}.stg_contacts where document is not null"
+        ).fetchall()
+        assert docs and all((std_cpf if t == "cpf" else std_cnpj).is_valid(d) for d, t in docs)
+        counts = results[-1].counts
+        for entity, table, source in (
+            ("clients", "stg_clients", "raw_organizations"),
+            ("contacts", "stg_contacts", "raw_persons"),
+        ):
+            distinct = con.execute(f"select count(distinct id) from {m.name}.{source}").fetchall()[0][0]
+            staged = con.execute(f"select count(*) from {m.name}.{table}").fetchall()[0][0]
+            c = counts[entity]
+            assert distinct == c["extracted"] == staged + c["rejected"] + c["merged"]
+        merged_away = con.execute(
+            f"select coalesce(sum(size - 1), 0) from {m.name}.duplicate_clusters where kind = 'merged'"
+        ).fetchall()[0][0]
+        assert merged_away == counts["clients"]["merged"] + counts["contacts"]["merged"]
+        rules = dict(con.execute(f"select rule, count(*) from {m.name}.rejected group by rule").fetchall())
+        assert rules.get("document_check_digits", 0) > 0 and rules.get("email_syntax", 0) > 0
+    instance = dg.DagsterInstance.get()
+    latest = results[-1]
+    summary = latest.counts["contacts"]
+    assert summary["extracted"] == summary["staged"] + summary["rejected"] + summary["merged"]
+    checks = {(e.asset_key.path[-1], e.check_name): e for e in _check_evaluations(instance, latest.run_id)}
+    assert checks[("stg_clients", "no_duplicate_identifiers")].passed
+    assert checks[("stg_contacts", "client_exists")].passed
+    assert ("duplicate_clusters", "fuzzy_candidates") in checks
+
+
+def _check_evaluations(instance: dg.DagsterInstance, run_id: str) -> list[Any]:
+    entries = instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+    return [e.dagster_event.event_specific_data for e in entries]
