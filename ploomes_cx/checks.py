@@ -87,7 +87,7 @@ def rejected_ratio(
     )
 
 
-def fuzzy_candidates(key: dg.AssetKey, clusters: pd.DataFrame, skipped_blocks: int) -> dg.AssetCheckResult:
+def fuzzy_candidates(key: dg.AssetKey, clusters: pd.DataFrame) -> dg.AssetCheckResult:
     candidates = clusters[clusters["kind"] == "candidate"].sort_values("score", ascending=False)
     return dg.AssetCheckResult(
         asset_key=key,
@@ -96,7 +96,6 @@ def fuzzy_candidates(key: dg.AssetKey, clusters: pd.DataFrame, skipped_blocks: i
         severity=dg.AssetCheckSeverity.WARN,
         metadata={
             "candidates": len(candidates),
-            "blocks_too_large_to_compare": skipped_blocks,
             "worst": markdown(candidates[["member_ids", "rule", "score"]]),
         },
     )

@@ -62,7 +62,6 @@ class Staged:
     rejected: pd.DataFrame
     clusters: pd.DataFrame
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
-    fuzzy_blocks_skipped: int = 0
 
 
 class _Rejects:
@@ -387,18 +386,19 @@ def build_staging(con: duckdb.DuckDBPyConnection, m: Mapping, run_id: str) -> St
         "merged": merged,
         "rejected": extracted - len(clients) - merged,
     }
-    pairs, skipped = fuzzy_candidates(clients)
-    for p in pairs:
+    groups = fuzzy_candidates(clients)
+    for g in groups:
+        members = g["members"]
         clusters.append(
             {
-                "cluster_id": f"{client_entity}:fuzzy:{p['a']}-{p['b']}",
+                "cluster_id": f"{client_entity}:fuzzy:{members[0]}",
                 "entity": client_entity,
                 "kind": "candidate",
                 "survivor_id": None,
-                "member_ids": f"{p['a']},{p['b']}",
-                "size": 2,
-                "rule": p["rule"],
-                "score": p["score"] / 100,
+                "member_ids": ",".join(map(str, members)),
+                "size": len(members),
+                "rule": g["rule"],
+                "score": g["score"] / 100,
             }
         )
 
@@ -436,7 +436,6 @@ def build_staging(con: duckdb.DuckDBPyConnection, m: Mapping, run_id: str) -> St
             {"score": "float64", "size": "int64", "survivor_id": "Int64"}
         ),
         counts=counts,
-        fuzzy_blocks_skipped=skipped,
     )
 
 

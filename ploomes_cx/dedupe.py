@@ -28,7 +28,7 @@ from ploomes_cx.normalize import company_key
 
 IDENTIFIER_COLUMNS = {"cnpj_cpf": "document", "external_code": "external_code", "email": "email"}
 FUZZY_THRESHOLD = 92.0
-MAX_BLOCK = 400  # larger blocks are reported as skipped instead of compared pairwise
+CHUNK, OVERLAP = 300, 60  # sorted-neighbourhood comparison: chunk size and overlap between chunks
 
 
 @dataclass
@@ -103,33 +103,83 @@ def cluster_by_identifiers(frame: pd.DataFrame, identifiers: list[str]) -> Clust
     return Clusters(survivor=survivors, matched_by=matched_by, values=cluster_values)
 
 
-def fuzzy_candidates(frame: pd.DataFrame) -> tuple[list[dict[str, object]], int]:
-    """Look-alike records among survivors (`ploomes_id`, `name_key`), whatever their identifiers.
+def _root(parent: list[int], x: int) -> int:
+    while parent[x] != x:
+        parent[x] = parent[parent[x]]
+        x = parent[x]
+    return x
 
-    Blocked on the first two words of the company key so the work stays near-linear; a block
-    bigger than MAX_BLOCK is counted and skipped. Returns (candidate pairs, skipped blocks).
+
+def _links(names: list[str]) -> list[tuple[int, int, float]]:
+    """Pairs (i, j, score) of names at least FUZZY_THRESHOLD alike, among sorted neighbours.
+
+    Names are sorted and compared in overlapping chunks (sorted-neighbourhood blocking): any two
+    names fewer than OVERLAP places apart in sorted order share a chunk, so typos late in a name
+    are found while the work stays linear in the number of names.
+    """
+    order = sorted(range(len(names)), key=names.__getitem__)
+    found: dict[tuple[int, int], float] = {}
+    start = 0
+    while True:
+        chunk = order[start : start + CHUNK]
+        scores = process.cdist(
+            [names[k] for k in chunk],
+            [names[k] for k in chunk],
+            scorer=fuzz.token_sort_ratio,
+            score_cutoff=FUZZY_THRESHOLD,
+            workers=-1,
+        )
+        for a, b in np.argwhere(np.triu(scores, k=1) > 0):
+            i, j = sorted((chunk[a], chunk[b]))
+            found[(i, j)] = float(scores[a, b])
+        if start + CHUNK >= len(order):
+            return [(i, j, score) for (i, j), score in found.items()]
+        start += CHUNK - OVERLAP
+
+
+def fuzzy_candidates(frame: pd.DataFrame) -> list[dict[str, object]]:
+    """Groups of look-alike survivors (`ploomes_id`, `name_key`), whatever their identifiers.
+
+    Blocked on the first word of the company key (legal-form words removed), then compared by
+    sorted neighbourhood (`_links`), so the work stays near-linear. Linked names form connected
+    groups; each is one candidate cluster: `rule` is `same_folded_name` when all its names fold
+    to one key, else `similar_name`, and `score` the lowest pair score that linked it.
+    Returns the clusters as dicts with `members`, `rule` and `score`.
     """
     keys = frame["name_key"].fillna("").map(company_key)
-    rows = frame.assign(_key=keys)[keys != ""]
+    usable = (keys != "").to_numpy()
+    ids_all = frame["ploomes_id"].to_numpy()[usable]
+    key_values = keys.to_numpy()[usable]
     out: list[dict[str, object]] = []
-    skipped = 0
-    block_of = rows["_key"].str.split().str[:2].str.join(" ")
-    for _, block in rows.groupby(block_of, sort=False):
-        if len(block) < 2:
+    block_of = pd.Series(key_values).str.split().str[0]
+    for _, positions in pd.Series(range(len(key_values)), index=block_of.to_numpy()).groupby(
+        level=0, sort=False
+    ):
+        if len(positions) < 2:
             continue
-        if len(block) > MAX_BLOCK:
-            skipped += 1
-            continue
-        names = block["_key"].tolist()
-        scores = process.cdist(names, names, scorer=fuzz.token_sort_ratio, score_cutoff=FUZZY_THRESHOLD)
-        ids = block["ploomes_id"].tolist()
-        for i, j in zip(*np.nonzero(np.triu(scores, k=1)), strict=True):
+        pos = positions.to_numpy()
+        names = key_values[pos].tolist()
+        parent = list(range(len(names)))
+        lowest: dict[int, float] = {}
+        for i, j, score in _links(names):
+            a, b = _root(parent, i), _root(parent, j)
+            if a != b:
+                parent[b] = a
+                lowest[a] = min(lowest.get(a, 100.0), lowest.pop(b, 100.0), score)
+            else:
+                lowest[a] = min(lowest.get(a, 100.0), score)
+        groups: dict[int, list[int]] = defaultdict(list)
+        for k in range(len(names)):
+            groups[_root(parent, k)].append(k)
+        for r, members in groups.items():
+            if len(members) < 2:
+                continue
+            same = len({names[k] for k in members}) == 1
             out.append(
                 {
-                    "a": ids[i],
-                    "b": ids[j],
-                    "score": float(scores[i, j]),
-                    "rule": "same_folded_name" if names[i] == names[j] else "similar_name",
+                    "members": sorted(int(ids_all[pos[k]]) for k in members),
+                    "rule": "same_folded_name" if same else "similar_name",
+                    "score": 100.0 if same else lowest.get(r, 100.0),
                 }
             )
-    return out, skipped
+    return out

@@ -91,12 +91,24 @@ def test_fuzzy_candidates_flag_lookalikes_without_merging():
     f = frame(
         (1, 0, "11222333000181", None, None, "padaria sao joao ltda"),
         (2, 0, "99888777000100", None, None, "padaria sao joao me"),
-        (3, 0, None, None, None, "padaria sao joa"),
+        (3, 0, None, None, None, "padaria sao joao centro"),
         (4, 0, None, None, None, "metalurgica ceara"),
+        (5, 0, None, None, None, "metalurgica ceara ltda"),
+        (6, 0, None, None, None, "metalurgica ceara norte"),
     )
-    pairs, skipped = fuzzy_candidates(f)
-    found = {(p["a"], p["b"]): p for p in pairs}
+    groups = fuzzy_candidates(f)
+    found = {tuple(g["members"]): g for g in groups}
     assert found[(1, 2)]["rule"] == "same_folded_name" and found[(1, 2)]["score"] == 100
-    assert found[(1, 3)]["rule"] == "similar_name" and 92 <= found[(1, 3)]["score"] < 100
-    assert not any(4 in k for k in found) and skipped == 0
-    assert survivors(f, ALL) == {1: 1, 2: 2, 3: 3, 4: 4}
+    assert found[(4, 5)]["rule"] == "same_folded_name"
+    assert (1, 2, 3) not in found  # "centro" makes a different company name
+    assert survivors(f, ALL) == {i: i for i in range(1, 7)}
+
+
+def test_near_identical_names_are_linked_with_their_score():
+    f = frame(
+        (1, 0, None, None, None, "comercio parana alves"),
+        (2, 0, None, None, None, "comercio parana alvez"),
+        (3, 0, None, None, None, "comercio parana silva"),
+    )
+    (group,) = fuzzy_candidates(f)
+    assert group["members"] == [1, 2] and group["rule"] == "similar_name" and 92 <= group["score"] < 100

@@ -248,9 +248,7 @@ def build_staging_assets(m: Mapping) -> list[dg.AssetsDefinition]:
                 _source_entities(entity),
                 m.quality.max_rejected_ratio,
             )
-        yield checks.fuzzy_candidates(
-            staging_key(m, "duplicate_clusters"), clusters, staged.fuzzy_blocks_skipped
-        )
+        yield checks.fuzzy_candidates(staging_key(m, "duplicate_clusters"), clusters)
 
     return [_staging]
 

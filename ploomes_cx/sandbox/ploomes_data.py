@@ -111,6 +111,58 @@ COMPANY_TAILS = [
     "Ceará",
 ]
 COMPANY_SUFFIXES = ["Ltda", "LTDA", "S.A.", "ME", "EIRELI", "Ltda."]
+PLACES = [
+    "Centro",
+    "Jardim América",
+    "Vila Nova",
+    "Bela Vista",
+    "Santa Cruz",
+    "Boa Viagem",
+    "Pinheiros",
+    "Savassi",
+    "Moinhos",
+    "Itaim",
+    "Barra",
+    "Batel",
+    "Aldeota",
+    "Meireles",
+    "Ondina",
+    "Tambaú",
+    "Ponta Verde",
+    "Pituba",
+    "Lagoa",
+    "Trindade",
+    "Cambuí",
+    "Asa Sul",
+    "Asa Norte",
+    "Campo Belo",
+    "Mooca",
+    "Tatuapé",
+    "Lapa",
+    "Penha",
+    "Glória",
+    "Tijuca",
+    "Méier",
+    "Icaraí",
+    "Jatiúca",
+    "Cabo Branco",
+    "Renascença",
+    "Cohama",
+    "Umarizal",
+    "Adrianópolis",
+    "Ponta Negra",
+    "Petrópolis",
+    "Cidade Alta",
+    "Jardins",
+    "Farol",
+    "Graças",
+    "Espinheiro",
+    "Casa Forte",
+    "Madalena",
+    "Torre",
+    "Derby",
+    "Aflitos",
+]
 EMAIL_DOMAINS = ["gmail.com", "hotmail.com", "uol.com.br", "terra.com.br", "empresa.com.br", "bol.com.br"]
 SEGMENTS = ["Varejo", "Indústria", "Serviços", "Agronegócio", "Saúde", "Educação"]
 PRODUCTS = [
@@ -478,7 +530,10 @@ class PloomesDataset:
     def _company_base(self, org_id: int) -> tuple[str, str, str | None]:
         r = self._rng("contacts", org_id)
         family = f" {r.choice(LAST_NAMES)}" if r.random() < 0.6 else ""
-        name = f"{r.choice(COMPANY_HEADS)} {r.choice(COMPANY_TAILS)}{family} {r.choice(COMPANY_SUFFIXES)}"
+        place = f" {r.choice(PLACES)}" if r.random() < 0.8 else ""
+        name = (
+            f"{r.choice(COMPANY_HEADS)} {r.choice(COMPANY_TAILS)}{family}{place} {r.choice(COMPANY_SUFFIXES)}"
+        )
         cnpj = cnpj_digits(f"{r.randrange(10**7, 10**8)}0001")
         key = f"ERP-{org_id:07d}" if r.random() < 0.7 else None
         return name, cnpj, key

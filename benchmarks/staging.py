@@ -1,0 +1,132 @@
+"""Clean and deduplicate a million sandbox contacts; prints seconds and peak memory.
+
+Setup (not timed, cached under `$PLOOMES_CX_HOME/bench/`): the sandbox account with N persons
+(and N/4 organizations) is written to DuckDB as raw tables, exactly as the raw assets store them.
+Measured, in a fresh process: one materialization of the staging multi-asset through Dagster
+(normalization, clustering, fuzzy candidates, Pandera contracts, writing every staging table).
+Run: `make bench-staging`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from multiprocessing import Pool
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+ZONE = ZoneInfo("America/Sao_Paulo")
+CHUNK = 50_000
+MAPPING = {
+    "name": "bench",
+    "contracts": {"source": "none"},
+    "timeline": [],
+    "custom_fields": {"clients": [
+        {"ploomes": "contact_0A1B2C3D-0000-0000-0000-00000000000A", "customerx": "segmento"},
+        {"ploomes": "contact_0A1B2C3D-0000-0000-0000-00000000000B", "customerx": "funcionarios"},
+    ]},
+}
+_dataset = None
+
+
+def _render(args: tuple[int, int, int]) -> list[str]:
+    global _dataset
+    persons, start, stop = args
+    if _dataset is None or _dataset.persons != persons:
+        from ploomes_cx.sandbox import PloomesDataset
+
+        _dataset = PloomesDataset(persons=persons)
+    return [json.dumps(_dataset.render("contacts", i), ensure_ascii=False, separators=(",", ":"))
+            for i in range(start, stop)]
+
+
+def build(path: Path, persons: int) -> None:
+    import dagster as dg
+    import duckdb
+
+    from ploomes_cx.assets.raw import raw_frame
+    from ploomes_cx.sandbox import PloomesDataset
+
+    dataset = PloomesDataset(persons=persons)
+    total = len(dataset.tables["contacts"])
+    window = dg.TimeWindow(dt.datetime(2026, 10, 1, tzinfo=ZONE), dt.datetime(2026, 12, 1, tzinfo=ZONE))
+    tmp = path.with_suffix(".partial")
+    tmp.unlink(missing_ok=True)
+    started = time.perf_counter()
+    with duckdb.connect(str(tmp)) as con, Pool(os.cpu_count() or 2) as pool:
+        con.execute("create schema bench")
+        jobs = [(persons, a, min(a + CHUNK, total)) for a in range(0, total, CHUNK)]
+        for (_, a, _), texts in zip(jobs, pool.imap(_render, jobs), strict=True):
+            records = [json.loads(t) for t in texts]
+            for entity, type_id in (("organizations", 1), ("persons", 2)):
+                frame, _ = raw_frame([r for r in records if r["TypeId"] == type_id], "LastUpdateDate", window, ZONE,
+                                     "bench-setup")
+                con.register("_rows", frame)
+                con.execute(f"create table if not exists bench.raw_{entity} as select * from _rows limit 0")
+                con.execute(f"insert into bench.raw_{entity} by name select * from _rows")
+                con.unregister("_rows")
+            print(f"  setup: {min(a + CHUNK, total):,}/{total:,} contacts written", flush=True)
+    tmp.rename(path)
+    print(f"setup took {time.perf_counter() - started:.0f}s (cached in {path})")
+
+
+def measure(path: Path) -> None:
+    import dagster as dg
+    from dagster_duckdb import DuckDBResource
+
+    from ploomes_cx.assets.staging import build_staging_assets
+    from ploomes_cx.mapping import parse_mapping
+    from ploomes_cx.storage import PloomesCxDuckDBIOManager
+
+    m = parse_mapping(MAPPING, "benchmarks/staging.py")
+    assets = build_staging_assets(m)
+    started = time.perf_counter()
+    result = dg.materialize(
+        assets,
+        resources={"bench_io_manager": PloomesCxDuckDBIOManager(database=str(path)),
+                   "bench_duckdb": DuckDBResource(database=str(path))},
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=True,
+    )
+    seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    for event in result.get_asset_materialization_events():
+        mat = event.step_materialization_data.materialization
+        shown = {k: v.value for k, v in mat.metadata.items() if k in ("extracted", "staged", "merged", "rejected",
+                                                                     "rejected_records", "cleared_fields",
+                                                                     "merged_clusters", "candidate_pairs")}
+        print(f"  {mat.asset_key.to_user_string():<28} {shown}")
+    print(f"seconds          {seconds:.1f}  (target <= 60)")
+    print(f"peak RSS         {peak / 2**30:.2f} GiB  (target <= 2 GiB)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--persons", type=int, default=1_000_000)
+    parser.add_argument("--measure", metavar="DB", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:
+        measure(Path(args.measure))
+        return
+    home = Path(os.environ.get("PLOOMES_CX_HOME") or ".ploomes_cx").resolve() / "bench"
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / f"raw_{args.persons}.duckdb"
+    if not path.exists():
+        build(path, args.persons)
+    print(f"cleaning and deduplicating {args.persons:,} persons + {args.persons // 4:,} organizations "
+          f"({os.cpu_count()} cores)")
+    work = home / "staging_run.duckdb"
+    work.write_bytes(path.read_bytes())  # measure on a copy, so the cached raw tables stay pristine
+    code = subprocess.call([sys.executable, "-m", "benchmarks.staging", "--measure", str(work)])
+    work.unlink(missing_ok=True)
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()
