@@ -13,6 +13,7 @@ broken e-mail) clear the field, keep the record and are listed too, with outcome
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -115,26 +116,26 @@ def _table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bo
     )
 
 
-def latest(con: duckdb.DuckDBPyConnection, schema: str, entity: str) -> tuple[str, int]:
-    """A relation name holding each record's latest version, and how many older versions it hid."""
-    view = f"_latest_{entity}"
+def latest(con: duckdb.DuckDBPyConnection, schema: str, entity: str) -> str:
+    """SQL for each record's latest version (by change date, then extraction time).
+
+    The latest row per id is picked by `rowid` first and only then joined back to its payload,
+    so the window never has to hold a million JSON documents in memory at once.
+    """
     if not _table_exists(con, schema, f"raw_{entity}"):
-        con.execute(
-            f"create or replace temp table {view} (ploomes_id bigint, window_start timestamp, "
-            "changed_at timestamp, payload varchar)"
+        return (
+            "(select null::bigint as id, null::timestamp as window_start, null::timestamp as changed_at, "
+            "null::timestamp as extracted_at, null::varchar as payload where false)"
         )
-        return view, 0
-    con.execute(f"""
-        create or replace temp table {view} as
-        select id as ploomes_id, window_start, changed_at, payload from {schema}.raw_{entity}
-        qualify row_number() over (partition by id order by changed_at desc, extracted_at desc) = 1
-    """)
-    total = con.execute(f"select count(*) from {schema}.raw_{entity}").fetchall()[0][0]
-    distinct = con.execute(f"select count(*) from {view}").fetchall()[0][0]
-    return view, int(total - distinct)
+    table = f"{schema}.raw_{entity}"
+    return (
+        f"(select id, window_start, changed_at, extracted_at, payload from {table} where rowid in "
+        f"(select arg_max(rowid, [epoch_us(changed_at), epoch_us(extracted_at)]) from {table} group by id))"
+    )
 
 
 def custom_attributes(con: duckdb.DuckDBPyConnection, view: str, pairs: list[tuple[str, str]]) -> pd.Series:
+    """`view`: SQL of the latest records (see `latest`)."""
     """Per record, a JSON object of the mapped custom fields only, keyed by CustomerX attribute."""
     if not pairs:
         return pd.Series(dtype=object)
@@ -143,7 +144,8 @@ def custom_attributes(con: duckdb.DuckDBPyConnection, view: str, pairs: list[tup
     slots = ", ".join(f"p->'$.{s}'" for s in VALUE_SLOTS)
     rows = con.execute(f"""
         with props as (
-            select ploomes_id, unnest(cast(json_extract(payload, '$.OtherProperties') as JSON[])) as p from {view}
+            select id as ploomes_id, unnest(cast(json_extract(payload, '$.OtherProperties') as JSON[])) as p
+            from {view} v
         ), vals as (
             select ploomes_id, m.attribute, coalesce({slots}) as v
             from props join _cf_map m on m.field_key = props.p->>'$.FieldKey'
@@ -154,30 +156,47 @@ def custom_attributes(con: duckdb.DuckDBPyConnection, view: str, pairs: list[tup
     return pd.Series({pid: text for pid, text in rows}, dtype=object)
 
 
+CONTACT_JSON = json.dumps(
+    {
+        "TypeId": "INTEGER",
+        "Name": "VARCHAR",
+        "LegalName": "VARCHAR",
+        "Register": "VARCHAR",
+        "CNPJ": "VARCHAR",
+        "CPF": "VARCHAR",
+        "Email": "VARCHAR",
+        "Key": "VARCHAR",
+        "CompanyId": "BIGINT",
+        "ContactName": "VARCHAR",
+        "Phones": [{"PhoneNumber": "VARCHAR"}],
+    }
+)
+
+
 def _contacts_frame(con: duckdb.DuckDBPyConnection, view: str, m: Mapping) -> pd.DataFrame:
+    """The contact fields staging needs, each payload parsed once (`json_transform`)."""
     if m.uses_external_code_custom_field:
         code = (
-            f"(select coalesce(p->>'$.StringValue', p->>'$.IntegerValue') from "
-            f"(select unnest(cast(json_extract(payload, '$.OtherProperties') as JSON[])) as p) "
-            f"where p->>'$.FieldKey' = '{m.external_code_field}' limit 1)"
+            "(select coalesce(p->>'$.StringValue', p->>'$.IntegerValue') from "
+            "(select unnest(cast(json_extract(payload, '$.OtherProperties') as JSON[])) as p) "
+            "where p->>'$.FieldKey' = ? limit 1)"
         )
+        params = [m.external_code_field]
     else:
-        code = "payload->>'$.Key'"
+        code, params = "j.Key", []
     # (I) Register is read first, then the separate CNPJ / CPF fields (ploomes-api.md §6).
-    return con.execute(f"""
-        select ploomes_id, window_start, changed_at,
-            (payload->>'$.TypeId')::int as type_id,
-            payload->>'$.Name' as name_raw,
-            payload->>'$.LegalName' as legal_name,
-            coalesce(nullif(payload->>'$.Register', ''), nullif(payload->>'$.CNPJ', ''),
-                     nullif(payload->>'$.CPF', '')) as document_raw,
-            payload->>'$.Email' as email_raw,
-            payload->>'$.Phones[0].PhoneNumber' as phone_raw,
-            {code} as code_raw,
-            (payload->>'$.CompanyId')::bigint as company_id,
-            payload->>'$.ContactName' as contact_name
-        from {view} order by ploomes_id
-    """).fetchdf()
+    return con.execute(
+        f"""
+        with p as (select *, json_transform(payload, '{CONTACT_JSON}') as j from {view} v)
+        select id as ploomes_id, window_start, changed_at, j.TypeId as type_id, j.Name as name_raw,
+            j.LegalName as legal_name,
+            coalesce(nullif(j.Register, ''), nullif(j.CNPJ, ''), nullif(j.CPF, '')) as document_raw,
+            j.Email as email_raw, j.Phones[1].PhoneNumber as phone_raw, {code} as code_raw,
+            j.CompanyId as company_id, j.ContactName as contact_name
+        from p order by id
+    """,
+        params,
+    ).fetchdf()
 
 
 def _normalize_party(frame: pd.DataFrame, entity: str, rejects: _Rejects) -> pd.DataFrame:
@@ -336,6 +355,9 @@ def _shape(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
 
 def build_staging(con: duckdb.DuckDBPyConnection, m: Mapping, run_id: str) -> Staged:
     """Compute every staging table of mapping `m` from its raw tables (schema `m.name`)."""
+    # Keep DuckDB's own buffers modest: the frames below need the memory more.
+    con.execute("set memory_limit = '768MB'")
+    con.execute("set preserve_insertion_order = false")
     rejects = _Rejects(run_id)
     clusters: list[dict[str, Any]] = []
     counts: dict[str, dict[str, int]] = {}
@@ -345,10 +367,19 @@ def build_staging(con: duckdb.DuckDBPyConnection, m: Mapping, run_id: str) -> St
     contact_pairs = [(f.ploomes, f.customerx) for f in m.custom_fields.contacts]
     custom: dict[str, dict[str, pd.Series]] = {"clients": {}, "contacts": {}}
 
+    client_sources = {"organizations": ["organizations"], "persons": ["persons"]}.get(
+        m.clients.source, ["organizations", "persons"]
+    )
+    contact_sources = {"organizations": ["organizations"], "persons": ["persons"]}.get(
+        m.contacts.source, ["persons"]
+    )
+
     def party(entity: str) -> pd.DataFrame:
-        view, _ = latest(con, schema, entity)
-        custom["clients"][entity] = custom_attributes(con, view, client_pairs)
-        custom["contacts"][entity] = custom_attributes(con, view, contact_pairs)
+        view = latest(con, schema, entity)
+        if entity in client_sources:
+            custom["clients"][entity] = custom_attributes(con, view, client_pairs)
+        if entity in contact_sources:
+            custom["contacts"][entity] = custom_attributes(con, view, contact_pairs)
         return _normalize_party(_contacts_frame(con, view, m), entity, rejects)
 
     orgs = party("organizations")
@@ -440,14 +471,14 @@ def build_staging(con: duckdb.DuckDBPyConnection, m: Mapping, run_id: str) -> St
 
 
 def _deals(con: duckdb.DuckDBPyConnection, schema: str) -> pd.DataFrame:
-    view, _ = latest(con, schema, "deals")
+    view = latest(con, schema, "deals")
     frame = con.execute(f"""
-        select ploomes_id, window_start, changed_at,
+        select id as ploomes_id, window_start, changed_at,
             (payload->>'$.StatusId')::int as status_id, (payload->>'$.ContactId')::bigint as contact_id,
             (payload->>'$.PersonId')::bigint as person_id, payload->>'$.Title' as title,
             (payload->>'$.Amount')::double as amount, payload->>'$.FinishDate' as finish_date,
             (payload->>'$.LastQuoteId')::bigint as last_quote_id
-        from {view} order by ploomes_id
+        from {view} v order by ploomes_id
     """).fetchdf()
     frame.attrs["view"] = view
     return frame
@@ -575,10 +606,10 @@ def _product_lines(con: duckdb.DuckDBPyConnection, m: Mapping, won: pd.DataFrame
     """Lines of the deal's orders, or, for a won deal with no order, of its last quote."""
     lines = []
     for entity, kind in (("orders", "order"), ("quotes", "quote")):
-        view, _ = latest(con, m.name, entity)
+        view = latest(con, m.name, entity)
         lines.append(
             con.execute(f"""
-            select '{kind}' as kind, o.ploomes_id as parent_id, (o.payload->>'$.DealId')::bigint as deal_id,
+            select '{kind}' as kind, o.id as parent_id, (o.payload->>'$.DealId')::bigint as deal_id,
                 o.window_start, o.changed_at, (line->>'$.Id')::bigint as line_id, line->>'$.ProductName' as product_name,
                 line->>'$.Product.Code' as product_code, (line->>'$.Total')::double as value
             from {view} o, unnest(cast(json_extract(o.payload, '$.Products') as JSON[])) as t(line)
@@ -635,11 +666,11 @@ def _timeline(
     extracted = 0
     for kind in m.timeline:
         entity, prefix, when, title, body, url = specs[kind]
-        view, _ = latest(con, m.name, entity)
+        view = latest(con, m.name, entity)
         frame = con.execute(f"""
-            select ploomes_id, window_start, changed_at, {when} as occurred_raw, {title} as title, {body} as body,
+            select id as ploomes_id, window_start, changed_at, {when} as occurred_raw, {title} as title, {body} as body,
                 {url} as url, (payload->>'$.ContactId')::bigint as contact_id, (payload->>'$.DealId')::bigint as deal_id
-            from {view} order by ploomes_id
+            from {view} v order by ploomes_id
         """).fetchdf()
         extracted += len(frame)
         contact = frame["contact_id"].fillna(frame["deal_id"].map(deal_contact))

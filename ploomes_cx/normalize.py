@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -100,9 +102,15 @@ COMPANY_SUFFIXES = re.compile(r"\b(ltda|me|epp|eireli|s ?a|s/a|cia|mei|limitada)
 
 def _text(values: pd.Series) -> pd.Series:
     """Strings, with None/NaN/non-strings turned into their text ('' for missing)."""
-    return values.map(lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)).astype(
-        object
-    )
+    objects = values.astype(object)
+    return objects.where(objects.notna(), "").astype(str).astype(object)
+
+
+def _per_unique(text: pd.Series, fn: Callable[[str], Any]) -> list[Any]:
+    """`fn` applied once per distinct value (names and e-mails repeat across a big account)."""
+    codes, uniques = pd.factorize(text, use_na_sentinel=False)
+    results = [fn(u) for u in uniques]
+    return [results[c] for c in codes]
 
 
 def _na(mask: pd.Series, values: pd.Series | str) -> pd.Series:
@@ -177,7 +185,9 @@ def normalize_emails(values: pd.Series) -> pd.DataFrame:
     """Trimmed, lower-cased, syntax-checked e-mail -> `email`, `email_reason`."""
     text = _text(values).str.strip().str.lower()
     present = text != ""
-    ok = present & text.map(lambda v: bool(EMAIL.match(v)) and len(v) <= 254)
+    ok = present & pd.Series(
+        _per_unique(text, lambda v: bool(EMAIL.match(v)) and len(v) <= 254), index=text.index
+    )
     reason = pd.Series(None, index=values.index, dtype=object)
     several = present & ~ok & text.str.contains(r"[;,\s]") & text.str.count("@").gt(1)
     reason[present & ~ok] = "email_syntax"
@@ -186,20 +196,21 @@ def normalize_emails(values: pd.Series) -> pd.DataFrame:
 
 
 # ---- phones ------------------------------------------------------------------------------------
-def _br_fast_path(digits: str) -> str | None:
-    """E.164 for the common Brazilian shapes, None when unsure (then phonenumbers decides)."""
-    if digits.startswith("55") and len(digits) in (12, 13):
-        digits = digits[2:]
-    elif digits.startswith("0") and len(digits) in (11, 12):
-        digits = digits[1:]
-    if len(digits) not in (10, 11) or int(digits[:2]) not in DDD:
-        return None
-    subscriber = digits[2:]
-    if len(subscriber) == 9 and subscriber[0] == "9" and subscriber[1] in "6789":
-        return "+55" + digits
-    if len(subscriber) == 8 and subscriber[0] in "2345":
-        return "+55" + digits
-    return None
+def _br_fast_path(text: pd.Series) -> pd.Series:
+    """E.164 for the common Brazilian shapes, vectorized; None where unsure (phonenumbers decides).
+
+    Accepted: optional 55 country code or 0 trunk prefix, a DDD in use, then a mobile number
+    (9 and eight digits) or a landline (2-5 and seven digits). The property tests check every
+    number accepted here is valid for phonenumbers.
+    """
+    digits = text.str.replace(r"[^0-9]", "", regex=True)
+    digits = digits.where(~(digits.str.startswith("55") & digits.str.len().isin([12, 13])), digits.str[2:])
+    digits = digits.where(~(digits.str.startswith("0") & digits.str.len().isin([11, 12])), digits.str[1:])
+    ddd = pd.to_numeric(digits.str[:2], errors="coerce")
+    mobile = (digits.str.len() == 11) & (digits.str[2] == "9")
+    landline = (digits.str.len() == 10) & digits.str[2].isin(list("2345"))
+    ok = ddd.isin(list(DDD)) & (mobile | landline) & ~text.str.lstrip().str.startswith("+")
+    return ("+55" + digits).where(ok, None)
 
 
 def _phone(value: str) -> tuple[str | None, str | None]:
@@ -209,10 +220,6 @@ def _phone(value: str) -> tuple[str | None, str | None]:
     digits = re.sub(r"[^0-9]", "", text)
     if not digits:
         return None, "phone_no_digits"
-    if not text.startswith("+"):
-        fast = _br_fast_path(digits)
-        if fast:
-            return fast, None
     try:
         parsed = phonenumbers.parse(text, "BR")
     except phonenumbers.NumberParseException:
@@ -224,10 +231,15 @@ def _phone(value: str) -> tuple[str | None, str | None]:
 
 def normalize_phones(values: pd.Series) -> pd.DataFrame:
     """Phone -> E.164 `phone` (+55 by default) and `phone_reason`."""
-    pairs = _text(values).map(_phone)
-    return pd.DataFrame(
-        {"phone": pairs.map(lambda p: p[0]), "phone_reason": pairs.map(lambda p: p[1])}, index=values.index
-    )
+    text = _text(values)
+    phone = _br_fast_path(text)
+    reason = pd.Series(None, index=values.index, dtype=object)
+    rest = phone.isna() & (text.str.strip() != "")
+    if rest.any():
+        pairs = _per_unique(text[rest], _phone)
+        phone[rest] = [p[0] for p in pairs]
+        reason[rest] = [p[1] for p in pairs]
+    return pd.DataFrame({"phone": phone.astype(object), "phone_reason": reason}, index=values.index)
 
 
 # ---- names and codes ---------------------------------------------------------------------------
@@ -240,10 +252,9 @@ def fold(text: str) -> str:
 
 def normalize_names(values: pd.Series) -> pd.DataFrame:
     """`name` (trimmed, whitespace collapsed, accents kept), `name_key` (folded), `name_reason`."""
-    text = _text(values).map(lambda v: " ".join(unicodedata.normalize("NFC", v).split()))
-    unique = pd.unique(text)
-    keys = dict(zip(unique, (fold(u) for u in unique), strict=True))
-    key = text.map(keys)
+    collapsed = _per_unique(_text(values), lambda v: " ".join(unicodedata.normalize("NFC", v).split()))
+    text = pd.Series(collapsed, index=values.index, dtype=object)
+    key = pd.Series(_per_unique(text, fold), index=values.index, dtype=object)
     present = key != ""
     reason = pd.Series(None, index=values.index, dtype=object)
     reason[~present & (text != "")] = "name_no_letters"
