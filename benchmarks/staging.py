@@ -27,10 +27,12 @@ MAPPING = {
     "name": "bench",
     "contracts": {"source": "none"},
     "timeline": [],
-    "custom_fields": {"clients": [
-        {"ploomes": "contact_0A1B2C3D-0000-0000-0000-00000000000A", "customerx": "segmento"},
-        {"ploomes": "contact_0A1B2C3D-0000-0000-0000-00000000000B", "customerx": "funcionarios"},
-    ]},
+    "custom_fields": {
+        "clients": [
+            {"ploomes": "contact_0A1B2C3D-0000-0000-0000-00000000000A", "customerx": "segmento"},
+            {"ploomes": "contact_0A1B2C3D-0000-0000-0000-00000000000B", "customerx": "funcionarios"},
+        ]
+    },
 }
 _dataset = None
 
@@ -42,8 +44,10 @@ def _render(args: tuple[int, int, int]) -> list[str]:
         from ploomes_cx.sandbox import PloomesDataset
 
         _dataset = PloomesDataset(persons=persons)
-    return [json.dumps(_dataset.render("contacts", i), ensure_ascii=False, separators=(",", ":"))
-            for i in range(start, stop)]
+    return [
+        json.dumps(_dataset.render("contacts", i), ensure_ascii=False, separators=(",", ":"))
+        for i in range(start, stop)
+    ]
 
 
 def build(path: Path, persons: int) -> None:
@@ -65,8 +69,13 @@ def build(path: Path, persons: int) -> None:
         for (_, a, _), texts in zip(jobs, pool.imap(_render, jobs), strict=True):
             records = [json.loads(t) for t in texts]
             for entity, type_id in (("organizations", 1), ("persons", 2)):
-                frame, _ = raw_frame([r for r in records if r["TypeId"] == type_id], "LastUpdateDate", window, ZONE,
-                                     "bench-setup")
+                frame, _ = raw_frame(
+                    [r for r in records if r["TypeId"] == type_id],
+                    "LastUpdateDate",
+                    window,
+                    ZONE,
+                    "bench-setup",
+                )
                 con.register("_rows", frame)
                 con.execute(f"create table if not exists bench.raw_{entity} as select * from _rows limit 0")
                 con.execute(f"insert into bench.raw_{entity} by name select * from _rows")
@@ -89,8 +98,10 @@ def measure(path: Path) -> None:
     started = time.perf_counter()
     result = dg.materialize(
         assets,
-        resources={"bench_io_manager": PloomesCxDuckDBIOManager(database=str(path)),
-                   "bench_duckdb": DuckDBResource(database=str(path))},
+        resources={
+            "bench_io_manager": PloomesCxDuckDBIOManager(database=str(path)),
+            "bench_duckdb": DuckDBResource(database=str(path)),
+        },
         instance=dg.DagsterInstance.ephemeral(),
         raise_on_error=True,
     )
@@ -98,16 +109,30 @@ def measure(path: Path) -> None:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     for event in result.get_asset_materialization_events():
         mat = event.step_materialization_data.materialization
-        shown = {k: v.value for k, v in mat.metadata.items() if k in ("extracted", "staged", "merged", "rejected",
-                                                                     "rejected_records", "cleared_fields",
-                                                                     "merged_clusters", "candidate_pairs")}
+        shown = {
+            k: v.value
+            for k, v in mat.metadata.items()
+            if k
+            in (
+                "extracted",
+                "staged",
+                "merged",
+                "rejected",
+                "rejected_records",
+                "cleared_fields",
+                "merged_clusters",
+                "candidate_pairs",
+            )
+        }
         print(f"  {mat.asset_key.to_user_string():<28} {shown}")
     print(f"seconds          {seconds:.1f}  (target <= 60)")
     print(f"peak RSS         {peak / 2**30:.2f} GiB  (target <= 2 GiB)")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--persons", type=int, default=1_000_000)
     parser.add_argument("--measure", metavar="DB", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -119,8 +144,10 @@ def main() -> None:
     path = home / f"raw_{args.persons}.duckdb"
     if not path.exists():
         build(path, args.persons)
-    print(f"cleaning and deduplicating {args.persons:,} persons + {args.persons // 4:,} organizations "
-          f"({os.cpu_count()} cores)")
+    print(
+        f"cleaning and deduplicating {args.persons:,} persons + {args.persons // 4:,} organizations "
+        f"({os.cpu_count()} cores)"
+    )
     work = home / "staging_run.duckdb"
     work.write_bytes(path.read_bytes())  # measure on a copy, so the cached raw tables stay pristine
     code = subprocess.call([sys.executable, "-m", "benchmarks.staging", "--measure", str(work)])

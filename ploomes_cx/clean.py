@@ -67,7 +67,7 @@ class Staged:
 
 class _Rejects:
     def __init__(self, run_id: str) -> None:
-        self.rows: list[dict[str, Any]] = []
+        self.parts: list[pd.DataFrame] = []
         self.run_id = run_id
 
     def add(
@@ -81,29 +81,34 @@ class _Rejects:
     ) -> None:
         if frame.empty:
             return
-        rules = rule if isinstance(rule, pd.Series) else pd.Series(rule, index=frame.index)
-        for pid, value, r, window in zip(
-            frame["ploomes_id"], values, rules, frame["window_start"], strict=True
-        ):
-            self.rows.append(
+        text = pd.Series(values, index=frame.index).astype(object)
+        self.parts.append(
+            pd.DataFrame(
                 {
                     "entity": entity,
-                    "ploomes_id": int(pid),
+                    "ploomes_id": frame["ploomes_id"].astype("int64"),
                     "field": field_name,
-                    "value": None
-                    if value is None or (isinstance(value, float) and value != value)
-                    else str(value),
-                    "rule": r,
+                    "value": text.where(text.notna(), None).map(lambda v: v if v is None else str(v)),
+                    "rule": rule
+                    if isinstance(rule, str)
+                    else pd.Series(rule, index=frame.index).astype(object),
                     "outcome": outcome,
-                    "window_start": window,
+                    "window_start": pd.to_datetime(frame["window_start"]).astype("datetime64[us]"),
                     "run_id": self.run_id,
-                }
+                },
+                index=frame.index,
             )
+        )
 
     def frame(self) -> pd.DataFrame:
-        out = pd.DataFrame(self.rows, columns=REJECTED_COLUMNS)
+        if not self.parts:
+            out = pd.DataFrame(columns=REJECTED_COLUMNS)
+        else:
+            out = pd.concat(self.parts, ignore_index=True)[REJECTED_COLUMNS]
         out["ploomes_id"] = out["ploomes_id"].astype("int64")
         out["window_start"] = pd.to_datetime(out["window_start"]).astype("datetime64[us]")
+        for col in ("entity", "field", "value", "rule", "outcome", "run_id"):
+            out[col] = out[col].astype(object)
         return out
 
 
@@ -249,30 +254,27 @@ def _clients_from_party(
     is_survivor = survivor_ids == ids
     for col, values in result.values.items():
         party[col] = values
-    members: dict[int, list[int]] = {}
-    rules: dict[int, set[str]] = {}
-    for pid, sid, rule in zip(ids.tolist(), survivor_ids.tolist(), result.matched_by, strict=True):
-        members.setdefault(sid, []).append(pid)
-        if rule:
-            rules.setdefault(sid, set()).add(rule)
-    for sid, group in members.items():
-        if len(group) > 1:
-            clusters.append(
-                {
-                    "cluster_id": f"{entity}:{sid}",
-                    "entity": entity,
-                    "kind": "merged",
-                    "survivor_id": sid,
-                    "member_ids": ",".join(map(str, sorted(group))),
-                    "size": len(group),
-                    "rule": "+".join(sorted(rules.get(sid, []))),
-                    "score": 1.0,
-                }
-            )
+    # Only clusters of two or more records need per-member work; most records stand alone.
+    grouped = pd.DataFrame({"pid": ids, "sid": survivor_ids, "rule": result.matched_by})
+    grouped = grouped[grouped["sid"].duplicated(keep=False)].sort_values(["sid", "pid"])
+    aliases: dict[int, str] = {}
+    for sid, group in grouped.groupby("sid", sort=False):
+        pids = group["pid"].tolist()
+        aliases[int(sid)] = ",".join(str(x) for x in pids if x != sid)
+        clusters.append(
+            {
+                "cluster_id": f"{entity}:{sid}",
+                "entity": entity,
+                "kind": "merged",
+                "survivor_id": int(sid),
+                "member_ids": ",".join(map(str, pids)),
+                "size": len(pids),
+                "rule": "+".join(sorted(set(group["rule"].dropna()))),
+                "score": 1.0,
+            }
+        )
     survivors = party[is_survivor].copy()
-    survivors["aliases"] = survivors["ploomes_id"].map(
-        lambda sid: ",".join(str(x) for x in sorted(members[sid]) if x != sid)
-    )
+    survivors["aliases"] = survivors["ploomes_id"].map(aliases).fillna("")
     survivors["custom_attributes"] = survivors["ploomes_id"].map(attrs).fillna("{}") if len(attrs) else "{}"
     return survivors, alias_to_survivor, int((~is_survivor).sum())
 

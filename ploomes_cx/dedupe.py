@@ -98,8 +98,13 @@ def cluster_by_identifiers(frame: pd.DataFrame, identifiers: list[str]) -> Clust
                     roots.append(rp)
                 else:
                     union(target, rp, ident)
-    survivors = np.array([find(i) for i in range(n)], dtype=np.int64)
-    cluster_values = {c: [value[c][s] for s in survivors] for c in tracked}
+    survivors = parent.copy()
+    while True:  # full path compression, vectorized
+        hop = survivors[survivors]
+        if (hop == survivors).all():
+            break
+        survivors = hop
+    cluster_values = {c: np.array(value[c], dtype=object)[survivors].tolist() for c in tracked}
     return Clusters(survivor=survivors, matched_by=matched_by, values=cluster_values)
 
 
