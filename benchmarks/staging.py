@@ -121,7 +121,7 @@ def measure(path: Path) -> None:
                 "rejected_records",
                 "cleared_fields",
                 "merged_clusters",
-                "candidate_pairs",
+                "candidate_clusters",
             )
         }
         print(f"  {mat.asset_key.to_user_string():<28} {shown}")

@@ -218,7 +218,14 @@ def _normalize_party(frame: pd.DataFrame, entity: str, rejects: _Rejects) -> pd.
     ):
         bad = reason.notna()
         rejects.add(entity, frame[bad], column, frame.loc[bad, source], reason[bad], "field_cleared")
-    out = pd.concat([frame, docs, emails, phones, names, codes], axis=1)
+    # Keep only what staging reads: raw values of rejected fields are already in `rejects`.
+    kept = frame[["ploomes_id", "window_start", "changed_at", "legal_name", "company_id", "contact_name"]]
+    # the raw name is only ever shown for records without a usable name
+    names.insert(0, "name_raw", frame["name_raw"].where(names["name_key"].isna(), None))
+    out = pd.concat(
+        [kept, docs[["document", "document_type"]], emails[["email"]], phones[["phone"]], names, codes],
+        axis=1,
+    )
     out["changed_at"] = pd.to_datetime(out["changed_at"])
     return out
 
@@ -230,13 +237,16 @@ def _clients_from_party(
     rejects: _Rejects,
     clusters: list[dict[str, Any]],
     attrs: pd.Series,
+    name_fallback: bool = True,
+    want_aliases: bool = True,
 ) -> tuple[pd.DataFrame, dict[int, int], int]:
-    """Deduplicated clients; returns (clients, alias -> survivor id, merged count)."""
-    # A client needs a name; fall back to the legal name before refusing the record.
-    legal = normalize_names(party["legal_name"])
+    """Deduplicated records (clients, or contacts); returns (survivors, alias -> survivor id, merged)."""
     missing = party["name_key"].isna()
-    party.loc[missing, "name"] = legal.loc[missing, "name"]
-    party.loc[missing, "name_key"] = legal.loc[missing, "name_key"]
+    if name_fallback and missing.any():
+        # A client needs a name; fall back to the legal name before refusing the record.
+        legal = normalize_names(party.loc[missing, "legal_name"])
+        party.loc[missing, "name"] = legal["name"]
+        party.loc[missing, "name_key"] = legal["name_key"]
     nameless = party["name_key"].isna()
     rejects.add(
         entity,
@@ -250,7 +260,7 @@ def _clients_from_party(
     result = cluster_by_identifiers(party, m.identifiers)
     ids = party["ploomes_id"].to_numpy()
     survivor_ids = ids[result.survivor]
-    alias_to_survivor = dict(zip(ids.tolist(), survivor_ids.tolist(), strict=True))
+    alias_to_survivor = dict(zip(ids.tolist(), survivor_ids.tolist(), strict=True)) if want_aliases else {}
     is_survivor = survivor_ids == ids
     for col, values in result.values.items():
         party[col] = values
@@ -295,6 +305,21 @@ CLIENT_COLUMNS = [
     "custom_attributes",
     "changed_at",
     "window_start",
+]
+CONTACT_WORK_COLUMNS = [
+    "ploomes_id",
+    "window_start",
+    "changed_at",
+    "client_external_id",
+    "name",
+    "name_key",
+    "name_raw",
+    "name_reason",
+    "email",
+    "phone",
+    "document",
+    "document_type",
+    "external_code",
 ]
 CONTACT_COLUMNS = [
     "external_id",
@@ -358,7 +383,7 @@ def _shape(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
 def build_staging(con: duckdb.DuckDBPyConnection, m: Mapping, run_id: str) -> Staged:
     """Compute every staging table of mapping `m` from its raw tables (schema `m.name`)."""
     # Keep DuckDB's own buffers modest: the frames below need the memory more.
-    con.execute("set memory_limit = '768MB'")
+    con.execute("set memory_limit = '256MB'")
     con.execute("set preserve_insertion_order = false")
     rejects = _Rejects(run_id)
     clusters: list[dict[str, Any]] = []
@@ -408,7 +433,7 @@ def build_staging(con: duckdb.DuckDBPyConnection, m: Mapping, run_id: str) -> St
         )
     extracted = len(client_party)
     clients, client_alias, merged = _clients_from_party(
-        client_party.copy(), m, client_entity, rejects, clusters, client_attrs
+        client_party, m, client_entity, rejects, clusters, client_attrs
     )
     clients["source"] = client_entity
     clients["external_id"] = clients["ploomes_id"].astype(str)
@@ -453,6 +478,7 @@ def build_staging(con: duckdb.DuckDBPyConnection, m: Mapping, run_id: str) -> St
         m, orgs, persons, deals, clients, client_of_contact, rejects, clusters, contact_attrs
     )
     counts["contacts"] = contact_counts
+    del orgs, persons, client_party  # a million-row account: free the party frames before the rest
     # ---- contracts ----
     contracts, contract_counts = _contracts(con, m, deals, client_of_contact, rejects)
     counts["contracts"] = contract_counts
@@ -504,7 +530,7 @@ def _contacts(
         frame["name"] = normalize_names(frame["contact_name"])["name"].fillna(frame["name"])
         entity = "organization_contacts"
     elif source == "persons":
-        frame = persons.copy()
+        frame = persons
         owner = frame["ploomes_id"] if m.clients.source == "persons" else frame["company_id"]
         frame["client_external_id"] = client_of_contact(owner)
         entity = "persons"
@@ -530,19 +556,23 @@ def _contacts(
     frame = frame[~orphan & ~nameless].reset_index(drop=True)
     merged = 0
     if source != "organizations" and len(frame):
-        kept, _, merged = _clients_from_party(
-            frame.copy(), m, entity, _Rejects(rejects.run_id), clusters, attrs
+        work = frame[[c for c in CONTACT_WORK_COLUMNS if c in frame]]
+        del frame  # the full party frame is not needed past this point
+        frame, _, merged = _clients_from_party(
+            work,
+            m,
+            entity,
+            _Rejects(rejects.run_id),
+            clusters,
+            attrs,
+            name_fallback=False,
+            want_aliases=False,
         )
-        kept["client_external_id"] = kept["ploomes_id"].map(
-            dict(zip(frame["ploomes_id"], frame["client_external_id"], strict=True))
-        )
-        frame = kept
     else:
         frame["aliases"] = ""
         frame["custom_attributes"] = "{}"
-    frame["external_id"] = frame["ploomes_id"].map(
-        lambda i: f"org-{i}" if source == "organizations" else str(i)
-    )
+    ids = frame["ploomes_id"].astype(str)
+    frame["external_id"] = "org-" + ids if source == "organizations" else ids
     staged = _shape(frame, CONTACT_COLUMNS)
     return staged, {
         "extracted": extracted,

@@ -28,7 +28,7 @@ from ploomes_cx.normalize import company_key
 
 IDENTIFIER_COLUMNS = {"cnpj_cpf": "document", "external_code": "external_code", "email": "email"}
 FUZZY_THRESHOLD = 92.0
-CHUNK, OVERLAP = 300, 60  # sorted-neighbourhood comparison: chunk size and overlap between chunks
+NEIGHBOURS = 20  # sorted-neighbourhood window: each distinct name is compared with the next 20
 
 
 @dataclass
@@ -115,76 +115,59 @@ def _root(parent: list[int], x: int) -> int:
     return x
 
 
-def _links(names: list[str]) -> list[tuple[int, int, float]]:
-    """Pairs (i, j, score) of names at least FUZZY_THRESHOLD alike, among sorted neighbours.
+def _links(keys: list[str]) -> list[tuple[int, int, float]]:
+    """Pairs (i, j, score) of sorted distinct keys at least FUZZY_THRESHOLD alike.
 
-    Names are sorted and compared in overlapping chunks (sorted-neighbourhood blocking): any two
-    names fewer than OVERLAP places apart in sorted order share a chunk, so typos late in a name
-    are found while the work stays linear in the number of names.
+    Sorted-neighbourhood blocking: each key is compared with the next NEIGHBOURS keys in sorted
+    order, one vectorized `cpdist` call per offset, so the work stays linear in the number of
+    keys. The score is token_sort_ratio, computed as `ratio` on token-sorted text prepared once.
     """
-    order = sorted(range(len(names)), key=names.__getitem__)
-    found: dict[tuple[int, int], float] = {}
-    start = 0
-    while True:
-        chunk = order[start : start + CHUNK]
-        scores = process.cdist(
-            [names[k] for k in chunk],
-            [names[k] for k in chunk],
-            scorer=fuzz.token_sort_ratio,
+    token_sorted = [" ".join(sorted(k.split())) for k in keys]
+    found = []
+    for offset in range(1, min(NEIGHBOURS, len(keys) - 1) + 1):
+        scores = process.cpdist(
+            token_sorted[:-offset],
+            token_sorted[offset:],
+            scorer=fuzz.ratio,
             score_cutoff=FUZZY_THRESHOLD,
             workers=-1,
         )
-        for a, b in np.argwhere(np.triu(scores, k=1) > 0):
-            i, j = sorted((chunk[a], chunk[b]))
-            found[(i, j)] = float(scores[a, b])
-        if start + CHUNK >= len(order):
-            return [(i, j, score) for (i, j), score in found.items()]
-        start += CHUNK - OVERLAP
+        found.extend((int(a), int(a) + offset, float(scores[a])) for a in np.flatnonzero(scores))
+    return found
 
 
 def fuzzy_candidates(frame: pd.DataFrame) -> list[dict[str, object]]:
     """Groups of look-alike survivors (`ploomes_id`, `name_key`), whatever their identifiers.
 
-    Blocked on the first word of the company key (legal-form words removed), then compared by
-    sorted neighbourhood (`_links`), so the work stays near-linear. Linked names form connected
-    groups; each is one candidate cluster: `rule` is `same_folded_name` when all its names fold
-    to one key, else `similar_name`, and `score` the lowest pair score that linked it.
+    Names are reduced to a company key (folded, legal-form words removed). Records sharing a key
+    are one group (`same_folded_name`, score 100); distinct keys at least 92% alike (`_links`)
+    join their groups (`similar_name`, score = the lowest link). Never merged: for a person.
     Returns the clusters as dicts with `members`, `rule` and `score`.
     """
-    keys = frame["name_key"].fillna("").map(company_key)
-    usable = (keys != "").to_numpy()
-    ids_all = frame["ploomes_id"].to_numpy()[usable]
-    key_values = keys.to_numpy()[usable]
+    keys = frame["name_key"].fillna("").map(company_key).to_numpy(dtype=object)
+    usable = keys != ""
+    ids = frame["ploomes_id"].to_numpy()[usable]
+    unique_keys, inverse = np.unique(keys[usable].astype(str), return_inverse=True)  # sorted
+    parent = list(range(len(unique_keys)))
+    lowest: dict[int, float] = {}
+    for i, j, score in _links(unique_keys.tolist()):
+        a, b = _root(parent, i), _root(parent, j)
+        if a != b:
+            parent[b] = a
+            lowest[a] = min(lowest.get(a, 100.0), lowest.pop(b, 100.0), score)
+        else:
+            lowest[a] = min(lowest.get(a, 100.0), score)
+    roots = np.array([_root(parent, k) for k in range(len(unique_keys))], dtype=np.int64)
+    group_of_row = roots[inverse]
     out: list[dict[str, object]] = []
-    block_of = pd.Series(key_values).str.split().str[0]
-    for _, positions in pd.Series(range(len(key_values)), index=block_of.to_numpy()).groupby(
-        level=0, sort=False
-    ):
-        if len(positions) < 2:
-            continue
-        pos = positions.to_numpy()
-        names = key_values[pos].tolist()
-        parent = list(range(len(names)))
-        lowest: dict[int, float] = {}
-        for i, j, score in _links(names):
-            a, b = _root(parent, i), _root(parent, j)
-            if a != b:
-                parent[b] = a
-                lowest[a] = min(lowest.get(a, 100.0), lowest.pop(b, 100.0), score)
-            else:
-                lowest[a] = min(lowest.get(a, 100.0), score)
-        groups: dict[int, list[int]] = defaultdict(list)
-        for k in range(len(names)):
-            groups[_root(parent, k)].append(k)
-        for r, members in groups.items():
-            if len(members) < 2:
-                continue
-            same = len({names[k] for k in members}) == 1
-            out.append(
-                {
-                    "members": sorted(int(ids_all[pos[k]]) for k in members),
-                    "rule": "same_folded_name" if same else "similar_name",
-                    "score": 100.0 if same else lowest.get(r, 100.0),
-                }
-            )
+    rows = pd.DataFrame({"group": group_of_row, "key": inverse, "id": ids})
+    for root, members in rows[rows["group"].duplicated(keep=False)].groupby("group", sort=False):
+        same = members["key"].nunique() == 1
+        out.append(
+            {
+                "members": sorted(int(x) for x in members["id"]),
+                "rule": "same_folded_name" if same else "similar_name",
+                "score": 100.0 if same else lowest.get(int(root), 100.0),
+            }
+        )
     return out

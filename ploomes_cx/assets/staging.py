@@ -228,7 +228,7 @@ def build_staging_assets(m: Mapping) -> list[dg.AssetsDefinition]:
             output_name="duplicate_clusters",
             metadata={
                 "merged_clusters": int((clusters["kind"] == "merged").sum()),
-                "candidate_pairs": int((clusters["kind"] == "candidate").sum()),
+                "candidate_clusters": int((clusters["kind"] == "candidate").sum()),
                 "largest": checks.markdown(
                     clusters.sort_values("size", ascending=False)[
                         ["cluster_id", "member_ids", "rule", "score"]
