@@ -226,6 +226,22 @@ def test_every_extracted_record_is_staged_merged_or_rejected(raw):
     assert staged.counts["clients"] == {"extracted": 4, "staged": 2, "merged": 1, "rejected": 1}
 
 
+def test_duplicate_identifier_check_finds_what_dedupe_should_have_merged():
+    import pandas as pd
+
+    rows = pd.DataFrame(
+        {
+            "external_id": ["1", "2", "3", "4"],
+            "document": [CNPJ_A, CNPJ_B, None, None],
+            "external_code": [None, None, None, None],
+            "email": ["shared@x.com", "shared@x.com", "dup@x.com", "dup@x.com"],
+        }
+    )
+    found = duplicate_identifiers(rows, ["cnpj_cpf", "external_code", "email"])
+    # two legal identities may share an accountant's e-mail; two records without documents may not
+    assert found[["identifier", "value"]].values.tolist() == [["email", "dup@x.com"]]
+
+
 def test_custom_fields_travel_only_when_mapped(raw):
     props = [
         {"FieldKey": "contact_A", "ObjectValueName": "Varejo"},

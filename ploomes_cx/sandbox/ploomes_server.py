@@ -54,12 +54,14 @@ class PloomesSandbox:
         max_top: int = 300,
         top_cap_mode: str = "truncate",
         date_offsets: bool = True,
+        supports_count: bool = True,
     ) -> None:
         self.dataset = dataset or PloomesDataset()
         self.user_key = user_key
         self.max_top = max_top
         self.top_cap_mode = top_cap_mode
         self.date_offsets = date_offsets
+        self.supports_count = supports_count  # (I) whether Ploomes honours $count is not confirmed
         self.faults = FaultPlan()
         self.bucket = TokenBucket(requests_per_minute, burst)
         self.requests: list[tuple[float, str]] = []  # (monotonic time, path?query)
@@ -126,7 +128,7 @@ class PloomesSandbox:
             for i in page
         ]
         body: dict[str, Any] = {"@odata.context": f"{self.url}/$metadata#{entity_set}", "value": rows}
-        if query.get("$count", "").lower() == "true":
+        if self.supports_count and query.get("$count", "").lower() == "true":
             body["@odata.count"] = len(idx)
         return 200, body
 
