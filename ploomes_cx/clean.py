@@ -74,14 +74,18 @@ class _Rejects:
         self,
         entity: str,
         frame: pd.DataFrame,
+        mask: pd.Series,
         field_name: str,
         values: pd.Series,
         rule: pd.Series | str,
-        outcome: str,
+        outcome: str = "rejected",
     ) -> None:
-        if frame.empty:
+        """List the rows of `frame` selected by `mask`; `values` and `rule` are aligned with `frame`."""
+        if not mask.any():
             return
-        text = pd.Series(values, index=frame.index).astype(object)
+        frame = frame[mask]
+        rule = rule if isinstance(rule, str) else rule[mask]
+        text = pd.Series(values[mask], index=frame.index).astype(object)
         self.parts.append(
             pd.DataFrame(
                 {
@@ -217,7 +221,7 @@ def _normalize_party(frame: pd.DataFrame, entity: str, rejects: _Rejects) -> pd.
         ("phone", "phone_raw", phones["phone_reason"]),
     ):
         bad = reason.notna()
-        rejects.add(entity, frame[bad], column, frame.loc[bad, source], reason[bad], "field_cleared")
+        rejects.add(entity, frame, bad, column, frame[source], reason, "field_cleared")
     # Keep only what staging reads: raw values of rejected fields are already in `rejects`.
     kept = frame[["ploomes_id", "window_start", "changed_at", "legal_name", "company_id", "contact_name"]]
     # the raw name is only ever shown for records without a usable name
@@ -249,12 +253,7 @@ def _clients_from_party(
         party.loc[missing, "name_key"] = legal["name_key"]
     nameless = party["name_key"].isna()
     rejects.add(
-        entity,
-        party[nameless],
-        "name",
-        party.loc[nameless, "name_raw"],
-        party.loc[nameless, "name_reason"].fillna("name_missing"),
-        "rejected",
+        entity, party, nameless, "name", party["name_raw"], party["name_reason"].fillna("name_missing")
     )
     party = party[~nameless].reset_index(drop=True)
     result = cluster_by_identifiers(party, m.identifiers)
@@ -550,9 +549,9 @@ def _contacts(
     orphan = frame["client_external_id"].isna()
     no_company = orphan & frame["company_id"].isna() & (m.clients.source != "persons")
     rule = pd.Series("client_not_found", index=frame.index).where(~no_company, "person_without_company")
-    rejects.add(entity, frame[orphan], "client", frame.loc[orphan, "company_id"], rule[orphan], "rejected")
+    rejects.add(entity, frame, orphan, "client", frame["company_id"], rule)
     nameless = ~orphan & frame["name"].isna()
-    rejects.add(entity, frame[nameless], "name", frame.loc[nameless, "name_raw"], "name_missing", "rejected")
+    rejects.add(entity, frame, nameless, "name", frame["name_raw"], "name_missing")
     frame = frame[~orphan & ~nameless].reset_index(drop=True)
     merged = 0
     if source != "organizations" and len(frame):
@@ -616,14 +615,7 @@ def _contracts(
         entity = "deal_products"
     extracted = len(frame)
     orphan = frame["client_external_id"].isna()
-    rejects.add(
-        entity,
-        frame[orphan],
-        "client",
-        frame.loc[orphan, "client_external_id"],
-        "client_not_found",
-        "rejected",
-    )
+    rejects.add(entity, frame, orphan, "client", frame["client_external_id"], "client_not_found")
     frame = frame[~orphan]
     staged = _shape(frame, CONTRACT_COLUMNS)
     return staged, {
@@ -711,7 +703,7 @@ def _timeline(
         frame["kind"] = prefix
         frame["external_id"] = prefix + "-" + frame["ploomes_id"].astype(str)
         orphan = frame["client_external_id"].isna()
-        rejects.add(entity, frame[orphan], "client", contact[orphan], "client_not_found", "rejected")
+        rejects.add(entity, frame, orphan, "client", contact, "client_not_found")
         frames.append(frame[~orphan])
     staged = _shape(pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(), TIMELINE_COLUMNS)
     return staged, {
