@@ -12,18 +12,16 @@ inject faults and change records.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import socket
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
 from ploomes_cx.sandbox.faults import FaultPlan, TokenBucket, retry_after_header
+from ploomes_cx.sandbox.http import JsonHandler, LoopbackServer
 from ploomes_cx.sandbox.odata import FilterEvaluator, ODataError, parse_orderby, split_top_level
 from ploomes_cx.sandbox.ploomes_data import ACCOUNT_TZ, PloomesDataset, fields_catalogue
 
@@ -67,25 +65,18 @@ class PloomesSandbox:
         self.requests: list[tuple[float, str]] = []  # (monotonic time, path?query)
         self.rate_limited = 0
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer((host, port), _handler_for(self))
-        self._server.daemon_threads = True
-        self._thread: threading.Thread | None = None
+        self._server = LoopbackServer(_handler_for(self), host, port, "ploomes-sandbox")
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return self._server.url
 
     def start(self) -> PloomesSandbox:
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="ploomes-sandbox", daemon=True
-        )
-        self._thread.start()
+        self._server.start()
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()
 
     def set_rate_limit(self, requests_per_minute: float, burst: int = 5) -> None:
         self.bucket = TokenBucket(requests_per_minute, burst)
@@ -176,32 +167,11 @@ class PloomesSandbox:
         return out
 
 
-def _handler_for(sandbox: PloomesSandbox) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-        def _send(
-            self, status: int, body: Any, headers: dict[str, str] | None = None, raw: bytes | None = None
-        ) -> None:
-            data = raw if raw is not None else json.dumps(body, ensure_ascii=False).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json; charset=utf-8")
-            self.send_header("Content-Length", str(len(data)))
-            for k, v in (headers or {}).items():
-                self.send_header(k, v)
-            self.end_headers()
-            self.wfile.write(data)
-
-        def _read_json(self) -> Any:
-            length = int(self.headers.get("Content-Length") or 0)
-            return json.loads(self.rfile.read(length) or b"{}")
-
+def _handler_for(sandbox: PloomesSandbox) -> type[JsonHandler]:
+    class Handler(JsonHandler):
         def do_POST(self) -> None:
             path = urlsplit(self.path).path
-            body = self._read_json()
+            body = self.read_json()
             if path == "/_sandbox/faults":
                 sandbox.faults.inject(
                     body["kind"],
@@ -209,76 +179,60 @@ def _handler_for(sandbox: PloomesSandbox) -> type[BaseHTTPRequestHandler]:
                     body.get("retry_after"),
                     float(body.get("delay", 0)),
                 )
-                return self._send(200, {"ok": True})
+                return self.send_json(200, {"ok": True})
             if path == "/_sandbox/touch":
                 sandbox.dataset.touch(
                     body["entity"], int(body["id"]), body.get("changes"), body.get("when_ms")
                 )
-                return self._send(200, {"ok": True})
-            self._send(405, {"error": {"message": "the sandbox Ploomes API is read-only"}})
+                return self.send_json(200, {"ok": True})
+            self.send_json(405, {"error": {"message": "the sandbox Ploomes API is read-only"}})
 
         def do_DELETE(self) -> None:
             if urlsplit(self.path).path == "/_sandbox/faults":
                 sandbox.faults.clear()
-                return self._send(200, {"ok": True})
-            self._send(405, {"error": {"message": "the sandbox Ploomes API is read-only"}})
+                return self.send_json(200, {"ok": True})
+            self.send_json(405, {"error": {"message": "the sandbox Ploomes API is read-only"}})
 
         def do_GET(self) -> None:
             parts = urlsplit(self.path)
             path = parts.path.rstrip("/")
             if path == "/_sandbox/stats":
-                return self._send(
-                    200,
-                    {
-                        "requests": len(sandbox.requests),
-                        "rate_limited": sandbox.rate_limited,
-                        "faults_served": sandbox.faults.served,
-                    },
-                )
+                stats = {
+                    "requests": len(sandbox.requests),
+                    "rate_limited": sandbox.rate_limited,
+                    "faults_served": sandbox.faults.served,
+                }
+                return self.send_json(200, stats)
             with sandbox._lock:
                 sandbox.requests.append((time.monotonic(), self.path))
             fault = sandbox.faults.take()
-            if fault and fault.kind == "slow":
-                time.sleep(fault.delay)
-            elif fault and fault.kind == "drop":
-                self.close_connection = True
-                with contextlib.suppress(OSError):
-                    self.connection.shutdown(socket.SHUT_RDWR)
-                return None
-            elif fault and fault.kind == "500":
-                return self._send(500, {"error": {"message": "Internal server error (injected)"}})
-            elif fault and fault.kind == "429":
-                headers = (
-                    {}
-                    if fault.retry_after is None
-                    else {"Retry-After": retry_after_header(fault.retry_after)}
-                )
+            if fault is not None and fault.kind == "429":
                 with sandbox._lock:
                     sandbox.rate_limited += 1
-                return self._send(429, {"error": {"message": "Too many requests"}}, headers)
-            key = self.headers.get("User-Key")
-            if key != sandbox.user_key:
-                return self._send(401, {"error": {"message": "Invalid or missing User-Key"}})
+            if self.apply_fault(fault, {"error": {"message": "Internal server error (injected)"}}):
+                return None
+            if self.headers.get("User-Key") != sandbox.user_key:
+                return self.send_json(401, {"error": {"message": "Invalid or missing User-Key"}})
             wait = sandbox.bucket.try_take()
             if wait > 0:
                 with sandbox._lock:
                     sandbox.rate_limited += 1
                     odd = sandbox.rate_limited % 2 == 1
                 headers = {"Retry-After": retry_after_header(wait)} if odd else {}
-                return self._send(429, {"error": {"message": "Rate limit exceeded"}}, headers)
+                return self.send_json(429, {"error": {"message": "Rate limit exceeded"}}, headers)
             entity_set = path.lstrip("/")
             if entity_set not in ENTITY_SETS and entity_set not in ("Fields", "Account"):
-                return self._send(404, {"error": {"message": f"No resource found for {path}"}})
+                return self.send_json(404, {"error": {"message": f"No resource found for {path}"}})
             query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
             try:
                 status, body = sandbox.list_entity(
                     entity_set, query, bool(fault and fault.kind == "short_page")
                 )
             except ODataError as exc:
-                return self._send(400, {"error": {"message": str(exc)}})
+                return self.send_json(400, {"error": {"message": str(exc)}})
             if fault and fault.kind == "malformed":
                 data = json.dumps(body).encode()
-                return self._send(status, None, raw=data[: max(10, len(data) // 2)])
-            return self._send(status, body)
+                return self.send_json(status, None, raw=data[: max(10, len(data) // 2)])
+            return self.send_json(status, body)
 
     return Handler
