@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # imported lazily at run time so that `--help` answers at once
     from ploomes_cx.mapping import Mapping
-    from ploomes_cx.sandbox import PloomesSandbox
+    from ploomes_cx.sandbox import CustomerXSandbox, PloomesSandbox
 
 EXIT_OK, EXIT_RECORDS_FAILED, EXIT_USAGE, EXIT_RUN_FAILED = 0, 1, 2, 3
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -116,15 +116,19 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _sandbox_options(p: argparse.ArgumentParser) -> None:
-    from ploomes_cx.sandbox import DEFAULT_PLOOMES_PORT
+    from ploomes_cx.sandbox import DEFAULT_CUSTOMERX_PORT, DEFAULT_PLOOMES_PORT
 
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--ploomes-port", type=int, default=DEFAULT_PLOOMES_PORT)
+    p.add_argument("--ploomes-port", type=int, default=DEFAULT_PLOOMES_PORT, help="0 picks a free port")
+    p.add_argument("--customerx-port", type=int, default=DEFAULT_CUSTOMERX_PORT, help="0 picks a free port")
     p.add_argument(
         "--persons", type=int, default=2000, help="scale: Ploomes persons to generate (default 2000)"
     )
     p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--rpm", type=float, default=120, help="rate limit the sandbox enforces per key")
+    p.add_argument("--rpm", type=float, default=120, help="Ploomes rate limit the sandbox enforces per key")
+    p.add_argument(
+        "--customerx-rpm", type=float, default=60, help="CustomerX rate limit the sandbox enforces"
+    )
 
 
 # ---- sync ------------------------------------------------------------------------------------
@@ -202,33 +206,50 @@ def _sync(m, keys: list[str], dry_run: bool) -> int:
 
 
 # ---- sandbox ---------------------------------------------------------------------------------
-def _start_sandbox(args: argparse.Namespace) -> PloomesSandbox:
-    from ploomes_cx.sandbox import PloomesDataset, PloomesSandbox
+def _start_sandboxes(args: argparse.Namespace) -> tuple[PloomesSandbox, CustomerXSandbox]:
+    """Both sandbox servers; the CustomerX account is kept in `$PLOOMES_CX_HOME/sandbox/`."""
+    from ploomes_cx.home import ensure_home
+    from ploomes_cx.sandbox import CustomerXSandbox, PloomesDataset, PloomesSandbox
 
-    dataset = PloomesDataset(persons=args.persons, seed=args.seed)
+    state = ensure_home() / "sandbox"
+    state.mkdir(exist_ok=True)
     try:
-        server = PloomesSandbox(dataset, host=args.host, port=args.ploomes_port, requests_per_minute=args.rpm)
+        ploomes = PloomesSandbox(
+            PloomesDataset(persons=args.persons, seed=args.seed),
+            host=args.host,
+            port=args.ploomes_port,
+            requests_per_minute=args.rpm,
+        )
+        customerx = CustomerXSandbox(
+            host=args.host,
+            port=args.customerx_port,
+            requests_per_minute=args.customerx_rpm,
+            state_file=state / "customerx.json",
+        )
     except OSError as exc:
         raise SystemExit(
-            f"error: cannot listen on {args.host}:{args.ploomes_port} ({exc.strerror}); "
-            "pass --ploomes-port with a free port"
+            f"error: cannot listen on {args.host} ({exc.strerror}); pass --ploomes-port / --customerx-port "
+            "with free ports (0 picks one)"
         ) from None
-    return server.start()
+    return ploomes.start(), customerx.start()
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
-    ploomes = _start_sandbox(args)
+    ploomes, customerx = _start_sandboxes(args)
     print(
         textwrap.dedent(f"""\
-        Ploomes sandbox:  {ploomes.url}   User-Key: {ploomes.user_key}
-        ({args.persons} persons, seed {args.seed}, {args.rpm:g} requests/min per key)
+        Ploomes sandbox:    {ploomes.url}   User-Key: {ploomes.user_key}
+        CustomerX sandbox:  {customerx.url}   token: {customerx.token}
+        ({args.persons} persons, seed {args.seed}; {args.rpm:g} and {args.customerx_rpm:g} requests/min)
 
         In another shell:
           export PLOOMES_BASE_URL={ploomes.url}
           export PLOOMES_USER_KEY={ploomes.user_key}
+          export CUSTOMERX_BASE_URL={customerx.url}
+          export CUSTOMERX_TOKEN={customerx.token}
           ploomes-cx sync sandbox --window 2026-11-01
 
-        Ctrl-C stops it."""),
+        Ctrl-C stops them."""),
         flush=True,
     )
     try:
@@ -236,6 +257,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
             time.sleep(3600)
     except KeyboardInterrupt:
         ploomes.stop()
+        customerx.stop()
     return EXIT_OK
 
 
@@ -248,14 +270,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if resolved is None:
         return EXIT_USAGE
     m, keys = resolved
-    ploomes = _start_sandbox(args)
-    os.environ.update(sandbox_env(m, ploomes))
+    ploomes, customerx = _start_sandboxes(args)
+    os.environ.update(sandbox_env(m, ploomes, customerx))
     home = ensure_home()
     dagster_home = ensure_dagster_home()
-    print(f"sandbox Ploomes API at {ploomes.url}; state in {home}", flush=True)
+    print(
+        f"sandbox Ploomes API at {ploomes.url}, CustomerX API at {customerx.url}; state in {home}", flush=True
+    )
     code = _sync(m, keys, dry_run=False)
     if code != EXIT_OK or args.no_ui:
         ploomes.stop()
+        customerx.stop()
         return code
     dagster = shutil.which("dagster", path=str(Path(sys.executable).parent)) or "dagster"
     env = {**os.environ, "PLOOMES_CX_HOME": str(home), "DAGSTER_HOME": str(dagster_home)}
@@ -283,6 +308,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return EXIT_OK
     finally:
         ploomes.stop()
+        customerx.stop()
 
 
 if __name__ == "__main__":

@@ -22,18 +22,27 @@ def test_help_lists_commands_with_examples():
     assert "--window" in sync_help and "--dry-run" in sync_help and "2026-11-01..2026-11-03" in sync_help
 
 
-def test_sandbox_command_serves_and_prints_url_and_key():
+def test_sandbox_command_serves_both_apis_and_prints_urls_and_tokens(tmp_path):
+    env = {**os.environ, "PLOOMES_CX_HOME": str(tmp_path / "state")}
     proc = subprocess.Popen(
-        [CLI, "sandbox", "--ploomes-port", "0", "--persons", "100"], stdout=subprocess.PIPE, text=True
+        [CLI, "sandbox", "--ploomes-port", "0", "--customerx-port", "0", "--persons", "100"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     try:
-        first = proc.stdout.readline()
+        first, second = proc.stdout.readline(), proc.stdout.readline()
         match = re.search(r"(http://127\.0\.0\.1:\d+)\s+User-Key: (\S+)", first)
         assert match, first
         url, key = match.groups()
         ok = httpx.get(f"{url}/Contacts", params={"$top": "2"}, headers={"User-Key": key})
         assert ok.status_code == 200 and len(ok.json()["value"]) == 2
         assert httpx.get(f"{url}/Contacts", headers={"User-Key": "nope"}).status_code == 401
+        cx_match = re.search(r"(http://127\.0\.0\.1:\d+/api/v1)\s+token: (\S+)", second)
+        assert cx_match, second
+        cx_url, token = cx_match.groups()
+        assert httpx.get(f"{cx_url}/clients", headers={"Authorization": token}).json() == []
+        assert httpx.get(f"{cx_url}/clients", headers={"Authorization": "nope"}).status_code == 401
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -43,7 +52,7 @@ def test_demo_without_ui_syncs_three_windows_into_the_state_folder(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PLOOMES", "DAGSTER"))}
     env["PLOOMES_CX_HOME"] = str(tmp_path / "state")
     proc = subprocess.run(
-        [CLI, "demo", "--no-ui", "--ploomes-port", "0", "--rpm", "6000"],
+        [CLI, "demo", "--no-ui", "--ploomes-port", "0", "--customerx-port", "0", "--rpm", "6000"],
         capture_output=True,
         text=True,
         timeout=300,

@@ -1,0 +1,55 @@
+"""The CustomerX operations the load uses, in one declarative table an operator can override.
+
+Paths and where the external id travels are partly inferred (customerx-api.md §7, §8: I), so
+every operation is data: method, path, and the external id's place (`query` under `param`,
+`path` as the last segment, or `none`). A mapping overrides entries under
+`customerx.endpoints`, e.g. `update_client: {method: PUT, path: /clients, external_id: path}`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+Location = Literal["query", "path", "none"]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str
+    external_id: Location = "none"
+    param: str | None = None
+
+    def url(self, external_id: str | None) -> tuple[str, dict[str, str]]:
+        """Path and query parameters for a call about `external_id`."""
+        if self.external_id == "path":
+            if external_id is None:
+                raise ValueError(f"{self.method} {self.path} needs an external id")
+            return f"{self.path.rstrip('/')}/{external_id}", {}
+        if self.external_id == "query":
+            if external_id is None:
+                raise ValueError(f"{self.method} {self.path} needs an external id")
+            return self.path, {self.param or "external_id": external_id}
+        return self.path, {}
+
+
+DEFAULT_ENDPOINTS: dict[str, Endpoint] = {
+    "list_clients": Endpoint("GET", "/clients"),  # C2
+    "create_client": Endpoint("POST", "/clients"),  # C2
+    "update_client": Endpoint("PUT", "/clients", "query", "external_id_client"),  # C (S4 query form)
+    "list_contacts": Endpoint("GET", "/contacts"),  # C2
+    "create_contact": Endpoint("POST", "/contacts"),  # C2
+    "update_contact": Endpoint("PUT", "/contacts", "query", "external_id_contact"),  # C, param name I
+    "list_contracts": Endpoint("GET", "/contracts"),  # C2
+    "create_contract": Endpoint("POST", "/contracts"),  # C
+    "update_contract": Endpoint("PUT", "/contracts", "query", "external_id_contract"),  # C, param name I
+    "create_timeline": Endpoint("POST", "/timelines"),  # C2
+}
+
+
+def endpoints_with(overrides: dict[str, dict[str, Any]] | None) -> dict[str, Endpoint]:
+    table = dict(DEFAULT_ENDPOINTS)
+    for name, fields in (overrides or {}).items():
+        table[name] = replace(table[name], **fields)
+    return table

@@ -1,0 +1,382 @@
+"""A local CustomerX API (`/api/v1`): real HTTP on 127.0.0.1, an in-memory account persisted to a file.
+
+It behaves as shared/specs/customerx-api.md says the real one does, and where the spec lists
+variants (I) it accepts all of them: the token raw or as `Bearer`, the external id of an update
+in the query (`PUT /clients?external_id_client=X`) or in the path (`PUT /clients/X`), the three
+custom-attribute shapes. Validation follows §8 and §11: a contact needs `name` and `email`, an
+e-mail is unique in the account, a contact or contract must reference an existing client, an
+external id is unique; refusals are 422 with a field-level body. Lists are bare arrays of at
+most 20 per page with `X-Total`/`X-Pages`/`X-Page`/`X-Per-Page`; every answer carries
+`X-RateLimit-*`, and going over the limit is a 429 (with `Retry-After` every other time).
+
+Every write is logged (`writes`) so tests can count calls; `/_sandbox/` endpoints expose the log
+and the fault switches to another process.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from ploomes_cx.sandbox.faults import FaultPlan, TokenBucket, retry_after_header
+from ploomes_cx.sandbox.http import JsonHandler, LoopbackServer
+
+PREFIX = "/api/v1"
+RESOURCES = {
+    "clients": "external_id_client",
+    "contacts": "external_id_contact",
+    "contracts": "external_id_contract",
+    "timelines": "external_id",
+}
+
+
+class Refused(Exception):
+    def __init__(self, status: int, errors: dict[str, list[str]], message: str) -> None:
+        super().__init__(message)
+        self.status, self.errors, self.message = status, errors, message
+
+
+class CustomerXStore:
+    """The account's records by resource, with integer ids, optionally saved to a JSON file."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path
+        self.records: dict[str, dict[int, dict[str, Any]]] = {r: {} for r in RESOURCES}
+        self.next_id = 1
+        if path is not None and path.exists():
+            saved = json.loads(path.read_text())
+            self.records = {r: {int(k): v for k, v in saved["records"].get(r, {}).items()} for r in RESOURCES}
+            self.next_id = saved["next_id"]
+
+    def save(self) -> None:
+        if self.path is not None:
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"records": self.records, "next_id": self.next_id}, ensure_ascii=False))
+            tmp.replace(self.path)
+
+    def new_id(self) -> int:
+        self.next_id += 1
+        return self.next_id - 1
+
+    def find(self, resource: str, **match: Any) -> list[dict[str, Any]]:
+        return [r for r in self.records[resource].values() if all(r.get(k) == v for k, v in match.items())]
+
+    def by_external_id(self, resource: str, external_id: str) -> dict[str, Any] | None:
+        key = RESOURCES[resource]
+        return next((r for r in self.records[resource].values() if r.get(key) == external_id), None)
+
+
+def _custom_attributes(value: Any) -> list[dict[str, Any]]:
+    """Accept every shape seen (§8.6) and store `{name, label, value}` with string values."""
+    if value is None:
+        return []
+    if isinstance(value, dict):
+        value = [{"name": k, "value": v} for k, v in value.items()]
+    if not isinstance(value, list):
+        raise Refused(422, {"custom_attributes": ["must be a list"]}, "custom_attributes is invalid")
+    out = []
+    for item in value:
+        name = item.get("name") or item.get("label") or item.get("external_id")
+        if not name:
+            raise Refused(
+                422,
+                {"custom_attributes": ["each item needs name, label or external_id"]},
+                "custom_attributes is invalid",
+            )
+        raw = item.get("value")
+        out.append({"name": name, "label": name, "value": None if raw is None else str(raw)})
+    return out
+
+
+class CustomerXSandbox:
+    def __init__(
+        self,
+        token: str = "sandbox-customerx-token",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        requests_per_minute: float = 60,
+        burst: int = 5,
+        per_page_cap: int = 20,
+        state_file: Path | None = None,
+    ) -> None:
+        self.token = token
+        self.per_page_cap = per_page_cap
+        self.rpm = requests_per_minute
+        self.store = CustomerXStore(state_file)
+        self.faults = FaultPlan()
+        self.bucket = TokenBucket(requests_per_minute, burst)
+        self.requests: list[tuple[float, str, str]] = []  # (monotonic time, method, path)
+        self.writes: list[dict[str, Any]] = []  # method, path, body, status
+        self.rate_limited = 0
+        self._lock = threading.Lock()
+        self._server = LoopbackServer(_handler_for(self), host, port, "customerx-sandbox")
+
+    @property
+    def url(self) -> str:
+        """Base URL including the /api/v1 prefix, as CUSTOMERX_BASE_URL holds it."""
+        return self._server.url + PREFIX
+
+    def start(self) -> CustomerXSandbox:
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    def __enter__(self) -> CustomerXSandbox:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def set_rate_limit(self, requests_per_minute: float, burst: int = 5) -> None:
+        self.rpm = requests_per_minute
+        self.bucket = TokenBucket(requests_per_minute, burst)
+
+    def successful_writes(self) -> list[dict[str, Any]]:
+        return [w for w in self.writes if w["status"] < 300]
+
+    # ---- the API, called with the store locked -----------------------------------------------
+    def handle(
+        self, method: str, resource: str, ext_in_path: str | None, query: dict[str, str], body: Any
+    ) -> tuple[int, Any, dict[str, str]]:
+        store = self.store
+        if method == "GET":
+            return self._list(resource, query)
+        if not isinstance(body, dict):
+            raise Refused(400, {"body": ["must be a JSON object"]}, "invalid body")
+        if method == "POST" and ext_in_path == "create_or_update":
+            key = RESOURCES[resource]
+            existing = store.by_external_id(resource, body.get(key)) if body.get(key) else None
+            if existing is None and resource == "contacts" and body.get("email"):
+                existing = next(iter(store.find("contacts", email=str(body["email"]).lower())), None)
+            if existing is not None:
+                return 200, self._update(resource, existing, body), {}
+            return 201, self._create(resource, body), {}
+        if method == "POST" and ext_in_path is None:
+            return 201, self._create(resource, body), {}
+        if method == "PUT":
+            key = RESOURCES[resource]
+            ident = ext_in_path or query.get(key) or query.get("id")
+            if not ident:
+                raise Refused(400, {key: ["is required to update"]}, f"say which record: ?{key}=...")
+            existing = store.by_external_id(resource, ident)
+            if existing is None and str(ident).isdigit():
+                existing = store.records[resource].get(int(ident))
+            if existing is None:
+                raise Refused(404, {key: ["not found"]}, f"no {resource[:-1]} with {key} {ident}")
+            return 200, self._update(resource, existing, body), {}
+        raise Refused(405, {}, f"{method} is not supported here")
+
+    def _list(self, resource: str, query: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
+        rows = list(self.store.records[resource].values())
+        for key in (
+            "external_id_client",
+            "external_id_contact",
+            "external_id_contract",
+            "email",
+            "cnpj_cpf",
+            "client_id",
+        ):
+            if key in query:
+                wanted = query[key].lower() if key == "email" else query[key]
+                rows = [r for r in rows if str(r.get(key)) == wanted]
+        page = max(1, int(query.get("page", "1") or 1))
+        size = query.get("per_page") or query.get("max_results") or str(self.per_page_cap)
+        per_page = max(1, min(self.per_page_cap, int(size)))
+        pages = max(1, math.ceil(len(rows) / per_page))
+        chunk = rows[(page - 1) * per_page : page * per_page]
+        headers = {
+            "X-Total": str(len(rows)),
+            "X-Pages": str(pages),
+            "X-Page": str(page),
+            "X-Per-Page": str(per_page),
+        }
+        return 200, chunk, headers
+
+    def _client_for(self, body: dict[str, Any]) -> dict[str, Any]:
+        ext = body.get("external_id_client")
+        client = self.store.by_external_id("clients", ext) if ext else None
+        if client is None:
+            raise Refused(
+                422,
+                {"external_id_client": ["client not found"]},
+                f"no client with external_id_client {ext!r}",
+            )
+        return client
+
+    def _create(self, resource: str, body: dict[str, Any]) -> dict[str, Any]:
+        store = self.store
+        key = RESOURCES[resource]
+        if body.get(key) and store.by_external_id(resource, body[key]):
+            raise Refused(422, {key: ["has already been taken"]}, f"{key} {body[key]!r} already exists")
+        record: dict[str, Any] = {"id": 0, "created_at": _now(), "updated_at": _now()}
+        self._apply(resource, record, body, creating=True)
+        record["id"] = store.new_id()
+        store.records[resource][record["id"]] = record
+        return record
+
+    def _update(self, resource: str, record: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+        candidate = dict(record)
+        self._apply(resource, candidate, body, creating=False)
+        candidate["updated_at"] = _now()
+        record.clear()
+        record.update(candidate)
+        return record
+
+    def _apply(self, resource: str, record: dict[str, Any], body: dict[str, Any], creating: bool) -> None:
+        """Partial update semantics (§3 PUT): only keys present change; validation as §11."""
+        errors: dict[str, list[str]] = {}
+        for k, v in body.items():
+            if k == "custom_attributes":
+                record[k] = _custom_attributes(v)
+            elif k in ("contract_value", "value"):
+                try:
+                    record["contract_value"] = None if v is None else f"{float(v):.2f}"
+                except (TypeError, ValueError):
+                    errors.setdefault(k, []).append("is not a number")
+            else:
+                record[k] = v
+        if resource == "clients":
+            if not record.get("company_name"):
+                errors.setdefault("company_name", []).append("can't be blank")
+            if record.get("cnpj_cpf") and not str(record["cnpj_cpf"]).isalnum():
+                errors.setdefault("cnpj_cpf", []).append("must be digits only")
+        elif resource == "contacts":
+            if not record.get("name"):
+                errors.setdefault("name", []).append("can't be blank")
+            email = str(record.get("email") or "").strip().lower()
+            if not email:
+                errors.setdefault("email", []).append("can't be blank")
+            else:
+                record["email"] = email
+                clash = [c for c in self.store.find("contacts", email=email) if c["id"] != record.get("id")]
+                if clash:
+                    errors.setdefault("email", []).append("has already been taken")
+            if creating or "external_id_client" in body:
+                if not creating and body.get("external_id_client") != record.get("external_id_client"):
+                    errors.setdefault("external_id_client", []).append("cannot be changed")
+                else:
+                    record["client_id"] = self._client_for(record)["id"]
+        elif resource == "contracts":
+            record["client_id"] = self._client_for(record)["id"]
+            record.setdefault("status", "active")
+        elif resource == "timelines":
+            record["client_id"] = self._client_for(record)["id"]
+            if not record.get("title") and not record.get("body"):
+                errors.setdefault("body", []).append("title or body is required")
+        if errors:
+            raise Refused(422, errors, "; ".join(f"{k} {', '.join(v)}" for k, v in errors.items()))
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _handler_for(sandbox: CustomerXSandbox) -> type[JsonHandler]:
+    class Handler(JsonHandler):
+        def _admin(self, method: str, path: str) -> bool:
+            if not path.startswith("/_sandbox/"):
+                return False
+            if path == "/_sandbox/faults" and method == "POST":
+                body = self.read_json()
+                sandbox.faults.inject(
+                    body["kind"],
+                    int(body.get("times", 1)),
+                    body.get("retry_after"),
+                    float(body.get("delay", 0)),
+                )
+            elif path == "/_sandbox/faults" and method == "DELETE":
+                sandbox.faults.clear()
+            elif path == "/_sandbox/writes" and method == "GET":
+                self.send_json(200, sandbox.writes)
+                return True
+            elif path == "/_sandbox/stats" and method == "GET":
+                self.send_json(
+                    200,
+                    {
+                        "requests": len(sandbox.requests),
+                        "writes": len(sandbox.writes),
+                        "rate_limited": sandbox.rate_limited,
+                        "faults_served": sandbox.faults.served,
+                    },
+                )
+                return True
+            else:
+                self.send_json(404, {"message": "unknown sandbox endpoint"})
+                return True
+            self.send_json(200, {"ok": True})
+            return True
+
+        def _serve(self, method: str) -> None:
+            parts = urlsplit(self.path)
+            path = parts.path.rstrip("/")
+            if self._admin(method, path):
+                return
+            body = self.read_json() if method in ("POST", "PUT") else None
+            with sandbox._lock:
+                sandbox.requests.append((time.monotonic(), method, self.path))
+            fault = sandbox.faults.take()
+            if fault is not None and fault.kind == "429":
+                with sandbox._lock:
+                    sandbox.rate_limited += 1
+            if self.apply_fault(fault, {"message": "Internal server error (injected)"}):
+                return
+            auth = self.headers.get("Authorization") or ""
+            if auth.removeprefix("Bearer ").strip() != sandbox.token or not auth:
+                return self.send_json(401, {"message": "Unauthorized"})
+            wait = sandbox.bucket.try_take()
+            limit_headers = {
+                "X-RateLimit-Limit": str(int(sandbox.rpm)),
+                "X-RateLimit-Remaining": str(max(0, int(sandbox.bucket.tokens))),
+                "X-RateLimit-Reset": str(max(1, math.ceil(wait or 60 / sandbox.rpm))),
+            }
+            if wait > 0:
+                with sandbox._lock:
+                    sandbox.rate_limited += 1
+                    odd = sandbox.rate_limited % 2 == 1
+                headers = {**limit_headers, **({"Retry-After": retry_after_header(wait)} if odd else {})}
+                return self.send_json(429, {"message": "Too many requests"}, headers)
+            if not path.startswith(PREFIX + "/"):
+                return self.send_json(404, {"message": f"no route {path}"}, limit_headers)
+            segments = path[len(PREFIX) + 1 :].split("/")
+            resource, extra = segments[0], (unquote(segments[1]) if len(segments) > 1 else None)
+            if resource not in RESOURCES or len(segments) > 2:
+                return self.send_json(404, {"message": f"no route {path}"}, limit_headers)
+            query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+            with sandbox._lock:
+                try:
+                    status, payload, headers = sandbox.handle(method, resource, extra, query, body)
+                except Refused as exc:
+                    status, payload, headers = exc.status, {"errors": exc.errors, "message": exc.message}, {}
+                if method != "GET":
+                    sandbox.writes.append(
+                        {"method": method, "path": self.path, "body": body, "status": status}
+                    )
+                    if status < 300:
+                        sandbox.store.save()
+            if fault is not None and fault.kind == "malformed":
+                data = json.dumps(payload).encode()
+                return self.send_json(
+                    status, None, {**limit_headers, **headers}, raw=data[: max(5, len(data) // 2)]
+                )
+            self.send_json(status, payload, {**limit_headers, **headers})
+
+        def do_GET(self) -> None:
+            self._serve("GET")
+
+        def do_POST(self) -> None:
+            self._serve("POST")
+
+        def do_PUT(self) -> None:
+            self._serve("PUT")
+
+        def do_DELETE(self) -> None:
+            self._serve("DELETE")
+
+    return Handler
