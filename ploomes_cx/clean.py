@@ -570,6 +570,14 @@ def _contacts(
     else:
         frame["aliases"] = ""
         frame["custom_attributes"] = "{}"
+    # CustomerX refuses a contact without e-mail, and a second contact with an e-mail already in
+    # the account (customerx-api.md §8.2): reject those here, with a reason, before any call.
+    no_email = frame["email"].isna()
+    rejects.add(entity, frame, no_email, "email", frame["email"], "email_required_by_customerx")
+    newest_first = frame[~no_email].sort_values(["changed_at", "ploomes_id"], ascending=[False, True])
+    taken = newest_first["email"].duplicated().reindex(frame.index, fill_value=False)
+    rejects.add(entity, frame, taken, "email", frame["email"], "email_used_by_another_contact")
+    frame = frame[~no_email & ~taken].copy()
     ids = frame["ploomes_id"].astype(str)
     frame["external_id"] = "org-" + ids if source == "organizations" else ids
     staged = _shape(frame, CONTACT_COLUMNS)

@@ -178,14 +178,18 @@ def _sync(m, keys: list[str], dry_run: bool) -> int:
         for line in w.errors:
             print(f"    {line}", file=sys.stderr)
 
-    results = run_windows(m, keys, on_window=progress, tags={"ploomes_cx/dry_run": str(dry_run).lower()})
+    results = run_windows(
+        m, keys, on_window=progress, tags={"ploomes_cx/dry_run": str(dry_run).lower()}, dry_run=dry_run
+    )
     totals: dict[str, dict[str, int]] = {}
     for w in results:
         for entity, counts in w.counts.items():
             row = totals.setdefault(entity, {})
             for col, n in counts.items():
-                # staging tables describe the whole account after each window: keep the latest
-                row[col] = n if entity in STAGED_ENTITIES else row.get(col, 0) + n
+                # staging tables (and what is unchanged) describe the whole account after each
+                # window: keep the latest; what was extracted, created, updated or failed adds up
+                latest = entity in STAGED_ENTITIES and col not in ("created", "updated", "failed")
+                row[col] = n if latest else row.get(col, 0) + n
     print()
     print(f"{'entity':<15}" + "".join(f"{c:>11}" for c in SUMMARY_COLUMNS))
     for entity, counts in sorted(totals.items(), key=lambda kv: (kv[0] in STAGED_ENTITIES, kv[0])):
@@ -202,6 +206,16 @@ def _sync(m, keys: list[str], dry_run: bool) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE if "mapping" in failed[0].error_kinds else EXIT_RUN_FAILED
+    refused = sum(w.records_failed for w in results)
+    if refused:
+        print(
+            f"\n{refused} record(s) failed after retries or were refused by CustomerX; they are in "
+            f"{m.name}.ledger and will be retried on the next sync.",
+            file=sys.stderr,
+        )
+        return EXIT_RECORDS_FAILED
+    if dry_run:
+        print("\ndry run: nothing was written to CustomerX (see the load assets' metadata for the changes).")
     return EXIT_OK
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
+from ploomes_cx.assets.load import build_load_assets
 from ploomes_cx.assets.raw import build_raw_assets
 from ploomes_cx.assets.staging import build_staging_assets
+from ploomes_cx.customerx.resource import customerx_resource
 from ploomes_cx.home import home
 from ploomes_cx.mapping import Mapping
 from ploomes_cx.ploomes.resource import ploomes_resource
@@ -18,7 +20,7 @@ def sync_job_name(m: Mapping) -> str:
 
 
 def build_integration_defs(m: Mapping) -> dg.Definitions:
-    assets = [*build_raw_assets(m), *build_staging_assets(m)]
+    assets = [*build_raw_assets(m), *build_staging_assets(m), *build_load_assets(m)]
     database = str(database_path(home(), m.name))
     job = dg.define_asset_job(
         sync_job_name(m),
@@ -32,5 +34,6 @@ def build_integration_defs(m: Mapping) -> dg.Definitions:
             f"{m.name}_ploomes": ploomes_resource(m),
             f"{m.name}_io_manager": PloomesCxDuckDBIOManager(database=database),
             f"{m.name}_duckdb": DuckDBResource(database=database),
+            f"{m.name}_customerx": customerx_resource(m),
         },
     )

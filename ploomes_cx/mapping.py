@@ -56,11 +56,39 @@ class PloomesSettings(_Strict):
         return _check_zone(value)
 
 
+class EndpointOverride(_Strict):
+    method: Literal["GET", "POST", "PUT"] | None = None
+    path: str | None = Field(None, pattern=r"^/[A-Za-z0-9_/{}-]*$")
+    external_id: Literal["query", "path", "none"] | None = None
+    param: str | None = None
+
+
+ENDPOINT_NAMES = Literal[
+    "list_clients",
+    "create_client",
+    "update_client",
+    "list_contacts",
+    "create_contact",
+    "update_contact",
+    "list_contracts",
+    "create_contract",
+    "update_contract",
+    "create_timeline",
+]
+
+
 class CustomerXSettings(_Strict):
     base_url_env: str = Field("CUSTOMERX_BASE_URL", pattern=ENV_NAME_PATTERN)
     token_env: str = Field("CUSTOMERX_TOKEN", pattern=ENV_NAME_PATTERN)
     requests_per_minute: int = Field(60, ge=1, le=6000)
     auth_scheme: Literal["raw", "bearer"] = "raw"
+    # Added keys (not in the contract, all optional):
+    timeout_seconds: float = Field(60.0, gt=0, le=600)
+    max_attempts: int = Field(6, ge=1, le=50)
+    # I (customerx-api.md §8.4): the timeline `operation` value; the enum is not documented.
+    timeline_operation: str = "client_note"
+    # I (customerx-api.md §7, §8): per-operation overrides of the endpoint table.
+    endpoints: dict[ENDPOINT_NAMES, EndpointOverride] = Field(default_factory=dict)
 
 
 class SyncSettings(_Strict):

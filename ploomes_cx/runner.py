@@ -35,11 +35,12 @@ class WindowResult:
     counts: dict[str, dict[str, int]] = field(default_factory=dict)  # entity -> column -> n
     errors: list[str] = field(default_factory=list)
     checks: list[str] = field(default_factory=list)
+    records_failed: int = 0
     error_kinds: set[str] = field(default_factory=set)
 
 
 def required_env(m: Mapping) -> list[str]:
-    return [m.ploomes.base_url_env, m.ploomes.user_key_env]
+    return [m.ploomes.base_url_env, m.ploomes.user_key_env, m.customerx.base_url_env, m.customerx.token_env]
 
 
 def check_env(m: Mapping) -> None:
@@ -47,8 +48,17 @@ def check_env(m: Mapping) -> None:
     if missing:
         raise MissingEnvironment(
             f"{m.source_path}: environment variable(s) {', '.join('$' + n for n in missing)} not set; "
-            "they hold the Ploomes base URL and integration user key (names come from the mapping's ploomes: keys)"
+            "they hold the Ploomes and CustomerX base URLs and credentials (names come from the mapping's "
+            "ploomes: and customerx: keys)"
         )
+
+
+def run_config(m: Mapping, dry_run: bool) -> dict[str, Any]:
+    """Quiet console logs (the CLI prints its own summary) and the load assets' dry-run flag."""
+    from ploomes_cx.assets.staging import staged_entities
+
+    ops = {f"{m.name}__load_{e}": {"config": {"dry_run": dry_run}} for e in staged_entities(m)}
+    return {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}, "ops": ops}
 
 
 def run_windows(
@@ -56,6 +66,7 @@ def run_windows(
     keys: list[str],
     on_window: Callable[[WindowResult], None] | None = None,
     tags: dict[str, str] | None = None,
+    dry_run: bool = False,
 ) -> list[WindowResult]:
     ensure_home()
     ensure_dagster_home()
@@ -70,7 +81,7 @@ def run_windows(
                 instance=instance,
                 raise_on_error=False,
                 tags={"ploomes_cx/trigger": "cli", **(tags or {})},
-                run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
+                run_config=run_config(m, dry_run),
             )
             window = _summarize(key, result, time.monotonic() - started)
             results.append(window)
@@ -92,9 +103,11 @@ def _summarize(key: str, result: Any, seconds: float) -> WindowResult:
         records = mat.metadata.get("records")
         if layer == "raw" and records is not None:
             window.counts.setdefault(entity, {})["extracted"] = int(records.value)
-        elif layer == "stg":
+        elif layer in ("stg", "load"):
             counts = {k: int(mat.metadata[k].value) for k in SUMMARY_COLUMNS if k in mat.metadata}
             window.counts.setdefault(entity, {}).update(counts)
+            if layer == "load" and counts.get("failed"):
+                window.records_failed += counts["failed"]
     for event in result.all_events:
         if event.event_type_value == "ASSET_CHECK_EVALUATION":
             evaluation = event.event_specific_data

@@ -53,7 +53,7 @@ class StgContacts(_Base):
     aliases: Series[str] = pa.Field(str_matches=r"^([0-9]+(,[0-9]+)*)?$")
     client_external_id: Series[str] = pa.Field(str_length={"min_value": 1})
     name: Series[str] = pa.Field(str_length={"min_value": 1, "max_value": 255})
-    email: Series[str] = pa.Field(nullable=True, str_matches=EMAIL)
+    email: Series[str] = pa.Field(unique=True, str_matches=EMAIL)  # CustomerX: required, unique
     phone: Series[str] = pa.Field(nullable=True, str_matches=E164)
     document: Series[str] = pa.Field(nullable=True, str_matches=DOCUMENT)
     external_code: Series[str] = pa.Field(nullable=True)

@@ -11,10 +11,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from ploomes_cx.mapping import Mapping, load_mapping
-from ploomes_cx.sandbox import PloomesDataset, PloomesSandbox, sandbox_env
+from ploomes_cx.sandbox import CustomerXSandbox, PloomesDataset, PloomesSandbox, sandbox_env
 
 SP = ZoneInfo("America/Sao_Paulo")
 SECRET_KEY = "pk-Zq8-SECRET-do-not-print-7731"
+CX_TOKEN = "cx-SECRET-token-9913"
 
 
 def local(*args: int) -> dt.datetime:
@@ -31,6 +32,27 @@ def ploomes(dataset: PloomesDataset) -> Iterator[PloomesSandbox]:
     """A sandbox whose rate limit tests do not hit unless they lower it."""
     with PloomesSandbox(dataset, user_key=SECRET_KEY, requests_per_minute=60_000, burst=1000) as server:
         yield server
+
+
+@pytest.fixture
+def customerx(tmp_path: Path) -> Iterator[CustomerXSandbox]:
+    with CustomerXSandbox(
+        token=CX_TOKEN, requests_per_minute=60_000, burst=1000, state_file=tmp_path / "customerx.json"
+    ) as server:
+        yield server
+
+
+def point_at(
+    monkeypatch: pytest.MonkeyPatch,
+    ploomes: PloomesSandbox,
+    customerx: CustomerXSandbox,
+    key: str = SECRET_KEY,
+) -> None:
+    """Set the default environment variables to the sandbox servers."""
+    monkeypatch.setenv("PLOOMES_BASE_URL", ploomes.url)
+    monkeypatch.setenv("PLOOMES_USER_KEY", key)
+    monkeypatch.setenv("CUSTOMERX_BASE_URL", customerx.url)
+    monkeypatch.setenv("CUSTOMERX_TOKEN", customerx.token)
 
 
 @pytest.fixture
@@ -51,6 +73,8 @@ def write_mapping(directory: Path, name: str = "acme", extra: str = "") -> Path:
           requests_per_minute: 6000
           page_size: 50
           max_attempts: 6
+        customerx:
+          requests_per_minute: 6000
         sync:
           start: "2026-11-01"
         custom_fields:
@@ -70,9 +94,9 @@ def mapping(tmp_path: Path) -> Mapping:
 
 @pytest.fixture
 def sandbox_environ(
-    mapping: Mapping, ploomes: PloomesSandbox, monkeypatch: pytest.MonkeyPatch
+    mapping: Mapping, ploomes: PloomesSandbox, customerx: CustomerXSandbox, monkeypatch: pytest.MonkeyPatch
 ) -> dict[str, str]:
-    env = sandbox_env(mapping, ploomes)
+    env = sandbox_env(mapping, ploomes, customerx)
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     return env

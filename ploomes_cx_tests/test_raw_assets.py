@@ -18,7 +18,7 @@ from ploomes_cx.runner import run_windows
 from ploomes_cx.sandbox import PloomesSandbox
 from ploomes_cx.sandbox.ploomes_data import to_ms
 from ploomes_cx.storage import database_path
-from ploomes_cx_tests.conftest import SECRET_KEY, local, write_mapping
+from ploomes_cx_tests.conftest import SECRET_KEY, local, point_at, write_mapping
 
 ENTITIES = ["organizations", "persons", "deals", "notes", "tasks", "attachments"]
 
@@ -116,7 +116,7 @@ def test_missing_variable_exits_3_naming_it(home, mapping, ploomes, sandbox_envi
     assert ploomes.requests == []
 
 
-def test_unknown_custom_field_key_is_a_mapping_error(home, tmp_path, ploomes, monkeypatch, capsys):
+def test_unknown_custom_field_key_is_a_mapping_error(home, tmp_path, ploomes, customerx, monkeypatch, capsys):
     path = write_mapping(
         tmp_path,
         "typo",
@@ -126,8 +126,7 @@ def test_unknown_custom_field_key_is_a_mapping_error(home, tmp_path, ploomes, mo
     )
     path.write_text(path.read_text().replace("00000000000A", "0000000000AA"))
     m = load_mapping(path)
-    monkeypatch.setenv("PLOOMES_BASE_URL", ploomes.url)
-    monkeypatch.setenv("PLOOMES_USER_KEY", SECRET_KEY)
+    point_at(monkeypatch, ploomes, customerx)
     assert main(["sync", str(path), "--window", "2026-11-02"]) == 2
     err = capsys.readouterr().err
     assert "custom_fields.clients[0].ploomes" in err and "contact_0A1B2C3D-0000-0000-0000-0000000000AA" in err
@@ -163,7 +162,7 @@ def test_each_mapping_file_adds_its_own_prefixed_asset_graph(tmp_path, monkeypat
     assert {"south/raw_orders", "south/raw_quotes"} <= south
     assert loaded.resolve_job_def("north_sync") and loaded.resolve_job_def("south_sync")
     groups = {loaded.resolve_assets_def(k).group_names_by_key[k] for k in loaded.resolve_all_asset_keys()}
-    assert groups == {"north_raw", "south_raw", "north_staging", "south_staging"}
+    assert groups == {f"{n}_{layer}" for n in ("north", "south") for layer in ("raw", "staging", "load")}
 
 
 def test_hourly_mapping_partitions_follow_its_timezone(tmp_path):
@@ -184,15 +183,14 @@ def test_hourly_mapping_partitions_follow_its_timezone(tmp_path):
     ]
 
 
-def test_offset_less_dates_are_read_as_account_local_time(home, mapping, dataset, monkeypatch):
+def test_offset_less_dates_are_read_as_account_local_time(home, mapping, dataset, customerx, monkeypatch):
     """(I) Ploomes may send dates without an offset; the sandbox can too, and windows stay right."""
     with PloomesSandbox(
         dataset, user_key=SECRET_KEY, requests_per_minute=60_000, burst=1000, date_offsets=False
     ) as s:
         sample = s.list_entity("Contacts", {"$top": "1"})[1]["value"][0]
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}", sample["LastUpdateDate"])
-        monkeypatch.setenv("PLOOMES_BASE_URL", s.url)
-        monkeypatch.setenv("PLOOMES_USER_KEY", SECRET_KEY)
+        point_at(monkeypatch, s, customerx)
         result = run_windows(mapping, ["2026-11-02"])[0]
     assert result.success
     for entity in ENTITIES:
@@ -205,13 +203,12 @@ def test_offset_less_dates_are_read_as_account_local_time(home, mapping, dataset
 
 
 def test_deal_products_mapping_extracts_orders_and_quotes_with_their_lines(
-    home, tmp_path, ploomes, monkeypatch
+    home, tmp_path, ploomes, customerx, monkeypatch
 ):
     m = load_mapping(
         write_mapping(tmp_path, "products", "contracts:\n  source: deal_products\ntimeline: []\n")
     )
-    monkeypatch.setenv("PLOOMES_BASE_URL", ploomes.url)
-    monkeypatch.setenv("PLOOMES_USER_KEY", SECRET_KEY)
+    point_at(monkeypatch, ploomes, customerx)
     assert run_windows(m, ["2026-11-02"])[0].success
     for entity in ("orders", "quotes"):
         expected = sorted(ploomes.dataset.expected_ids(entity, *day(2)))

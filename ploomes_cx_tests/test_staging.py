@@ -21,6 +21,7 @@ from ploomes_cx.mapping import Mapping, parse_mapping
 from ploomes_cx.runner import run_windows
 from ploomes_cx.sandbox.ploomes_data import cnpj_digits, cpf_digits, format_cnpj, format_cpf
 from ploomes_cx.storage import database_path
+from ploomes_cx_tests.conftest import point_at
 
 SP = ZoneInfo("America/Sao_Paulo")
 CNPJ_A = cnpj_digits("112223330001")
@@ -264,12 +265,11 @@ def test_custom_fields_travel_only_when_mapped(raw):
     }
 
 
-def test_sandbox_sync_stages_clean_tables_with_checks(home, mapping_with_timeline, ploomes, monkeypatch):
+def test_sandbox_sync_stages_clean_tables_with_checks(
+    home, mapping_with_timeline, ploomes, customerx, monkeypatch
+):
     m = mapping_with_timeline
-    monkeypatch.setenv("PLOOMES_BASE_URL", ploomes.url)
-    from ploomes_cx_tests.conftest import SECRET_KEY
-
-    monkeypatch.setenv("PLOOMES_USER_KEY", SECRET_KEY)
+    point_at(monkeypatch, ploomes, customerx)
     results = run_windows(m, ["2026-11-01", "2026-11-02", "2026-11-03", "2026-11-04"])
     assert all(r.success for r in results), [r.errors for r in results]
     with duckdb.connect(str(database_path(home, m.name)), read_only=True) as con:

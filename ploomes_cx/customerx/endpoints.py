@@ -45,6 +45,7 @@ DEFAULT_ENDPOINTS: dict[str, Endpoint] = {
     "create_contract": Endpoint("POST", "/contracts"),  # C
     "update_contract": Endpoint("PUT", "/contracts", "query", "external_id_contract"),  # C, param name I
     "create_timeline": Endpoint("POST", "/timelines"),  # C2
+    "list_timelines": Endpoint("GET", "/timelines"),  # I (S5 only): used to check an entry left in doubt
 }
 
 

@@ -1,0 +1,103 @@
+"""Load layer: one asset per CustomerX entity, in dependency order (clients before the rest).
+
+Each reads its staging table and makes CustomerX hold it (`ploomes_cx/loader.py`): unchanged
+records cost no call, the crosswalk is written as each record lands, every outcome goes to the
+ledger. With `dry_run: true` in the run config (or `ploomes-cx sync --dry-run`) nothing is
+written to CustomerX and the metadata shows what would change.
+"""
+
+import dagster as dg
+import pandas as pd
+from dagster import AssetExecutionContext
+from dagster_duckdb import DuckDBResource
+
+from ploomes_cx import checks
+from ploomes_cx.assets.staging import staged_entities, staging_key
+from ploomes_cx.customerx.client import CustomerXAuthError, CustomerXUnavailableError
+from ploomes_cx.customerx.resource import CustomerXResource
+from ploomes_cx.loader import load_entity
+from ploomes_cx.mapping import Mapping
+
+DESCRIPTIONS = {
+    "clients": "Clients in CustomerX, upserted by external id (the survivor's Ploomes id), adopting an existing "
+    "client that matches by the mapping's identifiers instead of creating a second one.",
+    "contacts": "Contacts in CustomerX, each on its client; contacts without e-mail are rejected before any call.",
+    "contracts": "Contracts in CustomerX: won deals or their product lines.",
+    "timeline": "Timeline entries in CustomerX (notes, activities, attachments), each posted once, ever.",
+}
+
+
+class LoadConfig(dg.Config):
+    dry_run: bool = False
+
+
+def load_key(m: Mapping, entity: str) -> dg.AssetKey:
+    return dg.AssetKey([m.name, f"load_{entity}"])
+
+
+def _load_asset(m: Mapping, entity: str) -> dg.AssetsDefinition:
+    cx_key, duck_key = f"{m.name}_customerx", f"{m.name}_duckdb"
+    deps = [staging_key(m, entity)] + ([load_key(m, "clients")] if entity != "clients" else [])
+
+    @dg.asset(
+        key=load_key(m, entity),
+        group_name=f"{m.name}_load",
+        kinds={"customerx", "duckdb"},
+        deps=deps,
+        required_resource_keys={cx_key, duck_key},
+        pool=f"customerx_api__{m.customerx.token_env.lower()}",
+        description=DESCRIPTIONS[entity],
+    )
+    def _load(context: AssetExecutionContext, config: LoadConfig) -> dg.MaterializeResult:
+        duck: DuckDBResource = getattr(context.resources, duck_key)
+        resource: CustomerXResource = getattr(context.resources, cx_key)
+        with duck.get_connection() as con:
+            frame = con.execute(f"select * from {m.name}.stg_{entity} order by external_id").fetchdf()
+            api = resource.api(context.log)
+            try:
+                report = load_entity(entity, frame, m, api, con, context.run_id, config.dry_run, context.log)
+            except (CustomerXAuthError, CustomerXUnavailableError) as exc:
+                raise dg.Failure(
+                    description=str(exc), metadata={"ploomes_cx_error": "customerx"}, allow_retries=False
+                ) from None
+            finally:
+                api.close()
+        counts = report.counts
+        failed = counts["rejected"] + counts["failed"]
+        metadata = {
+            "dry_run": config.dry_run,
+            "created": counts["created"] + counts["would_create"],
+            "updated": counts["updated"] + counts["adopted"] + counts["would_update"],
+            "adopted": counts["adopted"],
+            "unchanged": counts["unchanged"],
+            "failed": failed,
+            "rejected_by_customerx": counts["rejected"],
+            "failed_after_retries": counts["failed"],
+            "requests": report.stats.requests,
+            "writes": report.stats.writes,
+            "retries": report.stats.retries,
+            "summary": dg.MetadataValue.md(_summary(entity, counts, config.dry_run)),
+        }
+        if report.refusals:
+            metadata["refusals"] = checks.markdown(pd.DataFrame(report.refusals))
+        if report.diffs:
+            metadata["changes_sample"] = dg.MetadataValue.json(report.diffs)
+        return dg.MaterializeResult(metadata=metadata)
+
+    return _load
+
+
+def _summary(entity: str, counts: dict[str, int], dry_run: bool) -> str:
+    if dry_run:
+        return (
+            f"Dry run, nothing written: {counts['would_create']} {entity} would be created, "
+            f"{counts['would_update']} updated, {counts['unchanged']} left unchanged."
+        )
+    return (
+        f"{counts['created']} created, {counts['updated']} updated, {counts['adopted']} adopted, "
+        f"{counts['unchanged']} unchanged, {counts['rejected']} refused, {counts['failed']} failed after retries."
+    )
+
+
+def build_load_assets(m: Mapping) -> list[dg.AssetsDefinition]:
+    return [_load_asset(m, e) for e in staged_entities(m)]

@@ -1,0 +1,110 @@
+"""CustomerX request bodies built from staging rows, and their content hashes.
+
+The hash of the body is what decides whether a record changed since it was last sent: an
+unchanged record is never sent again. Field names follow customerx-api.md §8 (C where seen in
+public code; custom attributes use the `{label, value}` form the update call was seen with).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import math
+from typing import Any
+
+import pandas as pd
+
+from ploomes_cx.mapping import Mapping
+
+
+def _value(v: Any) -> Any:
+    if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NaT:
+        return None
+    if isinstance(v, pd.Timestamp | dt.datetime):
+        return v.isoformat()
+    return v
+
+
+def _date_br(v: Any) -> str | None:
+    """CustomerX business dates are DD/MM/YYYY (§3)."""
+    v = _value(v)
+    return None if v is None else dt.datetime.fromisoformat(str(v)).strftime("%d/%m/%Y")
+
+
+def _custom(text: Any) -> list[dict[str, str]]:
+    attrs = json.loads(text) if isinstance(text, str) and text else {}
+    return [{"label": k, "value": "" if v is None else str(v)} for k, v in sorted(attrs.items())]
+
+
+def _phones(e164: Any) -> list[dict[str, Any]]:
+    e164 = _value(e164)
+    if not e164:
+        return []
+    ddi, number = ("+55", e164[3:]) if e164.startswith("+55") else ("", e164)
+    return [{"number": number, "is_default": True, "ddi": ddi}]
+
+
+def client_body(row: dict[str, Any], m: Mapping) -> dict[str, Any]:
+    return {
+        "external_id_client": row["external_id"],
+        "company_name": _value(row.get("legal_name")) or row["name"],
+        "trading_name": row["name"],
+        "cnpj_cpf": _value(row.get("document")),  # null, never an invalid document
+        "email": _value(row.get("email")),
+        "custom_attributes": _custom(row.get("custom_attributes")),
+    }
+
+
+def contact_body(row: dict[str, Any], m: Mapping) -> dict[str, Any]:
+    return {
+        "external_id_contact": row["external_id"],
+        "external_id_client": row["client_external_id"],
+        "name": row["name"],
+        "email": _value(row.get("email")),
+        "document": _value(row.get("document")),
+        "phones": _phones(row.get("phone")),
+        "custom_attributes": _custom(row.get("custom_attributes")),
+    }
+
+
+def contract_body(row: dict[str, Any], m: Mapping) -> dict[str, Any]:
+    title = _value(row.get("title")) or ""
+    product = _value(row.get("product_name"))
+    return {
+        "external_id_contract": row["external_id"],
+        "external_id_client": row["client_external_id"],
+        "description": f"{title} — {product}" if product else title,
+        "contract_value": round(float(row["value"]), 2),
+        "date_sale": _date_br(row.get("sale_date")),
+        "start_date": _date_br(row.get("sale_date")),
+        "custom_attributes": _custom(row.get("custom_attributes")),
+    }
+
+
+def timeline_body(row: dict[str, Any], m: Mapping) -> dict[str, Any]:
+    return {
+        "external_id_client": row["client_external_id"],
+        "title": _value(row.get("title")) or row["kind"],
+        "body": "\n".join(x for x in (_value(row.get("body")), _value(row.get("url"))) if x),
+        "created_at": _value(row.get("occurred_at")),
+        "operation": m.customerx.timeline_operation,
+    }
+
+
+BUILDERS = {
+    "clients": client_body,
+    "contacts": contact_body,
+    "contracts": contract_body,
+    "timeline": timeline_body,
+}
+
+
+def content_hash(body: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def field_diff(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, list[Any]]:
+    """Fields whose value would change: {field: [old, new]}."""
+    old = old or {}
+    return {k: [old.get(k), v] for k, v in new.items() if old.get(k) != v}
