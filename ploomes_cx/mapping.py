@@ -246,7 +246,7 @@ def _reserved_sql_words() -> frozenset[str]:
 
     with duckdb.connect() as con:
         rows = con.execute(
-            "select keyword_name from duckdb_keywords() where keyword_category = 'reserved'"
+            "select keyword_name from duckdb_keywords() where keyword_category != 'unreserved'"
         ).fetchall()
     return frozenset(r[0] for r in rows)
 

@@ -63,7 +63,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return path
 
 
-def write_mapping(directory: Path, name: str = "acme", extra: str = "") -> Path:
+def write_mapping(directory: Path, name: str = "acme", extra: str = "", customerx_rpm: int = 6000) -> Path:
     """A mapping like mappings/sandbox.yaml, fast enough for tests (6000 requests/min)."""
     path = directory / f"{name}.yaml"
     path.write_text(
@@ -74,7 +74,7 @@ def write_mapping(directory: Path, name: str = "acme", extra: str = "") -> Path:
           page_size: 50
           max_attempts: 6
         customerx:
-          requests_per_minute: 6000
+          requests_per_minute: {customerx_rpm}
         sync:
           start: "2026-11-01"
         custom_fields:

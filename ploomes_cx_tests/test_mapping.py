@@ -99,6 +99,7 @@ def test_entities_follow_the_sources():
         ),
         ({"sync": {}}, ["name: required key is missing"]),
         ({"name": "select"}, ["name:", "reserved SQL word"]),
+        ({"name": "full"}, ["name:", "reserved SQL word"]),
     ],
 )
 def test_bad_values_are_named_with_file_key_and_allowed_values(data, expected):

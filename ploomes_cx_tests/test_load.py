@@ -1,0 +1,235 @@
+"""End to end, sandbox to sandbox over real HTTP, through Dagster: the CustomerX load."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from ploomes_cx.cli import main
+from ploomes_cx.mapping import load_mapping
+from ploomes_cx.sandbox import CustomerXSandbox, PloomesDataset, PloomesSandbox
+from ploomes_cx.sandbox.ploomes_data import to_ms
+from ploomes_cx.storage import database_path
+from ploomes_cx_tests.conftest import CX_TOKEN, SECRET_KEY, local, point_at, write_mapping
+
+WINDOWS = "2026-11-02..2026-11-04"
+
+
+def staged(home: Path, name: str, table: str, columns: str = "external_id") -> list[tuple]:
+    with duckdb.connect(str(database_path(home, name)), read_only=True) as con:
+        return con.execute(f"select {columns} from {name}.{table} order by 1").fetchall()
+
+
+def cx_state(cx: CustomerXSandbox) -> dict[str, list[tuple]]:
+    """What CustomerX holds, without its own ids and timestamps: comparable across accounts."""
+    records = cx.store.records
+    return {
+        "clients": sorted(
+            (c["external_id_client"], c["company_name"], c.get("cnpj_cpf"), c.get("email"))
+            for c in records["clients"].values()
+        ),
+        "contacts": sorted(
+            (c["external_id_contact"], c["external_id_client"], c["email"])
+            for c in records["contacts"].values()
+        ),
+        "contracts": sorted(
+            (c["external_id_contract"], c["external_id_client"], c["contract_value"])
+            for c in records["contracts"].values()
+        ),
+        "timelines": sorted(
+            (t["external_id_client"], t["title"], t["created_at"]) for t in records["timelines"].values()
+        ),
+    }
+
+
+@pytest.fixture
+def full(tmp_path):
+    return load_mapping(write_mapping(tmp_path, "fullsync", "quality:\n  max_rejected_ratio: 0.9\n"))
+
+
+def test_full_sync_loads_every_staged_record_and_a_rerun_writes_nothing(
+    home, full, ploomes, customerx, monkeypatch, capsys
+):
+    point_at(monkeypatch, ploomes, customerx)
+    assert main(["sync", full.source_path, "--window", WINDOWS]) == 0
+    state = cx_state(customerx)
+    assert [r[0] for r in state["clients"]] == sorted(r[0] for r in staged(home, "fullsync", "stg_clients"))
+    assert [r[0] for r in state["contacts"]] == sorted(r[0] for r in staged(home, "fullsync", "stg_contacts"))
+    assert [r[0] for r in state["contracts"]] == sorted(
+        r[0] for r in staged(home, "fullsync", "stg_contracts")
+    )
+    assert len(state["timelines"]) == len(staged(home, "fullsync", "stg_timeline")) > 0
+    documents = dict(staged(home, "fullsync", "stg_clients", "external_id, document"))
+    assert all(c[2] == documents[c[0]] for c in state["clients"])  # never an invalid document
+    out = capsys.readouterr().out
+    assert "clients" in out and "created" in out
+
+    writes = len(customerx.writes)
+    assert main(["sync", full.source_path, "--window", WINDOWS]) == 0
+    assert len(customerx.writes) == writes  # an immediate re-run makes no write
+    assert cx_state(customerx) == state
+
+
+def test_changing_one_ploomes_record_makes_exactly_one_write(home, full, ploomes, customerx, monkeypatch):
+    point_at(monkeypatch, ploomes, customerx)
+    assert main(["sync", full.source_path, "--window", WINDOWS]) == 0
+    client_id = int(staged(home, "fullsync", "stg_clients")[0][0])
+    ploomes.dataset.touch(
+        "contacts", client_id, {"Name": "Nome Trocado Ltda"}, when_ms=to_ms(local(2026, 11, 4, 15))
+    )
+    before = len(customerx.writes)
+    assert main(["sync", full.source_path, "--window", "2026-11-04"]) == 0
+    new_writes = customerx.writes[before:]
+    assert len(new_writes) == 1 and new_writes[0]["method"] == "PUT"
+    assert new_writes[0]["body"]["trading_name"] == "Nome Trocado Ltda"
+
+
+def test_an_existing_client_with_the_same_cnpj_is_adopted_not_duplicated(
+    home, full, ploomes, customerx, monkeypatch
+):
+    point_at(monkeypatch, ploomes, customerx)
+    assert main(["sync", full.source_path, "--window", "2026-11-02"]) == 0
+    with duckdb.connect(str(database_path(home, "fullsync")), read_only=True) as con:
+        ext, document = con.execute(
+            "select external_id, document from fullsync.stg_clients where document is not null limit 1"
+        ).fetchall()[0]
+    # Start again with a CustomerX account that already has that company, entered by someone else.
+    customerx.store.records = {r: {} for r in customerx.store.records}
+    customerx.store.records["clients"][1] = {
+        "id": 1,
+        "external_id_client": "LEGADO-1",
+        "company_name": "Antiga",
+        "cnpj_cpf": document,
+    }
+    customerx.store.next_id = 2
+    with duckdb.connect(str(database_path(home, "fullsync"))) as con:
+        con.execute("delete from fullsync.crosswalk")
+    assert main(["sync", full.source_path, "--window", "2026-11-02"]) == 0
+    same_document = [c for c in customerx.store.records["clients"].values() if c.get("cnpj_cpf") == document]
+    assert len(same_document) == 1
+    assert same_document[0]["id"] == 1 and same_document[0]["external_id_client"] == ext
+    with duckdb.connect(str(database_path(home, "fullsync")), read_only=True) as con:
+        outcome = con.execute(
+            "select outcome from fullsync.ledger where external_id = ? order by recorded_at desc", [ext]
+        ).fetchall()[0][0]
+    assert outcome == "adopted"
+
+
+def test_a_refused_record_is_in_the_ledger_does_not_stop_the_others_and_is_retried(
+    home, full, ploomes, customerx, monkeypatch, capsys
+):
+    point_at(monkeypatch, ploomes, customerx)
+    assert main(["sync", full.source_path, "--window", "2026-11-02"]) == 0
+    victim = staged(home, "fullsync", "stg_contacts", "external_id, email")[0]
+    with duckdb.connect(str(database_path(home, "fullsync"))) as con:
+        con.execute("delete from fullsync.crosswalk where entity = 'contacts'")
+    customerx.store.records["contacts"] = {}
+    customerx.refuse("contacts", lambda body: body.get("email") == victim[1], {"phones": ["is invalid"]})
+    assert main(["sync", full.source_path, "--window", "2026-11-02"]) == 1
+    assert "refused by CustomerX" in capsys.readouterr().err
+    emails = {c["email"] for c in customerx.store.records["contacts"].values()}
+    assert victim[1] not in emails and len(emails) == len(staged(home, "fullsync", "stg_contacts")) - 1
+    with duckdb.connect(str(database_path(home, "fullsync")), read_only=True) as con:
+        row = con.execute(
+            "select outcome, http_status, detail from fullsync.ledger where external_id = ? "
+            "and entity = 'contacts' order by recorded_at desc limit 1",
+            [victim[0]],
+        ).fetchall()[0]
+    assert row[0] == "rejected" and row[1] == 422 and "is invalid" in row[2]
+    customerx.refusals.clear()
+    assert main(["sync", full.source_path, "--window", "2026-11-02"]) == 0  # retried, and now it lands
+    assert victim[1] in {c["email"] for c in customerx.store.records["contacts"].values()}
+
+
+def test_dry_run_writes_nothing_and_reports_what_would_change(
+    home, full, ploomes, customerx, monkeypatch, capsys
+):
+    point_at(monkeypatch, ploomes, customerx)
+    assert main(["sync", full.source_path, "--window", "2026-11-02", "--dry-run"]) == 0
+    assert customerx.writes == []
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.startswith("clients"))
+    assert int(line.split()[5]) == len(
+        staged(home, "fullsync", "stg_clients")
+    )  # created column: would create
+    assert "nothing was written to CustomerX" in out
+
+
+def test_a_run_killed_mid_load_resumes_to_the_same_state_as_an_uninterrupted_run(tmp_path, monkeypatch):
+    def account(tag: str) -> tuple[PloomesSandbox, CustomerXSandbox, Path, Path]:
+        ploomes = PloomesSandbox(
+            PloomesDataset(persons=600, seed=11), user_key=SECRET_KEY, requests_per_minute=60_000, burst=1000
+        ).start()
+        cx = CustomerXSandbox(token=CX_TOKEN, requests_per_minute=60_000, burst=1000).start()
+        folder = tmp_path / tag
+        folder.mkdir()
+        return (
+            ploomes,
+            cx,
+            folder / "state",
+            write_mapping(
+                folder,
+                "kill",
+                "quality:\n  max_rejected_ratio: 0.9\n",
+                customerx_rpm=900,
+            ),
+        )
+
+    def env(ploomes, cx, home) -> dict[str, str]:
+        base = {k: v for k, v in os.environ.items() if not k.startswith(("PLOOMES", "CUSTOMERX", "DAGSTER"))}
+        return {
+            **base,
+            "PLOOMES_CX_HOME": str(home),
+            "PLOOMES_BASE_URL": ploomes.url,
+            "PLOOMES_USER_KEY": SECRET_KEY,
+            "CUSTOMERX_BASE_URL": cx.url,
+            "CUSTOMERX_TOKEN": CX_TOKEN,
+        }
+
+    cli = str(Path(sys.executable).parent / "ploomes-cx")
+    p1, cx1, home1, mapping1 = account("straight")
+    p2, cx2, home2, mapping2 = account("killed")
+    try:
+        done = subprocess.run(
+            [cli, "sync", str(mapping1), "--window", "2026-11-02..2026-11-03"],
+            env=env(p1, cx1, home1),
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert done.returncode == 0, done.stderr
+        total = len(cx1.successful_writes())
+        assert total > 40
+        proc = subprocess.Popen(
+            [cli, "sync", str(mapping2), "--window", "2026-11-02..2026-11-03"],
+            env=env(p2, cx2, home2),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 300
+        while (
+            len(cx2.successful_writes()) < total // 3 and time.monotonic() < deadline and proc.poll() is None
+        ):
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+        assert 0 < len(cx2.successful_writes()) < total  # killed mid-load
+        again = subprocess.run(
+            [cli, "sync", str(mapping2), "--window", "2026-11-02..2026-11-03"],
+            env=env(p2, cx2, home2),
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert again.returncode == 0, again.stderr
+        assert cx_state(cx2) == cx_state(cx1)  # nothing lost, nothing doubled
+    finally:
+        for server in (p1, cx1, p2, cx2):
+            server.stop()
