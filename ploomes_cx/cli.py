@@ -127,7 +127,11 @@ def _sandbox_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--rpm", type=float, default=120, help="Ploomes rate limit the sandbox enforces per key")
     p.add_argument(
-        "--customerx-rpm", type=float, default=60, help="CustomerX rate limit the sandbox enforces"
+        "--customerx-rpm",
+        type=float,
+        default=3000,
+        help="CustomerX rate limit the sandbox enforces (default 3000, what mappings/sandbox.yaml paces to; "
+        "a real account allows 60)",
     )
 
 
@@ -238,6 +242,9 @@ def _start_sandboxes(args: argparse.Namespace) -> tuple[PloomesSandbox, Customer
             host=args.host,
             port=args.customerx_port,
             requests_per_minute=args.customerx_rpm,
+            # a second's worth of burst: the demo runs the servers and the pipeline in one process,
+            # where the GIL can bunch requests that the client spaced evenly
+            burst=max(5, int(args.customerx_rpm / 60)),
             state_file=state / "customerx.json",
         )
     except OSError as exc:

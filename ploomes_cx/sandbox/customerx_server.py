@@ -119,7 +119,9 @@ class CustomerXSandbox:
         self._lock = threading.Lock()
         self._server = LoopbackServer(_handler_for(self), host, port, "customerx-sandbox")
 
-    def refuse(self, resource: str, when: Callable[[dict[str, Any]], bool], errors: dict[str, list[str]]) -> None:
+    def refuse(
+        self, resource: str, when: Callable[[dict[str, Any]], bool], errors: dict[str, list[str]]
+    ) -> None:
         """Answer 422 with `errors` to every write to `resource` whose body satisfies `when`."""
         self.refusals.append((resource, when, errors))
 
