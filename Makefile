@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint validate ui bench-extract bench-staging clean
+.PHONY: install demo test lint validate ui bench-extract bench-staging bench-load clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ ui: $(STAMP)
 ## Benchmark: extract 100,000 contacts from the sandbox at the enforced rate limit
 bench-extract: $(STAMP)
 	$(BIN)/python -m benchmarks.extract
+
+## Benchmark: CustomerX writes per changed record and write rate against the rate limit
+bench-load: $(STAMP)
+	$(BIN)/python -m benchmarks.load
 
 ## Benchmark: clean and deduplicate 1,000,000 sandbox contacts (seconds, peak memory)
 bench-staging: $(STAMP)
