@@ -18,7 +18,7 @@ from ploomes_cx.runner import run_windows
 from ploomes_cx.sandbox import PloomesSandbox
 from ploomes_cx.sandbox.ploomes_data import to_ms
 from ploomes_cx.storage import database_path
-from ploomes_cx_tests.conftest import SECRET_KEY, local, point_at, write_mapping
+from ploomes_cx_tests.conftest import CX_TOKEN, SECRET_KEY, local, point_at, write_mapping
 
 ENTITIES = ["organizations", "persons", "deals", "notes", "tasks", "attachments"]
 
@@ -82,7 +82,8 @@ def test_the_key_appears_in_no_output_log_metadata_or_state(
     assert main(["sync", mapping.source_path, "--window", "2026-11-02"]) == 0
     assert len(ploomes.requests) > 5  # the key was used
     out, err = capfd.readouterr()
-    assert SECRET_KEY not in out + err + caplog.text
+    for secret in (SECRET_KEY, CX_TOKEN):
+        assert secret not in out + err + caplog.text
     instance = dg.DagsterInstance.get()
     (run,) = instance.get_runs()
     logs = [serialize_value(record) for record in instance.all_logs(run.run_id)]
@@ -90,11 +91,12 @@ def test_the_key_appears_in_no_output_log_metadata_or_state(
         sum("HTTP 500; retry" in x or "HTTP 429; retry" in x for x in logs) == 2
     )  # retries are in the run log
     for text in logs:
-        assert SECRET_KEY not in text
+        assert SECRET_KEY not in text and CX_TOKEN not in text
     assert SECRET_KEY not in serialize_value(run)
     for path in home.rglob("*"):
         if path.is_file():
-            assert SECRET_KEY.encode() not in path.read_bytes(), path
+            data = path.read_bytes()
+            assert SECRET_KEY.encode() not in data and CX_TOKEN.encode() not in data, path
 
 
 def test_wrong_key_fails_with_exit_3_naming_the_variable(
