@@ -148,6 +148,36 @@ def test_a_refused_record_is_in_the_ledger_does_not_stop_the_others_and_is_retri
     assert victim[1] in {c["email"] for c in customerx.store.records["contacts"].values()}
 
 
+def test_a_record_failing_after_retries_exits_1_and_a_refused_token_exits_3(
+    home, tmp_path, ploomes, customerx, monkeypatch, capsys
+):
+    m = load_mapping(write_mapping(tmp_path, "retrying", "quality:\n  max_rejected_ratio: 0.9\n"))
+    text = m.source_path
+    Path(text).write_text(Path(text).read_text().replace("customerx:\n", "customerx:\n  max_attempts: 2\n"))
+    point_at(monkeypatch, ploomes, customerx)
+    customerx.refuse("clients", _first_only(), {"base": ["boom"]}, status=500)  # one client always breaks
+    assert main(["sync", text, "--window", "2026-11-02"]) == 1
+    with duckdb.connect(str(database_path(home, "retrying")), read_only=True) as con:
+        failed = con.execute("select count(*) from retrying.ledger where outcome = 'failed'").fetchall()[0][0]
+    assert failed == 1
+    monkeypatch.setenv("CUSTOMERX_TOKEN", "wrong-cx-token")
+    assert main(["sync", text, "--window", "2026-11-03"]) == 3
+    err = capsys.readouterr().err
+    assert "$CUSTOMERX_TOKEN" in err and "wrong-cx-token" not in err
+
+
+def _first_only():
+    """A predicate true for the first client body it sees, and for that client only afterwards."""
+    seen: list[str] = []
+
+    def when(body: dict) -> bool:
+        if not seen:
+            seen.append(body["external_id_client"])
+        return body["external_id_client"] == seen[0]
+
+    return when
+
+
 def test_dry_run_writes_nothing_and_reports_what_would_change(
     home, full, ploomes, customerx, monkeypatch, capsys
 ):

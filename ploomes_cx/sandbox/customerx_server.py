@@ -115,15 +115,20 @@ class CustomerXSandbox:
         self.writes: list[dict[str, Any]] = []  # method, path, body, status
         self.rate_limited = 0
         # Test switch: writes to `resource` whose body matches get a 422 (see `refuse`).
-        self.refusals: list[tuple[str, Callable[[dict[str, Any]], bool], dict[str, list[str]]]] = []
+        self.refusals: list[tuple[str, Callable[[dict[str, Any]], bool], dict[str, list[str]], int]] = []
         self._lock = threading.Lock()
         self._server = LoopbackServer(_handler_for(self), host, port, "customerx-sandbox")
 
     def refuse(
-        self, resource: str, when: Callable[[dict[str, Any]], bool], errors: dict[str, list[str]]
+        self,
+        resource: str,
+        when: Callable[[dict[str, Any]], bool],
+        errors: dict[str, list[str]],
+        status: int = 422,
     ) -> None:
-        """Answer 422 with `errors` to every write to `resource` whose body satisfies `when`."""
-        self.refusals.append((resource, when, errors))
+        """Answer `status` (422 by default, 500 for a record that always breaks the server) with
+        `errors` to every write to `resource` whose body satisfies `when`."""
+        self.refusals.append((resource, when, errors, status))
 
     @property
     def url(self) -> str:
@@ -159,9 +164,9 @@ class CustomerXSandbox:
             return self._list(resource, query)
         if not isinstance(body, dict):
             raise Refused(400, {"body": ["must be a JSON object"]}, "invalid body")
-        for target, when, errors in self.refusals:
+        for target, when, errors, status in self.refusals:
             if target == resource and when(body):
-                raise Refused(422, errors, "; ".join(f"{k} {', '.join(v)}" for k, v in errors.items()))
+                raise Refused(status, errors, "; ".join(f"{k} {', '.join(v)}" for k, v in errors.items()))
         if method == "POST" and ext_in_path == "create_or_update":
             key = RESOURCES[resource]
             existing = store.by_external_id(resource, body.get(key)) if body.get(key) else None
