@@ -182,7 +182,8 @@ def test_requests_are_paced_to_the_configured_rate(ploomes):
         extract(api, "persons")
     times = [t for t, _ in ploomes.requests]
     assert len(times) > 5
-    assert min(b - a for a, b in itertools.pairwise(times)) >= 0.09
+    # request starts are spaced 0.1 s apart; arrivals can jitter, the overall rate cannot exceed it
+    assert times[-1] - times[0] >= (len(times) - 1) * 0.1 * 0.9
 
 
 def test_pacing_file_shares_one_budget_between_clients(ploomes, tmp_path):
