@@ -141,7 +141,7 @@ def test_429_with_retry_after_is_honoured(cx):
         list(api.list_all("list_clients", stats=stats))
     times = [t for t, _, _ in cx.requests]
     assert stats.rate_limited == 2
-    assert all(b - a >= 0.95 for a, b in itertools.pairwise(times))
+    assert all(b - a >= 0.8 for a, b in itertools.pairwise(times))
 
 
 def test_the_server_rate_limit_is_enforced_and_survived():

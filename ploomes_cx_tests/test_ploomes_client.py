@@ -107,7 +107,7 @@ def test_429_storm_is_survived_and_retry_after_is_honoured(ploomes):
     times = [t for t, _ in ploomes.requests]
     gaps = [b - a for a, b in itertools.pairwise(times[:4])]
     # backoff would wait ~0.01 s; only Retry-After explains a full second between attempts
-    assert all(g >= 0.95 for g in gaps), gaps
+    assert all(g >= 0.8 for g in gaps), gaps
 
 
 def test_server_limit_answered_with_429_is_retried_until_done(ploomes):
