@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import tenacity
 
 from ploomes_cx.customerx.endpoints import DEFAULT_ENDPOINTS, Endpoint
 from ploomes_cx.pacing import Pacer
+from ploomes_cx.retry import RetryPolicy, Transient
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +50,6 @@ class CustomerXRejected(CustomerXError):
         self.body = body
         self.operation = operation
         self.external_id = external_id
-
-
-class _Transient(Exception):
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.retry_after = retry_after
 
 
 @dataclass
@@ -111,10 +104,7 @@ class CustomerXApi:
         self.endpoints = endpoints or DEFAULT_ENDPOINTS
         self.pacer = Pacer(requests_per_minute, pacing_file)
         self.log = logger or log
-        self._backoff = tenacity.wait_exponential_jitter(
-            initial=backoff_initial_seconds, max=backoff_max_seconds
-        )
-        self._backoff_max = backoff_max_seconds
+        self.retry = RetryPolicy(max_attempts, backoff_initial_seconds, backoff_max_seconds)
         authorization = f"Bearer {token}" if auth_scheme == "bearer" else token
         self._http = httpx.Client(
             base_url=self.base_url,
@@ -150,36 +140,18 @@ class CustomerXApi:
         path, id_params = endpoint.url(external_id)
         query = {**(params or {}), **id_params}
 
-        def before_sleep(state: tenacity.RetryCallState) -> None:
-            exc = state.outcome.exception() if state.outcome else None
-            reason = exc.reason if isinstance(exc, _Transient) else "error"
-            stats.retries += 1
-            stats.reasons[reason] = stats.reasons.get(reason, 0) + 1
-            self.log.warning(
-                f"CustomerX {endpoint.method} {path}: {reason}; retry {state.attempt_number} "
-                f"in {state.upcoming_sleep:.1f}s"
-            )
-
-        retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type(_Transient),
-            stop=tenacity.stop_after_attempt(self.max_attempts),
-            wait=self._wait,
-            before_sleep=before_sleep,
-            reraise=True,
-        )
         try:
-            return retrying(self._once, endpoint, path, query, body, operation, external_id, stats)
-        except _Transient as exc:
+            return self.retry.run(
+                lambda: self._once(endpoint, path, query, body, operation, external_id, stats),
+                stats,
+                f"CustomerX {endpoint.method} {path}",
+                self.log,
+            )
+        except Transient as exc:
             raise CustomerXUnavailableError(
                 f"CustomerX {endpoint.method} {path} kept failing after {self.max_attempts} attempts "
                 f"(last: {exc.reason}); the record stays pending and is retried on the next sync."
             ) from None
-
-    def _wait(self, state: tenacity.RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, _Transient) and exc.retry_after is not None:
-            return min(exc.retry_after, self._backoff_max)
-        return self._backoff(state)
 
     def _once(
         self,
@@ -203,9 +175,9 @@ class CustomerXApi:
                 content=None if body is None else json.dumps(body, ensure_ascii=False),
             )
         except httpx.TimeoutException:
-            raise _Transient("timeout") from None
+            raise Transient("timeout") from None
         except httpx.TransportError as exc:
-            raise _Transient(f"connection error ({type(exc).__name__})") from None
+            raise Transient(f"connection error ({type(exc).__name__})") from None
         status = response.status_code
         if status in (401, 403):
             raise CustomerXAuthError(
@@ -218,15 +190,15 @@ class CustomerXApi:
             hint = wait_hint(response.headers)
             if hint is not None:
                 self.pacer.hold(hint)
-            raise _Transient("HTTP 429", hint)
+            raise Transient("HTTP 429", hint)
         if status >= 500:
-            raise _Transient(f"HTTP {status}")
+            raise Transient(f"HTTP {status}")
         if status >= 400:
             raise CustomerXRejected(status, response.text, operation, external_id)
         try:
             payload = response.json() if response.content else None
         except (json.JSONDecodeError, UnicodeDecodeError):
-            raise _Transient("malformed JSON") from None
+            raise Transient("malformed JSON") from None
         return payload, response.headers
 
     # ---- paging ---------------------------------------------------------------------------------

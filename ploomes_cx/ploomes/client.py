@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import tenacity
 
 from ploomes_cx.pacing import Pacer
 from ploomes_cx.ploomes.entities import EntitySpec
+from ploomes_cx.retry import RetryPolicy, Transient
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +40,6 @@ class PloomesRequestError(PloomesError):
 
 class PloomesUnavailableError(PloomesError):
     """Transient failures outlasted every retry."""
-
-
-class _Transient(Exception):
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.retry_after = retry_after
 
 
 @dataclass
@@ -96,10 +89,7 @@ class PloomesApi:
         self.max_attempts = max_attempts
         self.datetime_literal = datetime_literal
         self.pacer = Pacer(requests_per_minute, pacing_file)
-        self._backoff = tenacity.wait_exponential_jitter(
-            initial=backoff_initial_seconds, max=backoff_max_seconds
-        )
-        self._backoff_max = backoff_max_seconds
+        self.retry = RetryPolicy(max_attempts, backoff_initial_seconds, backoff_max_seconds)
         self._http = httpx.Client(
             base_url=self.base_url,
             headers={"User-Key": user_key, "Accept": "application/json"},
@@ -119,35 +109,15 @@ class PloomesApi:
     def get(self, path: str, params: dict[str, str], stats: CallStats | None = None) -> dict[str, Any]:
         stats = stats if stats is not None else CallStats()
 
-        def before_sleep(state: tenacity.RetryCallState) -> None:
-            exc = state.outcome.exception() if state.outcome else None
-            reason = exc.reason if isinstance(exc, _Transient) else "error"
-            stats.retries += 1
-            stats.reasons[reason] = stats.reasons.get(reason, 0) + 1
-            self.log.warning(
-                f"Ploomes GET {path}: {reason}; retry {state.attempt_number} in {state.upcoming_sleep:.1f}s"
-            )
-
-        retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type(_Transient),
-            stop=tenacity.stop_after_attempt(self.max_attempts),
-            wait=self._wait,
-            before_sleep=before_sleep,
-            reraise=True,
-        )
         try:
-            return retrying(self._once, path, params, stats)
-        except _Transient as exc:
+            return self.retry.run(
+                lambda: self._once(path, params, stats), stats, f"Ploomes GET {path}", self.log
+            )
+        except Transient as exc:
             raise PloomesUnavailableError(
                 f"Ploomes GET {path} kept failing after {self.max_attempts} attempts (last: {exc.reason}). "
                 f"Check {self.base_url} is reachable and retry the run; nothing was written for this window."
             ) from None
-
-    def _wait(self, state: tenacity.RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, _Transient) and exc.retry_after is not None:
-            return min(exc.retry_after, self._backoff_max)
-        return self._backoff(state)
 
     def _once(self, path: str, params: dict[str, str], stats: CallStats) -> dict[str, Any]:
         self.pacer.wait()
@@ -155,9 +125,9 @@ class PloomesApi:
         try:
             response = self._http.get(path, params=params)
         except httpx.TimeoutException:
-            raise _Transient("timeout") from None
+            raise Transient("timeout") from None
         except httpx.TransportError as exc:  # refused, reset, dropped mid-response
-            raise _Transient(f"connection error ({type(exc).__name__})") from None
+            raise Transient(f"connection error ({type(exc).__name__})") from None
         status = response.status_code
         if status in (401, 403):
             raise PloomesAuthError(
@@ -169,9 +139,9 @@ class PloomesApi:
             retry_after = _retry_after(response.headers.get("Retry-After"))
             if retry_after is not None:
                 self.pacer.hold(retry_after)
-            raise _Transient("HTTP 429", retry_after)
+            raise Transient("HTTP 429", retry_after)
         if status >= 500:
-            raise _Transient(f"HTTP {status}")
+            raise Transient(f"HTTP {status}")
         if status >= 400:
             raise PloomesRequestError(
                 f"Ploomes answered HTTP {status} to GET {path} ({_error_text(response)}); "
@@ -180,9 +150,9 @@ class PloomesApi:
         try:
             body = response.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
-            raise _Transient("malformed JSON") from None
+            raise Transient("malformed JSON") from None
         if not isinstance(body, dict) or not isinstance(body.get("value", []), list):
-            raise _Transient("unexpected response shape")
+            raise Transient("unexpected response shape")
         return body
 
     # ---- paging --------------------------------------------------------------------------------
