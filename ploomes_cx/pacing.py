@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import threading
 import time
 from pathlib import Path
@@ -54,3 +55,12 @@ class Pacer:
     def hold(self, seconds: float) -> None:
         """After a 429 nobody on this account should call before `seconds` have passed."""
         self._reserve(time.time() + seconds, 0.0)
+
+
+def account_pacing_file(folder: Path, api: str, base_url: str, secret_env: str) -> Path:
+    """One schedule file per API account (URL + name of the credential's variable).
+
+    Named by a hash of the URL and the variable's *name*: the credential itself is never written.
+    """
+    tag = hashlib.sha256(f"{base_url}|{secret_env}".encode()).hexdigest()[:16]
+    return folder / "pacing" / f"{api}-{tag}"

@@ -6,8 +6,6 @@ are not partitioned: each materialization recomputes the whole account, so dedup
 global and the latest version of a record wins whichever window ran last.
 """
 
-from typing import Any
-
 import dagster as dg
 import pandas as pd
 from dagster import AssetExecutionContext
@@ -262,7 +260,3 @@ def _source_entities(entity: str) -> set[str]:
         "timeline": {"notes", "tasks", "attachments"},
     }
     return by_table[entity] | {f"stg_{entity}"}
-
-
-def summary_counts(metadata: dict[str, Any]) -> dict[str, int]:
-    return {k: int(metadata[k].value) for k in ("extracted", "staged", "merged", "rejected") if k in metadata}

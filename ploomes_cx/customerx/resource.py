@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from typing import Any
 
@@ -13,6 +12,7 @@ from ploomes_cx.customerx.client import CustomerXApi
 from ploomes_cx.customerx.endpoints import endpoints_with
 from ploomes_cx.home import home
 from ploomes_cx.mapping import Mapping
+from ploomes_cx.pacing import account_pacing_file
 
 
 class CustomerXResource(dg.ConfigurableResource):
@@ -30,7 +30,6 @@ class CustomerXResource(dg.ConfigurableResource):
     share_pacing: bool = True
 
     def api(self, logger: logging.Logger | logging.LoggerAdapter | None = None) -> CustomerXApi:
-        tag = hashlib.sha256(f"{self.base_url}|{self.token_env}".encode()).hexdigest()[:16]
         return CustomerXApi(
             self.base_url,
             self.token,
@@ -41,7 +40,9 @@ class CustomerXResource(dg.ConfigurableResource):
             max_attempts=self.max_attempts,
             backoff_initial_seconds=self.backoff_initial_seconds,
             endpoints=endpoints_with(self.endpoint_overrides),
-            pacing_file=home() / "pacing" / f"customerx-{tag}" if self.share_pacing else None,
+            pacing_file=account_pacing_file(home(), "customerx", self.base_url, self.token_env)
+            if self.share_pacing
+            else None,
             logger=logger,
         )
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 
 import dagster as dg
 
 from ploomes_cx.home import home
 from ploomes_cx.mapping import Mapping
+from ploomes_cx.pacing import account_pacing_file
 from ploomes_cx.ploomes.client import PloomesApi
 
 
@@ -24,14 +24,9 @@ class PloomesResource(dg.ConfigurableResource):
     max_attempts: int = 8
     backoff_initial_seconds: float = 1.0
     datetime_literal: str = "offset"
-    naive_datetime_timezone: str = "America/Sao_Paulo"
     share_pacing: bool = True
 
     def api(self, logger: logging.Logger | logging.LoggerAdapter | None = None) -> PloomesApi:
-        # One pacing file per (URL, key variable): every process using that account shares it.
-        # Named by a hash of the URL and the variable's *name*; the key itself is never written.
-        tag = hashlib.sha256(f"{self.base_url}|{self.user_key_env}".encode()).hexdigest()[:16]
-        pacing_file = home() / "pacing" / f"ploomes-{tag}" if self.share_pacing else None
         return PloomesApi(
             self.base_url,
             self.user_key,
@@ -42,7 +37,9 @@ class PloomesResource(dg.ConfigurableResource):
             max_attempts=self.max_attempts,
             backoff_initial_seconds=self.backoff_initial_seconds,
             datetime_literal=self.datetime_literal,
-            pacing_file=pacing_file,
+            pacing_file=account_pacing_file(home(), "ploomes", self.base_url, self.user_key_env)
+            if self.share_pacing
+            else None,
             logger=logger,
         )
 
@@ -57,5 +54,4 @@ def ploomes_resource(m: Mapping) -> PloomesResource:
         timeout_seconds=m.ploomes.timeout_seconds,
         max_attempts=m.ploomes.max_attempts,
         datetime_literal=m.ploomes.datetime_literal,
-        naive_datetime_timezone=m.ploomes.naive_datetime_timezone,
     )

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 from ploomes_cx.mapping import Mapping
 from ploomes_cx.sandbox.customerx_server import CustomerXSandbox
 from ploomes_cx.sandbox.ploomes_data import PloomesDataset
@@ -13,7 +9,6 @@ from ploomes_cx.sandbox.ploomes_server import PloomesSandbox
 
 DEFAULT_PLOOMES_PORT = 8765
 DEFAULT_CUSTOMERX_PORT = 8766
-SANDBOX_PLOOMES_KEY = "sandbox-ploomes-key"
 
 
 def sandbox_env(
@@ -26,25 +21,11 @@ def sandbox_env(
     return env
 
 
-@contextmanager
-def patched_environ(values: dict[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 __all__ = [
+    "DEFAULT_CUSTOMERX_PORT",
     "DEFAULT_PLOOMES_PORT",
-    "SANDBOX_PLOOMES_KEY",
+    "CustomerXSandbox",
     "PloomesDataset",
     "PloomesSandbox",
-    "patched_environ",
     "sandbox_env",
 ]

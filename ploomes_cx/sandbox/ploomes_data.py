@@ -459,9 +459,6 @@ class PloomesDataset:
             self.tables[name] = Table(name, base, cols)
 
     # ---- lookups used by the server ------------------------------------------------------
-    def n_organizations(self) -> int:
-        return int((self.tables["contacts"].cols["TypeId"] == 1).sum())
-
     def twin_of(self, contact_id: int) -> int | None:
         """The earlier contact this one re-enters (the same company or person typed in twice), or None.
 
