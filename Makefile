@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint validate ui bench-extract bench-staging bench-load clean
+.PHONY: install browser-deps demo test lint validate ui bench-extract bench-staging bench-load clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,8 +18,15 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/ploomes-cx demo
 
-## Lint, check the code location loads, run the test suite
-test: $(STAMP)
+## Debian's chromium + chromedriver for the browser test, installed once when missing
+browser-deps:
+	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || { \
+	  echo "installing Debian chromium and chromium-driver for the browser test"; \
+	  SUDO=$$( [ "$$(id -u)" -ne 0 ] && command -v sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver; }
+
+## Lint, check the code location loads, run the test suite (browser test included)
+test: $(STAMP) browser-deps
 	$(BIN)/ruff check ploomes_cx ploomes_cx_tests benchmarks
 	$(BIN)/ruff format --check ploomes_cx ploomes_cx_tests benchmarks
 	DAGSTER_HOME= PLOOMES_CX_HOME=$$(mktemp -d) $(BIN)/dagster definitions validate -w workspace.yaml

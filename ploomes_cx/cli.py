@@ -84,6 +84,11 @@ def _parser() -> argparse.ArgumentParser:
     sync.add_argument(
         "--dry-run", action="store_true", help="write nothing to CustomerX; print what would change"
     )
+    sync.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no per-step progress lines, only one line per window and the summary",
+    )
     sync.set_defaults(func=cmd_sync)
 
     sandbox = sub.add_parser(
@@ -161,11 +166,11 @@ def cmd_sync(args: argparse.Namespace) -> int:
     except MissingEnvironment as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_RUN_FAILED
-    return _sync(m, keys, dry_run=args.dry_run)
+    return _sync(m, keys, dry_run=args.dry_run, show_steps=not args.quiet)
 
 
-def _sync(m, keys: list[str], dry_run: bool) -> int:
-    from ploomes_cx.runner import STAGED_ENTITIES, SUMMARY_COLUMNS, WindowResult, run_windows
+def _sync(m, keys: list[str], dry_run: bool, show_steps: bool = True) -> int:
+    from ploomes_cx.runner import STAGED_ENTITIES, SUMMARY_COLUMNS, InstanceError, WindowResult, run_windows
 
     mode = " (dry run: nothing is written to CustomerX)" if dry_run else ""
     print(
@@ -176,15 +181,28 @@ def _sync(m, keys: list[str], dry_run: bool) -> int:
         status = "ok" if w.success else "FAILED"
         extracted = sum(c.get("extracted", 0) for e, c in w.counts.items() if e not in STAGED_ENTITIES)
         print(
-            f"  window {w.key}: {status} in {w.seconds:.1f}s, {extracted} records extracted (run {w.run_id})",
+            f"  window {w.key}: {status} in {w.seconds:.1f}s, {extracted} records extracted",
             flush=True,
         )
         for line in w.errors:
             print(f"    {line}", file=sys.stderr)
 
-    results = run_windows(
-        m, keys, on_window=progress, tags={"ploomes_cx/dry_run": str(dry_run).lower()}, dry_run=dry_run
-    )
+    def step_line(line: str) -> None:
+        if show_steps:
+            print(line, flush=True)
+
+    try:
+        results = run_windows(
+            m,
+            keys,
+            on_window=progress,
+            tags={"ploomes_cx/dry_run": str(dry_run).lower()},
+            dry_run=dry_run,
+            on_progress=step_line,
+        )
+    except InstanceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_RUN_FAILED
     totals: dict[str, dict[str, int]] = {}
     for w in results:
         for entity, counts in w.counts.items():

@@ -14,22 +14,60 @@ from ploomes_cx.mapping import Mapping
 from ploomes_cx.ploomes.resource import ploomes_resource
 from ploomes_cx.storage import PloomesCxDuckDBIOManager, database_path
 
+MAPPING_TAG = "ploomes_cx/mapping"
+
 
 def sync_job_name(m: Mapping) -> str:
     return f"{m.name}_sync"
 
 
+def schedule_name(m: Mapping) -> str:
+    return f"{m.name}_sync_schedule"
+
+
+def build_sync_schedule(m: Mapping, job: dg.UnresolvedAssetJobDefinition) -> dg.ScheduleDefinition:
+    """One tick per window, shortly after the window ends, asking for that (newest complete) window.
+
+    Stopped until someone turns it on (UI: Automation, or `dagster schedule start`), so adding a
+    mapping file never starts calling production APIs by itself. The cron runs in the mapping's
+    timezone, the same zone the partitions are cut in.
+    """
+    delay = m.sync.schedule_delay_minutes
+    return dg.build_schedule_from_partitioned_job(
+        job,
+        name=schedule_name(m),
+        description=f"Syncs each {m.sync.cadence} window of mapping {m.name!r} {delay} min after it ends "
+        f"({m.sync.timezone}). Stopped by default: start it in the UI or with `dagster schedule start`.",
+        minute_of_hour=delay,
+        default_status=dg.DefaultScheduleStatus.STOPPED,
+    )
+
+
 def build_integration_defs(m: Mapping) -> dg.Definitions:
-    assets = [*build_raw_assets(m), *build_staging_assets(m), *build_load_assets(m)]
+    layers = {"raw": build_raw_assets(m), "staging": build_staging_assets(m), "load": build_load_assets(m)}
+    assets = [
+        asset
+        for layer, built in layers.items()
+        for asset in dg.map_asset_specs(
+            lambda spec, layer=layer: spec.merge_attributes(
+                owners=m.owners, tags={MAPPING_TAG: m.name, "ploomes_cx/layer": layer}
+            ),
+            built,
+        )
+    ]
     database = str(database_path(home(), m.name))
     job = dg.define_asset_job(
         sync_job_name(m),
         selection=dg.AssetSelection.assets(*assets),
         description=f"Sync one window of Ploomes changes into CustomerX for mapping {m.name!r} ({m.source_path}).",
+        # The instance's run queue allows one in-progress run per value of this tag (see home.py),
+        # so a backfill's runs of one mapping load one after another.
+        tags={MAPPING_TAG: m.name},
     )
     return dg.Definitions(
         assets=assets,
         jobs=[job],
+        schedules=[build_sync_schedule(m, job)],
         resources={
             f"{m.name}_ploomes": ploomes_resource(m),
             f"{m.name}_io_manager": PloomesCxDuckDBIOManager(database=database),

@@ -13,6 +13,25 @@ DAGSTER_YAML = """\
 # Written by ploomes-cx on first use. Runs and events are kept in SQLite under this folder.
 telemetry:
   enabled: false
+run_monitoring:
+  # with `dagster dev`, the daemon gives back pool slots of runs that ended without freeing them
+  enabled: true
+  free_slots_after_run_end_seconds: 60
+concurrency:
+  pools:
+    # Every step that calls an API sits in a pool named after the credential's variable
+    # (ploomes_api__<user_key_env>, customerx_api__<token_env>): one such step at a time per
+    # credential, across all runs and backfills. Raise a pool in the UI (Deployment > Concurrency)
+    # or with `dagster instance concurrency set <pool> <n>`; the client-side pacing still shares
+    # the rate limit between the steps then.
+    default_limit: 1
+  runs:
+    tag_concurrency_limits:
+      # One in-progress run per mapping: its DuckDB file has one writer, and windows load in order.
+      - key: ploomes_cx/mapping
+        value:
+          applyLimitPerUniqueValue: true
+        limit: 1
 """
 
 
@@ -32,7 +51,9 @@ def ensure_dagster_home() -> Path:
     path = Path(configured).resolve() if configured else ensure_home() / "dagster"
     path.mkdir(parents=True, exist_ok=True)
     config = path / "dagster.yaml"
-    if not configured and not config.exists():
+    # Rewritten while it is still ours (first line unchanged), so older state folders get new settings.
+    ours = not config.exists() or config.read_text().startswith(DAGSTER_YAML.splitlines()[0])
+    if not configured and ours and (not config.exists() or config.read_text() != DAGSTER_YAML):
         config.write_text(DAGSTER_YAML)
     os.environ["DAGSTER_HOME"] = str(path)
     return path

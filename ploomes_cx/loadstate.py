@@ -86,3 +86,23 @@ def append_ledger(con: duckdb.DuckDBPyConnection, schema: str, rows: list[tuple[
         con.execute(f"insert into {schema}.ledger by name select * from _ledger_rows")
     finally:
         con.unregister("_ledger_rows")
+
+
+def held(con: duckdb.DuckDBPyConnection, schema: str, entity: str) -> int:
+    """How many records of `entity` CustomerX holds from us (crosswalk rows that were sent)."""
+    ensure(con, schema)
+    rows = con.execute(
+        f"select count(*) from {schema}.crosswalk where entity = ? and state = 'sent'", [entity]
+    ).fetchall()
+    return int(rows[0][0])
+
+
+def run_outcomes(con: duckdb.DuckDBPyConnection, schema: str, entity: str, run_id: str, limit: int) -> Any:
+    """This run's ledger rows for `entity`, changes and refusals first, as a DataFrame."""
+    ensure(con, schema)
+    return con.execute(
+        f"""select external_id, outcome, http_status, detail from {schema}.ledger
+            where run_id = ? and entity = ?
+            order by outcome = 'unchanged', outcome, external_id limit {int(limit)}""",
+        [run_id, entity],
+    ).fetchdf()

@@ -95,6 +95,9 @@ class SyncSettings(_Strict):
     cadence: Literal["daily", "hourly"] = "daily"
     start: str = "2026-01-01"
     timezone: str = "America/Sao_Paulo"
+    # added: how long after a window ends its scheduled run starts, so that records saved in the
+    # window's last seconds (Ploomes stamps LastUpdateDate at commit) are visible to the read.
+    schedule_delay_minutes: int = Field(default=10, ge=0, le=59)
 
     @field_validator("start")
     @classmethod
@@ -168,6 +171,9 @@ class Mapping(_Strict):
     external_code_field: str = Field("Key", min_length=1)
     custom_fields: CustomFields = Field(default_factory=CustomFields)
     quality: QualitySettings = Field(default_factory=QualitySettings)
+    # added: owners shown on every asset of the mapping (e-mails or `team:<name>`), so the UI says
+    # whom to ask about a failed check
+    owners: list[str] = Field(default_factory=lambda: ["team:ploomes-cx"])
     # Where the file was read from; not a YAML key.
     source_path: str = Field("", exclude=True)
 

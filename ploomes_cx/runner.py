@@ -6,8 +6,11 @@ failed window stops the rest, so CustomerX never receives a newer window before 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,13 +20,19 @@ import dagster as dg
 from ploomes_cx.factory import build_integration_defs, sync_job_name
 from ploomes_cx.home import ensure_dagster_home, ensure_home
 from ploomes_cx.mapping import Mapping
+from ploomes_cx.progress import RunWatcher
 
+PID_TAG, HOST_TAG = "ploomes_cx/pid", "ploomes_cx/host"
 STAGED_ENTITIES = ("clients", "contacts", "contracts", "timeline")
 SUMMARY_COLUMNS = ("extracted", "staged", "rejected", "merged", "created", "updated", "unchanged", "failed")
 
 
 class MissingEnvironment(Exception):
     pass
+
+
+class InstanceError(Exception):
+    """The Dagster instance (DAGSTER_HOME and its dagster.yaml) cannot be opened or queried."""
 
 
 @dataclass
@@ -67,22 +76,30 @@ def run_windows(
     on_window: Callable[[WindowResult], None] | None = None,
     tags: dict[str, str] | None = None,
     dry_run: bool = False,
+    on_progress: Callable[[str], None] | None = None,
 ) -> list[WindowResult]:
     ensure_home()
     ensure_dagster_home()
-    instance = dg.DagsterInstance.get()
+    instance = open_instance()
     job = build_integration_defs(m).resolve_job_def(sync_job_name(m))
     results = []
+    owner = {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
     try:
         for key in keys:
             started = time.monotonic()
-            result = job.execute_in_process(
-                partition_key=key,
-                instance=instance,
-                raise_on_error=False,
-                tags={"ploomes_cx/trigger": "cli", **(tags or {})},
-                run_config=run_config(m, dry_run),
-            )
+            run_id = str(uuid.uuid4())
+            if on_progress:
+                on_progress(f"  window {key}: running (run {run_id})")
+            watcher = RunWatcher(instance, run_id, on_progress) if on_progress else contextlib.nullcontext()
+            with watcher:
+                result = job.execute_in_process(
+                    partition_key=key,
+                    instance=instance,
+                    raise_on_error=False,
+                    run_id=run_id,
+                    tags={"ploomes_cx/trigger": "cli", **owner, **(tags or {})},
+                    run_config=run_config(m, dry_run),
+                )
             window = _summarize(key, result, time.monotonic() - started)
             results.append(window)
             if on_window:
@@ -92,6 +109,70 @@ def run_windows(
     finally:
         instance.dispose()
     return results
+
+
+def open_instance() -> dg.DagsterInstance:
+    """The instance under DAGSTER_HOME, checked by one query, with abandoned CLI runs cleaned up.
+
+    A bad dagster.yaml, an unreachable PostgreSQL or a missing driver would otherwise surface as
+    a traceback from deep inside SQLAlchemy in the middle of the first run.
+    """
+    home = os.environ.get("DAGSTER_HOME", "")
+    try:
+        instance = dg.DagsterInstance.get()
+    except Exception as exc:
+        raise InstanceError(
+            f"the Dagster instance in DAGSTER_HOME={home} cannot be loaded: {_last_line(exc)}"
+        ) from None
+    try:
+        reclaim_abandoned_runs(instance)
+    except Exception as exc:
+        instance.dispose()
+        raise InstanceError(
+            f"the Dagster instance in DAGSTER_HOME={home} cannot be reached (check its dagster.yaml "
+            f"storage settings and that the database is up): {_last_line(exc)}"
+        ) from None
+    return instance
+
+
+def _last_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"
+
+
+def reclaim_abandoned_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Mark CLI runs whose process is gone as failed and give back their pool slots.
+
+    A CLI run executes in its own process; killed with -9 it can neither report its end nor
+    free the concurrency slots its steps hold, and with a pool limit of one the next sync would
+    wait for that slot forever. Only runs this machine's CLI started are touched (their tags name
+    the host and pid), so runs of the webserver, the daemon or other machines are left alone.
+    """
+    host = socket.gethostname()
+    alive_statuses = [
+        dg.DagsterRunStatus.STARTED,
+        dg.DagsterRunStatus.STARTING,
+        dg.DagsterRunStatus.NOT_STARTED,
+    ]
+    reclaimed = []
+    for run in instance.get_runs(filters=dg.RunsFilter(statuses=alive_statuses, tags={HOST_TAG: host})):
+        pid = run.tags.get(PID_TAG, "")
+        if not pid.isdigit() or _process_alive(int(pid)):
+            continue
+        instance.report_run_failed(run, message=f"ploomes-cx process {pid} ended without finishing this run")
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        reclaimed.append(run.run_id)
+    return reclaimed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _summarize(key: str, result: Any, seconds: float) -> WindowResult:

@@ -28,95 +28,177 @@ class _Base(pa.DataFrameModel):
 class StgClients(_Base):
     """One row per CustomerX client, after deduplication (survivors only)."""
 
-    external_id: Series[str] = pa.Field(unique=True, str_length={"min_value": 1})
-    ploomes_id: Series[int] = pa.Field(unique=True, gt=0)
-    aliases: Series[str] = pa.Field(str_matches=r"^([0-9]+(,[0-9]+)*)?$")
-    source: Series[str] = pa.Field(isin=["organizations", "persons", "deal_contacts"])
-    name: Series[str] = pa.Field(str_length={"min_value": 1, "max_value": 255})
-    name_key: Series[str] = pa.Field(str_length={"min_value": 1})
-    legal_name: Series[str] = pa.Field(nullable=True)
-    document: Series[str] = pa.Field(nullable=True, str_matches=DOCUMENT)
-    document_type: Series[str] = pa.Field(nullable=True, isin=["cpf", "cnpj"])
-    external_code: Series[str] = pa.Field(nullable=True, str_length={"min_value": 1})
-    email: Series[str] = pa.Field(nullable=True, str_matches=EMAIL)
-    phone: Series[str] = pa.Field(nullable=True, str_matches=E164)
-    custom_attributes: Series[str] = pa.Field(str_startswith="{")
-    changed_at: Series[pd.Timestamp] = pa.Field()
-    window_start: Series[pd.Timestamp] = pa.Field()
+    external_id: Series[str] = pa.Field(
+        description="Our id of the record in CustomerX (external_id_*): the surviving Ploomes id",
+        unique=True,
+        str_length={"min_value": 1},
+    )
+    ploomes_id: Series[int] = pa.Field(description="Ploomes Id of the surviving record", unique=True, gt=0)
+    aliases: Series[str] = pa.Field(
+        description="Ploomes Ids merged into this one as duplicates, comma-separated",
+        str_matches=r"^([0-9]+(,[0-9]+)*)?$",
+    )
+    source: Series[str] = pa.Field(
+        description="Ploomes source the client came from", isin=["organizations", "persons", "deal_contacts"]
+    )
+    name: Series[str] = pa.Field(
+        description="Display name, accents kept", str_length={"min_value": 1, "max_value": 255}
+    )
+    name_key: Series[str] = pa.Field(
+        description="Accent-folded, lower-case name used for matching", str_length={"min_value": 1}
+    )
+    legal_name: Series[str] = pa.Field(
+        description="Legal name (razão social) when Ploomes has one", nullable=True
+    )
+    document: Series[str] = pa.Field(
+        description="CPF (11 digits) or CNPJ (14, alphanumeric allowed) with valid check digits, bare",
+        nullable=True,
+        str_matches=DOCUMENT,
+    )
+    document_type: Series[str] = pa.Field(description="cpf or cnpj", nullable=True, isin=["cpf", "cnpj"])
+    external_code: Series[str] = pa.Field(
+        description="External code from the mapping's external_code_field",
+        nullable=True,
+        str_length={"min_value": 1},
+    )
+    email: Series[str] = pa.Field(
+        description="Lower-case e-mail that passed syntax checks", nullable=True, str_matches=EMAIL
+    )
+    phone: Series[str] = pa.Field(description="Phone in E.164 (+55...)", nullable=True, str_matches=E164)
+    custom_attributes: Series[str] = pa.Field(
+        description="Mapped custom fields as JSON, CustomerX attribute name -> value", str_startswith="{"
+    )
+    changed_at: Series[pd.Timestamp] = pa.Field(
+        description="LastUpdateDate of the version kept (account-local time)"
+    )
+    window_start: Series[pd.Timestamp] = pa.Field(description="Sync window that version was extracted in")
 
 
 class StgContacts(_Base):
     """One row per CustomerX contact, attached to a staged client."""
 
-    external_id: Series[str] = pa.Field(unique=True, str_length={"min_value": 1})
-    ploomes_id: Series[int] = pa.Field(gt=0)
-    aliases: Series[str] = pa.Field(str_matches=r"^([0-9]+(,[0-9]+)*)?$")
-    client_external_id: Series[str] = pa.Field(str_length={"min_value": 1})
-    name: Series[str] = pa.Field(str_length={"min_value": 1, "max_value": 255})
-    email: Series[str] = pa.Field(unique=True, str_matches=EMAIL)  # CustomerX: required, unique
-    phone: Series[str] = pa.Field(nullable=True, str_matches=E164)
-    document: Series[str] = pa.Field(nullable=True, str_matches=DOCUMENT)
-    external_code: Series[str] = pa.Field(nullable=True)
-    custom_attributes: Series[str] = pa.Field(str_startswith="{")
-    changed_at: Series[pd.Timestamp] = pa.Field()
-    window_start: Series[pd.Timestamp] = pa.Field()
+    external_id: Series[str] = pa.Field(
+        description="Our id of the record in CustomerX (external_id_*): the surviving Ploomes id",
+        unique=True,
+        str_length={"min_value": 1},
+    )
+    ploomes_id: Series[int] = pa.Field(description="Ploomes Id of the surviving record", gt=0)
+    aliases: Series[str] = pa.Field(
+        description="Ploomes Ids merged into this one as duplicates, comma-separated",
+        str_matches=r"^([0-9]+(,[0-9]+)*)?$",
+    )
+    client_external_id: Series[str] = pa.Field(
+        description="external_id of the staged client this row belongs to", str_length={"min_value": 1}
+    )
+    name: Series[str] = pa.Field(
+        description="Display name, accents kept", str_length={"min_value": 1, "max_value": 255}
+    )
+    email: Series[str] = pa.Field(
+        description="Lower-case e-mail that passed syntax checks", unique=True, str_matches=EMAIL
+    )  # CustomerX: required, unique
+    phone: Series[str] = pa.Field(description="Phone in E.164 (+55...)", nullable=True, str_matches=E164)
+    document: Series[str] = pa.Field(
+        description="CPF (11 digits) or CNPJ (14, alphanumeric allowed) with valid check digits, bare",
+        nullable=True,
+        str_matches=DOCUMENT,
+    )
+    external_code: Series[str] = pa.Field(
+        description="External code from the mapping's external_code_field", nullable=True
+    )
+    custom_attributes: Series[str] = pa.Field(
+        description="Mapped custom fields as JSON, CustomerX attribute name -> value", str_startswith="{"
+    )
+    changed_at: Series[pd.Timestamp] = pa.Field(
+        description="LastUpdateDate of the version kept (account-local time)"
+    )
+    window_start: Series[pd.Timestamp] = pa.Field(description="Sync window that version was extracted in")
 
 
 class StgContracts(_Base):
     """One row per CustomerX contract: a won deal, or one product line of a won deal."""
 
-    external_id: Series[str] = pa.Field(unique=True, str_length={"min_value": 1})
-    ploomes_id: Series[int] = pa.Field(gt=0)
-    client_external_id: Series[str] = pa.Field(str_length={"min_value": 1})
-    title: Series[str] = pa.Field(nullable=True)
-    value: Series[float] = pa.Field(ge=0)
-    sale_date: Series[pd.Timestamp] = pa.Field(nullable=True)
-    product_name: Series[str] = pa.Field(nullable=True)
-    product_code: Series[str] = pa.Field(nullable=True)
-    custom_attributes: Series[str] = pa.Field(str_startswith="{")
-    changed_at: Series[pd.Timestamp] = pa.Field()
-    window_start: Series[pd.Timestamp] = pa.Field()
+    external_id: Series[str] = pa.Field(
+        description="Our id of the contract: the deal id, or deal and product line",
+        unique=True,
+        str_length={"min_value": 1},
+    )
+    ploomes_id: Series[int] = pa.Field(description="Ploomes Id of the surviving record", gt=0)
+    client_external_id: Series[str] = pa.Field(
+        description="external_id of the staged client this row belongs to", str_length={"min_value": 1}
+    )
+    title: Series[str] = pa.Field(description="Title shown in CustomerX", nullable=True)
+    value: Series[float] = pa.Field(description="Contract value (deal Amount or product line total)", ge=0)
+    sale_date: Series[pd.Timestamp] = pa.Field(description="Date the deal was won", nullable=True)
+    product_name: Series[str] = pa.Field(
+        description="Product name (deal_products source only)", nullable=True
+    )
+    product_code: Series[str] = pa.Field(
+        description="Product code (deal_products source only)", nullable=True
+    )
+    custom_attributes: Series[str] = pa.Field(
+        description="Mapped custom fields as JSON, CustomerX attribute name -> value", str_startswith="{"
+    )
+    changed_at: Series[pd.Timestamp] = pa.Field(
+        description="LastUpdateDate of the version kept (account-local time)"
+    )
+    window_start: Series[pd.Timestamp] = pa.Field(description="Sync window that version was extracted in")
 
 
 class StgTimeline(_Base):
     """One row per CustomerX timeline entry: a note, an activity or an attachment."""
 
-    external_id: Series[str] = pa.Field(unique=True)
-    kind: Series[str] = pa.Field(isin=["note", "activity", "attachment"])
-    ploomes_id: Series[int] = pa.Field(gt=0)
-    client_external_id: Series[str] = pa.Field(str_length={"min_value": 1})
-    occurred_at: Series[pd.Timestamp] = pa.Field()
-    title: Series[str] = pa.Field(nullable=True)
-    body: Series[str] = pa.Field(nullable=True)
-    url: Series[str] = pa.Field(nullable=True)
-    changed_at: Series[pd.Timestamp] = pa.Field()
-    window_start: Series[pd.Timestamp] = pa.Field()
+    external_id: Series[str] = pa.Field(description="Our id of the entry: kind and Ploomes id", unique=True)
+    kind: Series[str] = pa.Field(description="Timeline kind", isin=["note", "activity", "attachment"])
+    ploomes_id: Series[int] = pa.Field(description="Ploomes Id of the surviving record", gt=0)
+    client_external_id: Series[str] = pa.Field(
+        description="external_id of the staged client this row belongs to", str_length={"min_value": 1}
+    )
+    occurred_at: Series[pd.Timestamp] = pa.Field(description="When the interaction happened")
+    title: Series[str] = pa.Field(description="Title of the entry", nullable=True)
+    body: Series[str] = pa.Field(description="Text of the note or task", nullable=True)
+    url: Series[str] = pa.Field(description="Attachment URL", nullable=True)
+    changed_at: Series[pd.Timestamp] = pa.Field(
+        description="LastUpdateDate of the version kept (account-local time)"
+    )
+    window_start: Series[pd.Timestamp] = pa.Field(description="Sync window that version was extracted in")
 
 
 class Rejected(_Base):
     """Every record, or field of a record, that did not make it into a staging table, and why."""
 
-    entity: Series[str] = pa.Field()
-    ploomes_id: Series[int] = pa.Field()
-    field: Series[str] = pa.Field()
-    value: Series[str] = pa.Field(nullable=True)
-    rule: Series[str] = pa.Field()
-    outcome: Series[str] = pa.Field(isin=["rejected", "field_cleared", "reported"])
-    window_start: Series[pd.Timestamp] = pa.Field(nullable=True)
-    run_id: Series[str] = pa.Field()
+    entity: Series[str] = pa.Field(description="Ploomes entity the record came from")
+    ploomes_id: Series[int] = pa.Field(description="Ploomes Id of the record")
+    field: Series[str] = pa.Field(description="Column or rule scope that failed")
+    value: Series[str] = pa.Field(description="The offending value, as Ploomes sent it", nullable=True)
+    rule: Series[str] = pa.Field(description="Rule that fired (e.g. document_check_digits, client_not_found)")
+    outcome: Series[str] = pa.Field(
+        description="rejected (record dropped), field_cleared (field emptied, record kept) or reported",
+        isin=["rejected", "field_cleared", "reported"],
+    )
+    window_start: Series[pd.Timestamp] = pa.Field(
+        description="Window of the version that was checked", nullable=True
+    )
+    run_id: Series[str] = pa.Field(description="Dagster run that staged it")
 
 
 class DuplicateClusters(_Base):
     """Records merged by identifier (kind merged) and look-alikes left for a person (kind candidate)."""
 
-    cluster_id: Series[str] = pa.Field(unique=True)
-    entity: Series[str] = pa.Field()
-    kind: Series[str] = pa.Field(isin=["merged", "candidate"])
-    survivor_id: Series[pd.Int64Dtype] = pa.Field(nullable=True)
-    member_ids: Series[str] = pa.Field(str_matches=r"^[0-9]+(,[0-9]+)+$")
-    size: Series[int] = pa.Field(ge=2)
-    rule: Series[str] = pa.Field()
-    score: Series[float] = pa.Field(ge=0, le=1)
+    cluster_id: Series[str] = pa.Field(description="Stable id of the cluster", unique=True)
+    entity: Series[str] = pa.Field(description="clients or contacts")
+    kind: Series[str] = pa.Field(
+        description="merged (by identifier) or candidate (look-alike names, for review)",
+        isin=["merged", "candidate"],
+    )
+    survivor_id: Series[pd.Int64Dtype] = pa.Field(
+        description="Ploomes Id that stays (merged clusters)", nullable=True
+    )
+    member_ids: Series[str] = pa.Field(
+        description="Every Ploomes Id in the cluster, comma-separated", str_matches=r"^[0-9]+(,[0-9]+)+$"
+    )
+    size: Series[int] = pa.Field(description="Number of records in the cluster", ge=2)
+    rule: Series[str] = pa.Field(description="Identifier or similarity rule that grouped them")
+    score: Series[float] = pa.Field(description="Similarity 0..1 (1 for identifier merges)", ge=0, le=1)
 
 
 MODELS: dict[str, type[_Base]] = {

@@ -38,7 +38,7 @@ class _PandasHandler(DuckDBPandasTypeHandler):
         finally:
             connection.unregister("_ploomes_cx_out")
         context.add_output_metadata(
-            {"dagster/partition_row_count" if context.has_partition_key else "dagster/row_count": len(obj)}
+            {"dagster/partition_row_count" if context.has_asset_partitions else "dagster/row_count": len(obj)}
         )
 
 

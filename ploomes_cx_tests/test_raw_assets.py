@@ -141,7 +141,13 @@ def test_cli_sync_prints_a_summary_and_runs_land_on_the_instance(
 ):
     assert main(["sync", mapping.source_path, "--window", "2026-11-04..2026-11-06"]) == 0
     out = capsys.readouterr().out
-    assert out.count("window 2026-11-0") == 3
+    assert len(re.findall(r"window 2026-11-0\d: ok in", out)) == 3
+    assert len(re.findall(r"window 2026-11-0\d: running \(run ", out)) == 3
+    # live progress: one line per finished step, per window, in the order they ran
+    assert len(re.findall(r"\[ *[\d.]+s\] raw_persons: \d+ extracted", out)) == 3
+    assert len(re.findall(r"load_clients: \d+ created, \d+ updated, \d+ unchanged, 0 failed", out)) == 3
+    window = out.split("window 2026-11-05: running")[1].split("window 2026-11-05: ok")[0]
+    assert window.index("raw_persons") < window.index("stg_clients") < window.index("load_clients")
     persons = sum(len(ploomes.dataset.expected_ids("persons", *day(n))) for n in (4, 5, 6))
     line = next(x for x in out.splitlines() if x.startswith("persons"))
     assert line.split()[1] == str(persons)

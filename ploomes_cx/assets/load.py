@@ -11,7 +11,7 @@ import pandas as pd
 from dagster import AssetExecutionContext
 from dagster_duckdb import DuckDBResource
 
-from ploomes_cx import checks
+from ploomes_cx import checks, loadstate
 from ploomes_cx.assets.staging import staged_entities, staging_key
 from ploomes_cx.customerx.client import CustomerXAuthError, CustomerXUnavailableError
 from ploomes_cx.customerx.resource import CustomerXResource
@@ -25,6 +25,22 @@ DESCRIPTIONS = {
     "contracts": "Contracts in CustomerX: won deals or their product lines.",
     "timeline": "Timeline entries in CustomerX (notes, activities, attachments), each posted once, ever.",
 }
+
+
+CROSSWALK_COLUMNS = dg.TableSchema(
+    columns=[
+        dg.TableColumn(
+            "external_id", "varchar", description="The record's id on our side (Ploomes survivor id)"
+        ),
+        dg.TableColumn("customerx_id", "bigint", description="CustomerX's id of the record"),
+        dg.TableColumn(
+            "content_hash", "varchar", description="Hash of the body last sent; equal means no call"
+        ),
+        dg.TableColumn("state", "varchar", description="sent, or pending while a create is in flight"),
+        dg.TableColumn("updated_at", "timestamp", description="When the row last changed, UTC"),
+        dg.TableColumn("run_id", "varchar", description="Dagster run that last wrote it"),
+    ]
+)
 
 
 class LoadConfig(dg.Config):
@@ -46,7 +62,10 @@ def _load_asset(m: Mapping, entity: str) -> dg.AssetsDefinition:
         deps=deps,
         required_resource_keys={cx_key, duck_key},
         pool=f"customerx_api__{m.customerx.token_env.lower()}",
-        description=DESCRIPTIONS[entity],
+        description=DESCRIPTIONS[entity]
+        + f"\n\nIts rows are the `{m.name}.crosswalk` rows of this entity: one per record CustomerX holds "
+        f"from us. Every call's outcome is in `{m.name}.ledger`.",
+        metadata={"dagster/column_schema": CROSSWALK_COLUMNS},
     )
     def _load(context: AssetExecutionContext, config: LoadConfig) -> dg.MaterializeResult:
         duck: DuckDBResource = getattr(context.resources, duck_key)
@@ -62,6 +81,8 @@ def _load_asset(m: Mapping, entity: str) -> dg.AssetsDefinition:
                 ) from None
             finally:
                 api.close()
+            held = loadstate.held(con, m.name, entity)
+            outcomes = loadstate.run_outcomes(con, m.name, entity, context.run_id, limit=10)
         counts = report.counts
         failed = counts["rejected"] + counts["failed"]
         metadata = {
@@ -77,6 +98,8 @@ def _load_asset(m: Mapping, entity: str) -> dg.AssetsDefinition:
             "writes": report.stats.writes,
             "retries": report.stats.retries,
             "summary": dg.MetadataValue.md(_summary(entity, counts, config.dry_run)),
+            "dagster/row_count": held,
+            "preview": checks.markdown(outcomes, limit=10),
         }
         if report.refusals:
             metadata["refusals"] = checks.markdown(pd.DataFrame(report.refusals))

@@ -15,6 +15,7 @@ import dagster as dg
 import pandas as pd
 from dagster import AssetExecutionContext
 
+from ploomes_cx import checks
 from ploomes_cx.mapping import Mapping
 from ploomes_cx.partitions import partitions_def
 from ploomes_cx.ploomes.client import (
@@ -150,6 +151,23 @@ def _failure(exc: PloomesError) -> dg.Failure:
     return dg.Failure(description=str(exc), metadata={"ploomes_cx_error": kind}, allow_retries=False)
 
 
+def _fields_preview(catalogue: list[dict], mapped: set[str]) -> dg.MetadataValue:
+    """The mapped custom fields first: those are the ones a reader checks."""
+    rows = sorted(
+        (
+            {
+                "mapped": str(f.get("Key")) in mapped,
+                "field_key": f.get("Key"),
+                "name": f.get("Name"),
+                "entity_id": f.get("EntityId"),
+            }
+            for f in catalogue
+        ),
+        key=lambda r: (not r["mapped"], str(r["field_key"])),
+    )
+    return checks.markdown(pd.DataFrame(rows, columns=["mapped", "field_key", "name", "entity_id"]), limit=10)
+
+
 def _preview(frame: pd.DataFrame) -> dg.MetadataValue:
     head = frame.head(5)
     lines = ["| id | changed_at | payload |", "|---|---|---|"]
@@ -237,6 +255,7 @@ def build_fields_asset(m: Mapping) -> dg.AssetsDefinition:
                 "records": len(frame),
                 "custom_fields": len(custom),
                 "mapped_custom_fields": dg.MetadataValue.json(sorted(m.custom_fields.all_keys())),
+                "preview": _fields_preview(catalogue, m.custom_fields.all_keys()),
             }
         )
         return frame

@@ -218,6 +218,13 @@ def build_staging_assets(m: Mapping) -> list[dg.AssetsDefinition]:
                 "rejected_records": int((rejects["outcome"] == "rejected").sum()),
                 "cleared_fields": int((rejects["outcome"] == "field_cleared").sum()),
                 "by_rule": checks.markdown(top_rules.sort_values("rows", ascending=False), limit=15),
+                # one example row per rule, so each reason is seen with a real value beside it
+                "preview": checks.markdown(
+                    rejects.drop_duplicates(["entity", "rule"])[
+                        ["entity", "ploomes_id", "field", "value", "rule"]
+                    ],
+                    limit=15,
+                ),
             },
         )
         clusters = tables["duplicate_clusters"]
@@ -227,7 +234,8 @@ def build_staging_assets(m: Mapping) -> list[dg.AssetsDefinition]:
             metadata={
                 "merged_clusters": int((clusters["kind"] == "merged").sum()),
                 "candidate_clusters": int((clusters["kind"] == "candidate").sum()),
-                "largest": checks.markdown(
+                # largest first: the clusters most worth a look
+                "preview": checks.markdown(
                     clusters.sort_values("size", ascending=False)[
                         ["cluster_id", "member_ids", "rule", "score"]
                     ]

@@ -57,6 +57,7 @@ class CustomerXStore:
     def save(self) -> None:
         if self.path is not None:
             tmp = self.path.with_suffix(".tmp")
+            tmp.parent.mkdir(parents=True, exist_ok=True)  # the folder may have been reset under us
             tmp.write_text(json.dumps({"records": self.records, "next_id": self.next_id}, ensure_ascii=False))
             tmp.replace(self.path)
 

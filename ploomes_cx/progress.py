@@ -1,0 +1,87 @@
+"""Live progress of a CLI sync: one line per finished step, read from the run's own event log.
+
+A sync of a big account can spend many minutes inside one window; without this the terminal is
+silent until the window ends. The lines come from the same events the UI shows (materialization
+metadata, retries, pool waits), so the CLI and the UI never tell different stories.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import dagster as dg
+
+# materialization metadata worth a place on the progress line, in this order
+PROGRESS_COUNTS = ("records", "staged", "rejected", "merged", "created", "updated", "unchanged", "failed")
+
+
+def describe(record: dg.EventLogEntry, started: float) -> str | None:
+    """The progress line for one event, or None for events a terminal user does not need."""
+    event = record.dagster_event
+    if event is None:
+        return None
+    elapsed = f"[{record.timestamp - started:6.1f}s]"
+    kind = event.event_type_value
+    if kind == "ASSET_MATERIALIZATION":
+        mat = event.step_materialization_data.materialization
+        counts = [
+            f"{int(mat.metadata[k].value)} {'extracted' if k == 'records' else k}"
+            for k in PROGRESS_COUNTS
+            if k in mat.metadata and isinstance(mat.metadata[k].value, int | float)
+        ]
+        if not counts:
+            return None
+        return f"    {elapsed} {mat.asset_key.path[-1]}: {', '.join(counts)}"
+    if kind == "STEP_UP_FOR_RETRY":
+        return f"    {elapsed} {event.step_key}: transient failure, retrying"
+    if kind == "STEP_FAILURE":
+        return f"    {elapsed} {event.step_key}: failed"
+    if kind == "ENGINE_EVENT" and event.message and "blocked by limit for pool" in event.message:
+        # another run on the same credential holds the pool's slot: say why nothing moves
+        return f"    {elapsed} {event.step_key}: waiting, {event.message[0].lower()}{event.message[1:]}"
+    return None
+
+
+class RunWatcher:
+    """Polls one run's event log in a background thread and hands each new line to `emit`."""
+
+    def __init__(
+        self, instance: dg.DagsterInstance, run_id: str, emit: Callable[[str], None], interval: float = 0.5
+    ) -> None:
+        self._instance = instance
+        self._run_id = run_id
+        self._emit = emit
+        self._interval = interval
+        self._cursor: str | None = None
+        self._started = time.time()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"progress-{run_id[:8]}", daemon=True)
+
+    def __enter__(self) -> RunWatcher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._drain()  # whatever landed between the last poll and the end of the run
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval):
+            self._drain()
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                page = self._instance.get_records_for_run(self._run_id, cursor=self._cursor, limit=500)
+            except Exception:  # the run may not be stored yet; progress is best effort, never fatal
+                return
+            for entry in page.records:
+                line = describe(entry.event_log_entry, self._started)
+                if line:
+                    self._emit(line)
+            self._cursor = page.cursor
+            if not page.has_more:
+                return

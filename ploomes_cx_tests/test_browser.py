@@ -1,0 +1,197 @@
+"""The Dagster UI as a user sees it: headless Debian Chromium against `dagster dev` on the sandbox.
+
+`make test` installs Debian's chromium and chromium-driver when they are missing, so this test
+runs (and must pass) everywhere the README's test command runs. Screenshots are kept under
+`test-artifacts/browser/` for a person to look at.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+from ploomes_cx.cli import PROJECT_ROOT, main
+from ploomes_cx.sandbox import CustomerXSandbox, PloomesDataset, PloomesSandbox
+from ploomes_cx.storage import database_path
+from ploomes_cx_tests.conftest import CX_TOKEN, SECRET_KEY, point_at
+
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+ARTIFACTS = PROJECT_ROOT / "test-artifacts" / "browser"
+# What the machine notes prescribe for this closed network: no GPU, no sandbox (root), and no
+# background calls to Google that the network refuses.
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1600,1000",
+]
+
+pytestmark = pytest.mark.timeout(600)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def graphql(url: str, query: str) -> dict:
+    request = urllib.request.Request(
+        f"{url}/graphql",
+        data=json.dumps({"query": query}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def wait_for_code_location(url: str, proc: subprocess.Popen, log: Path, timeout: float = 180) -> None:
+    query = "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"dagster dev exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            entries = graphql(url, query)["data"]["workspaceOrError"]["locationEntries"]
+            if entries and all(e["loadStatus"] == "LOADED" for e in entries):
+                return
+        except OSError:
+            pass
+        time.sleep(1)
+    raise AssertionError(f"the code location did not load in {timeout}s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture
+def ui(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Path]]:
+    """The sandbox mapping synced for one window, then `dagster dev` on that same instance."""
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        pytest.fail("Debian chromium and chromium-driver are missing; `make test` installs them (apt-get)")
+    home = tmp_path / "state"
+    monkeypatch.setenv("PLOOMES_CX_HOME", str(home))
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.delenv("PLOOMES_CX_MAPPINGS", raising=False)
+    ploomes = PloomesSandbox(
+        PloomesDataset(persons=400, seed=42), user_key=SECRET_KEY, requests_per_minute=60_000, burst=1000
+    ).start()
+    cx = CustomerXSandbox(token=CX_TOKEN, requests_per_minute=60_000, burst=1000).start()
+    point_at(monkeypatch, ploomes, cx)
+    assert main(["sync", "sandbox", "--window", "2026-11-02", "--quiet"]) in (0, 1)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tmp_path / "dagster-dev.log"
+    env = {**os.environ, "DAGSTER_HOME": str(home / "dagster")}
+    dagster = str(Path(sys.executable).parent / "dagster")
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [dagster, "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_for_code_location(url, proc, log)
+        yield url, home
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        ploomes.stop()
+        cx.stop()
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in [*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'chromium-profile'}"]:
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=str(CHROMEDRIVER)))
+    driver.set_page_load_timeout(60)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def page_text(driver: webdriver.Chrome) -> str:
+    return driver.execute_script("return document.body ? document.body.innerText : ''")
+
+
+def wait_for_text(driver: webdriver.Chrome, *needles: str, timeout: float = 60) -> str:
+    try:
+        WebDriverWait(driver, timeout, poll_frequency=0.5).until(
+            lambda d: all(n in page_text(d) for n in needles)
+        )
+    except Exception:
+        shot = ARTIFACTS / f"failed-{int(time.time())}.png"
+        driver.save_screenshot(str(shot))
+        missing = [n for n in needles if n not in page_text(driver)]
+        raise AssertionError(f"{driver.current_url}: never showed {missing} (screenshot {shot})") from None
+    return page_text(driver)
+
+
+def scroll_to(driver: webdriver.Chrome, text: str) -> None:
+    """Bring the metadata entry named `text` into view, so the screenshot shows it."""
+    for element in driver.find_elements(By.XPATH, f"//*[normalize-space(text())='{text}']"):
+        driver.execute_script("arguments[0].scrollIntoView({block: 'start'});", element)
+        return
+
+
+def test_the_ui_shows_three_layers_and_a_materialized_row_count(ui, browser):
+    url, home = ui
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect(str(database_path(home, "sandbox")), read_only=True) as con:
+        clients = con.execute("select count(*) from sandbox.stg_clients").fetchall()[0][0]
+    assert clients > 0
+
+    browser.get(f"{url}/asset-groups")
+    wait_for_text(browser, "sandbox_raw", "sandbox_staging", "sandbox_load")
+    browser.save_screenshot(str(ARTIFACTS / "asset-graph.png"))
+
+    browser.get(f"{url}/assets/sandbox/stg_clients")
+    text = wait_for_text(browser, "stg_clients", "Row count", "sandbox_staging", "ploomes-cx")
+    shown = re.search(r"Row count\s+([\d,]+)", text)
+    assert shown and int(shown.group(1).replace(",", "")) == clients, text[:500]
+    browser.save_screenshot(str(ARTIFACTS / "stg-clients.png"))
+
+
+def test_rejected_rows_and_duplicate_clusters_are_readable_from_their_asset_pages(ui, browser):
+    url, home = ui
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect(str(database_path(home, "sandbox")), read_only=True) as con:
+        rules = [r[0] for r in con.execute("select distinct rule from sandbox.rejected").fetchall()]
+    assert rules
+    browser.get(f"{url}/assets/sandbox/rejected")
+    wait_for_text(browser, "by_rule", "preview", *rules)
+    scroll_to(browser, "by_rule")
+    browser.save_screenshot(str(ARTIFACTS / "rejected.png"))
+    browser.get(f"{url}/assets/sandbox/duplicate_clusters")
+    wait_for_text(browser, "merged_clusters", "candidate_clusters", "preview")
+    scroll_to(browser, "merged_clusters")
+    browser.save_screenshot(str(ARTIFACTS / "duplicate-clusters.png"))

@@ -1,0 +1,289 @@
+"""Running it every day: schedules, many mappings, shared API limits, out-of-order backfills."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import os
+import subprocess
+import sys
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+
+from ploomes_cx.cli import main
+from ploomes_cx.factory import build_integration_defs, schedule_name
+from ploomes_cx.mapping import load_mapping
+from ploomes_cx.sandbox import CustomerXSandbox, PloomesDataset, PloomesSandbox
+from ploomes_cx.sandbox.ploomes_data import to_ms
+from ploomes_cx_tests.conftest import CX_TOKEN, SECRET_KEY, local, point_at, write_mapping
+from ploomes_cx_tests.test_load import cx_state, staged
+
+
+def tick(m_path: Path, when: dt.datetime) -> list[str | None]:
+    m = load_mapping(m_path)
+    schedule = build_integration_defs(m).resolve_schedule_def(schedule_name(m))
+    result = schedule.evaluate_tick(dg.build_schedule_context(scheduled_execution_time=when))
+    return [r.partition_key for r in result.run_requests or []]
+
+
+def test_daily_schedule_asks_for_the_window_that_just_ended_in_the_mapping_timezone(tmp_path):
+    path = write_mapping(tmp_path, "daily")  # America/Sao_Paulo, UTC-3
+    m = load_mapping(path)
+    schedule = build_integration_defs(m).resolve_schedule_def(schedule_name(m))
+    assert schedule.cron_schedule == "10 0 * * *"
+    assert schedule.execution_timezone == "America/Sao_Paulo"
+    assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+    utc = dt.UTC
+    # 00:10 in São Paulo on the 5th is 03:10 UTC: the 4th has ended there.
+    assert tick(path, dt.datetime(2026, 11, 5, 3, 10, tzinfo=utc)) == ["2026-11-04"]
+    # 02:10 UTC on the 5th is still the 4th in São Paulo: the newest complete window is the 3rd.
+    assert tick(path, dt.datetime(2026, 11, 5, 2, 10, tzinfo=utc)) == ["2026-11-03"]
+
+
+def test_hourly_schedule_follows_a_half_hour_timezone(tmp_path):
+    path = tmp_path / "hourly.yaml"
+    path.write_text(
+        'name: hourly\nsync:\n  cadence: hourly\n  start: "2026-11-01"\n  timezone: Asia/Kolkata\n'
+        "  schedule_delay_minutes: 5\n"
+    )
+    m = load_mapping(path)
+    schedule = build_integration_defs(m).resolve_schedule_def(schedule_name(m))
+    assert schedule.cron_schedule == "5 * * * *" and schedule.execution_timezone == "Asia/Kolkata"
+    # 10:05 UTC is 15:35 in Kolkata (UTC+5:30): the 14:00-15:00 local window is the newest complete one.
+    assert tick(path, dt.datetime(2026, 11, 2, 10, 5, tzinfo=dt.UTC)) == ["2026-11-02-14:00"]
+    assert tick(path, dt.datetime(2026, 11, 2, 15, 5, tzinfo=ZoneInfo("Asia/Kolkata"))) == [
+        "2026-11-02-14:00"
+    ]
+
+
+def test_two_mapping_files_give_disjoint_assets_checks_jobs_schedules_and_resources(
+    tmp_path, monkeypatch, home
+):
+    write_mapping(tmp_path, "north")
+    write_mapping(tmp_path, "south", "timeline: []\n")
+    monkeypatch.setenv("PLOOMES_CX_MAPPINGS", str(tmp_path))
+    from ploomes_cx.definitions import defs
+
+    loaded = defs()
+    per_mapping = {}
+    for name in ("north", "south"):
+        only = build_integration_defs(load_mapping(tmp_path / f"{name}.yaml"))
+        per_mapping[name] = {
+            "assets": set(only.resolve_all_asset_keys()),
+            "checks": set(only.resolve_asset_graph().asset_check_keys),
+            "jobs": {j.name for j in only.jobs or []},
+            "schedules": {s.name for s in only.schedules or []},
+            "resources": set(only.resources or {}),
+        }
+    north, south = per_mapping["north"], per_mapping["south"]
+    for kind in north:
+        assert north[kind] and south[kind], kind
+        assert not north[kind] & south[kind], kind  # nothing shared
+    assert set(loaded.resolve_all_asset_keys()) == north["assets"] | south["assets"]
+    assert set(loaded.resolve_asset_graph().asset_check_keys) == north["checks"] | south["checks"]
+    assert {s.name for s in loaded.schedules} == {"north_sync_schedule", "south_sync_schedule"}
+    assert all(k.path[0] == "north" for k in north["assets"])
+    assert all(c.asset_key.path[0] == "south" for c in south["checks"])
+
+
+def test_a_backfill_run_newest_first_ends_in_the_same_customerx_state_as_in_order(tmp_path, monkeypatch):
+    """Windows may run in any order (a backfill, a retry): the newest version of a record wins."""
+
+    def account(tag: str) -> tuple[PloomesSandbox, CustomerXSandbox, Path]:
+        dataset = PloomesDataset(persons=300, seed=5)
+        ploomes = PloomesSandbox(dataset, user_key=SECRET_KEY, requests_per_minute=60_000, burst=1000).start()
+        cx = CustomerXSandbox(token=CX_TOKEN, requests_per_minute=60_000, burst=1000).start()
+        # One organization renamed twice: the newest name (window 4) must be what CustomerX keeps.
+        first = sorted(dataset.expected_ids("organizations", local(2026, 11, 2), local(2026, 11, 3)))[0]
+        dataset.touch("contacts", first, {"Name": "Nome Novo Ltda"}, when_ms=to_ms(local(2026, 11, 4, 9)))
+        monkeypatch.setenv("PLOOMES_CX_HOME", str(tmp_path / tag))
+        return ploomes, cx, write_mapping(tmp_path, tag, "quality:\n  max_rejected_ratio: 0.9\n")
+
+    states = {}
+    for tag, windows in (
+        ("inorder", ["2026-11-02..2026-11-04"]),
+        ("reverse", ["2026-11-04", "2026-11-03", "2026-11-02"]),
+    ):
+        ploomes, cx, path = account(tag)
+        try:
+            point_at(monkeypatch, ploomes, cx)
+            for window in windows:
+                assert main(["sync", str(path), "--window", window]) == 0
+            states[tag] = cx_state(cx)
+            names = {c.get("trading_name") for c in cx.store.records["clients"].values()}
+            assert "Nome Novo Ltda" in names
+        finally:
+            ploomes.stop()
+            cx.stop()
+    assert states["reverse"] == states["inorder"]
+    assert len(staged(tmp_path / "reverse", "reverse", "stg_clients")) == len(states["reverse"]["clients"])
+
+
+def test_parallel_syncs_on_one_key_share_its_limit_and_never_fail_on_429(tmp_path):
+    """Two mappings on the same Ploomes key and CustomerX token, synced at the same time.
+
+    The sandboxes allow exactly the rate the mappings ask for: if the two runs did not share one
+    budget (pools across runs, pacing across processes), together they would go over it.
+    """
+    rpm = 1200
+    ploomes = PloomesSandbox(
+        PloomesDataset(persons=500, seed=3), user_key=SECRET_KEY, requests_per_minute=rpm, burst=3
+    ).start()
+    cx = CustomerXSandbox(token=CX_TOKEN, requests_per_minute=rpm, burst=3).start()
+    paths = []
+    for name in ("alpha", "beta"):
+        path = write_mapping(tmp_path, name, "quality:\n  max_rejected_ratio: 0.9\n", customerx_rpm=rpm)
+        path.write_text(path.read_text().replace("requests_per_minute: 6000", f"requests_per_minute: {rpm}"))
+        paths.append(path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PLOOMES", "CUSTOMERX", "DAGSTER"))}
+    env |= {
+        "PLOOMES_CX_HOME": str(tmp_path / "state"),  # one deployment: one instance, one pacing folder
+        "PLOOMES_BASE_URL": ploomes.url,
+        "PLOOMES_USER_KEY": SECRET_KEY,
+        "CUSTOMERX_BASE_URL": cx.url,
+        "CUSTOMERX_TOKEN": CX_TOKEN,
+    }
+    cli = str(Path(sys.executable).parent / "ploomes-cx")
+    try:
+        # The first sync creates the instance's database, so the two processes below do not race for it.
+        subprocess.run(
+            [cli, "sync", str(paths[0]), "--window", "2026-11-01"],
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+        procs = [
+            subprocess.Popen(
+                [cli, "sync", str(p), "--window", "2026-11-02..2026-11-04"],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for p in paths
+        ]
+        outputs = [p.communicate(timeout=600) for p in procs]
+        for proc, (out, err) in zip(procs, outputs, strict=True):
+            assert proc.returncode == 0, out + err
+        assert ploomes.rate_limited == 0
+        assert cx.rate_limited == 0
+        assert len(cx.successful_writes()) > 100
+    finally:
+        ploomes.stop()
+        cx.stop()
+
+    instance = dg.DagsterInstance.from_config(str(tmp_path / "state" / "dagster"))
+    spans: dict[str, list[tuple[float, float, str]]] = {}  # pool -> (start, end, mapping)
+    for run in instance.get_runs():
+        if run.tags.get("dagster/partition") == "2026-11-01":
+            continue
+        starts: dict[str, float] = {}
+        for record in instance.all_logs(run.run_id):
+            event = record.dagster_event
+            if event is None or event.step_key is None:
+                continue
+            pool = (
+                "ploomes" if "raw_" in event.step_key else "customerx" if "load_" in event.step_key else None
+            )
+            if pool is None:
+                continue
+            if event.event_type_value == "STEP_START":
+                starts[event.step_key] = record.timestamp
+            elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE"):
+                spans.setdefault(pool, []).append(
+                    (starts[event.step_key], record.timestamp, run.tags["ploomes_cx/mapping"])
+                )
+    instance.dispose()
+    for pool, items in spans.items():  # pools of limit 1: no two API steps on one credential overlap
+        items.sort()
+        overlaps = [(a, b) for a, b in itertools.pairwise(items) if b[0] < a[1] and a[2] != b[2]]
+        assert not overlaps, pool
+    everything = [item for items in spans.values() for item in items]
+    alpha = [item for item in everything if item[2] == "alpha"]
+    beta = [item for item in everything if item[2] == "beta"]
+    assert min(s for s, _, _ in beta) < max(e for _, e, _ in alpha)  # the two syncs did run together
+    assert min(s for s, _, _ in alpha) < max(e for _, e, _ in beta)
+
+
+def test_every_asset_explains_itself_in_the_ui(home, mapping_with_timeline, ploomes, customerx, monkeypatch):
+    """Description, owners, group, kinds and column schema up front; row count and preview once run."""
+    m = mapping_with_timeline
+    graph = build_integration_defs(m).resolve_asset_graph()
+    keys = sorted(graph.get_all_asset_keys())
+    for key in keys:
+        node = graph.get(key)
+        assert node.description and len(node.description) > 40, key
+        assert node.owners == ["team:ploomes-cx"], key
+        assert node.group_name == f"{m.name}_{node.tags['ploomes_cx/layer']}", key
+        assert node.kinds and "duckdb" in node.kinds, key
+        assert node.tags["ploomes_cx/mapping"] == m.name
+        schema = node.metadata["dagster/column_schema"]
+        assert schema.columns and all(c.description for c in schema.columns), key
+
+    point_at(monkeypatch, ploomes, customerx)
+    assert main(["sync", m.source_path, "--window", "2026-11-03"]) == 0
+    instance = dg.DagsterInstance.get()
+    for key in keys:
+        event = instance.get_latest_materialization_event(key)
+        assert event is not None, key
+        metadata = event.asset_materialization.metadata
+        partitioned = graph.get(key).is_partitioned
+        count = metadata.get("dagster/partition_row_count" if partitioned else "dagster/row_count")
+        assert count is not None and count.value >= 0, key
+        assert "preview" in metadata, key
+    rejected = instance.get_latest_materialization_event(dg.AssetKey([m.name, "rejected"]))
+    assert "client_not_found" in rejected.asset_materialization.metadata["preview"].value
+
+
+def test_the_local_and_the_production_instance_configs_are_valid_and_share_their_limits(
+    tmp_path, monkeypatch
+):
+    import yaml
+    from dagster._core.instance.config import dagster_instance_config
+
+    from ploomes_cx.home import DAGSTER_YAML
+
+    for name in ("DAGSTER_PG_HOST", "DAGSTER_PG_USERNAME", "DAGSTER_PG_PASSWORD", "DAGSTER_PG_DB"):
+        monkeypatch.setenv(name, "x")
+    local_dir = tmp_path / "local"
+    local_dir.mkdir()
+    (local_dir / "dagster.yaml").write_text(DAGSTER_YAML)
+    production_dir = Path(__file__).resolve().parent.parent / "deploy"
+    for folder in (local_dir, production_dir):
+        config, _ = dagster_instance_config(str(folder))  # raises on any unknown or misspelt key
+        assert config["concurrency"]["pools"]["default_limit"] == 1
+    production = yaml.safe_load((production_dir / "dagster.yaml").read_text())
+    assert production["concurrency"] == yaml.safe_load(DAGSTER_YAML)["concurrency"]
+    assert "postgres" in production["storage"]
+
+
+def test_an_instance_folder_written_by_an_older_version_gets_the_new_settings(tmp_path, monkeypatch):
+    from ploomes_cx.home import DAGSTER_YAML, ensure_dagster_home
+
+    monkeypatch.setenv("PLOOMES_CX_HOME", str(tmp_path))
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    config = tmp_path / "dagster" / "dagster.yaml"
+    config.parent.mkdir()
+    config.write_text(DAGSTER_YAML.splitlines()[0] + "\ntelemetry:\n  enabled: false\n")
+    ensure_dagster_home()
+    assert config.read_text() == DAGSTER_YAML
+    config.write_text("# my own instance\ntelemetry:\n  enabled: true\n")  # a user's file is left alone
+    ensure_dagster_home()
+    assert config.read_text().startswith("# my own instance")
+
+
+def test_a_broken_instance_config_is_a_clear_error_not_a_traceback(
+    tmp_path, mapping, sandbox_environ, monkeypatch, capsys
+):
+    instance_dir = tmp_path / "instance"
+    instance_dir.mkdir()
+    (instance_dir / "dagster.yaml").write_text("storage:\n  sqlite:\n    base_dir: /x\n  nonsense: 1\n")
+    monkeypatch.setenv("DAGSTER_HOME", str(instance_dir))
+    monkeypatch.setenv("PLOOMES_CX_HOME", str(tmp_path / "state"))
+    assert main(["sync", mapping.source_path, "--window", "2026-11-02"]) == 3
+    err = capsys.readouterr().err
+    assert f"DAGSTER_HOME={instance_dir}" in err and "cannot be loaded" in err
+    assert "Traceback" not in err
