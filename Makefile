@@ -3,6 +3,9 @@ VENV   ?= .venv
 PYTHON ?= python3
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+# Debian's paths; the browser test uses exactly these
+CHROMIUM     ?= /usr/bin/chromium
+CHROMEDRIVER ?= /usr/bin/chromedriver
 
 .PHONY: install browser-deps demo test lint validate ui bench-extract bench-staging bench-load clean
 
@@ -20,7 +23,7 @@ demo: $(STAMP)
 
 ## Debian's chromium + chromedriver for the browser test, installed once when missing
 browser-deps:
-	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || { \
+	@test -x $(CHROMIUM) -a -x $(CHROMEDRIVER) || { \
 	  echo "installing Debian chromium and chromium-driver for the browser test"; \
 	  SUDO=$$( [ "$$(id -u)" -ne 0 ] && command -v sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver; }

@@ -7,6 +7,7 @@ runs (and must pass) everywhere the README's test command runs. Screenshots are 
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -56,10 +57,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def graphql(url: str, query: str) -> dict:
+def graphql(url: str, query: str, variables: dict | None = None) -> dict:
+    """What the UI's pages call; used to wait for the code location and to launch a backfill."""
     request = urllib.request.Request(
         f"{url}/graphql",
-        data=json.dumps({"query": query}).encode(),
+        data=json.dumps({"query": query, "variables": variables or {}}).encode(),
         headers={"Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=10) as response:
@@ -82,25 +84,28 @@ def wait_for_code_location(url: str, proc: subprocess.Popen, log: Path, timeout:
     raise AssertionError(f"the code location did not load in {timeout}s:\n{log.read_text()[-3000:]}")
 
 
-@pytest.fixture
-def ui(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Path]]:
-    """The sandbox mapping synced for one window, then `dagster dev` on that same instance."""
+@pytest.fixture(scope="module")
+def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """The sandbox mapping synced for one window, then `dagster dev` (webserver and daemon) on
+    that same instance. One per module: starting it takes a while, and the tests only read."""
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
         pytest.fail("Debian chromium and chromium-driver are missing; `make test` installs them (apt-get)")
+    tmp_path = tmp_path_factory.mktemp("ui")
     home = tmp_path / "state"
-    monkeypatch.setenv("PLOOMES_CX_HOME", str(home))
-    monkeypatch.delenv("DAGSTER_HOME", raising=False)
-    monkeypatch.delenv("PLOOMES_CX_MAPPINGS", raising=False)
     ploomes = PloomesSandbox(
         PloomesDataset(persons=400, seed=42), user_key=SECRET_KEY, requests_per_minute=60_000, burst=1000
     ).start()
     cx = CustomerXSandbox(token=CX_TOKEN, requests_per_minute=60_000, burst=1000).start()
-    point_at(monkeypatch, ploomes, cx)
-    assert main(["sync", "sandbox", "--window", "2026-11-02", "--quiet"]) in (0, 1)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = tmp_path / "dagster-dev.log"
-    env = {**os.environ, "DAGSTER_HOME": str(home / "dagster")}
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setenv("PLOOMES_CX_HOME", str(home))
+        monkeypatch.delenv("DAGSTER_HOME", raising=False)
+        monkeypatch.delenv("PLOOMES_CX_MAPPINGS", raising=False)
+        point_at(monkeypatch, ploomes, cx)
+        assert main(["sync", "sandbox", "--window", "2026-11-02", "--quiet"]) == 0
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        log = tmp_path / "dagster-dev.log"
+        env = {**os.environ, "DAGSTER_HOME": str(home / "dagster")}
     dagster = str(Path(sys.executable).parent / "dagster")
     with open(log, "w") as out:
         proc = subprocess.Popen(
@@ -195,3 +200,51 @@ def test_rejected_rows_and_duplicate_clusters_are_readable_from_their_asset_page
     wait_for_text(browser, "merged_clusters", "candidate_clusters", "preview")
     scroll_to(browser, "merged_clusters")
     browser.save_screenshot(str(ARTIFACTS / "duplicate-clusters.png"))
+
+
+LAUNCH_BACKFILL = """
+mutation Launch($params: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $params) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on PythonError { message }
+  }
+}"""
+BACKFILL_RUNS = """
+query Runs($tags: [ExecutionTag!]) {
+  runsOrError(filter: {tags: $tags}) {
+    ... on Runs { results { runId status startTime endTime tags { key value } } }
+  }
+}"""
+
+
+def test_a_backfill_launched_as_the_ui_does_loads_one_window_at_a_time_in_order(ui):
+    """The daemon's run queue holds a mapping's runs to one at a time (the run-tag limit)."""
+    url, _ = ui
+    windows = ["2026-11-03", "2026-11-04", "2026-11-05"]
+    params = {
+        "selector": {
+            "partitionSetName": "sandbox_sync_partition_set",
+            "repositorySelector": {
+                "repositoryLocationName": "ploomes_cx.definitions",
+                "repositoryName": "__repository__",
+            },
+        },
+        "partitionNames": windows,
+    }
+    launched = graphql(url, LAUNCH_BACKFILL, {"params": params})["data"]["launchPartitionBackfill"]
+    assert launched["__typename"] == "LaunchBackfillSuccess", launched
+    tags = [{"key": "dagster/backfill", "value": launched["backfillId"]}]
+    deadline = time.monotonic() + 300
+    runs: list[dict] = []
+    while time.monotonic() < deadline:
+        runs = graphql(url, BACKFILL_RUNS, {"tags": tags})["data"]["runsOrError"]["results"]
+        if len(runs) == len(windows) and all(r["status"] in ("SUCCESS", "FAILURE", "CANCELED") for r in runs):
+            break
+        time.sleep(2)
+    assert [r["status"] for r in runs] == ["SUCCESS"] * len(windows), runs
+    runs.sort(key=lambda r: r["startTime"])
+    partitions = [next(t["value"] for t in r["tags"] if t["key"] == "dagster/partition") for r in runs]
+    assert partitions == windows  # oldest window first
+    for earlier, later in itertools.pairwise(runs):
+        assert earlier["endTime"] <= later["startTime"], (earlier, later)  # never two at once
