@@ -7,6 +7,7 @@ import itertools
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -287,3 +288,29 @@ def test_a_broken_instance_config_is_a_clear_error_not_a_traceback(
     err = capsys.readouterr().err
     assert f"DAGSTER_HOME={instance_dir}" in err and "cannot be loaded" in err
     assert "Traceback" not in err
+
+
+def test_a_sync_waits_for_a_pool_slot_another_run_holds_and_says_so(home, mapping, sandbox_environ, capsys):
+    """Another run (here: a claim made by hand) holds the Ploomes key's only slot for 4 s."""
+    import threading
+
+    from ploomes_cx.home import ensure_dagster_home
+
+    ensure_dagster_home()
+    instance = dg.DagsterInstance.get()
+    pool = f"ploomes_api__{mapping.ploomes.user_key_env.lower()}"
+    storage = instance.event_log_storage
+    storage.initialize_concurrency_limit_to_default(pool)
+    assert storage.claim_concurrency_slot(pool, "another-run", "its_step").is_claimed
+    release = threading.Timer(4.0, storage.free_concurrency_slots_for_run, args=["another-run"])
+    release.start()
+    started = time.monotonic()
+    try:
+        assert main(["sync", mapping.source_path, "--window", "2026-11-02"]) == 0
+    finally:
+        release.cancel()
+        instance.dispose()
+    assert time.monotonic() - started >= 4.0  # it really waited
+    out = capsys.readouterr().out
+    assert f"waiting, step blocked by limit for pool {pool}" in out
+    assert out.index("waiting, step blocked") < out.index("] raw_fields: ")
