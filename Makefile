@@ -40,7 +40,7 @@ lint: $(STAMP)
 
 ## The Dagster UI alone, on the same instance the CLI uses
 ui: $(STAMP)
-	DAGSTER_HOME=$${DAGSTER_HOME:-$$(pwd)/.ploomes_cx/dagster} $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	$(BIN)/ploomes-cx ui
 
 ## Benchmark: extract 100,000 contacts from the sandbox at the enforced rate limit
 bench-extract: $(STAMP)

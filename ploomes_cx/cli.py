@@ -30,6 +30,7 @@ examples:
   ploomes-cx sync sandbox --window 2026-11-01         # one daily window of mappings/sandbox.yaml
   ploomes-cx sync mappings/acme.yaml --window 2026-03-01..2026-03-07 --dry-run
   ploomes-cx demo                                     # sandbox + 3 windows + the Dagster UI
+  ploomes-cx ui                                       # the UI and daemon on the same instance
 
 exit codes: 0 ok, 1 some records failed or were refused by CustomerX (retried next sync),
             2 usage or mapping error, 3 the run failed (API unreachable, credentials, bug)
@@ -117,6 +118,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--ui-port", type=int, default=3000)
     demo.set_defaults(func=cmd_demo)
+
+    ui = sub.add_parser(
+        "ui",
+        help="the Dagster UI and daemon (schedules, backfills) on the CLI's instance",
+        description="Run `dagster dev` (webserver and daemon) on the instance under $PLOOMES_CX_HOME, writing its "
+        "dagster.yaml (concurrency pools, run queue limits) first when ploomes-cx owns it. Credentials come "
+        "from the environment, as for sync.",
+        epilog="examples:\n  ploomes-cx ui\n  ploomes-cx ui --host 0.0.0.0 --port 3001",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--port", type=int, default=3000)
+    ui.set_defaults(func=cmd_ui)
     return parser
 
 
@@ -321,21 +335,35 @@ def cmd_demo(args: argparse.Namespace) -> int:
         ploomes.stop()
         customerx.stop()
         return code
+    print(
+        f"\nasset groups {m.name}_raw, {m.name}_staging, {m.name}_load. Ctrl-C stops the UI and the sandbox."
+    )
+    try:
+        return _run_ui(home, dagster_home, "127.0.0.1", args.ui_port)
+    finally:
+        ploomes.stop()
+        customerx.stop()
+
+
+# ---- ui --------------------------------------------------------------------------------------
+def cmd_ui(args: argparse.Namespace) -> int:
+    from ploomes_cx.home import ensure_dagster_home, ensure_home
+
+    home = ensure_home()
+    return _run_ui(home, ensure_dagster_home(), args.host, args.port)
+
+
+def _run_ui(home: Path, dagster_home: Path, host: str, port: int) -> int:
+    """`dagster dev` (webserver + daemon) on the instance the CLI uses, with its dagster.yaml written.
+
+    Starting `dagster dev` by hand on a fresh DAGSTER_HOME would run without the pool and run
+    queue limits that home.py writes; this entry point always has them.
+    """
     dagster = shutil.which("dagster", path=str(Path(sys.executable).parent)) or "dagster"
     env = {**os.environ, "PLOOMES_CX_HOME": str(home), "DAGSTER_HOME": str(dagster_home)}
-    cmd = [
-        dagster,
-        "dev",
-        "-w",
-        str(PROJECT_ROOT / "workspace.yaml"),
-        "-h",
-        "127.0.0.1",
-        "-p",
-        str(args.ui_port),
-    ]
+    cmd = [dagster, "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"), "-h", host, "-p", str(port)]
     print(
-        f"\nstarting the Dagster UI: open http://127.0.0.1:{args.ui_port} (asset groups {m.name}_*). "
-        "Ctrl-C stops the UI and the sandbox.",
+        f"starting the Dagster UI and daemon: open http://{host}:{port}  (instance {dagster_home})",
         flush=True,
     )
     proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env)
@@ -345,9 +373,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=30)
         return EXIT_OK
-    finally:
-        ploomes.stop()
-        customerx.stop()
 
 
 if __name__ == "__main__":

@@ -86,8 +86,8 @@ def wait_for_code_location(url: str, proc: subprocess.Popen, log: Path, timeout:
 
 @pytest.fixture(scope="module")
 def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """The sandbox mapping synced for one window, then `dagster dev` (webserver and daemon) on
-    that same instance. One per module: starting it takes a while, and the tests only read."""
+    """The sandbox mapping synced for one window, then `ploomes-cx ui` (dagster dev: webserver and
+    daemon) on that same instance. One per module: starting it takes a while, and the tests only read."""
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
         pytest.fail("Debian chromium and chromium-driver are missing; `make test` installs them (apt-get)")
     tmp_path = tmp_path_factory.mktemp("ui")
@@ -105,11 +105,11 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         log = tmp_path / "dagster-dev.log"
-        env = {**os.environ, "DAGSTER_HOME": str(home / "dagster")}
-    dagster = str(Path(sys.executable).parent / "dagster")
+        env = dict(os.environ)  # no DAGSTER_HOME: `ploomes-cx ui` uses $PLOOMES_CX_HOME/dagster
+    cli = str(Path(sys.executable).parent / "ploomes-cx")
     with open(log, "w") as out:
         proc = subprocess.Popen(
-            [dagster, "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+            [cli, "ui", "--port", str(port)],
             cwd=PROJECT_ROOT,
             env=env,
             stdout=out,

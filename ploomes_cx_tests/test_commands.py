@@ -16,10 +16,15 @@ CLI = str(Path(sys.executable).parent / "ploomes-cx")
 
 def test_help_lists_commands_with_examples():
     out = subprocess.run([CLI, "--help"], capture_output=True, text=True, timeout=60).stdout
-    for word in ("sync", "sandbox", "demo", "examples:", "exit codes"):
-        assert word in out
+    commands = out.split("COMMAND")[-1].split("examples:")[0]
+    for command in ("sync", "sandbox", "demo", "ui"):
+        assert f"\n    {command} " in commands, command  # listed with its one-line help
+        assert f"ploomes-cx {command}" in out.split("examples:")[1], command  # and an example
+    for code in ("0 ok", "1 some records failed", "2 usage", "3 the run failed"):
+        assert code in out
     sync_help = subprocess.run([CLI, "sync", "--help"], capture_output=True, text=True, timeout=60).stdout
     assert "--window" in sync_help and "--dry-run" in sync_help and "2026-11-01..2026-11-03" in sync_help
+    assert "--quiet" in sync_help
 
 
 def test_sandbox_command_serves_both_apis_and_prints_urls_and_tokens(tmp_path):
