@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 CHROMIUM     ?= /usr/bin/chromium
 CHROMEDRIVER ?= /usr/bin/chromedriver
 
-.PHONY: install browser-deps demo test lint validate ui bench-extract bench-staging bench-load clean
+.PHONY: install browser-deps demo test lint validate ui bench-extract bench-parallel bench-staging bench-load clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,10 @@ ui: $(STAMP)
 ## Benchmark: extract 100,000 contacts from the sandbox at the enforced rate limit
 bench-extract: $(STAMP)
 	$(BIN)/python -m benchmarks.extract
+
+## Benchmark: two processes extracting on one Ploomes key at once share its rate limit
+bench-parallel: $(STAMP)
+	$(BIN)/python -m benchmarks.extract --processes 2 --persons 50000
 
 ## Benchmark: CustomerX writes per changed record and write rate against the rate limit
 bench-load: $(STAMP)
