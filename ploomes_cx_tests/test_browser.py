@@ -248,3 +248,16 @@ def test_a_backfill_launched_as_the_ui_does_loads_one_window_at_a_time_in_order(
     assert partitions == windows  # oldest window first
     for earlier, later in itertools.pairwise(runs):
         assert earlier["endTime"] <= later["startTime"], (earlier, later)  # never two at once
+
+
+def test_resource_pages_name_the_credential_variables_and_never_show_their_values(ui, browser):
+    url, _ = ui
+    for resource, variable in (
+        ("sandbox_ploomes", "PLOOMES_USER_KEY"),
+        ("sandbox_customerx", "CUSTOMERX_TOKEN"),
+    ):
+        browser.get(f"{url}/locations/ploomes_cx.definitions/resources/{resource}")
+        wait_for_text(browser, resource, variable)
+        page = browser.page_source
+        assert SECRET_KEY not in page and CX_TOKEN not in page
+    browser.save_screenshot(str(ARTIFACTS / "customerx-resource.png"))
