@@ -19,10 +19,10 @@ import dagster as dg
 
 from ploomes_cx.factory import build_integration_defs, sync_job_name
 from ploomes_cx.home import ensure_dagster_home, ensure_home
+from ploomes_cx.housekeeping import HOST_TAG, PID_TAG, reclaim_abandoned_runs
 from ploomes_cx.mapping import Mapping
 from ploomes_cx.progress import RunWatcher
 
-PID_TAG, HOST_TAG = "ploomes_cx/pid", "ploomes_cx/host"
 STAGED_ENTITIES = ("clients", "contacts", "contracts", "timeline")
 SUMMARY_COLUMNS = ("extracted", "staged", "rejected", "merged", "created", "updated", "unchanged", "failed")
 
@@ -138,41 +138,6 @@ def open_instance() -> dg.DagsterInstance:
 def _last_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}"
-
-
-def reclaim_abandoned_runs(instance: dg.DagsterInstance) -> list[str]:
-    """Mark CLI runs whose process is gone as failed and give back their pool slots.
-
-    A CLI run executes in its own process; killed with -9 it can neither report its end nor
-    free the concurrency slots its steps hold, and with a pool limit of one the next sync would
-    wait for that slot forever. Only runs this machine's CLI started are touched (their tags name
-    the host and pid), so runs of the webserver, the daemon or other machines are left alone.
-    """
-    host = socket.gethostname()
-    alive_statuses = [
-        dg.DagsterRunStatus.STARTED,
-        dg.DagsterRunStatus.STARTING,
-        dg.DagsterRunStatus.NOT_STARTED,
-    ]
-    reclaimed = []
-    for run in instance.get_runs(filters=dg.RunsFilter(statuses=alive_statuses, tags={HOST_TAG: host})):
-        pid = run.tags.get(PID_TAG, "")
-        if not pid.isdigit() or _process_alive(int(pid)):
-            continue
-        instance.report_run_failed(run, message=f"ploomes-cx process {pid} ended without finishing this run")
-        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
-        reclaimed.append(run.run_id)
-    return reclaimed
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _summarize(key: str, result: Any, seconds: float) -> WindowResult:

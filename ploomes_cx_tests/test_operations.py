@@ -314,3 +314,38 @@ def test_a_sync_waits_for_a_pool_slot_another_run_holds_and_says_so(home, mappin
     out = capsys.readouterr().out
     assert f"waiting, step blocked by limit for pool {pool}" in out
     assert out.index("waiting, step blocked") < out.index("] raw_fields: ")
+
+
+def test_the_housekeeping_sensor_fails_dead_cli_runs_and_frees_their_slots(home):
+    import socket
+
+    from dagster._core.storage.dagster_run import DagsterRun
+
+    from ploomes_cx.home import ensure_dagster_home
+    from ploomes_cx.housekeeping import HOST_TAG, PID_TAG, reclaim_abandoned_cli_runs
+
+    ensure_dagster_home()
+    instance = dg.DagsterInstance.get()
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    owners = {"dead": dead.pid, "alive": os.getpid()}
+    for name, pid in owners.items():
+        tags = {PID_TAG: str(pid), HOST_TAG: socket.gethostname()}
+        instance.add_run(
+            DagsterRun(job_name="x_sync", run_id=f"{name}-run", status=dg.DagsterRunStatus.STARTED, tags=tags)
+        )
+    pool = "ploomes_api__ploomes_user_key"
+    storage = instance.event_log_storage
+    storage.initialize_concurrency_limit_to_default(pool)
+    assert storage.claim_concurrency_slot(pool, "dead-run", "raw_persons").is_claimed
+    assert not storage.claim_concurrency_slot(pool, "another-run", "raw_deals").is_claimed  # limit 1: taken
+
+    result = reclaim_abandoned_cli_runs(dg.build_sensor_context(instance=instance))
+    assert "1 abandoned" in str(result.skip_message)
+    assert instance.get_run_by_id("dead-run").status == dg.DagsterRunStatus.FAILURE
+    assert (
+        instance.get_run_by_id("alive-run").status == dg.DagsterRunStatus.STARTED
+    )  # a live process is left alone
+    storage.free_concurrency_slot_for_step("another-run", "raw_deals")  # drop its pending claim
+    assert storage.claim_concurrency_slot(pool, "another-run", "raw_deals").is_claimed
+    instance.dispose()
