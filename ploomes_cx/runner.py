@@ -122,7 +122,7 @@ def open_instance() -> dg.DagsterInstance:
         instance = dg.DagsterInstance.get()
     except Exception as exc:
         raise InstanceError(
-            f"the Dagster instance in DAGSTER_HOME={home} cannot be loaded: {_last_line(exc)}"
+            f"the Dagster instance in DAGSTER_HOME={home} cannot be loaded: {_headline(exc)}"
         ) from None
     try:
         reclaim_abandoned_runs(instance)
@@ -130,12 +130,12 @@ def open_instance() -> dg.DagsterInstance:
         instance.dispose()
         raise InstanceError(
             f"the Dagster instance in DAGSTER_HOME={home} cannot be reached (check its dagster.yaml "
-            f"storage settings and that the database is up): {_last_line(exc)}"
+            f"storage settings and that the database is up): {_headline(exc)}"
         ) from None
     return instance
 
 
-def _last_line(exc: BaseException) -> str:
+def _headline(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}"
 
