@@ -21,9 +21,8 @@ concurrency:
   pools:
     # Every step that calls an API sits in a pool named after the credential's variable
     # (ploomes_api__<user_key_env>, customerx_api__<token_env>): one such step at a time per
-    # credential, across all runs and backfills. Raise a pool in the UI (Deployment > Concurrency)
-    # or with `dagster instance concurrency set <pool> <n>`; the client-side pacing still shares
-    # the rate limit between the steps then.
+    # credential, across all runs and backfills, shown in the UI as "blocked by pool". On one
+    # machine the steps also take turns under a lock file beside the account's pacing file.
     default_limit: 1
   runs:
     tag_concurrency_limits:

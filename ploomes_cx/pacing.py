@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 
@@ -55,6 +57,36 @@ class Pacer:
     def hold(self, seconds: float) -> None:
         """After a 429 nobody on this account should call before `seconds` have passed."""
         self._reserve(time.time() + seconds, 0.0)
+
+
+@contextlib.contextmanager
+def exclusive(path: Path, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+    """Hold `path`'s exclusive `flock` for the block: one holder at a time across processes.
+
+    The API steps of one account take turns under it. Dagster's pools say the same and show it
+    in the UI, but on a SQLite instance their slot claim is not atomic across processes (two
+    steps starting within milliseconds can both get the one slot), and the steps share one rate
+    budget anyway, so running them together would gain nothing. `on_wait` is called once if
+    another holder makes us wait, so the step's log says why nothing moves.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if on_wait is not None:
+                on_wait()
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def account_step_lock(folder: Path, api: str, base_url: str, secret_env: str) -> Path:
+    """The lock file of an account's API steps, beside its pacing file."""
+    pacing = account_pacing_file(folder, api, base_url, secret_env)
+    return pacing.with_name(pacing.name + ".step")
 
 
 def account_pacing_file(folder: Path, api: str, base_url: str, secret_env: str) -> Path:

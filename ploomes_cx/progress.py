@@ -19,10 +19,12 @@ PROGRESS_COUNTS = ("records", "staged", "rejected", "merged", "created", "update
 
 def describe(record: dg.EventLogEntry, started: float) -> str | None:
     """The progress line for one event, or None for events a terminal user does not need."""
+    elapsed = f"[{record.timestamp - started:6.1f}s]"
     event = record.dagster_event
     if event is None:
-        return None
-    elapsed = f"[{record.timestamp - started:6.1f}s]"
+        # our own "waiting: ..." log lines (an account's step lock held by another process)
+        message = record.user_message or ""
+        return f"    {elapsed} {record.step_key}: {message}" if message.startswith("waiting:") else None
     kind = event.event_type_value
     if kind == "ASSET_MATERIALIZATION":
         mat = event.step_materialization_data.materialization

@@ -198,7 +198,11 @@ def test_parallel_syncs_on_one_key_share_its_limit_and_never_fail_on_429(tmp_pat
                     (starts[event.step_key], record.timestamp, run.tags["ploomes_cx/mapping"])
                 )
     instance.dispose()
-    for pool, items in spans.items():  # pools of limit 1: no two API steps on one credential overlap
+    # API steps on one credential take turns: the pool (limit 1) and, since Dagster's slot claim
+    # on a SQLite instance is not atomic across processes (seen once: two steps 4 ms apart), the
+    # account's step lock (`pacing.exclusive`). With neither (pool raised to 100, lock removed)
+    # the steps overlapped about a third of their time and this failed.
+    for pool, items in spans.items():
         items.sort()
         overlaps = [(a, b) for a, b in itertools.pairwise(items) if b[0] < a[1] and a[2] != b[2]]
         assert not overlaps, pool
@@ -349,3 +353,57 @@ def test_the_housekeeping_sensor_fails_dead_cli_runs_and_frees_their_slots(home)
     storage.free_concurrency_slot_for_step("another-run", "raw_deals")  # drop its pending claim
     assert storage.claim_concurrency_slot(pool, "another-run", "raw_deals").is_claimed
     instance.dispose()
+
+
+def test_the_account_step_lock_makes_a_second_process_wait_and_says_so(tmp_path):
+    from ploomes_cx.pacing import exclusive
+
+    lock = tmp_path / "pacing" / "ploomes-abc.step"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from ploomes_cx.pacing import exclusive\n"
+            "with exclusive(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(1.5)",
+            str(lock),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline().strip() == "held"
+    waited: list[float] = []
+    started = time.monotonic()
+    with exclusive(lock, on_wait=lambda: waited.append(time.monotonic())):
+        got_it = time.monotonic()
+    holder.wait(timeout=30)
+    assert len(waited) == 1 and got_it - started > 1.0  # blocked until the other process let go
+    with exclusive(lock, on_wait=lambda: waited.append(0.0)):
+        pass
+    assert len(waited) == 1  # free: no wait, no message
+
+
+def test_a_sync_waits_while_another_process_holds_the_account_lock_and_says_so(
+    home, mapping, sandbox_environ, capsys
+):
+    from ploomes_cx.pacing import account_step_lock
+
+    lock = account_step_lock(
+        home, "ploomes", sandbox_environ["PLOOMES_BASE_URL"], mapping.ploomes.user_key_env
+    )
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from ploomes_cx.pacing import exclusive\n"
+            "with exclusive(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(3)",
+            str(lock),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline().strip() == "held"
+    assert main(["sync", mapping.source_path, "--window", "2026-11-02"]) == 0
+    holder.wait(timeout=30)
+    out = capsys.readouterr().out
+    assert f"waiting: another step is calling the account of ${mapping.ploomes.user_key_env}" in out
+    assert out.index("waiting: another step") < out.index("] raw_fields: ")

@@ -70,7 +70,8 @@ def _load_asset(m: Mapping, entity: str) -> dg.AssetsDefinition:
     def _load(context: AssetExecutionContext, config: LoadConfig) -> dg.MaterializeResult:
         duck: DuckDBResource = getattr(context.resources, duck_key)
         resource: CustomerXResource = getattr(context.resources, cx_key)
-        with duck.get_connection() as con:
+        # the account's lock before the DuckDB file: every step takes them in this order
+        with resource.one_step_at_a_time(context.log), duck.get_connection() as con:
             frame = con.execute(f"select * from {m.name}.stg_{entity} order by external_id").fetchdf()
             api = resource.api(context.log)
             try:

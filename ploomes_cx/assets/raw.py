@@ -208,7 +208,7 @@ def build_fields_asset(m: Mapping) -> dg.AssetsDefinition:
     def raw_fields(context: AssetExecutionContext) -> pd.DataFrame:
         resource: PloomesResource = getattr(context.resources, resource_key)
         stats = CallStats()
-        with resource.api(context.log) as api:
+        with resource.one_step_at_a_time(context.log), resource.api(context.log) as api:
             try:
                 catalogue = api.fields(stats)
             except (PloomesAuthError, PloomesRequestError) as exc:
@@ -295,7 +295,7 @@ def build_entity_asset(m: Mapping, spec: EntitySpec) -> dg.AssetsDefinition:
         window = context.partition_time_window
         stats = CallStats()
         records: list[dict[str, Any]] = []
-        with resource.api(context.log) as api:
+        with resource.one_step_at_a_time(context.log), resource.api(context.log) as api:
             try:
                 for page in api.iter_window(spec, window.start, window.end, stats):
                     records.extend(page)

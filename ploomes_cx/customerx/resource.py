@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
@@ -12,7 +13,7 @@ from ploomes_cx.customerx.client import CustomerXApi
 from ploomes_cx.customerx.endpoints import endpoints_with
 from ploomes_cx.home import home
 from ploomes_cx.mapping import Mapping
-from ploomes_cx.pacing import account_pacing_file
+from ploomes_cx.pacing import account_pacing_file, account_step_lock, exclusive
 
 
 class CustomerXResource(dg.ConfigurableResource):
@@ -28,6 +29,17 @@ class CustomerXResource(dg.ConfigurableResource):
     backoff_initial_seconds: float = 1.0
     endpoint_overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)
     share_pacing: bool = True
+
+    def one_step_at_a_time(
+        self, logger: logging.Logger | logging.LoggerAdapter
+    ) -> contextlib.AbstractContextManager:
+        """Held by each step that calls this account, so such steps take turns (see `pacing.exclusive`)."""
+        if not self.share_pacing:
+            return contextlib.nullcontext()
+        lock = account_step_lock(home(), "customerx", self.base_url, self.token_env)
+        return exclusive(
+            lock, lambda: logger.info(f"waiting: another step is calling the account of ${self.token_env}")
+        )
 
     def api(self, logger: logging.Logger | logging.LoggerAdapter | None = None) -> CustomerXApi:
         return CustomerXApi(

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import dagster as dg
 
 from ploomes_cx.home import home
 from ploomes_cx.mapping import Mapping
-from ploomes_cx.pacing import account_pacing_file
+from ploomes_cx.pacing import account_pacing_file, account_step_lock, exclusive
 from ploomes_cx.ploomes.client import PloomesApi
 
 
@@ -25,6 +26,17 @@ class PloomesResource(dg.ConfigurableResource):
     backoff_initial_seconds: float = 1.0
     datetime_literal: str = "offset"
     share_pacing: bool = True
+
+    def one_step_at_a_time(
+        self, logger: logging.Logger | logging.LoggerAdapter
+    ) -> contextlib.AbstractContextManager:
+        """Held by each step that calls this account, so such steps take turns (see `pacing.exclusive`)."""
+        if not self.share_pacing:
+            return contextlib.nullcontext()
+        lock = account_step_lock(home(), "ploomes", self.base_url, self.user_key_env)
+        return exclusive(
+            lock, lambda: logger.info(f"waiting: another step is calling the account of ${self.user_key_env}")
+        )
 
     def api(self, logger: logging.Logger | logging.LoggerAdapter | None = None) -> PloomesApi:
         return PloomesApi(
