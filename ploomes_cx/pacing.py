@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -81,6 +82,16 @@ def exclusive(path: Path, on_wait: Callable[[], None] | None = None) -> Iterator
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def account_turn(
+    folder: Path, api: str, base_url: str, secret_env: str, logger: logging.Logger | logging.LoggerAdapter
+) -> contextlib.AbstractContextManager[None]:
+    """The account's step lock, logging (by the variable's name) when another step holds it."""
+    return exclusive(
+        account_step_lock(folder, api, base_url, secret_env),
+        lambda: logger.info(f"waiting: another step is calling the account of ${secret_env}"),
+    )
 
 
 def account_step_lock(folder: Path, api: str, base_url: str, secret_env: str) -> Path:

@@ -355,22 +355,22 @@ def test_the_housekeeping_sensor_fails_dead_cli_runs_and_frees_their_slots(home)
     instance.dispose()
 
 
+def hold_lock_in_another_process(lock: Path, seconds: float) -> subprocess.Popen:
+    """A second process holding `lock` for `seconds`; returns once it holds it."""
+    script = (
+        "import sys, time; from pathlib import Path; from ploomes_cx.pacing import exclusive\n"
+        f"with exclusive(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep({seconds})"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", script, str(lock)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    return holder
+
+
 def test_the_account_step_lock_makes_a_second_process_wait_and_says_so(tmp_path):
     from ploomes_cx.pacing import exclusive
 
     lock = tmp_path / "pacing" / "ploomes-abc.step"
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys, time; from pathlib import Path; from ploomes_cx.pacing import exclusive\n"
-            "with exclusive(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(1.5)",
-            str(lock),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert holder.stdout.readline().strip() == "held"
+    holder = hold_lock_in_another_process(lock, seconds=1.5)
     waited: list[float] = []
     started = time.monotonic()
     with exclusive(lock, on_wait=lambda: waited.append(time.monotonic())):
@@ -390,18 +390,7 @@ def test_a_sync_waits_while_another_process_holds_the_account_lock_and_says_so(
     lock = account_step_lock(
         home, "ploomes", sandbox_environ["PLOOMES_BASE_URL"], mapping.ploomes.user_key_env
     )
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys, time; from pathlib import Path; from ploomes_cx.pacing import exclusive\n"
-            "with exclusive(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(3)",
-            str(lock),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert holder.stdout.readline().strip() == "held"
+    holder = hold_lock_in_another_process(lock, seconds=3)
     assert main(["sync", mapping.source_path, "--window", "2026-11-02"]) == 0
     holder.wait(timeout=30)
     out = capsys.readouterr().out

@@ -13,7 +13,7 @@ from ploomes_cx.customerx.client import CustomerXApi
 from ploomes_cx.customerx.endpoints import endpoints_with
 from ploomes_cx.home import home
 from ploomes_cx.mapping import Mapping
-from ploomes_cx.pacing import account_pacing_file, account_step_lock, exclusive
+from ploomes_cx.pacing import account_pacing_file, account_turn
 
 
 class CustomerXResource(dg.ConfigurableResource):
@@ -36,10 +36,7 @@ class CustomerXResource(dg.ConfigurableResource):
         """Held by each step that calls this account, so such steps take turns (see `pacing.exclusive`)."""
         if not self.share_pacing:
             return contextlib.nullcontext()
-        lock = account_step_lock(home(), "customerx", self.base_url, self.token_env)
-        return exclusive(
-            lock, lambda: logger.info(f"waiting: another step is calling the account of ${self.token_env}")
-        )
+        return account_turn(home(), "customerx", self.base_url, self.token_env, logger)
 
     def api(self, logger: logging.Logger | logging.LoggerAdapter | None = None) -> CustomerXApi:
         return CustomerXApi(

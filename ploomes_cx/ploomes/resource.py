@@ -9,7 +9,7 @@ import dagster as dg
 
 from ploomes_cx.home import home
 from ploomes_cx.mapping import Mapping
-from ploomes_cx.pacing import account_pacing_file, account_step_lock, exclusive
+from ploomes_cx.pacing import account_pacing_file, account_turn
 from ploomes_cx.ploomes.client import PloomesApi
 
 
@@ -33,10 +33,7 @@ class PloomesResource(dg.ConfigurableResource):
         """Held by each step that calls this account, so such steps take turns (see `pacing.exclusive`)."""
         if not self.share_pacing:
             return contextlib.nullcontext()
-        lock = account_step_lock(home(), "ploomes", self.base_url, self.user_key_env)
-        return exclusive(
-            lock, lambda: logger.info(f"waiting: another step is calling the account of ${self.user_key_env}")
-        )
+        return account_turn(home(), "ploomes", self.base_url, self.user_key_env, logger)
 
     def api(self, logger: logging.Logger | logging.LoggerAdapter | None = None) -> PloomesApi:
         return PloomesApi(
