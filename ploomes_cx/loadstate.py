@@ -89,8 +89,9 @@ def append_ledger(con: duckdb.DuckDBPyConnection, schema: str, rows: list[tuple[
 
 
 def held(con: duckdb.DuckDBPyConnection, schema: str, entity: str) -> int:
-    """How many records of `entity` CustomerX holds from us (crosswalk rows that were sent)."""
-    ensure(con, schema)
+    """How many records of `entity` CustomerX holds from us (crosswalk rows that were sent).
+
+    Called after `loader.load_entity`, which created the tables."""
     rows = con.execute(
         f"select count(*) from {schema}.crosswalk where entity = ? and state = 'sent'", [entity]
     ).fetchall()
@@ -99,7 +100,6 @@ def held(con: duckdb.DuckDBPyConnection, schema: str, entity: str) -> int:
 
 def run_outcomes(con: duckdb.DuckDBPyConnection, schema: str, entity: str, run_id: str, limit: int) -> Any:
     """This run's ledger rows for `entity`, changes and refusals first, as a DataFrame."""
-    ensure(con, schema)
     return con.execute(
         f"""select external_id, outcome, http_status, detail from {schema}.ledger
             where run_id = ? and entity = ?

@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from typing import Any
+from typing import Any, ClassVar
 
 import dagster as dg
 from pydantic import Field
 
+from ploomes_cx.account import ApiAccountResource
 from ploomes_cx.customerx.client import CustomerXApi
 from ploomes_cx.customerx.endpoints import endpoints_with
-from ploomes_cx.home import home
 from ploomes_cx.mapping import Mapping
-from ploomes_cx.pacing import account_pacing_file, account_turn
 
 
-class CustomerXResource(dg.ConfigurableResource):
+class CustomerXResource(ApiAccountResource):
     """One CustomerX account. `token` comes from an `EnvVar`, so the UI shows its name only."""
 
-    base_url: str
+    API: ClassVar[str] = "customerx"
+
     token: str
     token_env: str = "CUSTOMERX_TOKEN"
     auth_scheme: str = "raw"
@@ -28,15 +27,10 @@ class CustomerXResource(dg.ConfigurableResource):
     max_attempts: int = 6
     backoff_initial_seconds: float = 1.0
     endpoint_overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    share_pacing: bool = True
 
-    def one_step_at_a_time(
-        self, logger: logging.Logger | logging.LoggerAdapter
-    ) -> contextlib.AbstractContextManager:
-        """Held by each step that calls this account, so such steps take turns (see `pacing.exclusive`)."""
-        if not self.share_pacing:
-            return contextlib.nullcontext()
-        return account_turn(home(), "customerx", self.base_url, self.token_env, logger)
+    @property
+    def secret_env(self) -> str:
+        return self.token_env
 
     def api(self, logger: logging.Logger | logging.LoggerAdapter | None = None) -> CustomerXApi:
         return CustomerXApi(
@@ -49,9 +43,7 @@ class CustomerXResource(dg.ConfigurableResource):
             max_attempts=self.max_attempts,
             backoff_initial_seconds=self.backoff_initial_seconds,
             endpoints=endpoints_with(self.endpoint_overrides),
-            pacing_file=account_pacing_file(home(), "customerx", self.base_url, self.token_env)
-            if self.share_pacing
-            else None,
+            pacing_file=self.pacing_file(),
             logger=logger,
         )
 

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
+from typing import ClassVar
 
 import dagster as dg
 
-from ploomes_cx.home import home
+from ploomes_cx.account import ApiAccountResource
 from ploomes_cx.mapping import Mapping
-from ploomes_cx.pacing import account_pacing_file, account_turn
 from ploomes_cx.ploomes.client import PloomesApi
 
 
-class PloomesResource(dg.ConfigurableResource):
+class PloomesResource(ApiAccountResource):
     """One Ploomes account. `user_key` comes from an `EnvVar`, so the UI shows its name only."""
 
-    base_url: str
+    API: ClassVar[str] = "ploomes"
+
     user_key: str
     user_key_env: str = "PLOOMES_USER_KEY"
     requests_per_minute: float = 120
@@ -25,15 +25,10 @@ class PloomesResource(dg.ConfigurableResource):
     max_attempts: int = 8
     backoff_initial_seconds: float = 1.0
     datetime_literal: str = "offset"
-    share_pacing: bool = True
 
-    def one_step_at_a_time(
-        self, logger: logging.Logger | logging.LoggerAdapter
-    ) -> contextlib.AbstractContextManager:
-        """Held by each step that calls this account, so such steps take turns (see `pacing.exclusive`)."""
-        if not self.share_pacing:
-            return contextlib.nullcontext()
-        return account_turn(home(), "ploomes", self.base_url, self.user_key_env, logger)
+    @property
+    def secret_env(self) -> str:
+        return self.user_key_env
 
     def api(self, logger: logging.Logger | logging.LoggerAdapter | None = None) -> PloomesApi:
         return PloomesApi(
@@ -46,9 +41,7 @@ class PloomesResource(dg.ConfigurableResource):
             max_attempts=self.max_attempts,
             backoff_initial_seconds=self.backoff_initial_seconds,
             datetime_literal=self.datetime_literal,
-            pacing_file=account_pacing_file(home(), "ploomes", self.base_url, self.user_key_env)
-            if self.share_pacing
-            else None,
+            pacing_file=self.pacing_file(),
             logger=logger,
         )
 
