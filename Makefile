@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 CHROMIUM     ?= /usr/bin/chromium
 CHROMEDRIVER ?= /usr/bin/chromedriver
 
-.PHONY: install browser-deps demo test lint validate ui bench-extract bench-parallel bench-staging bench-load clean
+.PHONY: install browser-deps demo test lint validate ui bench-extract bench-parallel bench-staging bench-load bench-fidelity clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,10 @@ bench-parallel: $(STAMP)
 ## Benchmark: CustomerX writes per changed record and write rate against the rate limit
 bench-load: $(STAMP)
 	$(BIN)/python -m benchmarks.load
+
+## Benchmark: a dirty account synced end to end: custom fields equal to Ploomes, no cross-document adoption, 422s per refused record
+bench-fidelity: $(STAMP)
+	$(BIN)/python -m benchmarks.fidelity
 
 ## Benchmark: clean and deduplicate 1,000,000 sandbox contacts (seconds, peak memory)
 bench-staging: $(STAMP)

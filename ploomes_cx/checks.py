@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
+
 import dagster as dg
 import pandas as pd
 
-from ploomes_cx.dedupe import IDENTIFIER_COLUMNS
+from ploomes_cx.identity import IDENTIFIER_COLUMNS, same_record
 
 MAX_ROWS = 10
 
@@ -22,21 +24,22 @@ def markdown(frame: pd.DataFrame, limit: int = MAX_ROWS) -> dg.MetadataValue:
 
 
 def duplicate_identifiers(frame: pd.DataFrame, identifiers: list[str]) -> pd.DataFrame:
-    """Pairs of staged rows sharing a mapped identifier that the rules say are one record.
+    """Groups of staged rows sharing a mapped identifier that the identity rule says are one record.
 
-    Sharing a value is allowed only when both rows hold different valid documents (two legal
-    identities), which is exactly when deduplication must leave them apart.
+    Sharing a value is allowed exactly when the rule keeps the rows apart (two different valid
+    documents, or a higher-priority identifier that differs), which is when dedupe left them apart.
     """
     found = []
+    columns = [c for c in ("document", "external_code", "email") if c in frame]
     for ident in identifiers:
         col = IDENTIFIER_COLUMNS[ident]
         if col not in frame:
             continue
         shared = frame[frame[col].notna() & frame[col].duplicated(keep=False)]
         for value, group in shared.groupby(col):
-            docs = group["document"].dropna()
-            if ident != "cnpj_cpf" and docs.nunique() == len(group):
-                continue  # every row has its own valid document: different legal identities
+            rows = group[columns].astype(object).where(group[columns].notna(), None).to_dict("records")
+            if not any(same_record(a, b, identifiers) for a, b in itertools.combinations(rows, 2)):
+                continue
             found.append(
                 {
                     "identifier": ident,

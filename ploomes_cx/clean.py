@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 import duckdb
 import pandas as pd
 
+from ploomes_cx.custom_fields import mapped_field_types, read_fields
 from ploomes_cx.dedupe import cluster_by_identifiers, fuzzy_candidates
 from ploomes_cx.mapping import Mapping
 from ploomes_cx.normalize import (
@@ -32,25 +33,10 @@ from ploomes_cx.normalize import (
     normalize_names,
     normalize_phones,
 )
+from ploomes_cx.ploomes.fields import FieldType
 
 REJECTED_COLUMNS = ["entity", "ploomes_id", "field", "value", "rule", "outcome", "window_start", "run_id"]
 CLUSTER_COLUMNS = ["cluster_id", "entity", "kind", "survivor_id", "member_ids", "size", "rule", "score"]
-# Typed value slots of OtherProperties (ploomes-api.md §7); the first present one is the value.
-VALUE_SLOTS = [
-    "ObjectValueName",
-    "StringValue",
-    "BigStringValue",
-    "IntegerValue",
-    "DecimalValue",
-    "DateTimeValue",
-    "BoolValue",
-    "UserValueName",
-    "ContactValueName",
-    "ProductValueName",
-    "AttachmentValueName",
-]
-
-
 ClientResolver = Callable[[pd.Series], pd.Series]
 
 
@@ -143,26 +129,31 @@ def latest(con: duckdb.DuckDBPyConnection, schema: str, entity: str) -> str:
     )
 
 
-def custom_attributes(con: duckdb.DuckDBPyConnection, view: str, pairs: list[tuple[str, str]]) -> pd.Series:
-    """`view`: SQL of the latest records (see `latest`)."""
-    """Per record, a JSON object of the mapped custom fields only, keyed by CustomerX attribute."""
-    if not pairs:
-        return pd.Series(dtype=object)
-    mapping = pd.DataFrame(pairs, columns=["field_key", "attribute"])
-    con.register("_cf_map", mapping)
-    slots = ", ".join(f"p->'$.{s}'" for s in VALUE_SLOTS)
-    rows = con.execute(f"""
-        with props as (
-            select id as ploomes_id, unnest(cast(json_extract(payload, '$.OtherProperties') as JSON[])) as p
-            from {view} v
-        ), vals as (
-            select ploomes_id, m.attribute, coalesce({slots}) as v
-            from props join _cf_map m on m.field_key = props.p->>'$.FieldKey'
-        )
-        select ploomes_id, json_group_object(attribute, v)::varchar from vals group by ploomes_id
-    """).fetchall()
-    con.unregister("_cf_map")
-    return pd.Series({pid: text for pid, text in rows}, dtype=object)
+def _custom(
+    con: duckdb.DuckDBPyConnection,
+    view: str,
+    pairs: list[tuple[str, str]],
+    types: dict[str, FieldType],
+    entity: str,
+    rejects: _Rejects,
+) -> pd.Series:
+    """Per record, a JSON object of the mapped custom fields only, keyed by CustomerX attribute;
+    values that do not fit their field's type are cleared and listed (`custom_field_type`)."""
+    attrs, misfits = read_fields(con, view, [(key, attr, types[key]) for key, attr in pairs])
+    if len(misfits):
+        everything = pd.Series(True, index=misfits.index)
+        fields = "custom_field:" + misfits["attribute"].astype(str)
+        for name, part in misfits.groupby(fields):
+            rejects.add(
+                entity,
+                part,
+                everything[part.index],
+                str(name),
+                part["value"],
+                "custom_field_type",
+                "field_cleared",
+            )
+    return attrs
 
 
 CONTACT_JSON = json.dumps(
@@ -182,15 +173,20 @@ CONTACT_JSON = json.dumps(
 )
 
 
-def _contacts_frame(con: duckdb.DuckDBPyConnection, view: str, m: Mapping) -> pd.DataFrame:
+def _contacts_frame(
+    con: duckdb.DuckDBPyConnection, view: str, m: Mapping, types: dict[str, FieldType]
+) -> pd.DataFrame:
     """The contact fields staging needs, each payload parsed once (`json_transform`)."""
     if m.uses_external_code_custom_field:
+        # the slot the field's type names, in the list shape or the webhook map shape
         code = (
-            "(select coalesce(p->>'$.StringValue', p->>'$.IntegerValue') from "
-            "(select unnest(cast(json_extract(payload, '$.OtherProperties') as JSON[])) as p) "
-            "where p->>'$.FieldKey' = ? limit 1)"
+            "coalesce((select json_extract_string(p, '$.' || ?) from "
+            "(select unnest(json_extract(payload, '$.OtherProperties[*]')) as p) "
+            "where p->>'$.FieldKey' = ? limit 1), "
+            "json_extract_string(payload, '$.OtherProperties.\"' || ? || '\"'))"
         )
-        params = [m.external_code_field]
+        key = m.external_code_field
+        params = [types[key].slot, key, key]
     else:
         code, params = "j.Key", []
     # (I) Register is read first, then the separate CNPJ / CPF fields (ploomes-api.md §6).
@@ -243,6 +239,7 @@ def _clients_from_party(
     attrs: pd.Series,
     name_fallback: bool = True,
     want_aliases: bool = True,
+    table: str = "clients",
 ) -> tuple[pd.DataFrame, dict[int, int], int]:
     """Deduplicated records (clients, or contacts); returns (survivors, alias -> survivor id, merged)."""
     missing = party["name_key"].isna()
@@ -272,7 +269,8 @@ def _clients_from_party(
         aliases[int(sid)] = ",".join(str(x) for x in pids if x != sid)
         clusters.append(
             {
-                "cluster_id": f"{entity}:{sid}",
+                # persons can be both clients and contacts (B2C): the table keeps the ids apart
+                "cluster_id": f"{table}:{entity}:{sid}",
                 "entity": entity,
                 "kind": "merged",
                 "survivor_id": int(sid),
@@ -392,6 +390,7 @@ def build_staging(con: duckdb.DuckDBPyConnection, m: Mapping, run_id: str) -> St
     client_pairs = [(f.ploomes, f.customerx) for f in m.custom_fields.clients]
     contact_pairs = [(f.ploomes, f.customerx) for f in m.custom_fields.contacts]
     custom: dict[str, dict[str, pd.Series]] = {"clients": {}, "contacts": {}}
+    types = mapped_field_types(con, m)
 
     client_sources = {"organizations": ["organizations"], "persons": ["persons"]}.get(
         m.clients.source, ["organizations", "persons"]
@@ -403,10 +402,10 @@ def build_staging(con: duckdb.DuckDBPyConnection, m: Mapping, run_id: str) -> St
     def party(entity: str) -> pd.DataFrame:
         view = latest(con, schema, entity)
         if entity in client_sources:
-            custom["clients"][entity] = custom_attributes(con, view, client_pairs)
+            custom["clients"][entity] = _custom(con, view, client_pairs, types, entity, rejects)
         if entity in contact_sources:
-            custom["contacts"][entity] = custom_attributes(con, view, contact_pairs)
-        return _normalize_party(_contacts_frame(con, view, m), entity, rejects)
+            custom["contacts"][entity] = _custom(con, view, contact_pairs, types, entity, rejects)
+        return _normalize_party(_contacts_frame(con, view, m, types), entity, rejects)
 
     orgs = party("organizations")
     persons = party("persons") if "persons" in m.ploomes_entities else orgs.iloc[0:0].copy()
@@ -448,7 +447,7 @@ def build_staging(con: duckdb.DuckDBPyConnection, m: Mapping, run_id: str) -> St
         members = g["members"]
         clusters.append(
             {
-                "cluster_id": f"{client_entity}:fuzzy:{members[0]}",
+                "cluster_id": f"clients:{client_entity}:fuzzy:{members[0]}",
                 "entity": client_entity,
                 "kind": "candidate",
                 "survivor_id": None,
@@ -479,7 +478,7 @@ def build_staging(con: duckdb.DuckDBPyConnection, m: Mapping, run_id: str) -> St
     counts["contacts"] = contact_counts
     del orgs, persons, client_party  # a million-row account: free the party frames before the rest
     # ---- contracts ----
-    contracts, contract_counts = _contracts(con, m, deals, client_of_contact, rejects)
+    contracts, contract_counts = _contracts(con, m, deals, client_of_contact, rejects, types)
     counts["contracts"] = contract_counts
     # ---- timeline ----
     timeline, timeline_counts = _timeline(con, m, deals, client_of_contact, rejects)
@@ -566,6 +565,7 @@ def _contacts(
             attrs,
             name_fallback=False,
             want_aliases=False,
+            table="contacts",
         )
     else:
         frame["aliases"] = ""
@@ -578,6 +578,15 @@ def _contacts(
     taken = newest_first["email"].duplicated().reindex(frame.index, fill_value=False)
     rejects.add(entity, frame, taken, "email", frame["email"], "email_used_by_another_contact")
     frame = frame[~no_email & ~taken].copy()
+    # (phone, client) is unique too (§8.2): a shared switchboard number stays on the newest contact.
+    newest_first = frame.sort_values(["changed_at", "ploomes_id"], ascending=[False, True])
+    phone_taken = (
+        newest_first["phone"].notna() & newest_first.duplicated(["client_external_id", "phone"])
+    ).reindex(frame.index, fill_value=False)
+    rejects.add(
+        entity, frame, phone_taken, "phone", frame["phone"], "phone_used_by_another_contact", "field_cleared"
+    )
+    frame.loc[phone_taken, "phone"] = None
     ids = frame["ploomes_id"].astype(str)
     frame["external_id"] = "org-" + ids if source == "organizations" else ids
     staged = _shape(frame, CONTACT_COLUMNS)
@@ -595,6 +604,7 @@ def _contracts(
     deals: pd.DataFrame | None,
     client_of_contact: ClientResolver,
     rejects: _Rejects,
+    types: dict[str, FieldType],
 ) -> tuple[pd.DataFrame, dict[str, int]]:
     if m.contracts.source == "none" or deals is None:
         return _shape(pd.DataFrame(), CONTRACT_COLUMNS), {
@@ -606,9 +616,8 @@ def _contracts(
     won = deals[deals["status_id"] == 2].copy()
     won["client_external_id"] = client_of_contact(won["contact_id"])
     won["sale_date"] = won["finish_date"].map(_date_parser(m, date_only=True))
-    attrs = custom_attributes(
-        con, deals.attrs["view"], [(f.ploomes, f.customerx) for f in m.custom_fields.contracts]
-    )
+    pairs = [(f.ploomes, f.customerx) for f in m.custom_fields.contracts]
+    attrs = _custom(con, deals.attrs["view"], pairs, types, "deals", rejects)
     won["custom_attributes"] = won["ploomes_id"].map(attrs).fillna("{}") if len(attrs) else "{}"
     if m.contracts.source == "won_deals":
         frame = won.assign(

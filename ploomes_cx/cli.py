@@ -213,6 +213,7 @@ def _sync(m, keys: list[str], dry_run: bool, show_steps: bool = True) -> int:
             tags={"ploomes_cx/dry_run": str(dry_run).lower()},
             dry_run=dry_run,
             on_progress=step_line,
+            on_wait=lambda line: print(line, file=sys.stderr, flush=True),
         )
     except InstanceError as exc:
         print(f"error: {exc}", file=sys.stderr)

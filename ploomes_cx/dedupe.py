@@ -1,8 +1,7 @@
 """Deduplication: which records are the same CustomerX record, and which only look alike.
 
-Identifier matching follows the contract (mapping-and-cli.md, `identifiers`): for two records the
-first identifier in the mapping's list that both have decides, and two different valid CPF/CNPJ
-are never the same record, whatever the order. Clusters are grown greedily with a union-find:
+Identifier matching is the one identity rule (`ploomes_cx/identity.py`), shared with adoption and
+the staging check. Clusters are grown greedily with a union-find:
 identifiers are processed in priority order, and inside a group of records sharing a value,
 records join the cluster of the most recently changed compatible record first. A cluster keeps
 one value per identifier (the survivor's, filled from the others when it has none), so the rule
@@ -24,9 +23,9 @@ import numpy as np
 import pandas as pd
 from rapidfuzz import fuzz, process
 
+from ploomes_cx.identity import IDENTIFIER_COLUMNS, same_record
 from ploomes_cx.normalize import company_key
 
-IDENTIFIER_COLUMNS = {"cnpj_cpf": "document", "external_code": "external_code", "email": "email"}
 FUZZY_THRESHOLD = 92.0
 NEIGHBOURS = 20  # sorted-neighbourhood window: each distinct name is compared with the next 20
 
@@ -58,15 +57,9 @@ def cluster_by_identifiers(frame: pd.DataFrame, identifiers: list[str]) -> Clust
             x = parent[x]
         return int(x)
 
-    def compatible(a: int, b: int, level: int) -> bool:
-        da, db = value["document"][a], value["document"][b]
-        if da is not None and db is not None and da != db:
-            return False
-        for col in columns[:level]:
-            va, vb = value[col][a], value[col][b]
-            if va is not None and vb is not None and va != vb:
-                return False
-        return True
+    def compatible(a: int, b: int) -> bool:
+        """The identity rule on the two clusters' values (each keeps one value per identifier)."""
+        return same_record({c: value[c][a] for c in tracked}, {c: value[c][b] for c in tracked}, identifiers)
 
     def union(a: int, b: int, ident: str) -> None:
         keep, gone = (a, b) if rank[a] < rank[b] else (b, a)
@@ -76,7 +69,7 @@ def cluster_by_identifiers(frame: pd.DataFrame, identifiers: list[str]) -> Clust
             if value[col][keep] is None:
                 value[col][keep] = value[col][gone]
 
-    for level, (ident, col) in enumerate(zip(identifiers, columns, strict=True)):
+    for ident, col in zip(identifiers, columns, strict=True):
         series = frame[col]
         shared = series.notna() & series.duplicated(keep=False)
         if not shared.any():
@@ -93,7 +86,7 @@ def cluster_by_identifiers(frame: pd.DataFrame, identifiers: list[str]) -> Clust
                 roots = [find(r) for r in roots]
                 if rp in roots:
                     continue
-                target = next((r for r in roots if compatible(r, rp, level)), None)
+                target = next((r for r in roots if compatible(r, rp)), None)
                 if target is None:
                     roots.append(rp)
                 else:

@@ -1,11 +1,13 @@
 """Make CustomerX hold what a staging table says, at the smallest number of calls.
 
 Per record: unchanged since last sent (same content hash) -> no call; known to CustomerX ->
-one PUT; new -> adopt an existing CustomerX record that matches by our external id or the
-mapping's identifiers (one PUT), else one POST. Timeline entries are posted once, ever.
-Records CustomerX is known to refuse (a contact without e-mail, a second contact with the same
-e-mail) are rejected before any call. Each outcome goes to the ledger; a refused or failed record
-is not marked sent, so the next sync tries it again.
+one PUT; new -> adopt an existing CustomerX record the identity rule says is the same
+(`identity.CustomerXIndex`: by our external id, a merged alias's, or the mapping's identifiers;
+never across two valid documents, never one another record of ours holds), addressed by its
+external id or, lacking one, its numeric id, with one PUT; else one POST. Timeline entries are
+posted once, ever. A record whose client is not in CustomerX waits for it without a call; a
+record CustomerX refused is sent once per `sync` command. Each outcome goes to the ledger; a
+refused or failed record is not marked sent, so the next sync tries it again.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from ploomes_cx.customerx.client import (
     CustomerXRejected,
     CustomerXUnavailableError,
 )
+from ploomes_cx.identity import IDENTIFIER_COLUMNS, CustomerXIndex
 from ploomes_cx.mapping import Mapping
 from ploomes_cx.payloads import BUILDERS, content_hash, field_diff
 
@@ -33,6 +36,12 @@ OPERATIONS = {
     "clients": ("list_clients", "create_client", "update_client", "external_id_client"),
     "contacts": ("list_contacts", "create_contact", "update_contact", "external_id_contact"),
     "contracts": ("list_contracts", "create_contract", "update_contract", "external_id_contract"),
+}
+# Writing to a record that has no external id (made by hand in CustomerX): by its numeric id.
+UPDATE_BY_ID = {
+    "clients": "update_client_by_id",
+    "contacts": "update_contact_by_id",
+    "contracts": "update_contract_by_id",
 }
 MAX_CONSECUTIVE_FAILURES = 3
 
@@ -43,36 +52,6 @@ class LoadReport:
     stats: CallStats = field(default_factory=CallStats)
     refusals: list[dict[str, Any]] = field(default_factory=list)
     diffs: list[dict[str, Any]] = field(default_factory=list)
-
-
-class Index:
-    """Existing CustomerX records by external id and by identifier, read once per load when needed."""
-
-    def __init__(self, rows: list[dict[str, Any]], ext_key: str) -> None:
-        self.by_ext = {str(r[ext_key]): r for r in rows if r.get(ext_key)}
-        self.by_doc = {
-            "".join(c for c in str(r.get("cnpj_cpf") or r.get("document") or "") if c.isalnum()): r
-            for r in rows
-            if r.get("cnpj_cpf") or r.get("document")
-        }
-        self.by_email = {str(r["email"]).strip().lower(): r for r in rows if r.get("email")}
-
-    def match(
-        self, body: dict[str, Any], ext_key: str, row: dict[str, Any], identifiers: list[str]
-    ) -> dict | None:
-        found = self.by_ext.get(body[ext_key])
-        if found:
-            return found
-        for ident in identifiers:
-            if ident == "cnpj_cpf" and row.get("document"):
-                found = self.by_doc.get(str(row["document"]))
-            elif ident == "external_code" and row.get("external_code"):
-                found = self.by_ext.get(str(row["external_code"]))  # CustomerX "Código" is its external id
-            elif ident == "email" and row.get("email"):
-                found = self.by_email.get(str(row["email"]))
-            if found:
-                return found
-        return None
 
 
 def _clean(value: Any) -> Any:
@@ -90,10 +69,14 @@ def load_entity(
     run_id: str,
     dry_run: bool,
     log: logging.Logger | logging.LoggerAdapter,
+    sync_id: str = "",
 ) -> LoadReport:
     schema = m.name
     loadstate.ensure(con, schema)
     known = loadstate.read(con, schema, entity)
+    refused = loadstate.refusals(con, schema, entity, sync_id) if sync_id else {}
+    # a contact, contract or timeline entry is sent once its client is in CustomerX
+    landed = None if entity == "clients" or dry_run else loadstate.sent_ids(con, schema, "clients")
     report = LoadReport()
     ledger: list[tuple[Any, ...]] = []
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
@@ -127,7 +110,7 @@ def load_entity(
         planned.append((row, ext, body, content_hash(body)))
 
     ops = OPERATIONS.get(entity)
-    index: Index | None = None
+    index: CustomerXIndex | None = None
     failures = 0
     for row, ext, body, digest in planned:
         mine = known.get(ext)
@@ -137,6 +120,25 @@ def load_entity(
             and (mine.content_hash == digest or entity == "timeline")
         ):
             note(ext, "unchanged")
+            continue
+        if landed is not None and row.get("client_external_id") not in landed:
+            note(
+                ext,
+                "waiting_for_client",
+                None,
+                f"client {row.get('client_external_id')} is not in CustomerX yet (see its ledger rows); "
+                "this record is sent once it lands",
+            )
+            continue
+        earlier = refused.get(ext)
+        if earlier is not None and earlier[0] == digest:
+            note(
+                ext,
+                "rejected",
+                None,
+                f"refused earlier in this sync (HTTP {earlier[1]}) and unchanged since: not sent again "
+                "until the next sync",
+            )
             continue
         if dry_run:
             outcome = "would_update" if mine is not None and mine.state == "sent" else "would_create"
@@ -153,16 +155,20 @@ def load_entity(
         try:
             if entity == "timeline":
                 outcome, _ = _post_once(api, con, m, ext, body, digest, mine, run_id, report.stats)
+                detail = None
             else:
                 if index is None and (mine is None or mine.state != "sent"):
-                    index = Index(list(api.list_all(ops[0], stats=report.stats)), ops[3])
-                outcome, _ = _upsert(
+                    rows = list(api.list_all(ops[0], stats=report.stats))
+                    index = CustomerXIndex(rows, ops[3], loadstate.owners(con, schema, entity))
+                outcome, detail = _upsert(
                     api, con, m, entity, row, ext, body, digest, mine, index, run_id, report.stats
                 )
-            note(ext, outcome)
+            note(ext, outcome, None, detail)
             failures = 0
         except CustomerXRejected as exc:
             note(ext, "rejected", exc.status, exc.body[:500])
+            if sync_id:
+                loadstate.remember_refusal(con, schema, entity, ext, digest, sync_id, exc.status)
             if len(report.refusals) < 20:
                 report.refusals.append({"external_id": ext, "status": exc.status, "body": exc.body[:200]})
         except CustomerXUnavailableError as exc:
@@ -190,16 +196,22 @@ def _upsert(
     body: dict[str, Any],
     digest: str,
     mine: loadstate.Known | None,
-    index: Index | None,
+    index: CustomerXIndex | None,
     run_id: str,
     stats: CallStats,
-) -> tuple[str, int | None]:
+) -> tuple[str, str | None]:
+    """Create, update or adopt one record; returns the outcome and a detail for the ledger."""
     _, create_op, update_op, ext_key = OPERATIONS[entity]
     if mine is not None and mine.state == "sent":
-        result, _ = api.call(update_op, external_id=ext, body=body, stats=stats)
+        sent, moved = _without_client_move(entity, body, (mine.body or {}).get("external_id_client"))
+        api.call(update_op, external_id=ext, body=sent, stats=stats)
         loadstate.record(con, m.name, entity, ext, mine.customerx_id, digest, body, "sent", run_id)
-        return "updated", mine.customerx_id
-    existing = index.match(body, ext_key, row, m.identifiers) if index is not None else None
+        return "updated", moved
+    existing, passed_over = (
+        index.match(ext, _identity_of(row), m.identifiers, _aliases(row))
+        if index is not None
+        else (None, None)
+    )
     if existing is None:
         loadstate.record(con, m.name, entity, ext, None, None, None, "pending", run_id)
         try:
@@ -216,13 +228,49 @@ def _upsert(
         else:
             cx_id = (result or {}).get("id")
             loadstate.record(con, m.name, entity, ext, cx_id, digest, body, "sent", run_id)
-            return "created", cx_id
-    # Adopt: the record already exists in CustomerX (ours from a killed run, or made by someone else).
+            if index is not None:
+                index.claim(cx_id, ext)
+            return "created", passed_over and f"{passed_over}; created a new one"
+    # Adopt: the record already exists in CustomerX (ours from a killed run, or made by someone
+    # else). It is addressed by what it has: its external id, else its numeric id; the body
+    # carries our external id, so after this one write it is found by ours.
     current_ext = existing.get(ext_key)
-    target = str(current_ext) if current_ext else str(existing["id"])
-    api.call(update_op, external_id=target, body=body, stats=stats)
+    held_by = existing.get("external_id_client") or (existing.get("client") or {}).get("external_id_client")
+    sent, moved = _without_client_move(entity, body, held_by)
+    if current_ext:
+        api.call(update_op, external_id=str(current_ext), body=sent, stats=stats)
+    else:
+        api.call(UPDATE_BY_ID[entity], external_id=str(existing["id"]), body=sent, stats=stats)
     loadstate.record(con, m.name, entity, ext, existing.get("id"), digest, body, "sent", run_id)
-    return "adopted", existing.get("id")
+    if existing.get("id") is not None:
+        loadstate.hand_over(con, m.name, entity, int(existing["id"]), ext)
+    if index is not None:
+        index.claim(existing.get("id"), ext)
+    return "adopted", "; ".join(x for x in (f"adopted CustomerX record {existing.get('id')}", moved) if x)
+
+
+def _without_client_move(
+    entity: str, body: dict[str, Any], held_by: str | None
+) -> tuple[dict[str, Any], str | None]:
+    """A contact's client cannot be changed once set (customerx-api.md §8.2, C [S2]): when the
+    person moved to another company in Ploomes, the update leaves the client out and says so."""
+    if entity != "contacts" or not held_by or str(held_by) == str(body.get("external_id_client")):
+        return body, None
+    kept = {k: v for k, v in body.items() if k != "external_id_client"}
+    return kept, (
+        f"client changed in Ploomes from {held_by} to {body.get('external_id_client')}; CustomerX does not "
+        f"move a contact between clients, so it stays on {held_by}"
+    )
+
+
+def _aliases(row: dict[str, Any]) -> list[str]:
+    """External ids of the records merged into this one (staging's `aliases`)."""
+    return [a for a in str(row.get("aliases") or "").split(",") if a]
+
+
+def _identity_of(row: dict[str, Any]) -> dict[str, Any]:
+    """Our staged record's normalized identifiers, as the identity rule compares them."""
+    return {c: row.get(c) for c in IDENTIFIER_COLUMNS.values()}
 
 
 def _post_once(

@@ -6,7 +6,11 @@ as soon as the record lands (`sent`), so a run killed at any point leaves at mos
 entity in doubt, and the next run checks that one instead of creating it twice.
 
 `ledger` keeps every record's outcome per run: created, updated, adopted, unchanged, rejected
-(by CustomerX, with status and body, or by us before any call), failed (after retries).
+(by CustomerX, with status and body, or by us before any call), failed (after retries),
+waiting_for_client (its client is not in CustomerX yet: no call).
+
+`refusals` remembers, per record, the body CustomerX last refused and the `sync` command that
+sent it, so one command sends a refused record once, not once per window.
 """
 
 from __future__ import annotations
@@ -35,6 +39,9 @@ def ensure(con: duckdb.DuckDBPyConnection, schema: str) -> None:
     con.execute(f"""create table if not exists {schema}.crosswalk (
         entity varchar, external_id varchar, customerx_id bigint, content_hash varchar, body varchar,
         state varchar, updated_at timestamp, run_id varchar, primary key (entity, external_id))""")
+    con.execute(f"""create table if not exists {schema}.refusals (
+        entity varchar, external_id varchar, content_hash varchar, sync_id varchar, http_status integer,
+        recorded_at timestamp, primary key (entity, external_id))""")
     con.execute(f"""create table if not exists {schema}.ledger (
         run_id varchar, entity varchar, external_id varchar, outcome varchar, http_status integer,
         detail varchar, recorded_at timestamp)""")
@@ -86,6 +93,59 @@ def append_ledger(con: duckdb.DuckDBPyConnection, schema: str, rows: list[tuple[
         con.execute(f"insert into {schema}.ledger by name select * from _ledger_rows")
     finally:
         con.unregister("_ledger_rows")
+
+
+def refusals(
+    con: duckdb.DuckDBPyConnection, schema: str, entity: str, sync_id: str
+) -> dict[str, tuple[str, int]]:
+    """Records CustomerX refused earlier in this `sync` command: external id -> (hash, status)."""
+    rows = con.execute(
+        f"select external_id, content_hash, http_status from {schema}.refusals where entity = ? and sync_id = ?",
+        [entity, sync_id],
+    ).fetchall()
+    return {r[0]: (r[1], r[2]) for r in rows}
+
+
+def remember_refusal(
+    con: duckdb.DuckDBPyConnection,
+    schema: str,
+    entity: str,
+    external_id: str,
+    content_hash: str,
+    sync_id: str,
+    status: int,
+) -> None:
+    con.execute(
+        f"insert or replace into {schema}.refusals values (?, ?, ?, ?, ?, ?)",
+        [entity, external_id, content_hash, sync_id, status, dt.datetime.now(dt.UTC).replace(tzinfo=None)],
+    )
+
+
+def sent_ids(con: duckdb.DuckDBPyConnection, schema: str, entity: str) -> set[str]:
+    """Our external ids of `entity` that CustomerX holds."""
+    rows = con.execute(
+        f"select external_id from {schema}.crosswalk where entity = ? and state = 'sent'", [entity]
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+def owners(con: duckdb.DuckDBPyConnection, schema: str, entity: str) -> dict[int, str]:
+    """CustomerX id -> our external id holding it, for `entity`: never adopted by another record."""
+    rows = con.execute(
+        f"select customerx_id, external_id from {schema}.crosswalk where entity = ? and customerx_id is not null",
+        [entity],
+    ).fetchall()
+    return {int(r[0]): str(r[1]) for r in rows}
+
+
+def hand_over(
+    con: duckdb.DuckDBPyConnection, schema: str, entity: str, customerx_id: int, external_id: str
+) -> None:
+    """The record merged into `external_id` no longer holds `customerx_id`: its survivor does."""
+    con.execute(
+        f"delete from {schema}.crosswalk where entity = ? and customerx_id = ? and external_id != ?",
+        [entity, customerx_id, external_id],
+    )
 
 
 def held(con: duckdb.DuckDBPyConnection, schema: str, entity: str) -> int:

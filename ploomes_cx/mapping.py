@@ -49,6 +49,19 @@ class PloomesSettings(_Strict):
     # I (ploomes-api.md §5): `offset` sends 2026-03-01T00:00:00-03:00 (seen in public code),
     # `utc` sends 2026-03-01T03:00:00Z.
     datetime_literal: Literal["offset", "utc"] = "offset"
+    # I (ploomes-api.md §6): which OtherProperties slot holds the value of a field type, by TypeId,
+    # for types the catalogue does not make plain (e.g. {9: UserValueName}); see ploomes/fields.py.
+    field_type_slots: dict[int, str] = Field(default_factory=dict)
+
+    @field_validator("field_type_slots")
+    @classmethod
+    def _slots(cls, value: dict[int, str]) -> dict[int, str]:
+        from ploomes_cx.ploomes.fields import VALUE_SLOTS
+
+        wrong = sorted(s for s in value.values() if s not in VALUE_SLOTS)
+        if wrong:
+            raise ValueError(f"{wrong} are not OtherProperties slots; allowed: {', '.join(VALUE_SLOTS)}")
+        return value
 
     @field_validator("naive_datetime_timezone")
     @classmethod
@@ -73,6 +86,9 @@ ENDPOINT_NAMES = Literal[
     "list_contracts",
     "create_contract",
     "update_contract",
+    "update_client_by_id",
+    "update_contact_by_id",
+    "update_contract_by_id",
     "create_timeline",
 ]
 

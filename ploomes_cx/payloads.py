@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from ploomes_cx.mapping import Mapping
+from ploomes_cx.ploomes.fields import attribute_text
 
 
 def _value(v: Any) -> Any:
@@ -34,7 +35,7 @@ def _date_br(v: Any) -> str | None:
 
 def _custom(text: Any) -> list[dict[str, str]]:
     attrs = json.loads(text) if isinstance(text, str) and text else {}
-    return [{"label": k, "value": "" if v is None else str(v)} for k, v in sorted(attrs.items())]
+    return [{"label": k, "value": attribute_text(v)} for k, v in sorted(attrs.items())]
 
 
 def _phones(e164: Any) -> list[dict[str, Any]]:

@@ -21,8 +21,10 @@ from ploomes_cx.factory import build_integration_defs, sync_job_name
 from ploomes_cx.home import ensure_dagster_home, ensure_home
 from ploomes_cx.housekeeping import HOST_TAG, PID_TAG, reclaim_abandoned_runs
 from ploomes_cx.mapping import Mapping
+from ploomes_cx.pacing import exclusive
 from ploomes_cx.progress import RunWatcher
 
+SYNC_TAG = "ploomes_cx/sync_id"
 STAGED_ENTITIES = ("clients", "contacts", "contracts", "timeline")
 SUMMARY_COLUMNS = ("extracted", "staged", "rejected", "merged", "created", "updated", "unchanged", "failed")
 
@@ -62,11 +64,13 @@ def check_env(m: Mapping) -> None:
         )
 
 
-def run_config(m: Mapping, dry_run: bool) -> dict[str, Any]:
-    """Quiet console logs (the CLI prints its own summary) and the load assets' dry-run flag."""
+def run_config(m: Mapping, dry_run: bool, sync_id: str = "") -> dict[str, Any]:
+    """Quiet console logs (the CLI prints its own summary), the load assets' dry-run flag, and the
+    id shared by every window of one `sync` command (a refused record is sent once per sync)."""
     from ploomes_cx.assets.staging import staged_entities
 
-    ops = {f"{m.name}__load_{e}": {"config": {"dry_run": dry_run}} for e in staged_entities(m)}
+    config = {"dry_run": dry_run, "sync_id": sync_id}
+    ops = {f"{m.name}__load_{e}": {"config": config} for e in staged_entities(m)}
     return {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}, "ops": ops}
 
 
@@ -77,10 +81,27 @@ def run_windows(
     tags: dict[str, str] | None = None,
     dry_run: bool = False,
     on_progress: Callable[[str], None] | None = None,
+    on_wait: Callable[[str], None] | None = None,
 ) -> list[WindowResult]:
-    ensure_home()
+    """Run the windows under the mapping's sync lock: two syncs of one mapping never overlap
+    (in-process runs bypass the run queue's per-mapping limit, so the CLI takes turns itself)."""
+    lock = ensure_home() / "locks" / f"sync-{m.name}.lock"
+    message = f"another ploomes-cx sync of mapping {m.name} is running; waiting for it to finish ({lock})"
+    with exclusive(lock, (lambda: on_wait(message)) if on_wait else None):
+        return _run_windows(m, keys, on_window, tags, dry_run, on_progress)
+
+
+def _run_windows(
+    m: Mapping,
+    keys: list[str],
+    on_window: Callable[[WindowResult], None] | None,
+    tags: dict[str, str] | None,
+    dry_run: bool,
+    on_progress: Callable[[str], None] | None,
+) -> list[WindowResult]:
     ensure_dagster_home()
     instance = open_instance()
+    sync_id = str(uuid.uuid4())
     job = build_integration_defs(m).resolve_job_def(sync_job_name(m))
     results = []
     owner = {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
@@ -97,8 +118,8 @@ def run_windows(
                     instance=instance,
                     raise_on_error=False,
                     run_id=run_id,
-                    tags={"ploomes_cx/trigger": "cli", **owner, **(tags or {})},
-                    run_config=run_config(m, dry_run),
+                    tags={"ploomes_cx/trigger": "cli", SYNC_TAG: sync_id, **owner, **(tags or {})},
+                    run_config=run_config(m, dry_run, sync_id),
                 )
             window = _summarize(key, result, time.monotonic() - started)
             results.append(window)

@@ -15,7 +15,7 @@ import pytest
 from ploomes_cx.cli import main
 from ploomes_cx.mapping import load_mapping
 from ploomes_cx.sandbox import CustomerXSandbox, PloomesDataset, PloomesSandbox
-from ploomes_cx.sandbox.ploomes_data import to_ms
+from ploomes_cx.sandbox.ploomes_data import cnpj_digits, to_ms
 from ploomes_cx.storage import database_path
 from ploomes_cx_tests.conftest import CX_TOKEN, SECRET_KEY, local, point_at, write_mapping
 
@@ -263,3 +263,153 @@ def test_a_run_killed_mid_load_resumes_to_the_same_state_as_an_uninterrupted_run
     finally:
         for server in (p1, cx1, p2, cx2):
             server.stop()
+
+
+def _plain_organizations(dataset: PloomesDataset, n: int) -> list[int]:
+    """Organizations that are not twins of another one (so nothing else merges into them)."""
+    found = []
+    for i in range(dataset.n_orgs):
+        cid = 1000 + i
+        if dataset.twin_of(cid) is None and all(
+            dataset.twin_of(1000 + j) != cid for j in range(dataset.n_orgs)
+        ):
+            found.append(cid)
+        if len(found) == n:
+            return found
+    raise AssertionError("not enough organizations")
+
+
+def test_organizations_sharing_an_email_with_different_cnpjs_never_adopt_each_other(
+    home, full, ploomes, customerx, monkeypatch
+):
+    """Regression: the second company (other CNPJ, same accountant e-mail, a later window) was
+    PUT over the first one's CustomerX client."""
+    point_at(monkeypatch, ploomes, customerx)
+    a, b = _plain_organizations(ploomes.dataset, 2)
+    shared = "fiscal@contabilidade-unica.com.br"
+    for cid, base, day in ((a, "111222330001", 2), (b, "445556660001", 3)):
+        ploomes.dataset.touch(
+            "contacts",
+            cid,
+            {"Email": shared, "Register": cnpj_digits(base)},
+            when_ms=to_ms(local(2026, 11, day, 9)),
+        )
+    assert main(["sync", full.source_path, "--window", "2026-11-02..2026-11-03"]) == 0
+    clients = {c["external_id_client"]: c for c in customerx.store.records["clients"].values()}
+    assert clients[str(a)]["cnpj_cpf"] == cnpj_digits("111222330001")
+    assert clients[str(b)]["cnpj_cpf"] == cnpj_digits("445556660001")
+    # every CustomerX client carries one document only ever: no write crossed two documents
+    documents: dict[str, set] = {}
+    for w in customerx.successful_writes():
+        if "/clients" in w["path"] and w["body"].get("cnpj_cpf"):
+            documents.setdefault(w["body"]["external_id_client"], set()).add(w["body"]["cnpj_cpf"])
+    assert all(len(d) == 1 for d in documents.values())
+    with duckdb.connect(str(database_path(home, "fullsync")), read_only=True) as con:
+        adopted = con.execute("select count(*) from fullsync.ledger where outcome = 'adopted'").fetchall()[0][
+            0
+        ]
+    assert adopted == 0
+
+
+def test_a_client_made_by_hand_without_external_id_is_adopted_by_its_numeric_id(
+    home, full, ploomes, customerx, monkeypatch
+):
+    """Regression: adoption sent `PUT /clients?external_id_client=<numeric id>`, a 404 on every run,
+    and the client's contacts earned a 422 each time."""
+    point_at(monkeypatch, ploomes, customerx)
+    assert main(["sync", full.source_path, "--window", "2026-11-02", "--dry-run"]) == 0
+    with duckdb.connect(str(database_path(home, "fullsync")), read_only=True) as con:
+        ext, document = con.execute(
+            "select c.external_id, c.document from fullsync.stg_clients c join fullsync.stg_contacts p "
+            "on p.client_external_id = c.external_id where c.document is not null limit 1"
+        ).fetchall()[0]
+    customerx.store.records["clients"][1] = {"id": 1, "company_name": "Feito à Mão", "cnpj_cpf": document}
+    customerx.store.next_id = 2
+    assert main(["sync", full.source_path, "--window", "2026-11-02"]) == 0
+    client = customerx.store.records["clients"][1]
+    assert client["external_id_client"] == ext and client["company_name"] != "Feito à Mão"
+    assert [c for c in customerx.store.records["clients"].values() if c.get("cnpj_cpf") == document] == [
+        client
+    ]
+    assert any(c["client_id"] == 1 for c in customerx.store.records["contacts"].values())
+    assert not [w for w in customerx.writes if w["status"] >= 400]
+    adoption = [w for w in customerx.writes if w["method"] == "PUT" and "/clients" in w["path"]]
+    assert (
+        len(adoption) == 1
+        and "id=1" in adoption[0]["path"]
+        and "external_id_client=" not in adoption[0]["path"]
+    )
+    writes = len(customerx.writes)
+    assert main(["sync", full.source_path, "--window", "2026-11-02"]) == 0
+    assert len(customerx.writes) == writes
+
+
+def _ledger(home: Path, name: str, sql: str, params: list | None = None) -> list[tuple]:
+    with duckdb.connect(str(database_path(home, name)), read_only=True) as con:
+        return con.execute(sql.replace("{s}", name), params or []).fetchall()
+
+
+def test_a_refused_record_costs_one_call_per_sync_command_not_one_per_window(
+    home, full, ploomes, customerx, monkeypatch
+):
+    point_at(monkeypatch, ploomes, customerx)
+    assert main(["sync", full.source_path, "--window", "2026-11-02..2026-11-04", "--dry-run"]) == 0
+    # a contact staged from the first window on, never merged into another: one record throughout
+    victim = _ledger(
+        home,
+        "fullsync",
+        "select external_id, email from {s}.stg_contacts where aliases = '' "
+        "and window_start = '2026-11-02' order by 1 limit 1",
+    )[0]
+    customerx.refuse("contacts", lambda body: body.get("email") == victim[1], {"name": ["is invalid"]})
+
+    def attempts() -> int:
+        return sum(1 for w in customerx.writes if (w["body"] or {}).get("email") == victim[1])
+
+    assert main(["sync", full.source_path, "--window", "2026-11-02..2026-11-04"]) == 1
+    assert attempts() == 1  # three windows, one 422
+    outcomes = _ledger(
+        home,
+        "fullsync",
+        "select outcome, http_status, detail from {s}.ledger where external_id = ? "
+        "and entity = 'contacts' order by recorded_at",
+        [victim[0]],
+    )
+    assert [o[:2] for o in outcomes] == [("rejected", 422), ("rejected", None), ("rejected", None)]
+    assert "refused earlier in this sync" in outcomes[-1][2]
+    assert main(["sync", full.source_path, "--window", "2026-11-04"]) == 1
+    assert attempts() == 2  # a new sync command tries it once more
+
+
+def test_records_whose_client_is_not_in_customerx_wait_for_it_instead_of_earning_a_422(
+    home, full, ploomes, customerx, monkeypatch
+):
+    point_at(monkeypatch, ploomes, customerx)
+    assert main(["sync", full.source_path, "--window", "2026-11-02", "--dry-run"]) == 0
+    client = _ledger(
+        home,
+        "fullsync",
+        "select client_external_id from {s}.stg_contacts group by 1 order by count(*) desc limit 1",
+    )[0][0]
+    customerx.refuse(
+        "clients", lambda body: body.get("external_id_client") == client, {"cnpj_cpf": ["is invalid"]}
+    )
+    assert main(["sync", full.source_path, "--window", "2026-11-02"]) == 1
+    refused_children = [
+        w
+        for w in customerx.writes
+        if w["status"] >= 400 and w["path"].split("?")[0].rstrip("/") != "/api/v1/clients"
+    ]
+    assert refused_children == []
+    waiting = _ledger(
+        home,
+        "fullsync",
+        "select entity, count(*) from {s}.ledger where outcome = 'waiting_for_client' group by 1",
+    )
+    assert dict(waiting).get("contacts", 0) >= 1
+    customerx.refusals.clear()
+    assert (
+        main(["sync", full.source_path, "--window", "2026-11-02"]) == 0
+    )  # the client lands, then its records
+    held = [c for c in customerx.store.records["contacts"].values() if c["external_id_client"] == client]
+    assert len(held) == dict(waiting)["contacts"]

@@ -396,3 +396,17 @@ def test_a_sync_waits_while_another_process_holds_the_account_lock_and_says_so(
     out = capsys.readouterr().out
     assert f"waiting: another step is calling the account of ${mapping.ploomes.user_key_env}" in out
     assert out.index("waiting: another step") < out.index("] raw_fields: ")
+
+
+def test_a_second_sync_of_one_mapping_waits_for_the_first_and_says_so(home, mapping, sandbox_environ, capsys):
+    """In-process runs bypass the run queue's one-run-per-mapping limit; the CLI takes turns itself."""
+    lock = home / "locks" / f"sync-{mapping.name}.lock"
+    holder = hold_lock_in_another_process(lock, seconds=3)  # what a running `sync` holds
+    started = time.time()
+    assert main(["sync", mapping.source_path, "--window", "2026-11-02"]) == 0
+    holder.wait(timeout=30)
+    err = capsys.readouterr().err
+    assert f"another ploomes-cx sync of mapping {mapping.name} is running; waiting for it to finish" in err
+    instance = dg.DagsterInstance.get()
+    run = instance.get_runs(limit=1)[0]
+    assert instance.get_run_stats(run.run_id).start_time > started + 2.5  # ran only after the holder let go

@@ -14,14 +14,17 @@ import pytest
 from stdnum.br import cnpj as std_cnpj
 from stdnum.br import cpf as std_cpf
 
-from ploomes_cx.assets.raw import raw_frame
+from ploomes_cx.assets.raw import fields_frame, raw_frame
 from ploomes_cx.checks import duplicate_identifiers
 from ploomes_cx.clean import build_staging
+from ploomes_cx.custom_fields import CatalogueError
 from ploomes_cx.mapping import Mapping, parse_mapping
 from ploomes_cx.runner import run_windows
 from ploomes_cx.sandbox.ploomes_data import cnpj_digits, cpf_digits, format_cnpj, format_cpf
+from ploomes_cx.schemas import MODELS
 from ploomes_cx.storage import database_path
 from ploomes_cx_tests.conftest import point_at
+from ploomes_cx_tests.test_sandbox_conformance import VALUE_SLOTS
 
 SP = ZoneInfo("America/Sao_Paulo")
 CNPJ_A = cnpj_digits("112223330001")
@@ -94,6 +97,13 @@ class Raw:
             f"delete from {table} where window_start = ?", [window(day).start.replace(tzinfo=None)]
         )
         self.con.execute(f"insert into {table} by name select * from _rows")
+        self.con.unregister("_rows")
+
+    def fields(self, catalogue: list[dict]) -> None:
+        """The account's field catalogue, written as the raw_fields asset writes it."""
+        frame = fields_frame(catalogue, window(1), "test-run")
+        self.con.register("_rows", frame)
+        self.con.execute(f"create or replace table {self.schema}.raw_fields as select * from _rows")
         self.con.unregister("_rows")
 
 
@@ -243,26 +253,130 @@ def test_duplicate_identifier_check_finds_what_dedupe_should_have_merged():
     assert found[["identifier", "value"]].values.tolist() == [["email", "dup@x.com"]]
 
 
-def test_custom_fields_travel_only_when_mapped(raw):
+def field(key: str, type_id: int, native: str, type_name: str = "", **extra: Any) -> dict:
+    """A `/Fields` item expanded with its Type, as ploomes-api.md §6 describes it."""
+    return {
+        "Id": abs(hash(key)) % 10_000,
+        "Key": key,
+        "Name": key,
+        "EntityId": 1,
+        "TypeId": type_id,
+        "Type": {"Id": type_id, "Name": type_name, "NativeType": native},
+        **extra,
+    }
+
+
+SLOTS = dict.fromkeys(sorted(VALUE_SLOTS))  # every slot, as Ploomes sends an item (§7)
+CATALOGUE = [
+    field("contact_A", 7, "Integer", "Lista de opções", OptionsTableId=1),
+    field("contact_B", 4, "Integer", "Número inteiro"),
+    field("contact_C", 1, "String", "Texto"),
+    field("contact_D", 5, "DateTime", "Data"),
+    field("contact_E", 6, "Decimal", "Número decimal"),
+    field("contact_F", 10, "Bool", "Verdadeiro ou falso"),
+    field("contact_G", 2, "BigString", "Texto longo"),
+    field("contact_H", 9, "Integer", "Usuário"),
+    field("contact_X", 1, "String", "Texto"),
+]
+EVERY_TYPE = {
+    "clients": [
+        {"ploomes": "contact_A", "customerx": "segmento"},
+        {"ploomes": "contact_B", "customerx": "funcionarios"},
+        {"ploomes": "contact_C", "customerx": "codigo"},
+        {"ploomes": "contact_D", "customerx": "fundacao"},
+        {"ploomes": "contact_E", "customerx": "faturamento"},
+        {"ploomes": "contact_F", "customerx": "ativo"},
+        {"ploomes": "contact_G", "customerx": "observacoes"},
+        {"ploomes": "contact_H", "customerx": "responsavel"},
+    ]
+}
+EXPECTED = {
+    "segmento": "Varejo",
+    "funcionarios": 40,
+    "codigo": "ERP-7",
+    "fundacao": "1999-05-12",
+    "faturamento": 1234.5,
+    "ativo": False,
+    "observacoes": "linha 1\nlinha 2",
+    "responsavel": "Ana Lima",
+}
+FILLED = [
+    ("contact_A", {"ObjectValueId": 3, "ObjectValueName": "Varejo"}),
+    ("contact_B", {"IntegerValue": 40}),
+    ("contact_C", {"StringValue": "ERP-7"}),
+    ("contact_D", {"DateTimeValue": "1999-05-12T00:00:00-03:00"}),
+    ("contact_E", {"DecimalValue": 1234.5}),
+    ("contact_F", {"BoolValue": False}),
+    ("contact_G", {"BigStringValue": "linha 1\nlinha 2"}),
+    ("contact_H", {"UserValueId": 101, "UserValueName": "Ana Lima"}),
+    ("contact_X", {"StringValue": "segredo"}),
+]
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        # Ploomes sends every slot, the unused ones null: the regression of the blanked fields
+        [{"FieldKey": k, "FieldId": 1, **SLOTS, **v} for k, v in FILLED],
+        [{"FieldKey": k, **v} for k, v in FILLED],  # only the filled slot
+        {
+            k: next(iter(v.values())) if len(v) == 1 else v[next(s for s in v if s.endswith("Name"))]
+            for k, v in FILLED
+        },
+    ],
+    ids=["all_slots_with_nulls", "filled_slot_only", "webhook_map"],
+)
+def test_custom_fields_of_every_type_are_read_from_their_slot_and_typed(raw, shape):
+    raw.fields(CATALOGUE)
+    raw.add("organizations", 2, [org(1, "A", CNPJ_A, OtherProperties=shape)])
+    staged = build_staging(raw.con, mapping(custom_fields=EVERY_TYPE), "r1")
+    # typed, and only the mapped ones travel (contact_X is not mapped)
+    assert json.loads(staged.clients.iloc[0]["custom_attributes"]) == EXPECTED
+
+
+def test_an_empty_or_misfit_custom_field_is_left_out_and_a_misfit_is_listed(raw):
+    raw.fields(CATALOGUE)
     props = [
-        {"FieldKey": "contact_A", "ObjectValueName": "Varejo"},
-        {"FieldKey": "contact_B", "IntegerValue": 7},
-        {"FieldKey": "contact_C", "StringValue": "segredo"},
+        {"FieldKey": "contact_B", **SLOTS, "IntegerValue": "quarenta"},  # text in an integer field
+        {"FieldKey": "contact_C", **SLOTS},  # an empty field: every slot null
     ]
     raw.add("organizations", 2, [org(1, "A", CNPJ_A, OtherProperties=props)])
+    staged = build_staging(raw.con, mapping(custom_fields=EVERY_TYPE), "r1")
+    assert json.loads(staged.clients.iloc[0]["custom_attributes"]) == {}
+    cleared = staged.rejected[staged.rejected["rule"] == "custom_field_type"]
+    assert cleared[["ploomes_id", "field", "outcome"]].values.tolist() == [
+        [1, "custom_field:funcionarios", "field_cleared"]
+    ]
+
+
+def test_a_mapped_field_of_an_unknown_type_is_an_error_naming_it(raw):
+    raw.fields([field("contact_Z", 77, "Geometry", "Mapa")])
+    raw.add("organizations", 2, [org(1, "A", CNPJ_A)])
+    m = mapping(custom_fields={"clients": [{"ploomes": "contact_Z", "customerx": "mapa"}]})
+    with pytest.raises(CatalogueError, match=r"contact_Z.*TypeId 77.*field_type_slots"):
+        build_staging(raw.con, m, "r1")
+    # the mapping can say which slot such a type uses
     m = mapping(
-        custom_fields={
-            "clients": [
-                {"ploomes": "contact_A", "customerx": "segmento"},
-                {"ploomes": "contact_B", "customerx": "funcionarios"},
-            ]
-        }
+        ploomes={"field_type_slots": {77: "StringValue"}},
+        custom_fields={"clients": [{"ploomes": "contact_Z", "customerx": "mapa"}]},
     )
-    staged = build_staging(raw.con, m, "r1")
-    assert json.loads(staged.clients.iloc[0]["custom_attributes"]) == {
-        "segmento": "Varejo",
-        "funcionarios": 7,
+    raw.add(
+        "organizations",
+        2,
+        [org(1, "A", CNPJ_A, OtherProperties=[{"FieldKey": "contact_Z", **SLOTS, "StringValue": "-23,-46"}])],
+    )
+    assert json.loads(build_staging(raw.con, m, "r1").clients.iloc[0]["custom_attributes"]) == {
+        "mapa": "-23,-46"
     }
+
+
+def test_external_code_from_a_custom_field_reads_its_typed_slot(raw):
+    raw.fields(CATALOGUE)
+    code = [{"FieldKey": "contact_B", **SLOTS, "IntegerValue": 777}]
+    raw.add("organizations", 2, [org(1, "A", OtherProperties=code)])
+    raw.add("organizations", 3, [org(2, "B", day=3, OtherProperties=code)])
+    staged = build_staging(raw.con, mapping(external_code_field="contact_B"), "r1")
+    assert staged.clients["external_code"].tolist() == ["777"]  # one code, one record
 
 
 def test_sandbox_sync_stages_clean_tables_with_checks(
@@ -306,3 +420,25 @@ def test_sandbox_sync_stages_clean_tables_with_checks(
 def _check_evaluations(instance: dg.DagsterInstance, run_id: str) -> list[Any]:
     entries = instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
     return [e.dagster_event.event_specific_data for e in entries]
+
+
+def test_b2c_persons_as_clients_and_contacts_keep_distinct_cluster_ids(raw):
+    """Regression: clients and contacts both from persons made `persons:<id>` twice and the
+    duplicate_clusters contract stopped the window; a contact custom field arrived as ''."""
+    raw.fields(CATALOGUE)
+    props = [{"FieldKey": "contact_B", **SLOTS, "IntegerValue": 40}]
+    raw.add(
+        "persons", 2, [person(10, "Ana Souza", None, "ana@x.com", format_cpf(CPF_1), OtherProperties=props)]
+    )
+    raw.add("persons", 3, [person(11, "ANA SOUZA", None, "ANA@X.COM", CPF_1, day=3, OtherProperties=props)])
+    m = mapping(
+        clients={"source": "persons"},
+        identifiers=["cnpj_cpf", "email"],
+        custom_fields={"contacts": [{"ploomes": "contact_B", "customerx": "idade"}]},
+    )
+    staged = build_staging(raw.con, m, "r1")
+    assert staged.clients["ploomes_id"].tolist() == [11] and staged.clients.iloc[0]["document"] == CPF_1
+    assert staged.contacts["client_external_id"].tolist() == ["11"]
+    assert json.loads(staged.contacts.iloc[0]["custom_attributes"]) == {"idade": 40}
+    MODELS["duplicate_clusters"].validate(staged.clusters)  # raised SchemaError before the fix
+    assert sorted(staged.clusters["cluster_id"]) == ["clients:persons:11", "contacts:persons:11"]

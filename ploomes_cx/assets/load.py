@@ -45,6 +45,9 @@ CROSSWALK_COLUMNS = dg.TableSchema(
 
 class LoadConfig(dg.Config):
     dry_run: bool = False
+    # Set by `ploomes-cx sync` to one id for all its windows: a record CustomerX refused is sent
+    # again once per sync, not once per window. Empty (UI runs): every run tries it again.
+    sync_id: str = ""
 
 
 def load_key(m: Mapping, entity: str) -> dg.AssetKey:
@@ -75,7 +78,9 @@ def _load_asset(m: Mapping, entity: str) -> dg.AssetsDefinition:
             frame = con.execute(f"select * from {m.name}.stg_{entity} order by external_id").fetchdf()
             api = resource.api(context.log)
             try:
-                report = load_entity(entity, frame, m, api, con, context.run_id, config.dry_run, context.log)
+                report = load_entity(
+                    entity, frame, m, api, con, context.run_id, config.dry_run, context.log, config.sync_id
+                )
             except (CustomerXAuthError, CustomerXUnavailableError) as exc:
                 raise dg.Failure(
                     description=str(exc), metadata={"ploomes_cx_error": "customerx"}, allow_retries=False
@@ -85,7 +90,7 @@ def _load_asset(m: Mapping, entity: str) -> dg.AssetsDefinition:
             held = loadstate.held(con, m.name, entity)
             outcomes = loadstate.run_outcomes(con, m.name, entity, context.run_id, limit=10)
         counts = report.counts
-        failed = counts["rejected"] + counts["failed"]
+        failed = counts["rejected"] + counts["failed"] + counts["waiting_for_client"]
         metadata = {
             "dry_run": config.dry_run,
             "created": counts["created"] + counts["would_create"],
@@ -95,6 +100,7 @@ def _load_asset(m: Mapping, entity: str) -> dg.AssetsDefinition:
             "failed": failed,
             "rejected_by_customerx": counts["rejected"],
             "failed_after_retries": counts["failed"],
+            "waiting_for_client": counts["waiting_for_client"],
             "requests": report.stats.requests,
             "writes": report.stats.writes,
             "retries": report.stats.retries,
@@ -119,7 +125,8 @@ def _summary(entity: str, counts: dict[str, int], dry_run: bool) -> str:
         )
     return (
         f"{counts['created']} created, {counts['updated']} updated, {counts['adopted']} adopted, "
-        f"{counts['unchanged']} unchanged, {counts['rejected']} refused, {counts['failed']} failed after retries."
+        f"{counts['unchanged']} unchanged, {counts['rejected']} refused, {counts['failed']} failed after retries, "
+        f"{counts['waiting_for_client']} waiting for their client."
     )
 
 

@@ -25,6 +25,7 @@ from ploomes_cx.ploomes.client import (
     PloomesRequestError,
 )
 from ploomes_cx.ploomes.entities import ENTITIES, EntitySpec
+from ploomes_cx.ploomes.fields import catalogue_types
 from ploomes_cx.ploomes.resource import PloomesResource
 
 RAW_COLUMNS = dg.TableSchema(
@@ -115,6 +116,30 @@ def _typed(frame: pd.DataFrame, dtypes: dict[str, str]) -> pd.DataFrame:
     return frame
 
 
+def fields_frame(catalogue: list[dict[str, Any]], window: dg.TimeWindow, run_id: str) -> pd.DataFrame:
+    """The `raw_fields` rows of one window: the catalogue as returned, one row per field."""
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    frame = pd.DataFrame(
+        [
+            (
+                window.start.replace(tzinfo=None),
+                int(f["Id"]),
+                str(f.get("Key")),
+                int(f.get("EntityId") or 0),
+                json.dumps(f, ensure_ascii=False),
+                now,
+                run_id,
+            )
+            for f in catalogue
+        ],
+        columns=[c.name for c in FIELDS_COLUMNS.columns],
+    )
+    return _typed(
+        frame,
+        {"id": "int64", "entity_id": "int64", "field_key": "string", "payload": "string", "run_id": "string"},
+    )
+
+
 def check_custom_fields(m: Mapping, catalogue: list[dict[str, Any]]) -> list[str]:
     """Problems with the mapping's custom-field keys against the account's `/Fields`."""
     by_key = {f.get("Key"): f for f in catalogue}
@@ -139,6 +164,10 @@ def check_custom_fields(m: Mapping, catalogue: list[dict[str, Any]]) -> list[str
                 f"external_code_field: {m.external_code_field!r} is neither Key nor a contact field "
                 "of this Ploomes account"
             )
+    wanted_keys = m.custom_fields.all_keys() | (
+        {m.external_code_field} if m.uses_external_code_custom_field else set()
+    )
+    problems += catalogue_types(catalogue, wanted_keys, m.ploomes.field_type_slots)[1]
     if problems:
         known = sorted(k for k, f in by_key.items() if k and "_" in k and f.get("EntityId") in (1, 2, 4))
         problems.append(f"fields of this account: {', '.join(known[:40])}")
@@ -216,38 +245,13 @@ def build_fields_asset(m: Mapping) -> dg.AssetsDefinition:
         problems = check_custom_fields(m, catalogue)
         if problems:
             raise dg.Failure(
-                description=f"{m.source_path}: the mapping names fields Ploomes does not have\n  "
+                description=f"{m.source_path}: the mapping's fields do not match this Ploomes account\n  "
                 + "\n  ".join(problems),
                 metadata={"ploomes_cx_error": "mapping"},
                 allow_retries=False,
             )
         window = context.partition_time_window
-        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-        frame = pd.DataFrame(
-            [
-                (
-                    window.start.replace(tzinfo=None),
-                    int(f["Id"]),
-                    str(f.get("Key")),
-                    int(f.get("EntityId") or 0),
-                    json.dumps(f, ensure_ascii=False),
-                    now,
-                    context.run_id,
-                )
-                for f in catalogue
-            ],
-            columns=[c.name for c in FIELDS_COLUMNS.columns],
-        )
-        frame = _typed(
-            frame,
-            {
-                "id": "int64",
-                "entity_id": "int64",
-                "field_key": "string",
-                "payload": "string",
-                "run_id": "string",
-            },
-        )
+        frame = fields_frame(catalogue, window, context.run_id)
         custom = [f for f in catalogue if str(f.get("Key", "")).count("-") >= 4]
         context.add_output_metadata(
             {

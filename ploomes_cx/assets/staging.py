@@ -176,7 +176,7 @@ def build_staging_assets(m: Mapping) -> list[dg.AssetsDefinition]:
     @dg.multi_asset(
         name=f"{m.name}_staging",
         outs=outs,
-        deps=[raw_key(m, e) for e in m.ploomes_entities if e != "fields"],
+        deps=[raw_key(m, e) for e in m.ploomes_entities],
         check_specs=check_specs,
         required_resource_keys={resource_key},
         retry_policy=dg.RetryPolicy(max_retries=2, delay=5),

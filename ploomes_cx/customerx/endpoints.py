@@ -44,6 +44,11 @@ DEFAULT_ENDPOINTS: dict[str, Endpoint] = {
     "list_contracts": Endpoint("GET", "/contracts"),  # C2
     "create_contract": Endpoint("POST", "/contracts"),  # C
     "update_contract": Endpoint("PUT", "/contracts", "query", "external_id_contract"),  # C, param name I
+    # I: a record without an external id (made in the UI) is written by its numeric id; S2 does
+    # `PUT /contacts/?id=<id>`, the same form is assumed for clients and contracts.
+    "update_client_by_id": Endpoint("PUT", "/clients", "query", "id"),
+    "update_contact_by_id": Endpoint("PUT", "/contacts", "query", "id"),
+    "update_contract_by_id": Endpoint("PUT", "/contracts", "query", "id"),
     "create_timeline": Endpoint("POST", "/timelines"),  # C2
     "list_timelines": Endpoint("GET", "/timelines"),  # I (S5 only): used to check an entry left in doubt
 }

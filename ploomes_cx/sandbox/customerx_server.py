@@ -2,9 +2,11 @@
 
 It behaves as shared/specs/customerx-api.md says the real one does, and where the spec lists
 variants (I) it accepts all of them: the token raw or as `Bearer`, the external id of an update
-in the query (`PUT /clients?external_id_client=X`) or in the path (`PUT /clients/X`), the three
-custom-attribute shapes. Validation follows §8 and §11: a contact needs `name` and `email`, an
-e-mail is unique in the account, a contact or contract must reference an existing client, an
+in the query (`PUT /clients?external_id_client=X`) or in the path (`PUT /clients/X`), a numeric
+id as `?id=N`, the three custom-attribute shapes. It refuses what the real one would: an external
+id parameter that no record carries is a 404 even when it looks like a numeric id. Validation
+follows §8 and §11: a contact needs `name` and `email`, an e-mail is unique in the account, a
+phone number is unique per client, a contact or contract must reference an existing client, an
 external id is unique; refusals are 422 with a field-level body. Lists are bare arrays of at
 most 20 per page with `X-Total`/`X-Pages`/`X-Page`/`X-Per-Page`; every answer carries
 `X-RateLimit-*`, and going over the limit is a 429 (with `Retry-After` every other time).
@@ -105,8 +107,12 @@ class CustomerXSandbox:
         burst: int = 5,
         per_page_cap: int = 20,
         state_file: Path | None = None,
+        auth_schemes: tuple[str, ...] = ("raw", "bearer"),
     ) -> None:
         self.token = token
+        # which `Authorization` forms are accepted (§2: raw C2, Bearer seen in S4; unknown whether
+        # the server takes both): a test can insist on one to prove the client sends it
+        self.auth_schemes = auth_schemes
         self.per_page_cap = per_page_cap
         self.rpm = requests_per_minute
         self.store = CustomerXStore(state_file)
@@ -179,17 +185,27 @@ class CustomerXSandbox:
         if method == "POST" and ext_in_path is None:
             return 201, self._create(resource, body), {}
         if method == "PUT":
-            key = RESOURCES[resource]
-            ident = ext_in_path or query.get(key) or query.get("id")
-            if not ident:
-                raise Refused(400, {key: ["is required to update"]}, f"say which record: ?{key}=...")
-            existing = store.by_external_id(resource, ident)
-            if existing is None and str(ident).isdigit():
-                existing = store.records[resource].get(int(ident))
-            if existing is None:
-                raise Refused(404, {key: ["not found"]}, f"no {resource[:-1]} with {key} {ident}")
-            return 200, self._update(resource, existing, body), {}
+            return 200, self._update(resource, self._target(resource, ext_in_path, query), body), {}
         raise Refused(405, {}, f"{method} is not supported here")
+
+    def _target(self, resource: str, ext_in_path: str | None, query: dict[str, str]) -> dict[str, Any]:
+        """The record an update names (§7): an external id in the path (`PUT /clients/X`, S2) or
+        the query (`?external_id_client=X`, S4), or a numeric id (`?id=N`, S2). An external id
+        is only ever an external id: a number no record carries as one is a 404, not an id."""
+        key = RESOURCES[resource]
+        if ext_in_path or query.get(key):
+            ident = ext_in_path or query[key]
+            found = self.store.by_external_id(resource, ident)
+            if found is None:
+                raise Refused(404, {key: ["not found"]}, f"no {resource[:-1]} with {key} {ident}")
+            return found
+        if query.get("id"):
+            raw = query["id"]
+            found = self.store.records[resource].get(int(raw)) if raw.isdigit() else None
+            if found is None:
+                raise Refused(404, {"id": ["not found"]}, f"no {resource[:-1]} with id {raw}")
+            return found
+        raise Refused(400, {key: ["is required to update"]}, f"say which record: ?{key}=... or ?id=...")
 
     def _list(self, resource: str, query: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
         rows = list(self.store.records[resource].values())
@@ -209,6 +225,8 @@ class CustomerXSandbox:
         per_page = max(1, min(self.per_page_cap, int(size)))
         pages = max(1, math.ceil(len(rows) / per_page))
         chunk = rows[(page - 1) * per_page : page * per_page]
+        if resource == "clients":
+            chunk = [{**r, "contract_status": self._contract_status(r["id"])} for r in chunk]
         headers = {
             "X-Total": str(len(rows)),
             "X-Pages": str(pages),
@@ -227,6 +245,34 @@ class CustomerXSandbox:
                 f"no client with external_id_client {ext!r}",
             )
         return client
+
+    def _contract_status(self, client_id: int) -> str:
+        """Derived from the client's contracts (§8.1: computed, never accepted on a write)."""
+        statuses = {c.get("status") for c in self.store.find("contracts", client_id=client_id)}
+        if not statuses:
+            return "without_contract"
+        return "active_contract" if "active" in statuses else "contract_canceled"
+
+    def _phone_taken(self, contact: dict[str, Any]) -> str | None:
+        """A phone number of `contact` another contact of the same client has (§8.2: unique per client)."""
+        mine = {_phone_digits(p) for p in contact.get("phones") or []} - {""}
+        if not mine or contact.get("client_id") is None:
+            return None
+        for other in self.store.find("contacts", client_id=contact["client_id"]):
+            if other["id"] != contact.get("id"):
+                shared = mine & {_phone_digits(p) for p in other.get("phones") or []}
+                if shared:
+                    return sorted(shared)[0]
+        return None
+
+    def _client_id(self, record: dict[str, Any], errors: dict[str, list[str]]) -> int | None:
+        """The id of the client a record names; a missing client is one more field error."""
+        try:
+            return self._client_for(record)["id"]
+        except Refused as exc:
+            for k, v in exc.errors.items():
+                errors.setdefault(k, []).extend(v)
+            return None
 
     def _create(self, resource: str, body: dict[str, Any]) -> dict[str, Any]:
         store = self.store
@@ -250,7 +296,12 @@ class CustomerXSandbox:
     def _apply(self, resource: str, record: dict[str, Any], body: dict[str, Any], creating: bool) -> None:
         """Partial update semantics (§3 PUT): only keys present change; validation as §11."""
         errors: dict[str, list[str]] = {}
+        previous_client = record.get("external_id_client")
         for k, v in body.items():
+            if k in ("id", "contract_status", "client_id", "updated_at"):
+                continue  # the server's own fields: never taken from a request
+            if k == "created_at" and resource != "timelines":
+                continue  # a timeline entry's created_at is the event's own date (§8.4, C [S8])
             if k == "custom_attributes":
                 record[k] = _custom_attributes(v)
             elif k in ("contract_value", "value"):
@@ -260,6 +311,11 @@ class CustomerXSandbox:
                     errors.setdefault(k, []).append("is not a number")
             else:
                 record[k] = v
+        key = RESOURCES[resource]
+        if not creating and record.get(key):
+            holder = self.store.by_external_id(resource, record[key])
+            if holder is not None and holder["id"] != record.get("id"):
+                errors.setdefault(key, []).append("has already been taken")
         if resource == "clients":
             if not record.get("company_name"):
                 errors.setdefault("company_name", []).append("can't be blank")
@@ -277,19 +333,27 @@ class CustomerXSandbox:
                 if clash:
                     errors.setdefault("email", []).append("has already been taken")
             if creating or "external_id_client" in body:
-                if not creating and body.get("external_id_client") != record.get("external_id_client"):
+                if not creating and body.get("external_id_client") != previous_client:
                     errors.setdefault("external_id_client", []).append("cannot be changed")
                 else:
-                    record["client_id"] = self._client_for(record)["id"]
+                    record["client_id"] = self._client_id(record, errors)
+            clash = self._phone_taken(record)
+            if clash:
+                errors.setdefault("phones", []).append(f"{clash} has already been taken for this client")
         elif resource == "contracts":
-            record["client_id"] = self._client_for(record)["id"]
+            record["client_id"] = self._client_id(record, errors)
             record.setdefault("status", "active")
         elif resource == "timelines":
-            record["client_id"] = self._client_for(record)["id"]
+            record["client_id"] = self._client_id(record, errors)
             if not record.get("title") and not record.get("body"):
                 errors.setdefault("body", []).append("title or body is required")
         if errors:
             raise Refused(422, errors, "; ".join(f"{k} {', '.join(v)}" for k, v in errors.items()))
+
+
+def _phone_digits(phone: Any) -> str:
+    number = phone.get("number") if isinstance(phone, dict) else phone
+    return "".join(c for c in str(number or "") if c.isdigit())
 
 
 def _now() -> str:
@@ -346,7 +410,8 @@ def _handler_for(sandbox: CustomerXSandbox) -> type[JsonHandler]:
             if self.apply_fault(fault, {"message": "Internal server error (injected)"}):
                 return
             auth = self.headers.get("Authorization") or ""
-            if auth.removeprefix("Bearer ").strip() != sandbox.token or not auth:
+            scheme = "bearer" if auth.startswith("Bearer ") else "raw"
+            if auth.removeprefix("Bearer ").strip() != sandbox.token or scheme not in sandbox.auth_schemes:
                 return self.send_json(401, {"message": "Unauthorized"})
             wait = sandbox.bucket.try_take()
             limit_headers = {

@@ -178,94 +178,85 @@ def field_key(entity: str, n: int) -> str:
     return f"{entity}_{FIELD_GUID.format(n)}"
 
 
+# Field types of the sandbox account (`/Fields@Types`): TypeId -> (Name, NativeType). Only 7 (option
+# list) and 18 (image) are known TypeIds (ploomes-api.md §6, C [S2]); the other ids are ours, so the
+# pipeline must read the slot from `Type.NativeType` / the type's name, as it must on a real account.
+FIELD_TYPES: dict[int, tuple[str, str]] = {
+    1: ("Texto", "String"),
+    2: ("Texto longo", "BigString"),
+    4: ("Número inteiro", "Integer"),
+    5: ("Data", "DateTime"),
+    6: ("Número decimal", "Decimal"),
+    7: ("Lista de opções", "Integer"),
+    9: ("Usuário", "Integer"),
+    10: ("Verdadeiro ou falso", "Bool"),
+    18: ("Imagem", "String"),
+}
+CHANNELS = ["Indicação", "Inbound", "Outbound", "Evento"]
+USERS = {100 + n: name for n, name in enumerate(["Ana Lima", "Bruno Reis", "Carla Dias", "Davi Rocha"])}
+OPTION_TABLES = {1: SEGMENTS, 2: CHANNELS}
+
+
+def option_id(table: int, position: int) -> int:
+    return table * 100 + position + 1
+
+
 # The custom-field catalogue (`/Fields`). EntityId 1 = contact, 2 = deal (ploomes-api.md §6).
+# One field of every type on contacts, and a spread of them on deals.
 CUSTOM_FIELDS: list[dict[str, Any]] = [
-    {
-        "Key": field_key("contact", 0x0A),
-        "Name": "Segmento",
-        "EntityId": 1,
-        "TypeId": 7,
-        "NativeType": "String",
-    },
-    {
-        "Key": field_key("contact", 0x0B),
-        "Name": "Número de funcionários",
-        "EntityId": 1,
-        "TypeId": 4,
-        "NativeType": "Integer",
-    },
-    {
-        "Key": field_key("contact", 0x0C),
-        "Name": "Data de fundação",
-        "EntityId": 1,
-        "TypeId": 5,
-        "NativeType": "DateTime",
-    },
-    {
-        "Key": field_key("contact", 0x0D),
-        "Name": "Código ERP",
-        "EntityId": 1,
-        "TypeId": 1,
-        "NativeType": "String",
-    },
-    {
-        "Key": field_key("deal", 0x0E),
-        "Name": "Plano contratado",
-        "EntityId": 2,
-        "TypeId": 1,
-        "NativeType": "String",
-    },
-    {"Key": field_key("deal", 0x0F), "Name": "Recorrente", "EntityId": 2, "TypeId": 10, "NativeType": "Bool"},
-    {
-        "Key": field_key("deal", 0x10),
-        "Name": "Valor mensal",
-        "EntityId": 2,
-        "TypeId": 6,
-        "NativeType": "Decimal",
-    },
+    {"Key": field_key("contact", 0x0A), "Name": "Segmento", "EntityId": 1, "TypeId": 7, "OptionsTableId": 1},
+    {"Key": field_key("contact", 0x0B), "Name": "Número de funcionários", "EntityId": 1, "TypeId": 4},
+    {"Key": field_key("contact", 0x0C), "Name": "Data de fundação", "EntityId": 1, "TypeId": 5},
+    {"Key": field_key("contact", 0x0D), "Name": "Código ERP", "EntityId": 1, "TypeId": 1},
+    {"Key": field_key("contact", 0x11), "Name": "Observações", "EntityId": 1, "TypeId": 2},
+    {"Key": field_key("contact", 0x12), "Name": "Faturamento anual", "EntityId": 1, "TypeId": 6},
+    {"Key": field_key("contact", 0x13), "Name": "Cliente ativo", "EntityId": 1, "TypeId": 10},
+    {"Key": field_key("contact", 0x14), "Name": "Responsável CS", "EntityId": 1, "TypeId": 9},
+    {"Key": field_key("deal", 0x0E), "Name": "Plano contratado", "EntityId": 2, "TypeId": 1},
+    {"Key": field_key("deal", 0x0F), "Name": "Recorrente", "EntityId": 2, "TypeId": 10},
+    {"Key": field_key("deal", 0x10), "Name": "Valor mensal", "EntityId": 2, "TypeId": 6},
+    {"Key": field_key("deal", 0x15), "Name": "Data de renovação", "EntityId": 2, "TypeId": 5},
+    {"Key": field_key("deal", 0x16), "Name": "Licenças", "EntityId": 2, "TypeId": 4},
+    {"Key": field_key("deal", 0x17), "Name": "Canal", "EntityId": 2, "TypeId": 7, "OptionsTableId": 2},
 ]
+FIELD_IDS = {f["Key"]: n for n, f in enumerate(CUSTOM_FIELDS, start=100)}
 NATIVE_FIELDS: list[dict[str, Any]] = [
-    {
-        "Key": "contact_name",
-        "Name": "Nome",
-        "EntityId": 1,
-        "TypeId": 1,
-        "NativeType": "String",
-        "PropertyName": "Name",
-    },
-    {
-        "Key": "contact_register",
-        "Name": "CPF/CNPJ",
-        "EntityId": 1,
-        "TypeId": 1,
-        "NativeType": "String",
-        "PropertyName": "Register",
-    },
-    {
-        "Key": "contact_email",
-        "Name": "E-mail",
-        "EntityId": 1,
-        "TypeId": 1,
-        "NativeType": "String",
-        "PropertyName": "Email",
-    },
-    {
-        "Key": "deal_title",
-        "Name": "Título",
-        "EntityId": 2,
-        "TypeId": 1,
-        "NativeType": "String",
-        "PropertyName": "Title",
-    },
-    {
-        "Key": "deal_amount",
-        "Name": "Valor",
-        "EntityId": 2,
-        "TypeId": 6,
-        "NativeType": "Decimal",
-        "PropertyName": "Amount",
-    },
+    {"Key": "contact_name", "Name": "Nome", "EntityId": 1, "TypeId": 1, "PropertyName": "Name"},
+    {"Key": "contact_register", "Name": "CPF/CNPJ", "EntityId": 1, "TypeId": 1, "PropertyName": "Register"},
+    {"Key": "contact_email", "Name": "E-mail", "EntityId": 1, "TypeId": 1, "PropertyName": "Email"},
+    {"Key": "deal_title", "Name": "Título", "EntityId": 2, "TypeId": 1, "PropertyName": "Title"},
+    {"Key": "deal_amount", "Name": "Valor", "EntityId": 2, "TypeId": 6, "PropertyName": "Amount"},
 ]
+EMPTY_SLOTS: dict[str, Any] = {
+    slot: None
+    for slot in (
+        "StringValue",
+        "BigStringValue",
+        "IntegerValue",
+        "DecimalValue",
+        "DateTimeValue",
+        "BoolValue",
+        "ObjectValueId",
+        "ObjectValueName",
+        "UserValueId",
+        "UserValueName",
+        "ProductValueId",
+        "ProductValueName",
+        "AttachmentValueId",
+        "AttachmentValueName",
+        "ContactValueId",
+        "ContactValueName",
+    )
+}
+
+
+def other_property(key: str, filled: dict[str, Any], all_slots: bool = True) -> dict[str, Any]:
+    """One `OtherProperties` item as Ploomes sends it: every typed slot, the unused ones null (§7)."""
+    item: dict[str, Any] = {"FieldKey": key, "FieldId": FIELD_IDS.get(key, 0)}
+    if all_slots:
+        item.update(EMPTY_SLOTS)
+    item.update(filled)
+    return item
 
 
 def cnpj_digits(base12: str) -> str:
@@ -339,6 +330,9 @@ class PloomesDataset:
     days: int = 14
     tables: dict[str, Table] = field(default_factory=dict)
     overrides: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
+    # `OtherProperties` items carry every value slot, unused ones null, as Ploomes sends them (§7);
+    # False serves only the filled slot, the other shape public clients show.
+    all_slots: bool = True
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -618,25 +612,41 @@ class PloomesDataset:
                 "CountryId": 76,
             }
         ]
+        if is_org and not twin and (cid - 1000) % 37 == 5:
+            # an accountant's office keeps the books of several companies: one e-mail, many CNPJs
+            email = f"contabilidade@escritorio{((cid - 1000) // 37) % 4}.com.br"
+        slots = self.all_slots
+        segment = cid % len(SEGMENTS)
         other = [
-            {
-                "FieldKey": field_key("contact", 0x0A),
-                "FieldId": 10,
-                "ObjectValueId": 1 + cid % 6,
-                "ObjectValueName": SEGMENTS[cid % 6],
-            },
-            {"FieldKey": field_key("contact", 0x0B), "FieldId": 11, "IntegerValue": r.randrange(1, 5000)},
-            {"FieldKey": field_key("contact", 0x0D), "FieldId": 13, "StringValue": f"ERP{cid:06d}"},
+            other_property(
+                field_key("contact", 0x0A),
+                {"ObjectValueId": option_id(1, segment), "ObjectValueName": SEGMENTS[segment]},
+                slots,
+            ),
+            other_property(field_key("contact", 0x0B), {"IntegerValue": r.randrange(1, 5000)}, slots),
+            other_property(field_key("contact", 0x0D), {"StringValue": f"ERP{cid:06d}"}, slots),
         ]
         if r.random() < 0.7:
             year = r.randrange(1970, 2024)
-            other.append(
-                {
-                    "FieldKey": field_key("contact", 0x0C),
-                    "FieldId": 12,
-                    "DateTimeValue": f"{year}-0{r.randrange(1, 10)}-1{r.randrange(0, 10)}T00:00:00-03:00",
-                }
-            )
+            offset = "-03:00" if r.random() < 0.5 else ""  # dates come with and without an offset (§5)
+            founded = f"{year}-0{r.randrange(1, 10)}-1{r.randrange(0, 10)}T00:00:00{offset}"
+            other.append(other_property(field_key("contact", 0x0C), {"DateTimeValue": founded}, slots))
+        user = 100 + cid % len(USERS)
+        notes = r.choice(
+            [None, "Cliente desde a feira de 2019.", "Prefere contato por e-mail.\nNão ligar às sextas."]
+        )
+        other += [
+            other_property(field_key("contact", 0x11), {"BigStringValue": notes}, slots),
+            other_property(
+                field_key("contact", 0x12),
+                {"DecimalValue": round(r.uniform(10_000, 9_000_000), 2) if r.random() < 0.8 else None},
+                slots,
+            ),
+            other_property(field_key("contact", 0x13), {"BoolValue": r.random() < 0.7}, slots),
+            other_property(
+                field_key("contact", 0x14), {"UserValueId": user, "UserValueName": USERS[user]}, slots
+            ),
+        ]
         return {
             "Id": cid,
             "TypeId": cols["TypeId"],
@@ -683,12 +693,29 @@ class PloomesDataset:
             "LastOrderId": cols["LastOrderId"] or None,
             "DealNumber": did - 400_000,
             **self._stamps(cols, with_offset),
-            "OtherProperties": [
-                {"FieldKey": field_key("deal", 0x0E), "FieldId": 14, "StringValue": product[1]},
-                {"FieldKey": field_key("deal", 0x0F), "FieldId": 15, "BoolValue": r.random() < 0.6},
-                {"FieldKey": field_key("deal", 0x10), "FieldId": 16, "DecimalValue": round(product[3], 2)},
-            ],
+            "OtherProperties": self._deal_properties(r, cols, product),
         }
+
+    def _deal_properties(
+        self, r: random.Random, cols: dict[str, int], product: tuple
+    ) -> list[dict[str, Any]]:
+        slots = self.all_slots
+        channel = cols["Id"] % len(CHANNELS)
+        renewal = None
+        if cols["FinishDate"]:
+            renewal = ms_to_local_text(cols["FinishDate"] + 365 * 86_400_000, with_offset=r.random() < 0.5)
+        return [
+            other_property(field_key("deal", 0x0E), {"StringValue": product[1]}, slots),
+            other_property(field_key("deal", 0x0F), {"BoolValue": r.random() < 0.6}, slots),
+            other_property(field_key("deal", 0x10), {"DecimalValue": round(product[3], 2)}, slots),
+            other_property(field_key("deal", 0x15), {"DateTimeValue": renewal}, slots),
+            other_property(field_key("deal", 0x16), {"IntegerValue": r.randrange(1, 200)}, slots),
+            other_property(
+                field_key("deal", 0x17),
+                {"ObjectValueId": option_id(2, channel), "ObjectValueName": CHANNELS[channel]},
+                slots,
+            ),
+        ]
 
     def _lines(self, entity: str, cols: dict[str, int]) -> list[dict[str, Any]]:
         r = self._rng(entity, cols["Id"])
@@ -803,17 +830,31 @@ def _slug(text: str) -> str:
 
 
 def fields_catalogue() -> list[dict[str, Any]]:
+    """`/Fields` items with their `Type` and `OptionsTable` navigations filled (the server drops
+    them unless expanded): `Type {Id, Name, NativeType}`, `OptionsTable {Id, Options[{Id, Name}]}`."""
     out = []
     for n, f in enumerate([*NATIVE_FIELDS, *CUSTOM_FIELDS], start=1):
+        type_name, native = FIELD_TYPES[f["TypeId"]]
+        table = f.get("OptionsTableId")
         out.append(
             {
-                "Id": n,
+                "Id": FIELD_IDS.get(f["Key"], n),
                 "Key": f["Key"],
                 "Name": f["Name"],
                 "Label": f["Name"],
                 "EntityId": f["EntityId"],
                 "TypeId": f["TypeId"],
-                "Type": {"Id": f["TypeId"], "NativeType": f["NativeType"]},
+                "Type": {"Id": f["TypeId"], "Name": type_name, "NativeType": native},
+                "OptionsTableId": table,
+                "OptionsTable": None
+                if table is None
+                else {
+                    "Id": table,
+                    "Options": [
+                        {"Id": option_id(table, i), "Name": name}
+                        for i, name in enumerate(OPTION_TABLES[table])
+                    ],
+                },
                 "PropertyName": f.get("PropertyName"),
                 "Required": False,
                 "Unique": False,
@@ -821,4 +862,4 @@ def fields_catalogue() -> list[dict[str, Any]]:
                 "Multiple": False,
             }
         )
-    return out
+    return sorted(out, key=lambda f: f["Id"])

@@ -13,6 +13,7 @@ inject faults and change records.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from typing import Any
@@ -34,6 +35,7 @@ ENTITY_SETS = {
     "Tasks": "tasks",
     "Attachments": "attachments",
 }
+BY_KEY = re.compile(r"([A-Za-z]+)\((\d+|'[^']*')\)")
 NAVIGATION = {"Phones", "OtherProperties", "Products", "Users", "Attachments", "Product"}
 DATE_COLUMNS = {"LastUpdateDate", "CreateDate", "FinishDate"}
 
@@ -94,7 +96,12 @@ class PloomesSandbox:
         if entity_set == "Fields":
             return 200, self._fields(query)
         if entity_set == "Account":
-            return 200, {"value": [{"Id": 1, "Name": "Conta Sandbox"}]}
+            account = {"Id": 1, "Name": "Conta Sandbox"}
+            select = split_top_level(query.get("$select", "")) or list(account)
+            return 200, {
+                "@odata.context": f"{self.url}/$metadata#Account",
+                "value": [{k: v for k, v in account.items() if k in select}],
+            }
         table = self.dataset.tables[ENTITY_SETS[entity_set]]
         cols = table.cols
         mask = (
@@ -141,6 +148,8 @@ class PloomesSandbox:
 
     def _fields(self, query: dict[str, str]) -> dict[str, Any]:
         rows = fields_catalogue()
+        if "_key" in query:
+            rows = [r for r in rows if r["Key"] == query["_key"]]
         top = self._top(query)
         skip = int(query.get("$skip", "0") or 0)
         flt = query.get("$filter", "")
@@ -151,8 +160,9 @@ class PloomesSandbox:
             }
             keep = FilterEvaluator(flt, cols, set(), ACCOUNT_TZ).evaluate()
             rows = [r for r, k in zip(rows, keep, strict=True) if k]
-        if "Type" not in {p.split("(")[0] for p in split_top_level(query.get("$expand", ""))}:
-            rows = [{k: v for k, v in r.items() if k != "Type"} for r in rows]
+        expand = {p.split("(")[0] for p in split_top_level(query.get("$expand", ""))}
+        hidden = {"Type", "OptionsTable"} - expand  # navigations come only when expanded
+        rows = [{k: v for k, v in r.items() if k not in hidden} for r in rows]
         return {"value": rows[skip : skip + top]}
 
     @staticmethod
@@ -221,15 +231,30 @@ def _handler_for(sandbox: PloomesSandbox) -> type[JsonHandler]:
                 headers = {"Retry-After": retry_after_header(wait)} if odd else {}
                 return self.send_json(429, {"error": {"message": "Rate limit exceeded"}}, headers)
             entity_set = path.lstrip("/")
+            query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+            by_key = BY_KEY.fullmatch(entity_set)
+            if by_key:  # `/Deals(123)`, `/Fields('contact_x')`: one entity, still as a `value` list (§1)
+                entity_set, key = by_key.group(1), by_key.group(2)
+                field = "Key" if key.startswith("'") else "Id"
+                if entity_set not in ENTITY_SETS and entity_set != "Fields":
+                    return self.send_json(404, {"error": {"message": f"No resource found for {path}"}})
+                if field == "Key":
+                    query["_key"] = key.strip("'")
+                else:
+                    clause = f"Id eq {key}"
+                    query["$filter"] = (
+                        f"({query['$filter']}) and {clause}" if query.get("$filter") else clause
+                    )
             if entity_set not in ENTITY_SETS and entity_set not in ("Fields", "Account"):
                 return self.send_json(404, {"error": {"message": f"No resource found for {path}"}})
-            query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
             try:
                 status, body = sandbox.list_entity(
                     entity_set, query, bool(fault and fault.kind == "short_page")
                 )
             except ODataError as exc:
                 return self.send_json(400, {"error": {"message": str(exc)}})
+            if by_key and not body["value"]:
+                return self.send_json(404, {"error": {"message": f"No entity found for {path}"}})
             if fault and fault.kind == "malformed":
                 data = json.dumps(body).encode()
                 return self.send_json(status, None, raw=data[: max(10, len(data) // 2)])

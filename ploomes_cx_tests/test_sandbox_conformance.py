@@ -1,0 +1,314 @@
+"""The sandboxes answer as the specs' text says, section by section, over raw HTTP.
+
+These tests never go through our clients: they hold the sandboxes to ploomes-api.md and
+customerx-api.md, so a shape our code happens to like but the real API does not send (a field at
+the wrong level, only the filled value slot) fails here instead of hiding behind a green suite.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from ploomes_cx.sandbox import CustomerXSandbox, PloomesDataset, PloomesSandbox
+
+VALUE_SLOTS = {
+    "StringValue",
+    "BigStringValue",
+    "IntegerValue",
+    "DecimalValue",
+    "DateTimeValue",
+    "BoolValue",
+    "ObjectValueId",
+    "ObjectValueName",
+    "UserValueId",
+    "UserValueName",
+    "ProductValueId",
+    "ProductValueName",
+    "AttachmentValueId",
+    "AttachmentValueName",
+    "ContactValueId",
+    "ContactValueName",
+}
+REFERENCE_PAIRS = [
+    {f"{p}ValueId", f"{p}ValueName"} for p in ("Object", "User", "Product", "Attachment", "Contact")
+]
+GUID_KEY = re.compile(r"^(contact|deal)_[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12}$")
+
+
+@pytest.fixture(scope="module")
+def pl() -> Iterator[httpx.Client]:
+    with (
+        PloomesSandbox(
+            PloomesDataset(persons=300, seed=21), requests_per_minute=60_000, burst=1000
+        ) as server,
+        httpx.Client(base_url=server.url, headers={"User-Key": server.user_key}) as client,
+    ):
+        yield client
+
+
+# ---- ploomes-api.md ----------------------------------------------------------------------------
+def test_ploomes_1_user_key_on_every_request_and_value_arrays(pl):
+    assert httpx.get(f"{pl.base_url}/Account").status_code == 401
+    body = pl.get("/Account", params={"$top": "1", "$select": "Id"}).json()
+    assert "@odata.context" in body and isinstance(body["value"], list)
+    lower = httpx.get(f"{pl.base_url}/Account", headers={"user-key": pl.headers["User-Key"]})
+    assert lower.status_code == 200  # S13 sends the header in lower case
+    deal = pl.get("/Deals").json()["value"][0]
+    by_key = pl.get(f"/Deals({deal['Id']})").json()
+    assert [d["Id"] for d in by_key["value"]] == [deal["Id"]]  # a GET by key answers a list too
+    assert pl.get("/Deals(1)").status_code == 404
+    key = pl.get("/Fields").json()["value"][-1]["Key"]
+    assert pl.get(f"/Fields('{key}')").json()["value"][0]["Key"] == key
+
+
+def test_ploomes_2_query_options(pl):
+    rows = pl.get("/Contacts", params={"$filter": "TypeId eq 2 and Id gt 1100", "$select": "Id,Name"}).json()
+    assert rows["value"] and all(set(r) == {"Id", "Name"} and r["Id"] > 1100 for r in rows["value"])
+    plain = pl.get("/Contacts", params={"$top": "1"}).json()["value"][0]
+    assert "OtherProperties" not in plain and "Phones" not in plain  # navigations only when expanded
+    expanded = pl.get("/Contacts", params={"$top": "1", "$expand": "Phones,OtherProperties"}).json()
+    assert {"Phones", "OtherProperties"} <= set(expanded["value"][0])
+    counted = pl.get("/Contacts", params={"$top": "0", "$count": "true"}).json()
+    assert counted["value"] == [] and counted["@odata.count"] > 300
+
+
+def test_ploomes_3_page_cap_and_keyset_paging(pl):
+    assert len(pl.get("/Contacts", params={"$top": "1000"}).json()["value"]) == 300
+    first = pl.get("/Contacts", params={"$orderby": "Id", "$top": "5"}).json()["value"]
+    after = pl.get(
+        "/Contacts", params={"$filter": f"Id gt {first[-1]['Id']}", "$orderby": "Id", "$top": "5"}
+    ).json()["value"]
+    assert after[0]["Id"] > first[-1]["Id"]
+
+
+def test_ploomes_5_dates_with_and_without_offset():
+    with PloomesSandbox(PloomesDataset(persons=50), date_offsets=False) as server:
+        text = httpx.get(f"{server.url}/Deals", headers={"User-Key": server.user_key}).json()["value"][0]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}", text["LastUpdateDate"])
+    with PloomesSandbox(PloomesDataset(persons=50)) as server:
+        text = httpx.get(f"{server.url}/Deals", headers={"User-Key": server.user_key}).json()["value"][0]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d", text["LastUpdateDate"])
+
+
+def test_ploomes_6_fields_carry_their_type_as_a_navigation(pl):
+    bare = pl.get("/Fields").json()["value"]
+    assert bare and all("Type" not in f and "NativeType" not in f and "OptionsTable" not in f for f in bare)
+    fields = pl.get("/Fields", params={"$expand": "Type,OptionsTable($expand=Options)"}).json()["value"]
+    for f in fields:
+        assert {"Id", "Key", "Name", "EntityId", "TypeId", "Type"} <= set(f)
+        assert set(f["Type"]) == {"Id", "Name", "NativeType"} and f["Type"]["Id"] == f["TypeId"]
+        assert f["Type"]["NativeType"] in {"String", "BigString", "Integer", "Decimal", "DateTime", "Bool"}
+        assert "NativeType" not in f  # the type is a navigation, not a top-level field
+    options = [f for f in fields if f["TypeId"] == 7]
+    assert options and all(o["OptionsTable"]["Options"][0].keys() == {"Id", "Name"} for o in options)
+    natives = {f["Type"]["NativeType"] for f in fields if GUID_KEY.match(f["Key"])}
+    assert natives == {"String", "BigString", "Integer", "Decimal", "DateTime", "Bool"}  # every type
+
+
+@pytest.mark.parametrize("entity", ["Contacts", "Deals"])
+def test_ploomes_7_other_properties_send_every_slot_unused_ones_null(pl, entity):
+    rows = pl.get(f"/{entity}", params={"$expand": "OtherProperties", "$top": "50"}).json()["value"]
+    items = [item for r in rows for item in r["OtherProperties"]]
+    assert items
+    for item in items:
+        assert GUID_KEY.match(item["FieldKey"]) and isinstance(item["FieldId"], int)
+        assert set(item) - {"FieldKey", "FieldId"} == VALUE_SLOTS
+        filled = {k for k in VALUE_SLOTS if item[k] is not None}
+        assert len(filled) <= 1 or filled in REFERENCE_PAIRS  # one typed slot, or a reference's id + name
+    assert any(all(item[k] is None for k in VALUE_SLOTS) for item in items)  # empty fields exist too
+
+
+def test_ploomes_7_the_filled_slot_only_shape_is_available():
+    with PloomesSandbox(PloomesDataset(persons=50, all_slots=False)) as server:
+        row = httpx.get(
+            f"{server.url}/Contacts",
+            params={"$expand": "OtherProperties"},
+            headers={"User-Key": server.user_key},
+        ).json()["value"][0]
+    assert all(len(set(i) & VALUE_SLOTS) <= 2 for i in row["OtherProperties"])
+
+
+def test_ploomes_8_product_lines_discount_is_a_percent(pl):
+    orders = pl.get("/Orders", params={"$expand": "Products($expand=Product($select=Id,Name,Code))"}).json()
+    lines = [line for o in orders["value"] for line in o["Products"]]
+    assert lines
+    for line in lines:
+        assert {"Id", "OrderId", "DealId", "ProductId", "Quantity", "UnitPrice", "Discount", "Total"} <= set(
+            line
+        )
+        expected = line["Quantity"] * line["UnitPrice"] * (1 - line["Discount"] / 100)
+        assert line["Total"] == pytest.approx(expected, abs=0.01)
+
+
+def test_ploomes_9_last_update_date_windows(pl):
+    flt = "LastUpdateDate ge 2026-11-02T00:00:00-03:00 and LastUpdateDate le 2026-11-02T23:59:59-03:00"
+    rows = pl.get("/Deals", params={"$filter": flt}).json()["value"]
+    assert rows and all(r["LastUpdateDate"].startswith("2026-11-02") for r in rows)
+
+
+# ---- customerx-api.md --------------------------------------------------------------------------
+@pytest.fixture
+def cxs() -> Iterator[CustomerXSandbox]:
+    with CustomerXSandbox(requests_per_minute=60_000, burst=1000) as server:
+        yield server
+
+
+@pytest.fixture
+def cx(cxs: CustomerXSandbox) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=cxs.url, headers={"Authorization": cxs.token}) as client:
+        yield client
+
+
+def _client(cx: httpx.Client, ext: str, **extra) -> dict:
+    r = cx.post("/clients", json={"external_id_client": ext, "company_name": f"Empresa {ext}", **extra})
+    assert r.status_code in (200, 201), r.text
+    return r.json()
+
+
+def test_customerx_2_raw_token_or_bearer_else_401(cxs, cx):
+    assert cx.get("/clients").status_code == 200
+    assert (
+        httpx.get(f"{cxs.url}/clients", headers={"Authorization": f"Bearer {cxs.token}"}).status_code == 200
+    )
+    assert httpx.get(f"{cxs.url}/clients").status_code == 401
+    assert httpx.get(f"{cxs.url}/clients", headers={"Authorization": "nope"}).status_code == 401
+
+
+def test_customerx_3_bare_arrays_int_ids_money_as_strings_and_partial_put(cx):
+    created = _client(cx, "A1", email="a@x.com", trading_name="A")
+    assert isinstance(created["id"], int)
+    assert isinstance(cx.get("/clients").json(), list)
+    cx.put("/clients", params={"external_id_client": "A1"}, json={"trading_name": "Novo"})
+    row = cx.get("/clients", params={"external_id_client": "A1"}).json()[0]
+    assert row["trading_name"] == "Novo" and row["email"] == "a@x.com"  # only keys sent change
+    cx.put("/clients", params={"external_id_client": "A1"}, json={"email": None})
+    assert cx.get("/clients").json()[0]["email"] is None  # null clears
+    contract = cx.post(
+        "/contracts", json={"external_id_client": "A1", "external_id_contract": "K", "contract_value": 99.5}
+    )
+    assert contract.json()["contract_value"] == "99.50"
+
+
+def test_customerx_4_twenty_per_page_with_pagination_headers(cx):
+    for n in range(45):
+        _client(cx, f"P{n}")
+    r = cx.get("/clients", params={"page": "3", "per_page": "100"})
+    assert len(r.json()) == 5
+    assert (r.headers["X-Total"], r.headers["X-Pages"], r.headers["X-Page"], r.headers["X-Per-Page"]) == (
+        "45",
+        "3",
+        "3",
+        "20",
+    )
+    assert len(cx.get("/clients", params={"max_results": "10"}).json()) == 10
+
+
+def test_customerx_5_rate_limit_headers_and_429():
+    with (
+        CustomerXSandbox(requests_per_minute=60, burst=2) as server,
+        httpx.Client(base_url=server.url, headers={"Authorization": server.token}) as client,
+    ):
+        answers = [client.get("/clients") for _ in range(4)]
+    assert [a.status_code for a in answers] == [200, 200, 429, 429]
+    assert all("X-RateLimit-Remaining" in a.headers and "X-RateLimit-Reset" in a.headers for a in answers)
+
+
+def test_customerx_6_errors_422_with_field_errors_and_404_for_unknown_paths(cx):
+    r = cx.post("/contacts", json={"name": "Sem e-mail"})
+    assert r.status_code == 422 and "email" in r.json()["errors"]
+    assert cx.get("/contract-plans").status_code == 404
+
+
+def test_customerx_7_updates_name_the_record_by_external_id_or_by_numeric_id(cx):
+    a = _client(cx, "EXT-1")
+    manual = cx.post("/clients", json={"company_name": "Feito à mão"}).json()  # no external id
+    assert (
+        cx.put("/clients", params={"external_id_client": "EXT-1"}, json={"trading_name": "q"}).status_code
+        == 200
+    )
+    assert cx.put("/clients/EXT-1", json={"trading_name": "p"}).status_code == 200  # path form (S2)
+    # an external id parameter is only an external id: a numeric id there is a 404
+    assert cx.put("/clients", params={"external_id_client": str(manual["id"])}, json={}).status_code == 404
+    assert cx.put(f"/clients/{manual['id']}", json={}).status_code == 404
+    by_id = cx.put("/clients", params={"id": str(manual["id"])}, json={"external_id_client": "EXT-2"})
+    assert by_id.status_code == 200 and by_id.json()["external_id_client"] == "EXT-2"
+    assert cx.put("/clients", params={"id": "999"}, json={}).status_code == 404
+    # an external id is unique, on create and on update
+    assert cx.post("/clients", json={"external_id_client": "EXT-1", "company_name": "x"}).status_code == 422
+    clash = cx.put("/clients", params={"external_id_client": "EXT-2"}, json={"external_id_client": "EXT-1"})
+    assert clash.status_code == 422 and a["id"] != manual["id"]
+
+
+def test_customerx_8_1_contract_status_is_derived_not_written(cx):
+    _client(cx, "S1", contract_status="active_contract")
+    assert cx.get("/clients").json()[0]["contract_status"] == "without_contract"
+    cx.post(
+        "/contracts", json={"external_id_client": "S1", "external_id_contract": "K1", "contract_value": 1}
+    )
+    assert cx.get("/clients").json()[0]["contract_status"] == "active_contract"
+
+
+def test_customerx_8_2_contact_rules(cx):
+    _client(cx, "C1")
+    _client(cx, "C2")
+    phone = [{"number": "(11) 98765-4321", "is_default": True, "ddi": "+55"}]
+    ok = cx.post(
+        "/contacts", json={"external_id_client": "C1", "name": "Ana", "email": "ana@x.com", "phones": phone}
+    )
+    assert ok.status_code in (200, 201)
+    same_email = cx.post(
+        "/contacts", json={"external_id_client": "C2", "name": "Ana 2", "email": "ANA@x.com"}
+    )
+    assert same_email.status_code == 422 and "email" in same_email.json()["errors"]  # unique in the account
+    other_client = cx.post(
+        "/contacts", json={"external_id_client": "C2", "name": "Bia", "email": "bia@x.com", "phones": phone}
+    )
+    assert other_client.status_code in (200, 201)  # a phone may repeat across clients
+    same_client = cx.post(
+        "/contacts", json={"external_id_client": "C1", "name": "Caio", "email": "caio@x.com", "phones": phone}
+    )
+    assert (
+        same_client.status_code == 422 and "phones" in same_client.json()["errors"]
+    )  # (phone, client) unique
+    no_client = cx.post("/contacts", json={"external_id_client": "NONE", "name": "D", "email": "d@x.com"})
+    assert no_client.status_code == 422
+    moved = cx.put("/contacts", params={"id": str(ok.json()["id"])}, json={"external_id_client": "C2"})
+    assert moved.status_code == 422 and "external_id_client" in moved.json()["errors"]  # cannot be changed
+
+
+def test_customerx_8_3_and_8_4_contracts_and_timelines_need_a_client(cx):
+    assert cx.post("/contracts", json={"external_id_client": "NONE", "contract_value": 1}).status_code == 422
+    assert cx.post("/timelines", json={"external_id_client": "NONE", "title": "t"}).status_code == 422
+    _client(cx, "T1")
+    entry = cx.post(
+        "/timelines",
+        json={"external_id_client": "T1", "title": "Nota", "body": "b", "operation": "client_note"},
+    )
+    assert entry.status_code in (200, 201) and isinstance(entry.json()["id"], int)
+
+
+def test_customerx_8_6_every_custom_attribute_shape_is_accepted(cx):
+    created = _client(
+        cx, "CA", custom_attributes=[{"external_id": "seg", "description": "Segmento", "value": "V"}]
+    )
+    assert created["custom_attributes"][0]["value"] == "V"
+    updated = cx.put(
+        "/clients",
+        params={"external_id_client": "CA"},
+        json={"custom_attributes": [{"label": "seg", "value": "W"}]},
+    )
+    assert updated.json()["custom_attributes"] == [{"name": "seg", "label": "seg", "value": "W"}]
+
+
+def test_customerx_8_4_a_timeline_entry_keeps_its_original_date(cx):
+    _client(cx, "T2")
+    entry = cx.post(
+        "/timelines", json={"external_id_client": "T2", "title": "t", "created_at": "2026-11-02T10:00:00"}
+    )
+    assert entry.json()["created_at"] == "2026-11-02T10:00:00"
+    client = cx.put("/clients", params={"external_id_client": "T2"}, json={"created_at": "1999-01-01"}).json()
+    assert client["created_at"] != "1999-01-01"  # a client's own timestamps are the server's
