@@ -131,13 +131,12 @@ def load_entity(
             )
             continue
         earlier = refused.get(ext)
-        if earlier is not None and earlier[0] == digest:
+        if earlier is not None:
             note(
                 ext,
                 "rejected",
                 None,
-                f"refused earlier in this sync (HTTP {earlier[1]}) and unchanged since: not sent again "
-                "until the next sync",
+                f"refused earlier in this sync (HTTP {earlier[1]}): not sent again until the next sync",
             )
             continue
         if dry_run:

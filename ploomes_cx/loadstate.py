@@ -9,8 +9,8 @@ entity in doubt, and the next run checks that one instead of creating it twice.
 (by CustomerX, with status and body, or by us before any call), failed (after retries),
 waiting_for_client (its client is not in CustomerX yet: no call).
 
-`refusals` remembers, per record, the body CustomerX last refused and the `sync` command that
-sent it, so one command sends a refused record once, not once per window.
+`refusals` remembers, per record, the `sync` command in which CustomerX last refused it (and
+the body's hash), so one command sends a refused record once, not once per window.
 """
 
 from __future__ import annotations
