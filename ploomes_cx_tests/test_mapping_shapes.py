@@ -22,6 +22,7 @@ from ploomes_cx.sandbox import CustomerXSandbox, PloomesDataset, PloomesSandbox
 from ploomes_cx.sandbox.ploomes_data import field_key
 from ploomes_cx.storage import database_path
 from ploomes_cx_tests.conftest import CX_TOKEN, SECRET_KEY, point_at
+from ploomes_cx_tests.spec import expected_text
 
 WINDOWS = "2026-11-02..2026-11-04"
 CONTACT_FIELDS = {  # FieldKey -> CustomerX attribute: one field of every type
@@ -47,32 +48,6 @@ def _custom_block(entity: str, fields: dict[str, str]) -> str:
     return f"  {entity}:\n" + "".join(
         f"    - ploomes: {k}\n      customerx: {v}\n" for k, v in fields.items()
     )
-
-
-def expected_text(item: dict[str, Any]) -> str | None:
-    """What CustomerX must hold for one OtherProperties item, read the way the spec describes it."""
-    for slot in ("ObjectValueName", "UserValueName"):
-        if item.get(slot) is not None:
-            return str(item[slot])
-    for slot in (
-        "StringValue",
-        "BigStringValue",
-        "IntegerValue",
-        "DecimalValue",
-        "DateTimeValue",
-        "BoolValue",
-    ):
-        value = item.get(slot)
-        if value is None or value == "":
-            continue
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        if slot == "DateTimeValue":
-            return value[:10]
-        if isinstance(value, float) and value.is_integer():
-            return str(int(value))
-        return str(value)
-    return None
 
 
 class PloomesReader:

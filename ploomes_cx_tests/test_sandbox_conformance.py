@@ -14,25 +14,8 @@ import httpx
 import pytest
 
 from ploomes_cx.sandbox import CustomerXSandbox, PloomesDataset, PloomesSandbox
+from ploomes_cx_tests.spec import VALUE_SLOTS
 
-VALUE_SLOTS = {
-    "StringValue",
-    "BigStringValue",
-    "IntegerValue",
-    "DecimalValue",
-    "DateTimeValue",
-    "BoolValue",
-    "ObjectValueId",
-    "ObjectValueName",
-    "UserValueId",
-    "UserValueName",
-    "ProductValueId",
-    "ProductValueName",
-    "AttachmentValueId",
-    "AttachmentValueName",
-    "ContactValueId",
-    "ContactValueName",
-}
 REFERENCE_PAIRS = [
     {f"{p}ValueId", f"{p}ValueName"} for p in ("Object", "User", "Product", "Attachment", "Contact")
 ]

@@ -24,7 +24,7 @@ from ploomes_cx.sandbox.ploomes_data import cnpj_digits, cpf_digits, format_cnpj
 from ploomes_cx.schemas import MODELS
 from ploomes_cx.storage import database_path
 from ploomes_cx_tests.conftest import point_at
-from ploomes_cx_tests.test_sandbox_conformance import VALUE_SLOTS
+from ploomes_cx_tests.spec import VALUE_SLOTS
 
 SP = ZoneInfo("America/Sao_Paulo")
 CNPJ_A = cnpj_digits("112223330001")
