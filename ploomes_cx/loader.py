@@ -43,6 +43,11 @@ UPDATE_BY_ID = {
     "contacts": "update_contact_by_id",
     "contracts": "update_contract_by_id",
 }
+UPDATE_BY_PATH_ID = {
+    "clients": "update_client_by_path_id",
+    "contacts": "update_contact_by_path_id",
+    "contracts": "update_contract_by_path_id",
+}
 MAX_CONSECUTIVE_FAILURES = 3
 
 
@@ -239,13 +244,37 @@ def _upsert(
     if current_ext:
         api.call(update_op, external_id=str(current_ext), body=sent, stats=stats)
     else:
-        api.call(UPDATE_BY_ID[entity], external_id=str(existing["id"]), body=sent, stats=stats)
+        _update_by_id(api, entity, int(existing["id"]), sent, index, stats)
     loadstate.record(con, m.name, entity, ext, existing.get("id"), digest, body, "sent", run_id)
     if existing.get("id") is not None:
         loadstate.hand_over(con, m.name, entity, int(existing["id"]), ext)
     if index is not None:
         index.claim(existing.get("id"), ext)
     return "adopted", "; ".join(x for x in (f"adopted CustomerX record {existing.get('id')}", moved) if x)
+
+
+def _update_by_id(
+    api: CustomerXApi,
+    entity: str,
+    customerx_id: int,
+    body: dict[str, Any],
+    index: CustomerXIndex | None,
+    stats: CallStats,
+) -> None:
+    """Write to a record that has no external id, by its numeric id.
+
+    How CustomerX takes a numeric id on an update is inferred (customerx-api.md §7: S2 sends
+    `PUT /contacts/?id=N`, and says path ids work too). `?id=N` is tried first; if the server does
+    not know that form (400/404/405), the path form `PUT /<resource>/N` is used, but only when no
+    record carries "N" as its external id, since the path form also names external ids.
+    """
+    try:
+        api.call(UPDATE_BY_ID[entity], external_id=str(customerx_id), body=body, stats=stats)
+    except CustomerXRejected as exc:
+        ambiguous = index is None or str(customerx_id) in index.by_ext
+        if exc.status not in (400, 404, 405) or ambiguous:
+            raise
+        api.call(UPDATE_BY_PATH_ID[entity], external_id=str(customerx_id), body=body, stats=stats)
 
 
 def _without_client_move(

@@ -89,6 +89,9 @@ ENDPOINT_NAMES = Literal[
     "update_client_by_id",
     "update_contact_by_id",
     "update_contract_by_id",
+    "update_client_by_path_id",
+    "update_contact_by_path_id",
+    "update_contract_by_path_id",
     "create_timeline",
 ]
 

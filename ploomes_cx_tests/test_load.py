@@ -413,3 +413,29 @@ def test_records_whose_client_is_not_in_customerx_wait_for_it_instead_of_earning
     )  # the client lands, then its records
     held = [c for c in customerx.store.records["contacts"].values() if c["external_id_client"] == client]
     assert len(held) == dict(waiting)["contacts"]
+
+
+def test_a_server_without_the_id_parameter_gets_the_numeric_id_in_the_path(
+    home, tmp_path, ploomes, customerx, monkeypatch
+):
+    """`?id=N` is inferred; when the server refuses that form the path form is used instead."""
+    path = write_mapping(
+        tmp_path,
+        "pathid",
+        "quality:\n  max_rejected_ratio: 0.9\n",
+    )
+    text = path.read_text().replace(
+        "customerx:\n", "customerx:\n  endpoints:\n    update_client_by_id: {param: client_id}\n", 1
+    )
+    path.write_text(text)
+    point_at(monkeypatch, ploomes, customerx)
+    assert main(["sync", str(path), "--window", "2026-11-02", "--dry-run"]) == 0
+    ext, document = _ledger(
+        home, "pathid", "select external_id, document from {s}.stg_clients where document is not null limit 1"
+    )[0]
+    customerx.store.records["clients"][1] = {"id": 1, "company_name": "Feito à Mão", "cnpj_cpf": document}
+    customerx.store.next_id = 2
+    assert main(["sync", str(path), "--window", "2026-11-02"]) == 0
+    assert customerx.store.records["clients"][1]["external_id_client"] == ext
+    puts = [(w["path"], w["status"]) for w in customerx.writes if w["method"] == "PUT"]
+    assert puts == [("/api/v1/clients?client_id=1", 400), ("/api/v1/clients/1", 200)]

@@ -49,6 +49,10 @@ DEFAULT_ENDPOINTS: dict[str, Endpoint] = {
     "update_client_by_id": Endpoint("PUT", "/clients", "query", "id"),
     "update_contact_by_id": Endpoint("PUT", "/contacts", "query", "id"),
     "update_contract_by_id": Endpoint("PUT", "/contracts", "query", "id"),
+    # I: the fallback when the server does not take `?id=`: the numeric id as the last segment
+    "update_client_by_path_id": Endpoint("PUT", "/clients", "path"),
+    "update_contact_by_path_id": Endpoint("PUT", "/contacts", "path"),
+    "update_contract_by_path_id": Endpoint("PUT", "/contracts", "path"),
     "create_timeline": Endpoint("POST", "/timelines"),  # C2
     "list_timelines": Endpoint("GET", "/timelines"),  # I (S5 only): used to check an entry left in doubt
 }

@@ -213,7 +213,7 @@ class PloomesApi:
     def fields(self, stats: CallStats) -> list[dict[str, Any]]:
         """The whole field catalogue, native and custom (`/Fields`)."""
         out: list[dict[str, Any]] = []
-        for page in self._iter_keyset("/Fields", "Id gt 0", "Type,OptionsTable($expand=Options)", stats):
+        for page in self._iter_keyset("/Fields", "Id gt 0", "Type", stats):
             out.extend(page)
         return out
 

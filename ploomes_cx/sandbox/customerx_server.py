@@ -189,15 +189,22 @@ class CustomerXSandbox:
         raise Refused(405, {}, f"{method} is not supported here")
 
     def _target(self, resource: str, ext_in_path: str | None, query: dict[str, str]) -> dict[str, Any]:
-        """The record an update names (§7): an external id in the path (`PUT /clients/X`, S2) or
-        the query (`?external_id_client=X`, S4), or a numeric id (`?id=N`, S2). An external id
-        is only ever an external id: a number no record carries as one is a 404, not an id."""
+        """The record an update names (§7): an external id in the query (`?external_id_client=X`,
+        S4), which is only ever an external id (a number no record carries as one is a 404, not
+        an id); a numeric id (`?id=N`, S2); or the path (`PUT /clients/X`, S2), where the spec has
+        the fake accept an external id or a numeric id."""
         key = RESOURCES[resource]
-        if ext_in_path or query.get(key):
-            ident = ext_in_path or query[key]
-            found = self.store.by_external_id(resource, ident)
+        if ext_in_path:  # S2's path form names an external id; a numeric id there works too (I)
+            found = self.store.by_external_id(resource, ext_in_path)
+            if found is None and ext_in_path.isdigit():
+                found = self.store.records[resource].get(int(ext_in_path))
             if found is None:
-                raise Refused(404, {key: ["not found"]}, f"no {resource[:-1]} with {key} {ident}")
+                raise Refused(404, {key: ["not found"]}, f"no {resource[:-1]} {ext_in_path}")
+            return found
+        if query.get(key):
+            found = self.store.by_external_id(resource, query[key])
+            if found is None:
+                raise Refused(404, {key: ["not found"]}, f"no {resource[:-1]} with {key} {query[key]}")
             return found
         if query.get("id"):
             raw = query["id"]
