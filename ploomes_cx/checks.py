@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import itertools
-
 import dagster as dg
 import pandas as pd
 
-from ploomes_cx.identity import IDENTIFIER_COLUMNS, same_record
+from ploomes_cx.identity import IDENTIFIER_COLUMNS, any_same_record
 
 MAX_ROWS = 10
 
@@ -37,8 +35,7 @@ def duplicate_identifiers(frame: pd.DataFrame, identifiers: list[str]) -> pd.Dat
             continue
         shared = frame[frame[col].notna() & frame[col].duplicated(keep=False)]
         for value, group in shared.groupby(col):
-            rows = group[columns].astype(object).where(group[columns].notna(), None).to_dict("records")
-            if not any(same_record(a, b, identifiers) for a, b in itertools.combinations(rows, 2)):
+            if not any_same_record(group[columns], identifiers):
                 continue
             found.append(
                 {

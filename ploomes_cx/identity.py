@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ploomes_cx.normalize import normalize_codes, normalize_documents, normalize_emails
@@ -37,6 +38,52 @@ def same_record(a: Mapping[str, Any], b: Mapping[str, Any], identifiers: list[st
         va, vb = a.get(column), b.get(column)
         if _present(va) and _present(vb):
             return bool(va == vb)
+    return False
+
+
+def _codes(frame: pd.DataFrame, column: str) -> np.ndarray:
+    """Each row's value as an integer code, -1 where absent, so pairs compare as numbers."""
+    if column not in frame:
+        return np.full(len(frame), -1)
+    values = frame[column].astype(object)
+    return pd.factorize(values.where(values.notna(), None), use_na_sentinel=True)[0]
+
+
+def _same_block(codes: dict[str, np.ndarray], rows: slice, identifiers: list[str]) -> np.ndarray:
+    """`same_record` of rows[`rows`] against every row: a (block x n) boolean matrix."""
+    doc = codes["document"]
+    a, b = doc[rows][:, None], doc[None, :]
+    result = ~((a >= 0) & (b >= 0) & (a != b))
+    undecided = np.ones_like(result)
+    decided_same = np.zeros_like(result)
+    for ident in identifiers:
+        c = codes[IDENTIFIER_COLUMNS[ident]]
+        a, b = c[rows][:, None], c[None, :]
+        both = (a >= 0) & (b >= 0) & undecided
+        decided_same |= both & (a == b)
+        undecided &= ~both
+    return result & decided_same
+
+
+def same_record_matrix(frame: pd.DataFrame, identifiers: list[str]) -> np.ndarray:
+    """`same_record` for every pair of rows of `frame` at once (a square boolean matrix)."""
+    codes = {c: _codes(frame, c) for c in IDENTIFIER_COLUMNS.values()}
+    result = _same_block(codes, slice(0, len(frame)), identifiers)
+    np.fill_diagonal(result, False)
+    return result
+
+
+def any_same_record(frame: pd.DataFrame, identifiers: list[str], block: int = 1024) -> bool:
+    """Whether any two rows of `frame` are the same record, in blocks of rows so memory stays
+    bounded: an accountant's e-mail shared by thousands of companies is millions of pairs, too
+    many for a Python loop and too many for one matrix."""
+    codes = {c: _codes(frame, c) for c in IDENTIFIER_COLUMNS.values()}
+    for start in range(0, len(frame), block):
+        rows = slice(start, min(start + block, len(frame)))
+        found = _same_block(codes, rows, identifiers)
+        found[np.arange(rows.stop - rows.start), np.arange(rows.start, rows.stop)] = False  # a row and itself
+        if found.any():
+            return True
     return False
 
 
