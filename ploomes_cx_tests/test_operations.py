@@ -12,14 +12,16 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import dagster as dg
+import duckdb
 
 from ploomes_cx.cli import main
 from ploomes_cx.factory import build_integration_defs, schedule_name
 from ploomes_cx.mapping import load_mapping
 from ploomes_cx.sandbox import CustomerXSandbox, PloomesDataset, PloomesSandbox
 from ploomes_cx.sandbox.ploomes_data import to_ms
+from ploomes_cx.storage import database_path
 from ploomes_cx_tests.conftest import CX_TOKEN, SECRET_KEY, local, point_at, write_mapping
-from ploomes_cx_tests.test_load import cx_state, staged
+from ploomes_cx_tests.helpers import cx_state, staged
 
 
 def tick(m_path: Path, when: dt.datetime) -> list[str | None]:
@@ -237,7 +239,7 @@ def test_every_asset_explains_itself_in_the_ui(home, mapping_with_timeline, ploo
         metadata = event.asset_materialization.metadata
         partitioned = graph.get(key).is_partitioned
         count = metadata.get("dagster/partition_row_count" if partitioned else "dagster/row_count")
-        assert count is not None and count.value >= 0, key
+        assert count is not None and count.value == _rows_held(home, m.name, key.path[-1]), key
         assert "preview" in metadata, key
     rejected = instance.get_latest_materialization_event(dg.AssetKey([m.name, "rejected"]))
     assert "client_not_found" in rejected.asset_materialization.metadata["preview"].value
@@ -353,6 +355,18 @@ def test_the_housekeeping_sensor_fails_dead_cli_runs_and_frees_their_slots(home)
     storage.free_concurrency_slot_for_step("another-run", "raw_deals")  # drop its pending claim
     assert storage.claim_concurrency_slot(pool, "another-run", "raw_deals").is_claimed
     instance.dispose()
+
+
+def _rows_held(home: Path, name: str, table: str) -> int:
+    """What an asset's row count must say: its rows in the window, the table, or its crosswalk rows."""
+    with duckdb.connect(str(database_path(home, name)), read_only=True) as con:
+        if table.startswith("load_"):
+            sql, params = f"select count(*) from {name}.crosswalk where entity = ?", [table[5:]]
+        elif table.startswith("raw_"):
+            sql, params = f"select count(*) from {name}.{table} where window_start = '2026-11-03'", []
+        else:
+            sql, params = f"select count(*) from {name}.{table}", []
+        return int(con.execute(sql, params).fetchall()[0][0])
 
 
 def hold_lock_in_another_process(lock: Path, seconds: float) -> subprocess.Popen:

@@ -1,0 +1,37 @@
+"""Helpers several test modules share: what DuckDB staged, and what CustomerX holds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from ploomes_cx.sandbox import CustomerXSandbox
+from ploomes_cx.storage import database_path
+
+
+def staged(home: Path, name: str, table: str, columns: str = "external_id") -> list[tuple]:
+    with duckdb.connect(str(database_path(home, name)), read_only=True) as con:
+        return con.execute(f"select {columns} from {name}.{table} order by 1").fetchall()
+
+
+def cx_state(cx: CustomerXSandbox) -> dict[str, list[tuple]]:
+    """What CustomerX holds, without its own ids and timestamps: comparable across accounts."""
+    records = cx.store.records
+    return {
+        "clients": sorted(
+            (c["external_id_client"], c["company_name"], c.get("cnpj_cpf"), c.get("email"))
+            for c in records["clients"].values()
+        ),
+        "contacts": sorted(
+            (c["external_id_contact"], c["external_id_client"], c["email"])
+            for c in records["contacts"].values()
+        ),
+        "contracts": sorted(
+            (c["external_id_contract"], c["external_id_client"], c["contract_value"])
+            for c in records["contracts"].values()
+        ),
+        "timelines": sorted(
+            (t["external_id_client"], t["title"], t["created_at"]) for t in records["timelines"].values()
+        ),
+    }
