@@ -17,6 +17,15 @@ run_monitoring:
   # with `dagster dev`, the daemon gives back pool slots of runs that ended without freeing them
   enabled: true
   free_slots_after_run_end_seconds: 60
+run_retries:
+  # a run whose process crashed (not one whose step failed) is started again, twice at most;
+  # `ploomes-cx sync` runs opt out (tag dagster/max_retries: 0): the person re-runs the command
+  enabled: true
+  max_retries: 2
+  retry_on_asset_or_op_failure: false
+freshness:
+  # the load assets carry a freshness policy: late when a window's sync has not landed in time
+  enabled: true
 concurrency:
   pools:
     # Every step that calls an API sits in a pool named after the credential's variable

@@ -117,6 +117,9 @@ class SyncSettings(_Strict):
     # added: how long after a window ends its scheduled run starts, so that records saved in the
     # window's last seconds (Ploomes stamps LastUpdateDate at commit) are visible to the read.
     schedule_delay_minutes: int = Field(default=10, ge=0, le=59)
+    # added: how long after its scheduled run a window's load may take before the load assets
+    # show as late in the UI (their freshness policy)
+    freshness_grace_minutes: int = Field(default=60, ge=1, le=24 * 60)
 
     @field_validator("start")
     @classmethod

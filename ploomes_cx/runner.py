@@ -118,7 +118,14 @@ def _run_windows(
                     instance=instance,
                     raise_on_error=False,
                     run_id=run_id,
-                    tags={"ploomes_cx/trigger": "cli", SYNC_TAG: sync_id, **owner, **(tags or {})},
+                    tags={
+                        "ploomes_cx/trigger": "cli",
+                        SYNC_TAG: sync_id,
+                        # the daemon's run retries are for launched runs; the CLI reports and stops
+                        "dagster/max_retries": "0",
+                        **owner,
+                        **(tags or {}),
+                    },
                     run_config=run_config(m, dry_run, sync_id),
                 )
             window = _summarize(key, result, time.monotonic() - started)

@@ -61,6 +61,36 @@ def test_hourly_schedule_follows_a_half_hour_timezone(tmp_path):
     ]
 
 
+def _load_freshness(path: Path) -> list:
+    m = load_mapping(path)
+    defs = build_integration_defs(m)
+    policies = []
+    for entity in ("clients", "contacts", "contracts", "timeline"):
+        key = dg.AssetKey([m.name, f"load_{entity}"])
+        policies += [s.freshness_policy for s in defs.resolve_assets_def(key).specs if s.key == key]
+    raw = dg.AssetKey([m.name, "raw_persons"])
+    assert all(
+        s.freshness_policy is None for s in defs.resolve_assets_def(raw).specs
+    )  # windows are the schedule's
+    return policies
+
+
+def test_load_assets_are_late_when_a_window_has_not_landed_a_grace_period_after_its_tick(tmp_path):
+    daily = _load_freshness(write_mapping(tmp_path, "daily"))
+    assert len(daily) == 4 and len(set(daily)) == 1
+    policy = daily[0]
+    # the tick is 00:10 in São Paulo; with the default hour of grace the deadline is 01:10 there
+    assert (policy.deadline_cron, policy.timezone) == ("10 1 * * *", "America/Sao_Paulo")
+    assert policy.lower_bound_delta == dt.timedelta(days=1)
+    path = tmp_path / "hourly.yaml"
+    path.write_text(
+        "name: hourly\nsync:\n  cadence: hourly\n  timezone: Asia/Kolkata\n  schedule_delay_minutes: 5\n"
+        "  freshness_grace_minutes: 20\n"
+    )
+    hourly = _load_freshness(path)[0]
+    assert (hourly.deadline_cron, hourly.lower_bound_delta) == ("25 * * * *", dt.timedelta(hours=1))
+
+
 def test_two_mapping_files_give_disjoint_assets_checks_jobs_schedules_and_resources(
     tmp_path, monkeypatch, home
 ):
@@ -263,7 +293,10 @@ def test_the_local_and_the_production_instance_configs_are_valid_and_share_their
         config, _ = dagster_instance_config(str(folder))  # raises on any unknown or misspelt key
         assert config["concurrency"]["pools"]["default_limit"] == 1
     production = yaml.safe_load((production_dir / "dagster.yaml").read_text())
-    assert production["concurrency"] == yaml.safe_load(DAGSTER_YAML)["concurrency"]
+    local = yaml.safe_load(DAGSTER_YAML)
+    for section in ("concurrency", "run_retries", "freshness"):
+        assert production[section] == local[section], section
+    assert local["run_retries"]["retry_on_asset_or_op_failure"] is False  # crashed runs only
     assert "postgres" in production["storage"]
 
 

@@ -17,6 +17,7 @@ from ploomes_cx.customerx.client import CustomerXAuthError, CustomerXUnavailable
 from ploomes_cx.customerx.resource import CustomerXResource
 from ploomes_cx.loader import load_entity
 from ploomes_cx.mapping import Mapping
+from ploomes_cx.partitions import freshness_policy
 
 DESCRIPTIONS = {
     "clients": "Clients in CustomerX, upserted by external id (the survivor's Ploomes id), adopting an existing "
@@ -69,6 +70,7 @@ def _load_asset(m: Mapping, entity: str) -> dg.AssetsDefinition:
         + f"\n\nIts rows are the `{m.name}.crosswalk` rows of this entity: one per record CustomerX holds "
         f"from us. Every call's outcome is in `{m.name}.ledger`.",
         metadata={"dagster/column_schema": CROSSWALK_COLUMNS},
+        freshness_policy=freshness_policy(m),
     )
     def _load(context: AssetExecutionContext, config: LoadConfig) -> dg.MaterializeResult:
         duck: DuckDBResource = getattr(context.resources, duck_key)
