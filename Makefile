@@ -3,6 +3,8 @@ VENV   ?= .venv
 PYTHON ?= python3
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+# dg finds the project's environment through VIRTUAL_ENV
+DG     := VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(BIN)):$$PATH $(BIN)/dg
 # Debian's paths; the browser test uses exactly these
 CHROMIUM     ?= /usr/bin/chromium
 CHROMEDRIVER ?= /usr/bin/chromedriver
@@ -32,7 +34,8 @@ browser-deps:
 test: $(STAMP) browser-deps
 	$(BIN)/ruff check ploomes_cx ploomes_cx_tests benchmarks
 	$(BIN)/ruff format --check ploomes_cx ploomes_cx_tests benchmarks
-	DAGSTER_HOME= PLOOMES_CX_HOME=$$(mktemp -d) $(BIN)/dagster definitions validate -w workspace.yaml
+	DAGSTER_HOME= PLOOMES_CX_HOME=$$(mktemp -d) $(DG) check defs
+	DAGSTER_HOME= PLOOMES_CX_HOME=$$(mktemp -d) $(DG) list defs --json > /dev/null
 	$(BIN)/pytest -q -p no:cacheprovider
 
 lint: $(STAMP)

@@ -122,7 +122,7 @@ def _parser() -> argparse.ArgumentParser:
     ui = sub.add_parser(
         "ui",
         help="the Dagster UI and daemon (schedules, backfills) on the CLI's instance",
-        description="Run `dagster dev` (webserver and daemon) on the instance under $PLOOMES_CX_HOME, writing its "
+        description="Run `dg dev` (webserver and daemon) on the instance under $PLOOMES_CX_HOME, writing its "
         "dagster.yaml (concurrency pools, run queue limits) first when ploomes-cx owns it. Credentials come "
         "from the environment, as for sync.",
         epilog="examples:\n  ploomes-cx ui\n  ploomes-cx ui --host 0.0.0.0 --port 3001",
@@ -355,14 +355,22 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 def _run_ui(home: Path, dagster_home: Path, host: str, port: int) -> int:
-    """`dagster dev` (webserver + daemon) on the instance the CLI uses, with its dagster.yaml written.
+    """`dg dev` (webserver + daemon) on the instance the CLI uses, with its dagster.yaml written.
 
-    Starting `dagster dev` by hand on a fresh DAGSTER_HOME would run without the pool and run
-    queue limits that home.py writes; this entry point always has them.
+    Starting it by hand on a fresh DAGSTER_HOME would run without the pool and run queue limits
+    that home.py writes; this entry point always has them. `dg dev` loads the project's
+    components (`ploomes_cx/defs/`) in this environment, which it is told by `VIRTUAL_ENV`.
     """
-    dagster = shutil.which("dagster", path=str(Path(sys.executable).parent)) or "dagster"
-    env = {**os.environ, "PLOOMES_CX_HOME": str(home), "DAGSTER_HOME": str(dagster_home)}
-    cmd = [dagster, "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"), "-h", host, "-p", str(port)]
+    bin_dir = Path(sys.executable).parent
+    dg_cli = shutil.which("dg", path=str(bin_dir)) or "dg"
+    env = {
+        **os.environ,
+        "PLOOMES_CX_HOME": str(home),
+        "DAGSTER_HOME": str(dagster_home),
+        "VIRTUAL_ENV": str(bin_dir.parent),
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    cmd = [dg_cli, "dev", "--host", host, "--port", str(port)]
     print(
         f"starting the Dagster UI and daemon: open http://{host}:{port}  (instance {dagster_home})",
         flush=True,

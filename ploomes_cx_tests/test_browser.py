@@ -118,6 +118,7 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
         )
     try:
         wait_for_code_location(url, proc, log)
+        assert "supersede" not in log.read_text().lower()  # `dg dev`, not the superseded `dagster dev`
         yield url, home
     finally:
         os.killpg(proc.pid, signal.SIGINT)
@@ -184,6 +185,17 @@ def test_the_ui_shows_three_layers_and_a_materialized_row_count(ui, browser):
     shown = re.search(r"Row count\s+([\d,]+)", text)
     assert shown and int(shown.group(1).replace(",", "")) == clients, text[:500]
     browser.save_screenshot(str(ARTIFACTS / "stg-clients.png"))
+
+
+def test_the_load_assets_show_their_freshness_status_and_deadline(ui, browser):
+    url, _ = ui
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    browser.get(f"{url}/assets/sandbox/load_clients")
+    # the daily tick is 00:10 in São Paulo; with an hour of grace a window is late after 01:10
+    text = wait_for_text(browser, "Freshness policy", "Deadline: At 01:10 AM")
+    status = text.split("Freshness policy", 1)[1].split("\n", 2)[1]
+    assert status.strip(), text[:800]  # a status under the policy (Not evaluated, Pass, Warn, Fail)
+    browser.save_screenshot(str(ARTIFACTS / "load-clients-freshness.png"))
 
 
 def test_rejected_rows_and_duplicate_clusters_are_readable_from_their_asset_pages(ui, browser):
