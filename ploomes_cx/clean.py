@@ -33,6 +33,7 @@ from ploomes_cx.normalize import (
     normalize_names,
     normalize_phones,
 )
+from ploomes_cx.plan import Plan
 from ploomes_cx.ploomes.fields import FieldType
 
 REJECTED_COLUMNS = ["entity", "ploomes_id", "field", "value", "rule", "outcome", "window_start", "run_id"]
@@ -408,8 +409,9 @@ def build_staging(con: duckdb.DuckDBPyConnection, m: Mapping, run_id: str) -> St
         return _normalize_party(_contacts_frame(con, view, m, types), entity, rejects)
 
     orgs = party("organizations")
-    persons = party("persons") if "persons" in m.ploomes_entities else orgs.iloc[0:0].copy()
-    deals = _deals(con, schema) if "deals" in m.ploomes_entities else None
+    extracts = Plan.of(m).extracts
+    persons = party("persons") if "persons" in extracts else orgs.iloc[0:0].copy()
+    deals = _deals(con, schema) if "deals" in extracts else None
     client_attrs = pd.concat([s for s in custom["clients"].values() if len(s)] or [pd.Series(dtype=object)])
     contact_attrs = pd.concat([s for s in custom["contacts"].values() if len(s)] or [pd.Series(dtype=object)])
 

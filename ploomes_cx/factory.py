@@ -11,18 +11,11 @@ from ploomes_cx.assets.staging import build_staging_assets
 from ploomes_cx.customerx.resource import customerx_resource
 from ploomes_cx.home import home
 from ploomes_cx.mapping import Mapping
+from ploomes_cx.plan import Plan
 from ploomes_cx.ploomes.resource import ploomes_resource
 from ploomes_cx.storage import PloomesCxDuckDBIOManager, database_path
 
 MAPPING_TAG = "ploomes_cx/mapping"
-
-
-def sync_job_name(m: Mapping) -> str:
-    return f"{m.name}_sync"
-
-
-def schedule_name(m: Mapping) -> str:
-    return f"{m.name}_sync_schedule"
 
 
 def build_sync_schedule(m: Mapping, job: dg.UnresolvedAssetJobDefinition) -> dg.ScheduleDefinition:
@@ -35,7 +28,7 @@ def build_sync_schedule(m: Mapping, job: dg.UnresolvedAssetJobDefinition) -> dg.
     delay = m.sync.schedule_delay_minutes
     return dg.build_schedule_from_partitioned_job(
         job,
-        name=schedule_name(m),
+        name=Plan.of(m).schedule,
         description=f"Syncs each {m.sync.cadence} window of mapping {m.name!r} {delay} min after it ends "
         f"({m.sync.timezone}). Stopped by default: start it in the UI or with `dagster schedule start`.",
         minute_of_hour=delay,
@@ -55,9 +48,10 @@ def build_integration_defs(m: Mapping) -> dg.Definitions:
             built,
         )
     ]
+    plan = Plan.of(m)
     database = str(database_path(home(), m.name))
     job = dg.define_asset_job(
-        sync_job_name(m),
+        plan.job,
         selection=dg.AssetSelection.assets(*assets),
         description=f"Sync one window of Ploomes changes into CustomerX for mapping {m.name!r} ({m.source_path}).",
         # The instance's run queue allows one in-progress run per value of this tag (see home.py),
@@ -73,9 +67,9 @@ def build_integration_defs(m: Mapping) -> dg.Definitions:
         jobs=[job],
         schedules=[build_sync_schedule(m, job)],
         resources={
-            f"{m.name}_ploomes": ploomes_resource(m),
-            f"{m.name}_io_manager": PloomesCxDuckDBIOManager(database=database),
-            f"{m.name}_duckdb": DuckDBResource(database=database),
-            f"{m.name}_customerx": customerx_resource(m),
+            plan.ploomes_resource: ploomes_resource(m),
+            plan.io_manager: PloomesCxDuckDBIOManager(database=database),
+            plan.duckdb_resource: DuckDBResource(database=database),
+            plan.customerx_resource: customerx_resource(m),
         },
     )

@@ -218,37 +218,6 @@ class Mapping(_Strict):
         return value
 
     @property
-    def ploomes_entities(self) -> list[str]:
-        """The raw Ploomes extracts this integration needs, in a stable order."""
-        needed: set[str] = set()
-        for source in (self.clients.source, self.contacts.source):
-            if source == "organizations":
-                needed.add("organizations")
-            elif source == "persons":
-                needed |= {"persons", "organizations"}
-            else:  # deals: the client/contact comes from the contact or person on a won deal
-                needed |= {"deals", "organizations", "persons"}
-        if self.contracts.source == "won_deals":
-            needed.add("deals")
-        elif self.contracts.source == "deal_products":
-            needed |= {"deals", "orders", "quotes"}
-        kinds = {"notes": "notes", "activities": "tasks", "attachments": "attachments"}
-        needed |= {kinds[k] for k in self.timeline}
-        needed.add("fields")
-        order = [
-            "fields",
-            "organizations",
-            "persons",
-            "deals",
-            "orders",
-            "quotes",
-            "notes",
-            "tasks",
-            "attachments",
-        ]
-        return [e for e in order if e in needed]
-
-    @property
     def uses_external_code_custom_field(self) -> bool:
         return self.external_code_field != "Key"
 

@@ -76,12 +76,12 @@ def freshness_policy(m: Mapping) -> dg.FreshnessPolicy:
     """Late when a window's sync has not landed `freshness_grace_minutes` after its scheduled run.
 
     The deadline is the schedule's tick plus the grace, in the mapping's zone; by then the asset
-    must have been materialized within the last window length (plus the grace, so an hourly
-    mapping with a long grace still looks back far enough).
+    must have been materialized within the last window length (Dagster allows no look-back
+    longer than the deadline's own interval, so an hourly deadline looks back one hour).
     """
     after = m.sync.schedule_delay_minutes + m.sync.freshness_grace_minutes
     if m.sync.cadence == "daily":
         cron, window = f"{after % 60} {(after // 60) % 24} * * *", dt.timedelta(days=1)
     else:
-        cron, window = f"{after % 60} * * * *", dt.timedelta(hours=1 + after // 60)
+        cron, window = f"{after % 60} * * * *", dt.timedelta(hours=1)
     return dg.FreshnessPolicy.cron(deadline_cron=cron, lower_bound_delta=window, timezone=m.sync.timezone)

@@ -17,11 +17,12 @@ from typing import Any
 
 import dagster as dg
 
-from ploomes_cx.factory import build_integration_defs, sync_job_name
+from ploomes_cx.factory import build_integration_defs
 from ploomes_cx.home import ensure_dagster_home, ensure_home
 from ploomes_cx.housekeeping import HOST_TAG, PID_TAG, reclaim_abandoned_runs
 from ploomes_cx.mapping import Mapping
 from ploomes_cx.pacing import exclusive
+from ploomes_cx.plan import Plan
 from ploomes_cx.progress import RunWatcher
 
 SYNC_TAG = "ploomes_cx/sync_id"
@@ -67,10 +68,9 @@ def check_env(m: Mapping) -> None:
 def run_config(m: Mapping, dry_run: bool, sync_id: str = "") -> dict[str, Any]:
     """Quiet console logs (the CLI prints its own summary), the load assets' dry-run flag, and the
     id shared by every window of one `sync` command (a refused record is sent once per sync)."""
-    from ploomes_cx.assets.staging import staged_entities
-
+    plan = Plan.of(m)
     config = {"dry_run": dry_run, "sync_id": sync_id}
-    ops = {f"{m.name}__load_{e}": {"config": config} for e in staged_entities(m)}
+    ops = {plan.load_op(e): {"config": config} for e in plan.staged}
     return {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}, "ops": ops}
 
 
@@ -102,7 +102,7 @@ def _run_windows(
     ensure_dagster_home()
     instance = open_instance()
     sync_id = str(uuid.uuid4())
-    job = build_integration_defs(m).resolve_job_def(sync_job_name(m))
+    job = build_integration_defs(m).resolve_job_def(Plan.of(m).job)
     results = []
     owner = {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
     try:

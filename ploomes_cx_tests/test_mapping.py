@@ -10,6 +10,7 @@ import pytest
 
 from ploomes_cx.cli import main
 from ploomes_cx.mapping import MappingError, load_mapping, load_mappings, parse_mapping
+from ploomes_cx.plan import Plan
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -58,7 +59,7 @@ def test_entities_follow_the_sources():
         },
         "b2c.yaml",
     )
-    assert m.ploomes_entities == ["fields", "organizations", "persons", "deals", "orders", "quotes", "notes"]
+    assert Plan.of(m).extracts == ("fields", "organizations", "persons", "deals", "orders", "quotes", "notes")
     m = parse_mapping(
         {
             "name": "lean",
@@ -68,7 +69,7 @@ def test_entities_follow_the_sources():
         },
         "lean.yaml",
     )
-    assert m.ploomes_entities == ["fields", "organizations"]
+    assert Plan.of(m).extracts == ("fields", "organizations")
 
 
 @pytest.mark.parametrize(

@@ -15,8 +15,9 @@ import dagster as dg
 import duckdb
 
 from ploomes_cx.cli import main
-from ploomes_cx.factory import build_integration_defs, schedule_name
+from ploomes_cx.factory import build_integration_defs
 from ploomes_cx.mapping import load_mapping
+from ploomes_cx.plan import Plan
 from ploomes_cx.sandbox import CustomerXSandbox, PloomesDataset, PloomesSandbox
 from ploomes_cx.sandbox.ploomes_data import to_ms
 from ploomes_cx.storage import database_path
@@ -26,7 +27,7 @@ from ploomes_cx_tests.helpers import cx_state, staged
 
 def tick(m_path: Path, when: dt.datetime) -> list[str | None]:
     m = load_mapping(m_path)
-    schedule = build_integration_defs(m).resolve_schedule_def(schedule_name(m))
+    schedule = build_integration_defs(m).resolve_schedule_def(Plan.of(m).schedule)
     result = schedule.evaluate_tick(dg.build_schedule_context(scheduled_execution_time=when))
     return [r.partition_key for r in result.run_requests or []]
 
@@ -34,7 +35,7 @@ def tick(m_path: Path, when: dt.datetime) -> list[str | None]:
 def test_daily_schedule_asks_for_the_window_that_just_ended_in_the_mapping_timezone(tmp_path):
     path = write_mapping(tmp_path, "daily")  # America/Sao_Paulo, UTC-3
     m = load_mapping(path)
-    schedule = build_integration_defs(m).resolve_schedule_def(schedule_name(m))
+    schedule = build_integration_defs(m).resolve_schedule_def(Plan.of(m).schedule)
     assert schedule.cron_schedule == "10 0 * * *"
     assert schedule.execution_timezone == "America/Sao_Paulo"
     assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
@@ -52,7 +53,7 @@ def test_hourly_schedule_follows_a_half_hour_timezone(tmp_path):
         "  schedule_delay_minutes: 5\n"
     )
     m = load_mapping(path)
-    schedule = build_integration_defs(m).resolve_schedule_def(schedule_name(m))
+    schedule = build_integration_defs(m).resolve_schedule_def(Plan.of(m).schedule)
     assert schedule.cron_schedule == "5 * * * *" and schedule.execution_timezone == "Asia/Kolkata"
     # 10:05 UTC is 15:35 in Kolkata (UTC+5:30): the 14:00-15:00 local window is the newest complete one.
     assert tick(path, dt.datetime(2026, 11, 2, 10, 5, tzinfo=dt.UTC)) == ["2026-11-02-14:00"]
@@ -89,6 +90,8 @@ def test_load_assets_are_late_when_a_window_has_not_landed_a_grace_period_after_
     )
     hourly = _load_freshness(path)[0]
     assert (hourly.deadline_cron, hourly.lower_bound_delta) == ("25 * * * *", dt.timedelta(hours=1))
+    path.write_text(path.read_text().replace("20", "90"))  # a grace beyond the hour wraps round it
+    assert _load_freshness(path)[0].deadline_cron == "35 * * * *"
 
 
 def test_two_mapping_files_give_disjoint_assets_checks_jobs_schedules_and_resources(

@@ -12,12 +12,12 @@ from dagster import AssetExecutionContext
 from dagster_duckdb import DuckDBResource
 
 from ploomes_cx import checks, loadstate
-from ploomes_cx.assets.staging import staged_entities, staging_key
 from ploomes_cx.customerx.client import CustomerXAuthError, CustomerXUnavailableError
 from ploomes_cx.customerx.resource import CustomerXResource
 from ploomes_cx.loader import load_entity
 from ploomes_cx.mapping import Mapping
 from ploomes_cx.partitions import freshness_policy
+from ploomes_cx.plan import Plan
 
 DESCRIPTIONS = {
     "clients": "Clients in CustomerX, upserted by external id (the survivor's Ploomes id), adopting an existing "
@@ -51,21 +51,18 @@ class LoadConfig(dg.Config):
     sync_id: str = ""
 
 
-def load_key(m: Mapping, entity: str) -> dg.AssetKey:
-    return dg.AssetKey([m.name, f"load_{entity}"])
-
-
 def _load_asset(m: Mapping, entity: str) -> dg.AssetsDefinition:
-    cx_key, duck_key = f"{m.name}_customerx", f"{m.name}_duckdb"
-    deps = [staging_key(m, entity)] + ([load_key(m, "clients")] if entity != "clients" else [])
+    plan = Plan.of(m)
+    cx_key, duck_key = plan.customerx_resource, plan.duckdb_resource
+    deps = [plan.staging_key(entity)] + ([plan.load_key("clients")] if entity != "clients" else [])
 
     @dg.asset(
-        key=load_key(m, entity),
-        group_name=f"{m.name}_load",
+        key=plan.load_key(entity),
+        group_name=plan.group("load"),
         kinds={"customerx", "duckdb"},
         deps=deps,
         required_resource_keys={cx_key, duck_key},
-        pool=f"customerx_api__{m.customerx.token_env.lower()}",
+        pool=plan.customerx_pool,
         description=DESCRIPTIONS[entity]
         + f"\n\nIts rows are the `{m.name}.crosswalk` rows of this entity: one per record CustomerX holds "
         f"from us. Every call's outcome is in `{m.name}.ledger`.",
@@ -77,7 +74,7 @@ def _load_asset(m: Mapping, entity: str) -> dg.AssetsDefinition:
         resource: CustomerXResource = getattr(context.resources, cx_key)
         # the account's lock before the DuckDB file: every step takes them in this order
         with resource.one_step_at_a_time(context.log), duck.get_connection() as con:
-            frame = con.execute(f"select * from {m.name}.stg_{entity} order by external_id").fetchdf()
+            frame = con.execute(f"select * from {m.name}.{plan.table(entity)} order by external_id").fetchdf()
             api = resource.api(context.log)
             try:
                 report = load_entity(
@@ -133,4 +130,4 @@ def _summary(entity: str, counts: dict[str, int], dry_run: bool) -> str:
 
 
 def build_load_assets(m: Mapping) -> list[dg.AssetsDefinition]:
-    return [_load_asset(m, e) for e in staged_entities(m)]
+    return [_load_asset(m, e) for e in Plan.of(m).staged]

@@ -18,6 +18,7 @@ from dagster import AssetExecutionContext
 from ploomes_cx import checks
 from ploomes_cx.mapping import Mapping
 from ploomes_cx.partitions import partitions_def
+from ploomes_cx.plan import Plan
 from ploomes_cx.ploomes.client import (
     CallStats,
     PloomesAuthError,
@@ -58,10 +59,6 @@ STEP_RETRIES = dg.RetryPolicy(
 )
 # EntityId of the record a mapped custom field must belong to (ploomes-api.md §6).
 CONTACT_ENTITY, DEAL_ENTITY = 1, 2
-
-
-def raw_key(m: Mapping, entity: str) -> dg.AssetKey:
-    return dg.AssetKey([m.name, f"raw_{entity}"])
 
 
 def parse_ploomes_datetime(text: str, naive_zone: ZoneInfo) -> dt.datetime:
@@ -217,16 +214,17 @@ def _stats_metadata(stats: CallStats, window: dg.TimeWindow) -> dict[str, Any]:
 
 
 def build_fields_asset(m: Mapping) -> dg.AssetsDefinition:
-    resource_key = f"{m.name}_ploomes"
+    plan = Plan.of(m)
+    resource_key = plan.ploomes_resource
 
     @dg.asset(
-        key=raw_key(m, "fields"),
-        group_name=f"{m.name}_raw",
+        key=plan.raw_key("fields"),
+        group_name=plan.group("raw"),
         kinds={"ploomes", "duckdb"},
         partitions_def=partitions_def(m),
-        io_manager_key=f"{m.name}_io_manager",
+        io_manager_key=plan.io_manager,
         required_resource_keys={resource_key},
-        pool=f"ploomes_api__{m.ploomes.user_key_env.lower()}",
+        pool=plan.ploomes_pool,
         retry_policy=STEP_RETRIES,
         metadata={"partition_expr": "window_start", "dagster/column_schema": FIELDS_COLUMNS},
         description=(
@@ -268,19 +266,19 @@ def build_fields_asset(m: Mapping) -> dg.AssetsDefinition:
 
 
 def build_entity_asset(m: Mapping, spec: EntitySpec) -> dg.AssetsDefinition:
-    resource_key = f"{m.name}_ploomes"
+    plan = Plan.of(m)
+    resource_key = plan.ploomes_resource
     naive_zone = ZoneInfo(m.ploomes.naive_datetime_timezone)
 
     @dg.asset(
-        name=f"raw_{spec.name}",
-        key_prefix=[m.name],
-        group_name=f"{m.name}_raw",
+        key=plan.raw_key(spec.name),
+        group_name=plan.group("raw"),
         kinds={"ploomes", "duckdb"},
         partitions_def=partitions_def(m),
-        io_manager_key=f"{m.name}_io_manager",
+        io_manager_key=plan.io_manager,
         required_resource_keys={resource_key},
-        deps=[raw_key(m, "fields")],
-        pool=f"ploomes_api__{m.ploomes.user_key_env.lower()}",
+        deps=[plan.raw_key("fields")],
+        pool=plan.ploomes_pool,
         retry_policy=STEP_RETRIES,
         metadata={
             "partition_expr": "window_start",
@@ -325,6 +323,4 @@ def build_entity_asset(m: Mapping, spec: EntitySpec) -> dg.AssetsDefinition:
 
 
 def build_raw_assets(m: Mapping) -> list[dg.AssetsDefinition]:
-    return [build_fields_asset(m)] + [
-        build_entity_asset(m, ENTITIES[e]) for e in m.ploomes_entities if e != "fields"
-    ]
+    return [build_fields_asset(m)] + [build_entity_asset(m, ENTITIES[e]) for e in Plan.of(m).entity_extracts]

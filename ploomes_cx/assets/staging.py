@@ -12,9 +12,9 @@ from dagster import AssetExecutionContext
 from dagster_duckdb import DuckDBResource
 
 from ploomes_cx import checks
-from ploomes_cx.assets.raw import raw_key
 from ploomes_cx.clean import Staged, build_staging
 from ploomes_cx.mapping import Mapping
+from ploomes_cx.plan import Plan
 from ploomes_cx.schemas import DAGSTER_TYPES, MODELS, split_valid
 
 DESCRIPTIONS = {
@@ -28,23 +28,6 @@ DESCRIPTIONS = {
     "duplicate_clusters": "Records merged by identifier (`merged`, with the rule that matched) and look-alike records "
     "left for a person to decide (`candidate`, with a similarity score).",
 }
-
-
-def table_name(entity: str) -> str:
-    return f"stg_{entity}" if entity in ("clients", "contacts", "contracts", "timeline") else entity
-
-
-def staging_key(m: Mapping, entity: str) -> dg.AssetKey:
-    return dg.AssetKey([m.name, table_name(entity)])
-
-
-def staged_entities(m: Mapping) -> list[str]:
-    out = ["clients", "contacts"]
-    if m.contracts.source != "none":
-        out.append("contracts")
-    if m.timeline:
-        out.append("timeline")
-    return out
 
 
 def _apply_contracts(staged: Staged, entities: list[str], run_id: str) -> dict[str, pd.DataFrame]:
@@ -123,15 +106,16 @@ def _preview(frame: pd.DataFrame, columns: list[str]) -> dg.MetadataValue:
 
 
 def build_staging_assets(m: Mapping) -> list[dg.AssetsDefinition]:
-    entities = staged_entities(m)
+    plan = Plan.of(m)
+    entities = list(plan.staged)
     outputs = [*entities, "rejected", "duplicate_clusters"]
-    resource_key = f"{m.name}_duckdb"
+    resource_key = plan.duckdb_resource
     outs = {
         name: dg.AssetOut(
-            key=staging_key(m, name),
+            key=plan.staging_key(name),
             dagster_type=DAGSTER_TYPES[name],
-            io_manager_key=f"{m.name}_io_manager",
-            group_name=f"{m.name}_staging",
+            io_manager_key=plan.io_manager,
+            group_name=plan.group("staging"),
             kinds={"duckdb", "pandas"},
             description=DESCRIPTIONS[name],
             metadata={"dagster/column_schema": DAGSTER_TYPES[name].metadata["schema"].schema},
@@ -141,7 +125,7 @@ def build_staging_assets(m: Mapping) -> list[dg.AssetsDefinition]:
     check_specs = [
         dg.AssetCheckSpec(
             "no_duplicate_identifiers",
-            asset=staging_key(m, e),
+            asset=plan.staging_key(e),
             blocking=True,
             description="No two staged rows are the same record by the mapping's identifiers",
         )
@@ -150,7 +134,7 @@ def build_staging_assets(m: Mapping) -> list[dg.AssetsDefinition]:
     check_specs += [
         dg.AssetCheckSpec(
             "client_exists",
-            asset=staging_key(m, e),
+            asset=plan.staging_key(e),
             blocking=True,
             description="Every row points at a staged client",
         )
@@ -160,7 +144,7 @@ def build_staging_assets(m: Mapping) -> list[dg.AssetsDefinition]:
     check_specs += [
         dg.AssetCheckSpec(
             "rejected_ratio",
-            asset=staging_key(m, e),
+            asset=plan.staging_key(e),
             description=f"Rejected records stay under {m.quality.max_rejected_ratio:.0%}",
         )
         for e in entities
@@ -168,7 +152,7 @@ def build_staging_assets(m: Mapping) -> list[dg.AssetsDefinition]:
     check_specs.append(
         dg.AssetCheckSpec(
             "fuzzy_candidates",
-            asset=staging_key(m, "duplicate_clusters"),
+            asset=plan.staging_key("duplicate_clusters"),
             description="Look-alike clients for a person to review (warning only)",
         )
     )
@@ -176,7 +160,7 @@ def build_staging_assets(m: Mapping) -> list[dg.AssetsDefinition]:
     @dg.multi_asset(
         name=f"{m.name}_staging",
         outs=outs,
-        deps=[raw_key(m, e) for e in m.ploomes_entities],
+        deps=[plan.raw_key(e) for e in plan.extracts],
         check_specs=check_specs,
         required_resource_keys={resource_key},
         retry_policy=dg.RetryPolicy(max_retries=2, delay=5),
@@ -243,18 +227,20 @@ def build_staging_assets(m: Mapping) -> list[dg.AssetsDefinition]:
             },
         )
         for entity in ("clients", "contacts"):
-            yield checks.no_duplicate_identifiers(staging_key(m, entity), tables[entity], m.identifiers)
+            yield checks.no_duplicate_identifiers(plan.staging_key(entity), tables[entity], m.identifiers)
         for entity in entities:
             if entity != "clients":
-                yield checks.referential_integrity(staging_key(m, entity), tables[entity], tables["clients"])
+                yield checks.referential_integrity(
+                    plan.staging_key(entity), tables[entity], tables["clients"]
+                )
             yield checks.rejected_ratio(
-                staging_key(m, entity),
+                plan.staging_key(entity),
                 staged.counts[entity],
                 rejects,
                 _source_entities(entity),
                 m.quality.max_rejected_ratio,
             )
-        yield checks.fuzzy_candidates(staging_key(m, "duplicate_clusters"), clusters)
+        yield checks.fuzzy_candidates(plan.staging_key("duplicate_clusters"), clusters)
 
     return [_staging]
 

@@ -1,0 +1,113 @@
+"""What one mapping builds, decided once: extracts, staged entities, names of every key and pool.
+
+Every layer, the runner and the CLI read a mapping's `Plan` instead of interpreting its keys
+(or rebuilding an asset key, resource key, pool or op name) on their own, so adding a source or
+renaming a key is one edit here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import dagster as dg
+
+from ploomes_cx.mapping import Mapping
+
+# Raw extracts in the order they run and show; `fields` (the catalogue) always comes first.
+EXTRACT_ORDER = (
+    "fields",
+    "organizations",
+    "persons",
+    "deals",
+    "orders",
+    "quotes",
+    "notes",
+    "tasks",
+    "attachments",
+)
+TIMELINE_EXTRACTS = {"notes": "notes", "activities": "tasks", "attachments": "attachments"}
+STAGED_ORDER = ("clients", "contacts", "contracts", "timeline")
+STAGING_TABLES = {"clients": "stg_clients", "contacts": "stg_contacts", "contracts": "stg_contracts"}
+
+
+def _extracts(m: Mapping) -> tuple[str, ...]:
+    needed = {"fields"}
+    for source in (m.clients.source, m.contacts.source):
+        if source == "organizations":
+            needed.add("organizations")
+        elif source == "persons":
+            needed |= {"persons", "organizations"}
+        else:  # deals: the client/contact comes from the contact or person on a won deal
+            needed |= {"deals", "organizations", "persons"}
+    if m.contracts.source == "won_deals":
+        needed.add("deals")
+    elif m.contracts.source == "deal_products":
+        needed |= {"deals", "orders", "quotes"}
+    needed |= {TIMELINE_EXTRACTS[k] for k in m.timeline}
+    return tuple(e for e in EXTRACT_ORDER if e in needed)
+
+
+def _staged(m: Mapping) -> tuple[str, ...]:
+    present = {"clients", "contacts"}
+    if m.contracts.source != "none":
+        present.add("contracts")
+    if m.timeline:
+        present.add("timeline")
+    return tuple(e for e in STAGED_ORDER if e in present)
+
+
+@dataclass(frozen=True)
+class Plan:
+    name: str
+    extracts: tuple[str, ...]  # raw extracts, `fields` first
+    staged: tuple[str, ...]  # staged (and loaded) CustomerX entities
+    ploomes_resource: str
+    customerx_resource: str
+    duckdb_resource: str
+    io_manager: str
+    ploomes_pool: str  # one API step at a time per Ploomes credential, across mappings and runs
+    customerx_pool: str
+    job: str
+    schedule: str
+
+    @classmethod
+    def of(cls, m: Mapping) -> Plan:
+        n = m.name
+        return cls(
+            name=n,
+            extracts=_extracts(m),
+            staged=_staged(m),
+            ploomes_resource=f"{n}_ploomes",
+            customerx_resource=f"{n}_customerx",
+            duckdb_resource=f"{n}_duckdb",
+            io_manager=f"{n}_io_manager",
+            ploomes_pool=f"ploomes_api__{m.ploomes.user_key_env.lower()}",
+            customerx_pool=f"customerx_api__{m.customerx.token_env.lower()}",
+            job=f"{n}_sync",
+            schedule=f"{n}_sync_schedule",
+        )
+
+    @property
+    def entity_extracts(self) -> tuple[str, ...]:
+        """The record extracts (every raw asset but the field catalogue)."""
+        return tuple(e for e in self.extracts if e != "fields")
+
+    def group(self, layer: str) -> str:
+        return f"{self.name}_{layer}"
+
+    def table(self, entity: str) -> str:
+        """The DuckDB table (in schema `name`) of a staged entity or staging side table."""
+        return STAGING_TABLES.get(entity, "stg_timeline" if entity == "timeline" else entity)
+
+    def raw_key(self, entity: str) -> dg.AssetKey:
+        return dg.AssetKey([self.name, f"raw_{entity}"])
+
+    def staging_key(self, entity: str) -> dg.AssetKey:
+        return dg.AssetKey([self.name, self.table(entity)])
+
+    def load_key(self, entity: str) -> dg.AssetKey:
+        return dg.AssetKey([self.name, f"load_{entity}"])
+
+    def load_op(self, entity: str) -> str:
+        """The op of a load asset (what run config addresses)."""
+        return f"{self.name}__load_{entity}"
