@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 import duckdb
 import pandas as pd
 
-from ploomes_cx.custom_fields import mapped_field_types, read_fields
+from ploomes_cx.custom_fields import mapped_field_types, read_fields, sql_identifier, sql_literal
 from ploomes_cx.dedupe import cluster_by_identifiers, fuzzy_candidates
 from ploomes_cx.mapping import Mapping
 from ploomes_cx.normalize import (
@@ -157,52 +157,53 @@ def _custom(
     return attrs
 
 
-CONTACT_JSON = json.dumps(
-    {
-        "TypeId": "INTEGER",
-        "Name": "VARCHAR",
-        "LegalName": "VARCHAR",
-        "Register": "VARCHAR",
-        "CNPJ": "VARCHAR",
-        "CPF": "VARCHAR",
-        "Email": "VARCHAR",
-        "Key": "VARCHAR",
-        "CompanyId": "BIGINT",
-        "ContactName": "VARCHAR",
-        "Phones": [{"PhoneNumber": "VARCHAR"}],
-    }
-)
+CONTACT_SHAPE: dict[str, Any] = {
+    "TypeId": "INTEGER",
+    "Name": "VARCHAR",
+    "LegalName": "VARCHAR",
+    "Register": "VARCHAR",
+    "CNPJ": "VARCHAR",
+    "CPF": "VARCHAR",
+    "Email": "VARCHAR",
+    "Key": "VARCHAR",
+    "CompanyId": "BIGINT",
+    "ContactName": "VARCHAR",
+    "Phones": [{"PhoneNumber": "VARCHAR"}],
+}
 
 
 def _contacts_frame(
     con: duckdb.DuckDBPyConnection, view: str, m: Mapping, types: dict[str, FieldType]
 ) -> pd.DataFrame:
     """The contact fields staging needs, each payload parsed once (`json_transform`)."""
+    shape = dict(CONTACT_SHAPE)
+    code, extra = "j.Key", ""
     if m.uses_external_code_custom_field:
-        # the slot the field's type names, in the list shape or the webhook map shape
-        code = (
-            "coalesce((select json_extract_string(p, '$.' || ?) from "
-            "(select unnest(json_extract(payload, '$.OtherProperties[*]')) as p) "
-            "where p->>'$.FieldKey' = ? limit 1), "
-            "json_extract_string(payload, '$.OtherProperties.\"' || ? || '\"'))"
-        )
-        key = m.external_code_field
-        params = [types[key].slot, key, key]
-    else:
-        code, params = "j.Key", []
+        # the slot the field's type names, in the list shape or (`mapped`) the webhook map shape
+        key, slot = m.external_code_field, types[m.external_code_field].slot
+        shape["OtherProperties"] = [{"FieldKey": "VARCHAR", slot: "JSON"}]
+        member = sql_literal('$.OtherProperties."' + key + '"')
+        extra = f", json_extract_string(payload, {member}) as mapped"
+        found = f"list_filter(j.OtherProperties, lambda x: x.FieldKey = {sql_literal(key)})[1].{sql_identifier(slot)}"
+        code = f"coalesce(json_extract_string({found}, '$'), mapped)"
     # (I) Register is read first, then the separate CNPJ / CPF fields (ploomes-api.md §6).
-    return con.execute(
+    frame = con.execute(
         f"""
-        with p as (select *, json_transform(payload, '{CONTACT_JSON}') as j from {view} v)
+        with p as (
+            -- parsed once, and only into what staging reads: a million payloads do not fit in memory
+            select id, window_start, changed_at, json_transform(payload, {sql_literal(json.dumps(shape))}) as j{extra}
+            from {view} v
+        )
         select id as ploomes_id, window_start, changed_at, j.TypeId as type_id, j.Name as name_raw,
             j.LegalName as legal_name,
             coalesce(nullif(j.Register, ''), nullif(j.CNPJ, ''), nullif(j.CPF, '')) as document_raw,
             j.Email as email_raw, j.Phones[1].PhoneNumber as phone_raw, {code} as code_raw,
             j.CompanyId as company_id, j.ContactName as contact_name
-        from p order by id
-    """,
-        params,
+        from p
+    """
     ).fetchdf()
+    # sorted here, not in SQL: DuckDB's sort of a million parsed rows needs more than its share
+    return frame.sort_values("ploomes_id", ignore_index=True)
 
 
 def _normalize_party(frame: pd.DataFrame, entity: str, rejects: _Rejects) -> pd.DataFrame:

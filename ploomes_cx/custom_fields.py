@@ -11,6 +11,7 @@ listed, never sent as something else.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import duckdb
 import pandas as pd
@@ -52,6 +53,16 @@ def mapped_field_types(con: duckdb.DuckDBPyConnection, m: Mapping) -> dict[str, 
     return types
 
 
+def sql_literal(text: str) -> str:
+    """A SQL string literal."""
+    return "'" + str(text).replace("'", "''") + "'"
+
+
+def sql_identifier(name: str) -> str:
+    """A quoted SQL identifier (FieldKeys hold hyphens)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 def read_fields(
     con: duckdb.DuckDBPyConnection, view: str, fields: list[tuple[str, str, FieldType]]
 ) -> tuple[pd.Series, pd.DataFrame]:
@@ -63,40 +74,54 @@ def read_fields(
     empty = pd.DataFrame(columns=["ploomes_id", "window_start", "attribute", "value"])
     if not fields:
         return pd.Series(dtype=object), empty
-    spec = pd.DataFrame(
-        [(key, attr, t.slot, t.kind) for key, attr, t in fields],
-        columns=["field_key", "attribute", "slot", "kind"],
+    # Each item is parsed into only the slots the mapped fields use (a STRUCT, slots kept as JSON
+    # so a number stays a number), and fields are told apart by CASE on literals, not by a join:
+    # a join or a filter on the payload makes DuckDB hold every payload, and a million of them do
+    # not fit the memory staging gives it.
+    slots = sorted({t.slot for _, _, t in fields})
+    shape = json.dumps([{"FieldKey": "VARCHAR", **dict.fromkeys(slots, "JSON")}])
+    by_key = {key: (attr, t) for key, attr, t in fields}
+
+    def case(value: Callable[[str, str, FieldType], str]) -> str:
+        whens = " ".join(f"when {sql_literal(k)} then {value(k, a, t)}" for k, (a, t) in by_key.items())
+        return f"case p.FieldKey {whens} end"
+
+    typed = "case kind " + " ".join(f"when '{k}' then {sql}" for k, sql in TYPED_SQL.items()) + " end"
+    members = json.dumps(dict.fromkeys(by_key, "JSON"))  # the webhook map, parsed the same way
+    in_map = ", ".join(
+        f"{{'attribute': {sql_literal(a)}, 'kind': '{t.kind}', 'v': m.{sql_identifier(k)}}}"
+        for k, (a, t) in by_key.items()
     )
-    typed = "case m.kind " + " ".join(f"when '{k}' then {sql}" for k, sql in TYPED_SQL.items()) + " end"
-    con.register("_cf_map", spec)
-    try:
-        con.execute(f"""
-            create or replace temp table _cf_values as
-            with records as (
-                select id, window_start, payload->'$.OtherProperties' as props from {view} v
-            ), items as (
-                select id, window_start, p->>'$.FieldKey' as field_key, p as item
-                from records, unnest(json_extract(props, '$[*]')) as t(p)
-            ), slots as (
-                select i.id, i.window_start, m.attribute, m.kind, json_extract(i.item, '$.' || m.slot) as v
-                from items i join _cf_map m using (field_key)
-                union all  -- webhook shape: {{FieldKey: value}}
-                select r.id, r.window_start, m.attribute, m.kind,
-                    json_extract(r.props, '$."' || m.field_key || '"') as v
-                from records r cross join _cf_map m where json_type(r.props) = 'OBJECT'
-            )
-            select id, window_start, attribute, v::varchar as raw, {typed} as typed
-            from slots m where v is not null and json_type(v) != 'NULL'
-        """)
-        rows = con.execute(
-            "select id, json_group_object(attribute, typed)::varchar from _cf_values "
-            "where typed is not null group by id"
-        ).fetchall()
-        misfits = con.execute(
-            "select id as ploomes_id, window_start, attribute, raw as value from _cf_values "
-            "where typed is null and trim(json_extract_string(raw::json, '$')) != '' order by id"
-        ).fetchdf()
-        con.execute("drop table _cf_values")
-    finally:
-        con.unregister("_cf_map")
+    records = f"(select id, window_start, payload->'$.OtherProperties' as props from {view} v)"
+    # Two statements, not a UNION: two scans of the payloads at once do not fit either.
+    con.execute(f"""
+        create or replace temp table _cf_slots as
+        select id, window_start, {case(lambda k, a, t: sql_literal(a))} as attribute,
+            {case(lambda k, a, t: sql_literal(t.kind))} as kind, {case(lambda k, a, t: f'p."{t.slot}"')} as v
+        from (  -- a map (webhook shape) transforms to NULL and yields no item
+            select id, window_start, unnest(json_transform(props, '{shape}')) as p from {records}
+        ) where p.FieldKey in ({", ".join(sql_literal(k) for k in by_key)})
+    """)
+    con.execute(f"""
+        insert into _cf_slots  -- webhook shape {{FieldKey: value}}; a list transforms to NULL members
+        select id, window_start, f.attribute, f.kind, f.v from (
+            select id, window_start, unnest([{in_map}]) as f
+            from (select id, window_start, json_transform(props, {sql_literal(members)}) as m from {records})
+        )
+    """)
+    con.execute(f"""
+        create or replace temp table _cf_values as
+        select id, window_start, attribute, v::varchar as raw, {typed} as typed
+        from _cf_slots where v is not null and json_type(v) != 'NULL'
+    """)
+    con.execute("drop table _cf_slots")
+    rows = con.execute(
+        "select id, json_group_object(attribute, typed)::varchar from _cf_values "
+        "where typed is not null group by id"
+    ).fetchall()
+    misfits = con.execute(
+        "select id as ploomes_id, window_start, attribute, raw as value from _cf_values "
+        "where typed is null and trim(json_extract_string(raw::json, '$')) != '' order by id"
+    ).fetchdf()
+    con.execute("drop table _cf_values")
     return pd.Series({pid: text for pid, text in rows}, dtype=object), misfits
