@@ -361,8 +361,6 @@ def test_a_sync_waits_for_a_pool_slot_another_run_holds_and_says_so(home, mappin
 def test_the_housekeeping_sensor_fails_dead_cli_runs_and_frees_their_slots(home):
     import socket
 
-    from dagster._core.storage.dagster_run import DagsterRun
-
     from ploomes_cx.home import ensure_dagster_home
     from ploomes_cx.housekeeping import HOST_TAG, PID_TAG, reclaim_abandoned_cli_runs
 
@@ -374,7 +372,9 @@ def test_the_housekeeping_sensor_fails_dead_cli_runs_and_frees_their_slots(home)
     for name, pid in owners.items():
         tags = {PID_TAG: str(pid), HOST_TAG: socket.gethostname()}
         instance.add_run(
-            DagsterRun(job_name="x_sync", run_id=f"{name}-run", status=dg.DagsterRunStatus.STARTED, tags=tags)
+            dg.DagsterRun(
+                job_name="x_sync", run_id=f"{name}-run", status=dg.DagsterRunStatus.STARTED, tags=tags
+            )
         )
     pool = "ploomes_api__ploomes_user_key"
     storage = instance.event_log_storage

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
-from dagster._serdes import serialize_value
+from dagster import serialize_value
 
 from ploomes_cx.cli import main
 from ploomes_cx.factory import build_integration_defs
