@@ -106,7 +106,7 @@ def measure(path: Path) -> None:
 
     from ploomes_cx.assets.staging import build_staging_assets
     from ploomes_cx.mapping import parse_mapping
-    from ploomes_cx.storage import PloomesCxDuckDBIOManager
+    from ploomes_cx.runtime.duckdb_io import PloomesCxDuckDBIOManager
 
     m = parse_mapping(MAPPING, "benchmarks/staging.py")
     assets = build_staging_assets(m)

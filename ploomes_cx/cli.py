@@ -259,7 +259,7 @@ def _sync(m, keys: list[str], dry_run: bool, show_steps: bool = True) -> int:
 # ---- sandbox ---------------------------------------------------------------------------------
 def _start_sandboxes(args: argparse.Namespace) -> tuple[PloomesSandbox, CustomerXSandbox]:
     """Both sandbox servers; the CustomerX account is kept in `$PLOOMES_CX_HOME/sandbox/`."""
-    from ploomes_cx.home import ensure_home
+    from ploomes_cx.runtime.state import ensure_home
     from ploomes_cx.sandbox import CustomerXSandbox, PloomesDataset, PloomesSandbox
 
     state = ensure_home() / "sandbox"
@@ -317,7 +317,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 # ---- demo ------------------------------------------------------------------------------------
 def cmd_demo(args: argparse.Namespace) -> int:
-    from ploomes_cx.home import ensure_dagster_home, ensure_home
+    from ploomes_cx.runtime.state import ensure_dagster_home, ensure_home
     from ploomes_cx.sandbox import sandbox_env
 
     resolved = _mapping_and_windows(args.mapping, args.windows)
@@ -348,7 +348,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 # ---- ui --------------------------------------------------------------------------------------
 def cmd_ui(args: argparse.Namespace) -> int:
-    from ploomes_cx.home import ensure_dagster_home, ensure_home
+    from ploomes_cx.runtime.state import ensure_dagster_home, ensure_home
 
     home = ensure_home()
     return _run_ui(home, ensure_dagster_home(), args.host, args.port)
@@ -358,7 +358,7 @@ def _run_ui(home: Path, dagster_home: Path, host: str, port: int) -> int:
     """`dg dev` (webserver + daemon) on the instance the CLI uses, with its dagster.yaml written.
 
     Starting it by hand on a fresh DAGSTER_HOME would run without the pool and run queue limits
-    that home.py writes; this entry point always has them. `dg dev` loads the project's
+    that runtime/state.py writes; this entry point always has them. `dg dev` loads the project's
     components (`ploomes_cx/defs/`) in this environment, which it is told by `VIRTUAL_ENV`.
     """
     bin_dir = Path(sys.executable).parent

@@ -15,9 +15,9 @@ from pathlib import Path
 import dagster as dg
 
 from ploomes_cx.factory import build_integration_defs
-from ploomes_cx.home import ensure_home
-from ploomes_cx.housekeeping import reclaim_abandoned_cli_runs
 from ploomes_cx.mapping import load_mappings
+from ploomes_cx.runtime.housekeeping import reclaim_abandoned_cli_runs
+from ploomes_cx.runtime.state import ensure_home
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 

@@ -9,11 +9,11 @@ from ploomes_cx.assets.load import build_load_assets
 from ploomes_cx.assets.raw import build_raw_assets
 from ploomes_cx.assets.staging import build_staging_assets
 from ploomes_cx.customerx.resource import customerx_resource
-from ploomes_cx.home import home
 from ploomes_cx.mapping import Mapping
 from ploomes_cx.plan import Plan
 from ploomes_cx.ploomes.resource import ploomes_resource
-from ploomes_cx.storage import PloomesCxDuckDBIOManager, database_path
+from ploomes_cx.runtime.duckdb_io import PloomesCxDuckDBIOManager, database_path
+from ploomes_cx.runtime.state import home
 
 MAPPING_TAG = "ploomes_cx/mapping"
 
@@ -54,7 +54,7 @@ def build_integration_defs(m: Mapping) -> dg.Definitions:
         plan.job,
         selection=dg.AssetSelection.assets(*assets),
         description=f"Sync one window of Ploomes changes into CustomerX for mapping {m.name!r} ({m.source_path}).",
-        # The instance's run queue allows one in-progress run per value of this tag (see home.py),
+        # The instance's run queue allows one in-progress run per value of this tag (see runtime/state.py),
         # so a backfill's runs of one mapping load one after another.
         tags={MAPPING_TAG: m.name},
         # Steps run one after another in the run's own process, as with the CLI: the API steps

@@ -18,12 +18,12 @@ from typing import Any
 import dagster as dg
 
 from ploomes_cx.factory import build_integration_defs
-from ploomes_cx.home import ensure_dagster_home, ensure_home
-from ploomes_cx.housekeeping import HOST_TAG, PID_TAG, reclaim_abandoned_runs
 from ploomes_cx.mapping import Mapping
-from ploomes_cx.pacing import exclusive
 from ploomes_cx.plan import Plan
 from ploomes_cx.progress import RunWatcher
+from ploomes_cx.runtime.housekeeping import HOST_TAG, PID_TAG, reclaim_abandoned_runs
+from ploomes_cx.runtime.pacing import exclusive
+from ploomes_cx.runtime.state import ensure_dagster_home, ensure_home
 
 SYNC_TAG = "ploomes_cx/sync_id"
 STAGED_ENTITIES = ("clients", "contacts", "contracts", "timeline")

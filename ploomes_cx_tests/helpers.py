@@ -6,8 +6,8 @@ from pathlib import Path
 
 import duckdb
 
+from ploomes_cx.runtime.duckdb_io import database_path
 from ploomes_cx.sandbox import CustomerXSandbox
-from ploomes_cx.storage import database_path
 
 
 def staged(home: Path, name: str, table: str, columns: str = "external_id") -> list[tuple]:

@@ -28,8 +28,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from ploomes_cx.cli import PROJECT_ROOT, main
+from ploomes_cx.runtime.duckdb_io import database_path
 from ploomes_cx.sandbox import CustomerXSandbox, PloomesDataset, PloomesSandbox
-from ploomes_cx.storage import database_path
 from ploomes_cx_tests.conftest import CX_TOKEN, SECRET_KEY, point_at
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")

@@ -18,9 +18,10 @@ from ploomes_cx.cli import main
 from ploomes_cx.factory import build_integration_defs
 from ploomes_cx.mapping import load_mapping
 from ploomes_cx.plan import Plan
+from ploomes_cx.runtime.duckdb_io import database_path
+from ploomes_cx.runtime.pacing import TURN_TAKEN
 from ploomes_cx.sandbox import CustomerXSandbox, PloomesDataset, PloomesSandbox
 from ploomes_cx.sandbox.ploomes_data import to_ms
-from ploomes_cx.storage import database_path
 from ploomes_cx_tests.conftest import CX_TOKEN, SECRET_KEY, local, point_at, write_mapping
 from ploomes_cx_tests.helpers import cx_state, staged
 
@@ -219,16 +220,13 @@ def test_parallel_syncs_on_one_key_share_its_limit_and_never_fail_on_429(tmp_pat
         starts: dict[str, float] = {}
         for record in instance.all_logs(run.run_id):
             event = record.dagster_event
-            if event is None or event.step_key is None:
-                continue
-            pool = (
-                "ploomes" if "raw_" in event.step_key else "customerx" if "load_" in event.step_key else None
-            )
+            step = record.step_key
+            pool = "ploomes" if "raw_" in (step or "") else "customerx" if "load_" in (step or "") else None
             if pool is None:
                 continue
-            if event.event_type_value == "STEP_START":
-                starts[event.step_key] = record.timestamp
-            elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE"):
+            if event is None and TURN_TAKEN in record.user_message:
+                starts[step] = record.timestamp  # the step holds the account: its API calls start
+            elif event is not None and event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE"):
                 spans.setdefault(pool, []).append(
                     (starts[event.step_key], record.timestamp, run.tags["ploomes_cx/mapping"])
                 )
@@ -236,7 +234,9 @@ def test_parallel_syncs_on_one_key_share_its_limit_and_never_fail_on_429(tmp_pat
     # API steps on one credential take turns: the pool (limit 1) and, since Dagster's slot claim
     # on a SQLite instance is not atomic across processes (seen once: two steps 4 ms apart), the
     # account's step lock (`pacing.exclusive`). With neither (pool raised to 100, lock removed)
-    # the steps overlapped about a third of their time and this failed.
+    # the steps overlapped about a third of their time and this failed. A span starts when the
+    # step holds the lock, not at STEP_START: a step that started beside another and waited for
+    # its turn overlapped by its wait alone (seen once in a clean-clone run).
     for pool, items in spans.items():
         items.sort()
         overlaps = [(a, b) for a, b in itertools.pairwise(items) if b[0] < a[1] and a[2] != b[2]]
@@ -284,7 +284,7 @@ def test_the_local_and_the_production_instance_configs_are_valid_and_share_their
     import yaml
     from dagster._core.instance.config import dagster_instance_config
 
-    from ploomes_cx.home import DAGSTER_YAML
+    from ploomes_cx.runtime.state import DAGSTER_YAML
 
     for name in ("DAGSTER_PG_HOST", "DAGSTER_PG_USERNAME", "DAGSTER_PG_PASSWORD", "DAGSTER_PG_DB"):
         monkeypatch.setenv(name, "x")
@@ -304,7 +304,7 @@ def test_the_local_and_the_production_instance_configs_are_valid_and_share_their
 
 
 def test_an_instance_folder_written_by_an_older_version_gets_the_new_settings(tmp_path, monkeypatch):
-    from ploomes_cx.home import DAGSTER_YAML, ensure_dagster_home
+    from ploomes_cx.runtime.state import DAGSTER_YAML, ensure_dagster_home
 
     monkeypatch.setenv("PLOOMES_CX_HOME", str(tmp_path))
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
@@ -336,7 +336,7 @@ def test_a_sync_waits_for_a_pool_slot_another_run_holds_and_says_so(home, mappin
     """Another run (here: a claim made by hand) holds the Ploomes key's only slot for 4 s."""
     import threading
 
-    from ploomes_cx.home import ensure_dagster_home
+    from ploomes_cx.runtime.state import ensure_dagster_home
 
     ensure_dagster_home()
     instance = dg.DagsterInstance.get()
@@ -361,8 +361,8 @@ def test_a_sync_waits_for_a_pool_slot_another_run_holds_and_says_so(home, mappin
 def test_the_housekeeping_sensor_fails_dead_cli_runs_and_frees_their_slots(home):
     import socket
 
-    from ploomes_cx.home import ensure_dagster_home
-    from ploomes_cx.housekeeping import HOST_TAG, PID_TAG, reclaim_abandoned_cli_runs
+    from ploomes_cx.runtime.housekeeping import HOST_TAG, PID_TAG, reclaim_abandoned_cli_runs
+    from ploomes_cx.runtime.state import ensure_dagster_home
 
     ensure_dagster_home()
     instance = dg.DagsterInstance.get()
@@ -408,7 +408,7 @@ def _rows_held(home: Path, name: str, table: str) -> int:
 def hold_lock_in_another_process(lock: Path, seconds: float) -> subprocess.Popen:
     """A second process holding `lock` for `seconds`; returns once it holds it."""
     script = (
-        "import sys, time; from pathlib import Path; from ploomes_cx.pacing import exclusive\n"
+        "import sys, time; from pathlib import Path; from ploomes_cx.runtime.pacing import exclusive\n"
         f"with exclusive(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep({seconds})"
     )
     holder = subprocess.Popen([sys.executable, "-c", script, str(lock)], stdout=subprocess.PIPE, text=True)
@@ -417,7 +417,7 @@ def hold_lock_in_another_process(lock: Path, seconds: float) -> subprocess.Popen
 
 
 def test_the_account_step_lock_makes_a_second_process_wait_and_says_so(tmp_path):
-    from ploomes_cx.pacing import exclusive
+    from ploomes_cx.runtime.pacing import exclusive
 
     lock = tmp_path / "pacing" / "ploomes-abc.step"
     holder = hold_lock_in_another_process(lock, seconds=1.5)
@@ -435,7 +435,7 @@ def test_the_account_step_lock_makes_a_second_process_wait_and_says_so(tmp_path)
 def test_a_sync_waits_while_another_process_holds_the_account_lock_and_says_so(
     home, mapping, sandbox_environ, capsys
 ):
-    from ploomes_cx.pacing import account_step_lock
+    from ploomes_cx.runtime.pacing import account_step_lock
 
     lock = account_step_lock(
         home, "ploomes", sandbox_environ["PLOOMES_BASE_URL"], mapping.ploomes.user_key_env

@@ -20,9 +20,9 @@ from ploomes_cx.clean import build_staging
 from ploomes_cx.custom_fields import CatalogueError
 from ploomes_cx.mapping import Mapping, parse_mapping
 from ploomes_cx.runner import run_windows
+from ploomes_cx.runtime.duckdb_io import database_path
 from ploomes_cx.sandbox.ploomes_data import cnpj_digits, cpf_digits, format_cnpj, format_cpf
 from ploomes_cx.schemas import MODELS
-from ploomes_cx.storage import database_path
 from ploomes_cx_tests.conftest import point_at
 from ploomes_cx_tests.spec import VALUE_SLOTS
 

@@ -21,8 +21,8 @@ from typing import Any
 import httpx
 
 from ploomes_cx.customerx.endpoints import DEFAULT_ENDPOINTS, Endpoint
-from ploomes_cx.pacing import Pacer
-from ploomes_cx.retry import RetryPolicy, Transient
+from ploomes_cx.runtime.pacing import Pacer
+from ploomes_cx.runtime.retry import RetryPolicy, Transient
 
 log = logging.getLogger(__name__)
 

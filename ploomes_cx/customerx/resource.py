@@ -8,10 +8,10 @@ from typing import Any, ClassVar
 import dagster as dg
 from pydantic import Field
 
-from ploomes_cx.account import ApiAccountResource
 from ploomes_cx.customerx.client import CustomerXApi
 from ploomes_cx.customerx.endpoints import endpoints_with
 from ploomes_cx.mapping import Mapping
+from ploomes_cx.runtime.api_account import ApiAccountResource
 
 
 class CustomerXResource(ApiAccountResource):

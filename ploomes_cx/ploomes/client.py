@@ -19,9 +19,9 @@ from typing import Any
 
 import httpx
 
-from ploomes_cx.pacing import Pacer
 from ploomes_cx.ploomes.entities import EntitySpec
-from ploomes_cx.retry import RetryPolicy, Transient
+from ploomes_cx.runtime.pacing import Pacer
+from ploomes_cx.runtime.retry import RetryPolicy, Transient
 
 log = logging.getLogger(__name__)
 

@@ -7,9 +7,9 @@ from typing import ClassVar
 
 import dagster as dg
 
-from ploomes_cx.account import ApiAccountResource
 from ploomes_cx.mapping import Mapping
 from ploomes_cx.ploomes.client import PloomesApi
+from ploomes_cx.runtime.api_account import ApiAccountResource
 
 
 class PloomesResource(ApiAccountResource):

@@ -9,8 +9,8 @@ from typing import ClassVar
 
 import dagster as dg
 
-from ploomes_cx.home import home
-from ploomes_cx.pacing import account_pacing_file, account_turn
+from ploomes_cx.runtime.pacing import account_pacing_file, account_turn
+from ploomes_cx.runtime.state import home
 
 
 class ApiAccountResource(dg.ConfigurableResource):

@@ -84,14 +84,22 @@ def exclusive(path: Path, on_wait: Callable[[], None] | None = None) -> Iterator
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+TURN_TAKEN = "calling the account of"  # the debug line a step logs once it holds the account's turn
+
+
+@contextlib.contextmanager
 def account_turn(
     folder: Path, api: str, base_url: str, secret_env: str, logger: logging.Logger | logging.LoggerAdapter
-) -> contextlib.AbstractContextManager[None]:
-    """The account's step lock, logging (by the variable's name) when another step holds it."""
-    return exclusive(
+) -> Iterator[None]:
+    """The account's step lock, logging (by the variable's name) when another step holds it, and
+    when this step got it: the event log then shows when each step really called the API (a
+    step's start includes its wait)."""
+    with exclusive(
         account_step_lock(folder, api, base_url, secret_env),
         lambda: logger.info(f"waiting: another step is calling the account of ${secret_env}"),
-    )
+    ):
+        logger.debug(f"{TURN_TAKEN} ${secret_env}")
+        yield
 
 
 def account_step_lock(folder: Path, api: str, base_url: str, secret_env: str) -> Path:
