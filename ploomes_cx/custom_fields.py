@@ -26,9 +26,7 @@ class CatalogueError(Exception):
 
 def mapped_field_types(con: duckdb.DuckDBPyConnection, m: Mapping) -> dict[str, FieldType]:
     """Slot and kind of every custom field the mapping reads, from the latest `raw_fields` copy."""
-    keys = set(m.custom_fields.all_keys())
-    if m.uses_external_code_custom_field:
-        keys.add(m.external_code_field)
+    keys = m.read_field_keys
     if not keys:
         return {}
     exists = con.execute(

@@ -65,14 +65,6 @@ def _same_block(codes: dict[str, np.ndarray], rows: slice, identifiers: list[str
     return result & decided_same
 
 
-def same_record_matrix(frame: pd.DataFrame, identifiers: list[str]) -> np.ndarray:
-    """`same_record` for every pair of rows of `frame` at once (a square boolean matrix)."""
-    codes = {c: _codes(frame, c) for c in IDENTIFIER_COLUMNS.values()}
-    result = _same_block(codes, slice(0, len(frame)), identifiers)
-    np.fill_diagonal(result, False)
-    return result
-
-
 def any_same_record(frame: pd.DataFrame, identifiers: list[str], block: int = 1024) -> bool:
     """Whether any two rows of `frame` are the same record, in blocks of rows so memory stays
     bounded: an accountant's e-mail shared by thousands of companies is millions of pairs, too

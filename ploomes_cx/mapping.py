@@ -218,6 +218,12 @@ class Mapping(_Strict):
         return value
 
     @property
+    def read_field_keys(self) -> set[str]:
+        """Every Ploomes custom field the mapping reads: the mapped ones and a custom external code."""
+        extra = {self.external_code_field} if self.uses_external_code_custom_field else set()
+        return self.custom_fields.all_keys() | extra
+
+    @property
     def uses_external_code_custom_field(self) -> bool:
         return self.external_code_field != "Key"
 

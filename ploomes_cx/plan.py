@@ -27,7 +27,7 @@ EXTRACT_ORDER = (
 )
 TIMELINE_EXTRACTS = {"notes": "notes", "activities": "tasks", "attachments": "attachments"}
 STAGED_ORDER = ("clients", "contacts", "contracts", "timeline")
-STAGING_TABLES = {"clients": "stg_clients", "contacts": "stg_contacts", "contracts": "stg_contracts"}
+STAGING_TABLES = {e: f"stg_{e}" for e in STAGED_ORDER}
 
 
 def _extracts(m: Mapping) -> tuple[str, ...]:
@@ -97,7 +97,7 @@ class Plan:
 
     def table(self, entity: str) -> str:
         """The DuckDB table (in schema `name`) of a staged entity or staging side table."""
-        return STAGING_TABLES.get(entity, "stg_timeline" if entity == "timeline" else entity)
+        return STAGING_TABLES.get(entity, entity)
 
     def raw_key(self, entity: str) -> dg.AssetKey:
         return dg.AssetKey([self.name, f"raw_{entity}"])

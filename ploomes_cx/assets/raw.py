@@ -161,10 +161,7 @@ def check_custom_fields(m: Mapping, catalogue: list[dict[str, Any]]) -> list[str
                 f"external_code_field: {m.external_code_field!r} is neither Key nor a contact field "
                 "of this Ploomes account"
             )
-    wanted_keys = m.custom_fields.all_keys() | (
-        {m.external_code_field} if m.uses_external_code_custom_field else set()
-    )
-    problems += catalogue_types(catalogue, wanted_keys, m.ploomes.field_type_slots)[1]
+    problems += catalogue_types(catalogue, m.read_field_keys, m.ploomes.field_type_slots)[1]
     if problems:
         known = sorted(k for k, f in by_key.items() if k and "_" in k and f.get("EntityId") in (1, 2, 4))
         problems.append(f"fields of this account: {', '.join(known[:40])}")
