@@ -19,7 +19,7 @@ from ploomes_cx.factory import build_integration_defs
 from ploomes_cx.mapping import load_mapping
 from ploomes_cx.plan import Plan
 from ploomes_cx.runtime.duckdb_io import database_path
-from ploomes_cx.runtime.pacing import TURN_TAKEN
+from ploomes_cx.runtime.pacing import TURN_GIVEN, TURN_TAKEN
 from ploomes_cx.sandbox import CustomerXSandbox, PloomesDataset, PloomesSandbox
 from ploomes_cx.sandbox.ploomes_data import to_ms
 from ploomes_cx_tests.conftest import CX_TOKEN, SECRET_KEY, local, point_at, write_mapping
@@ -224,19 +224,21 @@ def test_parallel_syncs_on_one_key_share_its_limit_and_never_fail_on_429(tmp_pat
             pool = "ploomes" if "raw_" in (step or "") else "customerx" if "load_" in (step or "") else None
             if pool is None:
                 continue
-            if event is None and TURN_TAKEN in record.user_message:
-                starts[step] = record.timestamp  # the step holds the account: its API calls start
-            elif event is not None and event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE"):
+            message = record.user_message if event is None else ""
+            if TURN_GIVEN in message:  # the step gave the account back (its output is written after)
                 spans.setdefault(pool, []).append(
-                    (starts[event.step_key], record.timestamp, run.tags["ploomes_cx/mapping"])
+                    (starts[step], record.timestamp, run.tags["ploomes_cx/mapping"])
                 )
+            elif TURN_TAKEN in message:
+                starts[step] = record.timestamp  # the step holds the account: its API calls start
     instance.dispose()
     # API steps on one credential take turns: the pool (limit 1) and, since Dagster's slot claim
     # on a SQLite instance is not atomic across processes (seen once: two steps 4 ms apart), the
     # account's step lock (`pacing.exclusive`). With neither (pool raised to 100, lock removed)
     # the steps overlapped about a third of their time and this failed. A span starts when the
-    # step holds the lock, not at STEP_START: a step that started beside another and waited for
-    # its turn overlapped by its wait alone (seen once in a clean-clone run).
+    # step holds the lock and ends when it gives it back, not at STEP_START / STEP_SUCCESS: a
+    # step's start includes its wait for the lock and its success comes after its output is
+    # written, and either made two steps look concurrent (seen twice in clean-clone runs).
     for pool, items in spans.items():
         items.sort()
         overlaps = [(a, b) for a, b in itertools.pairwise(items) if b[0] < a[1] and a[2] != b[2]]

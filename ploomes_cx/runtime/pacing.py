@@ -84,7 +84,8 @@ def exclusive(path: Path, on_wait: Callable[[], None] | None = None) -> Iterator
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-TURN_TAKEN = "calling the account of"  # the debug line a step logs once it holds the account's turn
+TURN_TAKEN = "calling the account of"  # debug lines a step logs when it takes and gives back
+TURN_GIVEN = "done calling the account of"  # the account's turn
 
 
 @contextlib.contextmanager
@@ -99,7 +100,10 @@ def account_turn(
         lambda: logger.info(f"waiting: another step is calling the account of ${secret_env}"),
     ):
         logger.debug(f"{TURN_TAKEN} ${secret_env}")
-        yield
+        try:
+            yield
+        finally:
+            logger.debug(f"{TURN_GIVEN} ${secret_env}")
 
 
 def account_step_lock(folder: Path, api: str, base_url: str, secret_env: str) -> Path:
