@@ -54,7 +54,7 @@ def build(path: Path, persons: int) -> None:
     import dagster as dg
     import duckdb
 
-    from ploomes_cx.assets.raw import raw_frame
+    from ploomes_cx.raw.assets import raw_frame
     from ploomes_cx.sandbox import PloomesDataset
 
     dataset = PloomesDataset(persons=persons)
@@ -90,7 +90,7 @@ def write_field_catalogue(path: Path) -> None:
     import dagster as dg
     import duckdb
 
-    from ploomes_cx.assets.raw import fields_frame
+    from ploomes_cx.raw.assets import fields_frame
     from ploomes_cx.sandbox.ploomes_data import fields_catalogue
 
     window = dg.TimeWindow(dt.datetime(2026, 10, 1, tzinfo=ZONE), dt.datetime(2026, 12, 1, tzinfo=ZONE))
@@ -104,9 +104,9 @@ def measure(path: Path) -> None:
     import dagster as dg
     from dagster_duckdb import DuckDBResource
 
-    from ploomes_cx.assets.staging import build_staging_assets
     from ploomes_cx.mapping import parse_mapping
     from ploomes_cx.runtime.duckdb_io import PloomesCxDuckDBIOManager
+    from ploomes_cx.staging.assets import build_staging_assets
 
     m = parse_mapping(MAPPING, "benchmarks/staging.py")
     assets = build_staging_assets(m)

@@ -5,15 +5,15 @@ from __future__ import annotations
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from ploomes_cx.assets.load import build_load_assets
-from ploomes_cx.assets.raw import build_raw_assets
-from ploomes_cx.assets.staging import build_staging_assets
 from ploomes_cx.customerx.resource import customerx_resource
+from ploomes_cx.load.assets import build_load_assets
 from ploomes_cx.mapping import Mapping
 from ploomes_cx.plan import Plan
 from ploomes_cx.ploomes.resource import ploomes_resource
+from ploomes_cx.raw.assets import build_raw_assets
 from ploomes_cx.runtime.duckdb_io import PloomesCxDuckDBIOManager, database_path
 from ploomes_cx.runtime.state import home
+from ploomes_cx.staging.assets import build_staging_assets
 
 MAPPING_TAG = "ploomes_cx/mapping"
 

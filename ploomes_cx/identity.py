@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ploomes_cx.normalize import normalize_codes, normalize_documents, normalize_emails
+from ploomes_cx.staging.normalize import normalize_codes, normalize_documents, normalize_emails
 
 IDENTIFIER_COLUMNS = {"cnpj_cpf": "document", "external_code": "external_code", "email": "email"}
 

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pandas as pd
 
-from ploomes_cx.dedupe import cluster_by_identifiers, fuzzy_candidates
+from ploomes_cx.staging.dedupe import cluster_by_identifiers, fuzzy_candidates
 
 T = dt.datetime(2026, 11, 2, 12)
 

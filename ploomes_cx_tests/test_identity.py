@@ -7,10 +7,10 @@ import itertools
 import pandas as pd
 import pytest
 
-from ploomes_cx.checks import duplicate_identifiers
-from ploomes_cx.dedupe import cluster_by_identifiers
 from ploomes_cx.identity import CustomerXIndex, any_same_record, same_record
 from ploomes_cx.sandbox.ploomes_data import cnpj_digits, format_cnpj
+from ploomes_cx.staging.checks import duplicate_identifiers
+from ploomes_cx.staging.dedupe import cluster_by_identifiers
 
 DOC_A = cnpj_digits("112223330001")
 DOC_B = cnpj_digits("998887770001")

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from stdnum.br import cnpj as std_cnpj
 from stdnum.br import cpf as std_cpf
 
-from ploomes_cx.normalize import (
+from ploomes_cx.sandbox.ploomes_data import cnpj_digits, cpf_digits, format_cnpj, format_cpf
+from ploomes_cx.staging.normalize import (
     company_key,
     normalize_codes,
     normalize_documents,
@@ -19,7 +20,6 @@ from ploomes_cx.normalize import (
     normalize_names,
     normalize_phones,
 )
-from ploomes_cx.sandbox.ploomes_data import cnpj_digits, cpf_digits, format_cnpj, format_cpf
 
 ANY_TEXT = st.one_of(st.none(), st.text(max_size=40), st.floats(allow_nan=True), st.integers())
 DOC_LIKE = st.one_of(

@@ -14,15 +14,15 @@ import pytest
 from stdnum.br import cnpj as std_cnpj
 from stdnum.br import cpf as std_cpf
 
-from ploomes_cx.assets.raw import fields_frame, raw_frame
-from ploomes_cx.checks import duplicate_identifiers
-from ploomes_cx.clean import build_staging
-from ploomes_cx.custom_fields import CatalogueError
 from ploomes_cx.mapping import Mapping, parse_mapping
+from ploomes_cx.ploomes.custom_fields import CatalogueError
+from ploomes_cx.raw.assets import fields_frame, raw_frame
 from ploomes_cx.runner import run_windows
 from ploomes_cx.runtime.duckdb_io import database_path
 from ploomes_cx.sandbox.ploomes_data import cnpj_digits, cpf_digits, format_cnpj, format_cpf
-from ploomes_cx.schemas import MODELS
+from ploomes_cx.staging.build import build_staging
+from ploomes_cx.staging.checks import duplicate_identifiers
+from ploomes_cx.staging.schemas import MODELS
 from ploomes_cx_tests.conftest import point_at
 from ploomes_cx_tests.spec import VALUE_SLOTS
 

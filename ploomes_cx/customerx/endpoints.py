@@ -63,3 +63,28 @@ def endpoints_with(overrides: dict[str, dict[str, Any]] | None) -> dict[str, End
     for name, fields in (overrides or {}).items():
         table[name] = replace(table[name], **fields)
     return table
+
+
+@dataclass(frozen=True)
+class Resource:
+    """The operations of one CustomerX record type and the body field carrying our external id."""
+
+    list: str
+    create: str
+    update: str
+    update_by_id: str
+    update_by_path_id: str
+    external_id_field: str
+
+
+RESOURCES: dict[str, Resource] = {
+    entity: Resource(
+        f"list_{singular}s",
+        f"create_{singular}",
+        f"update_{singular}",
+        f"update_{singular}_by_id",
+        f"update_{singular}_by_path_id",
+        f"external_id_{singular}",
+    )
+    for entity, singular in (("clients", "client"), ("contacts", "contact"), ("contracts", "contract"))
+}

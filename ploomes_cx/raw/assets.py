@@ -15,8 +15,8 @@ import dagster as dg
 import pandas as pd
 from dagster import AssetExecutionContext
 
-from ploomes_cx import checks
 from ploomes_cx.mapping import Mapping
+from ploomes_cx.metadata import markdown
 from ploomes_cx.partitions import partitions_def
 from ploomes_cx.plan import Plan
 from ploomes_cx.ploomes.client import (
@@ -188,7 +188,7 @@ def _fields_preview(catalogue: list[dict], mapped: set[str]) -> dg.MetadataValue
         ),
         key=lambda r: (not r["mapped"], str(r["field_key"])),
     )
-    return checks.markdown(pd.DataFrame(rows, columns=["mapped", "field_key", "name", "entity_id"]), limit=10)
+    return markdown(pd.DataFrame(rows, columns=["mapped", "field_key", "name", "entity_id"]), limit=10)
 
 
 def _preview(frame: pd.DataFrame) -> dg.MetadataValue:

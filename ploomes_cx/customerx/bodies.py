@@ -1,14 +1,12 @@
-"""CustomerX request bodies built from staging rows, and their content hashes.
+"""What CustomerX accepts: request bodies built from staging rows.
 
-The hash of the body is what decides whether a record changed since it was last sent: an
-unchanged record is never sent again. Field names follow customerx-api.md §8 (C where seen in
+Field names follow customerx-api.md §8 (C where seen in
 public code; custom attributes use the `{label, value}` form the update call was seen with).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import math
 from typing import Any
@@ -101,11 +99,15 @@ BUILDERS = {
 }
 
 
-def content_hash(body: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
-
-
-def field_diff(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, list[Any]]:
-    """Fields whose value would change: {field: [old, new]}."""
-    old = old or {}
-    return {k: [old.get(k), v] for k, v in new.items() if old.get(k) != v}
+def without_client_move(
+    entity: str, body: dict[str, Any], held_by: str | None
+) -> tuple[dict[str, Any], str | None]:
+    """A contact's client cannot be changed once set (customerx-api.md §8.2, C [S2]): when the
+    person moved to another company in Ploomes, the update leaves the client out and says so."""
+    if entity != "contacts" or not held_by or str(held_by) == str(body.get("external_id_client")):
+        return body, None
+    kept = {k: v for k, v in body.items() if k != "external_id_client"}
+    return kept, (
+        f"client changed in Ploomes from {held_by} to {body.get('external_id_client')}; CustomerX does not "
+        f"move a contact between clients, so it stays on {held_by}"
+    )

@@ -151,7 +151,7 @@ def hand_over(
 def held(con: duckdb.DuckDBPyConnection, schema: str, entity: str) -> int:
     """How many records of `entity` CustomerX holds from us (crosswalk rows that were sent).
 
-    Called after `loader.load_entity`, which created the tables."""
+    Called after `loop.EntityLoad.run`, which created the tables."""
     rows = con.execute(
         f"select count(*) from {schema}.crosswalk where entity = ? and state = 'sent'", [entity]
     ).fetchall()

@@ -24,7 +24,7 @@ import pandas as pd
 from rapidfuzz import fuzz, process
 
 from ploomes_cx.identity import IDENTIFIER_COLUMNS, same_record
-from ploomes_cx.normalize import company_key
+from ploomes_cx.staging.normalize import company_key
 
 FUZZY_THRESHOLD = 92.0
 NEIGHBOURS = 20  # sorted-neighbourhood window: each distinct name is compared with the next 20

@@ -1,6 +1,6 @@
 """Load layer: one asset per CustomerX entity, in dependency order (clients before the rest).
 
-Each reads its staging table and makes CustomerX hold it (`ploomes_cx/loader.py`): unchanged
+Each reads its staging table and makes CustomerX hold it (`load/loop.py`): unchanged
 records cost no call, the crosswalk is written as each record lands, every outcome goes to the
 ledger. With `dry_run: true` in the run config (or `ploomes-cx sync --dry-run`) nothing is
 written to CustomerX and the metadata shows what would change.
@@ -11,11 +11,12 @@ import pandas as pd
 from dagster import AssetExecutionContext
 from dagster_duckdb import DuckDBResource
 
-from ploomes_cx import checks, loadstate
 from ploomes_cx.customerx.client import CustomerXAuthError, CustomerXUnavailableError
 from ploomes_cx.customerx.resource import CustomerXResource
-from ploomes_cx.loader import load_entity
+from ploomes_cx.load import ledger
+from ploomes_cx.load.loop import EntityLoad, LoadOptions
 from ploomes_cx.mapping import Mapping
+from ploomes_cx.metadata import markdown
 from ploomes_cx.partitions import freshness_policy
 from ploomes_cx.plan import Plan
 
@@ -77,17 +78,16 @@ def _load_asset(m: Mapping, entity: str) -> dg.AssetsDefinition:
             frame = con.execute(f"select * from {m.name}.{plan.table(entity)} order by external_id").fetchdf()
             api = resource.api(context.log)
             try:
-                report = load_entity(
-                    entity, frame, m, api, con, context.run_id, config.dry_run, context.log, config.sync_id
-                )
+                options = LoadOptions(dry_run=config.dry_run, sync_id=config.sync_id)
+                report = EntityLoad(m, entity, api, con, context.run_id, options).run(frame, context.log)
             except (CustomerXAuthError, CustomerXUnavailableError) as exc:
                 raise dg.Failure(
                     description=str(exc), metadata={"ploomes_cx_error": "customerx"}, allow_retries=False
                 ) from None
             finally:
                 api.close()
-            held = loadstate.held(con, m.name, entity)
-            outcomes = loadstate.run_outcomes(con, m.name, entity, context.run_id, limit=10)
+            held = ledger.held(con, m.name, entity)
+            outcomes = ledger.run_outcomes(con, m.name, entity, context.run_id, limit=10)
         counts = report.counts
         failed = counts["rejected"] + counts["failed"] + counts["waiting_for_client"]
         metadata = {
@@ -105,10 +105,10 @@ def _load_asset(m: Mapping, entity: str) -> dg.AssetsDefinition:
             "retries": report.stats.retries,
             "summary": dg.MetadataValue.md(_summary(entity, counts, config.dry_run)),
             "dagster/row_count": held,
-            "preview": checks.markdown(outcomes, limit=10),
+            "preview": markdown(outcomes, limit=10),
         }
         if report.refusals:
-            metadata["refusals"] = checks.markdown(pd.DataFrame(report.refusals))
+            metadata["refusals"] = markdown(pd.DataFrame(report.refusals))
         if report.diffs:
             metadata["changes_sample"] = dg.MetadataValue.json(report.diffs)
         return dg.MaterializeResult(metadata=metadata)

@@ -6,19 +6,7 @@ import dagster as dg
 import pandas as pd
 
 from ploomes_cx.identity import IDENTIFIER_COLUMNS, any_same_record
-
-MAX_ROWS = 10
-
-
-def markdown(frame: pd.DataFrame, limit: int = MAX_ROWS) -> dg.MetadataValue:
-    """A few rows as a markdown table, so the UI shows offenders without SQL."""
-    if frame.empty:
-        return dg.MetadataValue.md("_none_")
-    head = frame.head(limit).astype(str).map(lambda v: v.replace("|", "/")[:60])
-    lines = ["| " + " | ".join(head.columns) + " |", "|" + "---|" * len(head.columns)]
-    lines += ["| " + " | ".join(row) + " |" for row in head.itertuples(index=False)]
-    more = f"\n\n_{len(frame) - limit} more_" if len(frame) > limit else ""
-    return dg.MetadataValue.md("\n".join(lines) + more)
+from ploomes_cx.metadata import markdown
 
 
 def duplicate_identifiers(frame: pd.DataFrame, identifiers: list[str]) -> pd.DataFrame:

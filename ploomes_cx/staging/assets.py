@@ -11,11 +11,12 @@ import pandas as pd
 from dagster import AssetExecutionContext
 from dagster_duckdb import DuckDBResource
 
-from ploomes_cx import checks
-from ploomes_cx.clean import Staged, build_staging
 from ploomes_cx.mapping import Mapping
+from ploomes_cx.metadata import markdown
 from ploomes_cx.plan import Plan
-from ploomes_cx.schemas import DAGSTER_TYPES, MODELS, split_valid
+from ploomes_cx.staging import checks
+from ploomes_cx.staging.build import Staged, build_staging
+from ploomes_cx.staging.schemas import DAGSTER_TYPES, MODELS, split_valid
 
 DESCRIPTIONS = {
     "clients": "CustomerX clients: one row per client after deduplication (survivors), identifiers normalized, "
@@ -102,7 +103,7 @@ def _reject_rows(
 
 
 def _preview(frame: pd.DataFrame, columns: list[str]) -> dg.MetadataValue:
-    return checks.markdown(frame[[c for c in columns if c in frame]], limit=5)
+    return markdown(frame[[c for c in columns if c in frame]], limit=5)
 
 
 def build_staging_assets(m: Mapping) -> list[dg.AssetsDefinition]:
@@ -201,9 +202,9 @@ def build_staging_assets(m: Mapping) -> list[dg.AssetsDefinition]:
             metadata={
                 "rejected_records": int((rejects["outcome"] == "rejected").sum()),
                 "cleared_fields": int((rejects["outcome"] == "field_cleared").sum()),
-                "by_rule": checks.markdown(top_rules.sort_values("rows", ascending=False), limit=15),
+                "by_rule": markdown(top_rules.sort_values("rows", ascending=False), limit=15),
                 # one example row per rule, so each reason is seen with a real value beside it
-                "preview": checks.markdown(
+                "preview": markdown(
                     rejects.drop_duplicates(["entity", "rule"])[
                         ["entity", "ploomes_id", "field", "value", "rule"]
                     ],
@@ -219,7 +220,7 @@ def build_staging_assets(m: Mapping) -> list[dg.AssetsDefinition]:
                 "merged_clusters": int((clusters["kind"] == "merged").sum()),
                 "candidate_clusters": int((clusters["kind"] == "candidate").sum()),
                 # largest first: the clusters most worth a look
-                "preview": checks.markdown(
+                "preview": markdown(
                     clusters.sort_values("size", ascending=False)[
                         ["cluster_id", "member_ids", "rule", "score"]
                     ]

@@ -23,18 +23,18 @@ from zoneinfo import ZoneInfo
 import duckdb
 import pandas as pd
 
-from ploomes_cx.custom_fields import mapped_field_types, read_fields, sql_identifier, sql_literal
-from ploomes_cx.dedupe import cluster_by_identifiers, fuzzy_candidates
 from ploomes_cx.mapping import Mapping
-from ploomes_cx.normalize import (
+from ploomes_cx.plan import Plan
+from ploomes_cx.ploomes.custom_fields import mapped_field_types, read_fields, sql_identifier, sql_literal
+from ploomes_cx.ploomes.fields import FieldType
+from ploomes_cx.staging.dedupe import cluster_by_identifiers, fuzzy_candidates
+from ploomes_cx.staging.normalize import (
     normalize_codes,
     normalize_documents,
     normalize_emails,
     normalize_names,
     normalize_phones,
 )
-from ploomes_cx.plan import Plan
-from ploomes_cx.ploomes.fields import FieldType
 
 REJECTED_COLUMNS = ["entity", "ploomes_id", "field", "value", "rule", "outcome", "window_start", "run_id"]
 CLUSTER_COLUMNS = ["cluster_id", "entity", "kind", "survivor_id", "member_ids", "size", "rule", "score"]

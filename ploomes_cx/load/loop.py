@@ -1,0 +1,351 @@
+"""Make CustomerX hold what a staging table says, at the smallest number of calls.
+
+Per record: unchanged since last sent (same content hash) -> no call; known to CustomerX ->
+one PUT; new -> adopt an existing CustomerX record the identity rule says is the same
+(`identity.CustomerXIndex`: by our external id, a merged alias's, or the mapping's identifiers;
+never across two valid documents, never one another record of ours holds), addressed by its
+external id or, lacking one, its numeric id, with one PUT; else one POST. Timeline entries are
+posted once, ever. A record whose client is not in CustomerX waits for it without a call; a
+record CustomerX refused is sent once per `sync` command. Each outcome goes to the ledger; a
+refused or failed record is not marked sent, so the next sync tries it again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from ploomes_cx.customerx.bodies import BUILDERS, without_client_move
+from ploomes_cx.customerx.client import (
+    CallStats,
+    CustomerXApi,
+    CustomerXRejected,
+    CustomerXUnavailableError,
+)
+from ploomes_cx.customerx.endpoints import RESOURCES
+from ploomes_cx.identity import IDENTIFIER_COLUMNS, CustomerXIndex
+from ploomes_cx.load import ledger
+from ploomes_cx.load.hashes import content_hash, field_diff
+from ploomes_cx.mapping import Mapping
+
+MAX_CONSECUTIVE_FAILURES = 3
+SAMPLES = 20  # refusals and dry-run diffs kept for the asset's metadata
+
+
+@dataclass
+class LoadReport:
+    counts: Counter = field(default_factory=Counter)
+    stats: CallStats = field(default_factory=CallStats)
+    refusals: list[dict[str, Any]] = field(default_factory=list)
+    diffs: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    dry_run: bool = False
+    # one id for every window of a `sync` command: a refused record is sent once per sync
+    sync_id: str = ""
+
+
+@dataclass
+class Planned:
+    row: dict[str, Any]
+    ext: str
+    body: dict[str, Any]
+    digest: str
+
+
+def _clean(value: Any) -> Any:
+    return (
+        None if value is None or (isinstance(value, float) and value != value) or value is pd.NaT else value
+    )
+
+
+@dataclass
+class EntityLoad:
+    """One entity's load in one run: the state each per-record step shares."""
+
+    m: Mapping
+    entity: str
+    api: CustomerXApi | None
+    con: duckdb.DuckDBPyConnection
+    run_id: str
+    options: LoadOptions = field(default_factory=LoadOptions)
+    report: LoadReport = field(default_factory=LoadReport)
+    index: CustomerXIndex | None = None
+    _ledger_rows: list[tuple[Any, ...]] = field(default_factory=list)
+    _now: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC).replace(tzinfo=None))
+
+    @property
+    def schema(self) -> str:
+        return self.m.name
+
+    def note(self, ext: str, outcome: str, status: int | None = None, detail: str | None = None) -> None:
+        self.report.counts[outcome] += 1
+        self._ledger_rows.append((self.run_id, self.entity, ext, outcome, status, detail, self._now))
+
+    def remember(self, ext: str, cx_id: Any, digest: str | None, body: dict | None, state: str) -> None:
+        ledger.record(self.con, self.schema, self.entity, ext, cx_id, digest, body, state, self.run_id)
+
+    def run(self, frame: pd.DataFrame, log: logging.Logger | logging.LoggerAdapter) -> LoadReport:
+        ledger.ensure(self.con, self.schema)
+        try:
+            self._send_all(self._plan(frame))
+        finally:
+            ledger.append_ledger(self.con, self.schema, self._ledger_rows)
+        counts = self.report.counts
+        if counts["rejected"] or counts["failed"]:
+            log.warning(
+                f"{self.entity}: {counts['rejected']} rejected, {counts['failed']} failed; "
+                f"see {self.schema}.ledger (run_id = '{self.run_id}')"
+            )
+        return self.report
+
+    def _plan(self, frame: pd.DataFrame) -> list[Planned]:
+        """Bodies to send; contacts CustomerX would refuse (no e-mail, an e-mail already used) are
+        rejected here without a call (customerx-api.md §8.2)."""
+        planned = []
+        emails_seen: dict[str, str] = {}
+        for raw in frame.to_dict("records"):
+            row = {k: _clean(v) for k, v in raw.items()}
+            body, ext = BUILDERS[self.entity](row, self.m), row["external_id"]
+            if self.entity == "contacts":
+                if not body.get("email"):
+                    self.note(
+                        ext,
+                        "rejected",
+                        None,
+                        "CustomerX requires an e-mail for a contact; this contact has none",
+                    )
+                    continue
+                first = emails_seen.setdefault(body["email"], ext)
+                if first != ext:
+                    self.note(
+                        ext,
+                        "rejected",
+                        None,
+                        f"e-mail {body['email']} already belongs to contact {first} "
+                        "(CustomerX e-mails are unique in the account)",
+                    )
+                    continue
+            planned.append(Planned(row, ext, body, content_hash(body)))
+        return planned
+
+    def _send_all(self, planned: list[Planned]) -> None:
+        known = ledger.read(self.con, self.schema, self.entity)
+        sync_id = self.options.sync_id
+        refused = ledger.refusals(self.con, self.schema, self.entity, sync_id) if sync_id else {}
+        # a contact, contract or timeline entry is sent once its client is in CustomerX
+        landed = (
+            None
+            if self.entity == "clients" or self.options.dry_run
+            else ledger.sent_ids(self.con, self.schema, "clients")
+        )
+        failures = 0
+        for item in planned:
+            mine = known.get(item.ext)
+            if self._skipped(item, mine, landed, refused):
+                continue
+            if self.options.dry_run:
+                self._dry_run(item, mine)
+                continue
+            error = self._send(item, mine)
+            failures = 0 if error is None else failures + 1
+            if error is not None and failures >= MAX_CONSECUTIVE_FAILURES:
+                raise error  # CustomerX is down: the rest would fail the same way
+
+    def _skipped(
+        self,
+        item: Planned,
+        mine: ledger.Known | None,
+        landed: set[str] | None,
+        refused: dict[str, tuple[str, int]],
+    ) -> bool:
+        """Records that cost no call: unchanged, waiting for their client, or refused in this sync."""
+        if (
+            mine is not None
+            and mine.state == "sent"
+            and (mine.content_hash == item.digest or self.entity == "timeline")
+        ):
+            self.note(item.ext, "unchanged")
+            return True
+        client = item.row.get("client_external_id")
+        if landed is not None and client not in landed:
+            self.note(
+                item.ext,
+                "waiting_for_client",
+                None,
+                f"client {client} is not in CustomerX yet (see its ledger rows); this record is sent once it lands",
+            )
+            return True
+        earlier = refused.get(item.ext)
+        if earlier is not None:
+            self.note(
+                item.ext,
+                "rejected",
+                None,
+                f"refused earlier in this sync (HTTP {earlier[1]}): not sent again until the next sync",
+            )
+            return True
+        return False
+
+    def _dry_run(self, item: Planned, mine: ledger.Known | None) -> None:
+        outcome = "would_update" if mine is not None and mine.state == "sent" else "would_create"
+        self.report.counts[outcome] += 1
+        if len(self.report.diffs) < SAMPLES:
+            changes = field_diff(mine.body if mine else None, item.body)
+            self.report.diffs.append({"external_id": item.ext, "action": outcome, "changes": changes})
+
+    def _send(self, item: Planned, mine: ledger.Known | None) -> CustomerXUnavailableError | None:
+        """One record's calls; the error when CustomerX stayed unavailable after retries."""
+        try:
+            if self.entity == "timeline":
+                outcome, detail = self._post_once(item, mine), None
+            else:
+                outcome, detail = self._upsert(item, mine)
+            self.note(item.ext, outcome, None, detail)
+        except CustomerXRejected as exc:
+            self.note(item.ext, "rejected", exc.status, exc.body[:500])
+            if self.options.sync_id:
+                ledger.remember_refusal(
+                    self.con,
+                    self.schema,
+                    self.entity,
+                    item.ext,
+                    item.digest,
+                    self.options.sync_id,
+                    exc.status,
+                )
+            if len(self.report.refusals) < SAMPLES:
+                self.report.refusals.append(
+                    {"external_id": item.ext, "status": exc.status, "body": exc.body[:200]}
+                )
+        except CustomerXUnavailableError as exc:
+            self.note(item.ext, "failed", None, str(exc))
+            return exc
+        return None
+
+    def _call(self, operation: str, **kwargs: Any) -> Any:
+        assert self.api is not None, "a load that writes needs a CustomerX client"
+        return self.api.call(operation, stats=self.report.stats, **kwargs)
+
+    def _upsert(self, item: Planned, mine: ledger.Known | None) -> tuple[str, str | None]:
+        """Create, update or adopt one record; returns the outcome and a detail for the ledger."""
+        ops = RESOURCES[self.entity]
+        if mine is not None and mine.state == "sent":
+            sent, moved = without_client_move(
+                self.entity, item.body, (mine.body or {}).get("external_id_client")
+            )
+            self._call(ops.update, external_id=item.ext, body=sent)
+            self.remember(item.ext, mine.customerx_id, item.digest, item.body, "sent")
+            return "updated", moved
+        index = self._customerx_index()
+        existing, passed_over = index.match(
+            item.ext, _identity_of(item.row), self.m.identifiers, _aliases(item.row)
+        )
+        if existing is None:
+            existing = self._create(item)
+            if existing is None:
+                return "created", passed_over and f"{passed_over}; created a new one"
+        return self._adopt(item, existing)
+
+    def _customerx_index(self) -> CustomerXIndex:
+        """Every existing CustomerX record of the entity, listed once per load, on the first new one."""
+        if self.index is None:
+            ops = RESOURCES[self.entity]
+            assert self.api is not None
+            rows = list(self.api.list_all(ops.list, stats=self.report.stats))
+            owners = ledger.owners(self.con, self.schema, self.entity)
+            self.index = CustomerXIndex(rows, ops.external_id_field, owners)
+        return self.index
+
+    def _create(self, item: Planned) -> dict[str, Any] | None:
+        """POST a new record (crosswalk `pending` first); None once created, or the record a lost
+        answer already created, to be adopted instead of created twice."""
+        ops = RESOURCES[self.entity]
+        self.remember(item.ext, None, None, None, "pending")
+        try:
+            result, _ = self._call(ops.create, body=item.body)
+        except CustomerXRejected as exc:
+            if exc.status != 422 or "already" not in exc.body:
+                raise
+            assert self.api is not None
+            params = {ops.external_id_field: item.ext}
+            found = next(iter(self.api.list_all(ops.list, params=params, stats=self.report.stats)), None)
+            if found is None:
+                raise
+            return found
+        cx_id = (result or {}).get("id")
+        self.remember(item.ext, cx_id, item.digest, item.body, "sent")
+        self._customerx_index().claim(cx_id, item.ext)
+        return None
+
+    def _adopt(self, item: Planned, existing: dict[str, Any]) -> tuple[str, str | None]:
+        """Take over a record CustomerX already has (ours from a killed run, or made by someone
+        else), addressed by its external id, else its numeric id; the body carries our external
+        id, so after this one write it is found by ours."""
+        ops = RESOURCES[self.entity]
+        current_ext = existing.get(ops.external_id_field)
+        held_by = existing.get("external_id_client") or (existing.get("client") or {}).get(
+            "external_id_client"
+        )
+        sent, moved = without_client_move(self.entity, item.body, held_by)
+        if current_ext:
+            self._call(ops.update, external_id=str(current_ext), body=sent)
+        else:
+            self._update_by_id(int(existing["id"]), sent)
+        cx_id = existing.get("id")
+        self.remember(item.ext, cx_id, item.digest, item.body, "sent")
+        if cx_id is not None:
+            ledger.hand_over(self.con, self.schema, self.entity, int(cx_id), item.ext)
+        self._customerx_index().claim(cx_id, item.ext)
+        return "adopted", "; ".join(x for x in (f"adopted CustomerX record {cx_id}", moved) if x)
+
+    def _update_by_id(self, customerx_id: int, body: dict[str, Any]) -> None:
+        """Write to a record that has no external id, by its numeric id.
+
+        How CustomerX takes a numeric id on an update is inferred (customerx-api.md §7: S2 sends
+        `PUT /contacts/?id=N`, and says path ids work too). `?id=N` is tried first; if the server
+        does not know that form (400/404/405), the path form `PUT /<resource>/N` is used, but only
+        when no record carries "N" as its external id, since the path form also names external ids.
+        """
+        ops = RESOURCES[self.entity]
+        try:
+            self._call(ops.update_by_id, external_id=str(customerx_id), body=body)
+        except CustomerXRejected as exc:
+            ambiguous = self.index is None or str(customerx_id) in self.index.by_ext
+            if exc.status not in (400, 404, 405) or ambiguous:
+                raise
+            self._call(ops.update_by_path_id, external_id=str(customerx_id), body=body)
+
+    def _post_once(self, item: Planned, mine: ledger.Known | None) -> str:
+        """A timeline entry is posted once, ever; one left `pending` by a killed run is looked up first."""
+        body = item.body
+        if mine is not None and mine.state == "pending":
+            assert self.api is not None
+            # I: GET /timelines filtered by client (customerx-api.md §8.4 lists it as inferred).
+            params = {"external_id_client": body["external_id_client"]}
+            for entry in self.api.list_all("list_timelines", params=params, stats=self.report.stats):
+                if entry.get("title") == body["title"] and entry.get("created_at") == body["created_at"]:
+                    self.remember(item.ext, entry.get("id"), item.digest, body, "sent")
+                    return "adopted"
+        self.remember(item.ext, None, None, None, "pending")
+        result, _ = self._call("create_timeline", body=body)
+        self.remember(item.ext, (result or {}).get("id"), item.digest, body, "sent")
+        return "created"
+
+
+def _aliases(row: dict[str, Any]) -> list[str]:
+    """External ids of the records merged into this one (staging's `aliases`)."""
+    return [a for a in str(row.get("aliases") or "").split(",") if a]
+
+
+def _identity_of(row: dict[str, Any]) -> dict[str, Any]:
+    """Our staged record's normalized identifiers, as the identity rule compares them."""
+    return {c: row.get(c) for c in IDENTIFIER_COLUMNS.values()}

@@ -1,0 +1,59 @@
+"""What the assets tell the UI, the runner, the progress lines and the CLI, named once.
+
+Each count a step reports is a metadata key listed here; the assets write them, and
+`summary.py` reads them back from a run's events by these same names, so no reader guesses a
+key or parses an asset name or a log line.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import dagster as dg
+import pandas as pd
+
+MAX_ROWS = 10
+# the error kind a step's Failure carries, read by the CLI to pick its exit code
+ERROR_KIND = "ploomes_cx_error"
+# prefix of our own log lines for a step that waits on another process (an account's turn)
+WAITING = "waiting:"
+
+
+class Count(StrEnum):
+    """Per-step counts, in the order the CLI's summary table shows them."""
+
+    EXTRACTED = "records"  # raw: records read in the window
+    STAGED = "staged"
+    REJECTED = "rejected"
+    MERGED = "merged"
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+    FAILED = "failed"
+
+    @property
+    def label(self) -> str:
+        return "extracted" if self is Count.EXTRACTED else self.value
+
+
+class ErrorKind(StrEnum):
+    AUTH = "auth"
+    REQUEST = "request"
+    MAPPING = "mapping"
+    CUSTOMERX = "customerx"
+
+
+def failure(description: str, kind: ErrorKind) -> dg.Failure:
+    """A step failure retrying cannot fix, tagged with its kind for the CLI's exit code."""
+    return dg.Failure(description=description, metadata={ERROR_KIND: kind.value}, allow_retries=False)
+
+
+def markdown(frame: pd.DataFrame, limit: int = MAX_ROWS) -> dg.MetadataValue:
+    """A few rows as a markdown table, so the UI shows offenders without SQL."""
+    if frame.empty:
+        return dg.MetadataValue.md("_none_")
+    head = frame.head(limit).astype(str).map(lambda v: v.replace("|", "/")[:60])
+    lines = ["| " + " | ".join(head.columns) + " |", "|" + "---|" * len(head.columns)]
+    lines += ["| " + " | ".join(row) + " |" for row in head.itertuples(index=False)]
+    more = f"\n\n_{len(frame) - limit} more_" if len(frame) > limit else ""
+    return dg.MetadataValue.md("\n".join(lines) + more)
