@@ -54,7 +54,7 @@ def build(path: Path, persons: int) -> None:
     import dagster as dg
     import duckdb
 
-    from ploomes_cx.raw.assets import raw_frame
+    from ploomes_cx.raw.frames import raw_frame
     from ploomes_cx.sandbox import PloomesDataset
 
     dataset = PloomesDataset(persons=persons)
@@ -90,7 +90,7 @@ def write_field_catalogue(path: Path) -> None:
     import dagster as dg
     import duckdb
 
-    from ploomes_cx.raw.assets import fields_frame
+    from ploomes_cx.raw.frames import fields_frame
     from ploomes_cx.sandbox.ploomes_data import fields_catalogue
 
     window = dg.TimeWindow(dt.datetime(2026, 10, 1, tzinfo=ZONE), dt.datetime(2026, 12, 1, tzinfo=ZONE))

@@ -16,7 +16,7 @@ from stdnum.br import cpf as std_cpf
 
 from ploomes_cx.mapping import Mapping, parse_mapping
 from ploomes_cx.ploomes.custom_fields import CatalogueError
-from ploomes_cx.raw.assets import fields_frame, raw_frame
+from ploomes_cx.raw.frames import fields_frame, raw_frame
 from ploomes_cx.runner import run_windows
 from ploomes_cx.runtime.duckdb_io import database_path
 from ploomes_cx.sandbox.ploomes_data import cnpj_digits, cpf_digits, format_cnpj, format_cpf

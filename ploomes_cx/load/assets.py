@@ -16,7 +16,7 @@ from ploomes_cx.customerx.resource import CustomerXResource
 from ploomes_cx.load import ledger
 from ploomes_cx.load.loop import EntityLoad, LoadOptions
 from ploomes_cx.mapping import Mapping
-from ploomes_cx.metadata import markdown
+from ploomes_cx.metadata import ErrorKind, failure, markdown
 from ploomes_cx.partitions import freshness_policy
 from ploomes_cx.plan import Plan
 
@@ -81,9 +81,7 @@ def _load_asset(m: Mapping, entity: str) -> dg.AssetsDefinition:
                 options = LoadOptions(dry_run=config.dry_run, sync_id=config.sync_id)
                 report = EntityLoad(m, entity, api, con, context.run_id, options).run(frame, context.log)
             except (CustomerXAuthError, CustomerXUnavailableError) as exc:
-                raise dg.Failure(
-                    description=str(exc), metadata={"ploomes_cx_error": "customerx"}, allow_retries=False
-                ) from None
+                raise failure(str(exc), ErrorKind.CUSTOMERX) from None
             finally:
                 api.close()
             held = ledger.held(con, m.name, entity)

@@ -5,9 +5,6 @@ columns the layer needs to be queried and replaced by window. Keeping raw raw me
 cleaning rules never needs a re-extraction, and a schema change in the API never breaks a write.
 """
 
-import datetime as dt
-import json
-from collections.abc import Iterable
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -16,9 +13,10 @@ import pandas as pd
 from dagster import AssetExecutionContext
 
 from ploomes_cx.mapping import Mapping
-from ploomes_cx.metadata import markdown
+from ploomes_cx.metadata import ErrorKind, failure, markdown
 from ploomes_cx.partitions import partitions_def
 from ploomes_cx.plan import Plan
+from ploomes_cx.ploomes.catalogue import check_custom_fields, is_custom
 from ploomes_cx.ploomes.client import (
     CallStats,
     PloomesAuthError,
@@ -26,152 +24,17 @@ from ploomes_cx.ploomes.client import (
     PloomesRequestError,
 )
 from ploomes_cx.ploomes.entities import ENTITIES, EntitySpec
-from ploomes_cx.ploomes.fields import catalogue_types
 from ploomes_cx.ploomes.resource import PloomesResource
+from ploomes_cx.raw.frames import FIELDS_COLUMNS, RAW_COLUMNS, fields_frame, raw_frame
 
-RAW_COLUMNS = dg.TableSchema(
-    columns=[
-        dg.TableColumn(
-            "window_start", "timestamp", description="Start of the sync window (partition), local time"
-        ),
-        dg.TableColumn("id", "bigint", description="Ploomes Id"),
-        dg.TableColumn(
-            "changed_at", "timestamp", description="LastUpdateDate (CreateDate for attachments), local"
-        ),
-        dg.TableColumn("payload", "json", description="The record exactly as the Ploomes API returned it"),
-        dg.TableColumn("extracted_at", "timestamp", description="When this copy was read, UTC"),
-        dg.TableColumn("run_id", "varchar", description="Dagster run that read it"),
-    ]
-)
-FIELDS_COLUMNS = dg.TableSchema(
-    columns=[
-        dg.TableColumn("window_start", "timestamp", description="Sync window the catalogue was read for"),
-        dg.TableColumn("id", "bigint", description="Ploomes field Id"),
-        dg.TableColumn("field_key", "varchar", description="FieldKey, as used in OtherProperties"),
-        dg.TableColumn("entity_id", "bigint", description="1 contact, 2 deal, 4 order, 12 task"),
-        dg.TableColumn("payload", "json", description="The field definition as returned"),
-        dg.TableColumn("extracted_at", "timestamp", description="When it was read, UTC"),
-        dg.TableColumn("run_id", "varchar", description="Dagster run that read it"),
-    ]
-)
 STEP_RETRIES = dg.RetryPolicy(
     max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
 )
-# EntityId of the record a mapped custom field must belong to (ploomes-api.md §6).
-CONTACT_ENTITY, DEAL_ENTITY = 1, 2
-
-
-def parse_ploomes_datetime(text: str, naive_zone: ZoneInfo) -> dt.datetime:
-    """Aware datetime from a Ploomes date; offset-less values are account-local (I, §5)."""
-    value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return value if value.tzinfo else value.replace(tzinfo=naive_zone)
-
-
-def raw_frame(
-    records: Iterable[dict[str, Any]],
-    date_field: str,
-    window: dg.TimeWindow,
-    naive_zone: ZoneInfo,
-    run_id: str,
-) -> tuple[pd.DataFrame, list[int]]:
-    """The partition's rows, and the ids of records whose date falls outside the window.
-
-    Such records were not asked for; they are left to the window they belong to (which extracts
-    them), and reported, never stored in the wrong partition.
-    """
-    zone = window.start.tzinfo
-    start, end = window.start, window.end
-    local_start = start.replace(tzinfo=None)
-    extracted_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    rows, outside = [], []
-    for record in records:
-        stamp = parse_ploomes_datetime(record[date_field], naive_zone)
-        if not start <= stamp < end:
-            outside.append(int(record["Id"]))
-            continue
-        rows.append(
-            (
-                local_start,
-                int(record["Id"]),
-                stamp.astimezone(zone).replace(tzinfo=None),
-                json.dumps(record, ensure_ascii=False, separators=(",", ":")),
-                extracted_at,
-                run_id,
-            )
-        )
-    frame = pd.DataFrame(rows, columns=[c.name for c in RAW_COLUMNS.columns])
-    return _typed(frame, {"id": "int64", "payload": "string", "run_id": "string"}), outside
-
-
-def _typed(frame: pd.DataFrame, dtypes: dict[str, str]) -> pd.DataFrame:
-    """Fixed dtypes even for an empty frame, so DuckDB creates the same table either way."""
-    for col in frame.columns:
-        if col in dtypes:
-            frame[col] = frame[col].astype(dtypes[col])
-        elif col in ("window_start", "changed_at", "extracted_at"):
-            frame[col] = pd.to_datetime(frame[col]).astype("datetime64[us]")
-    return frame
-
-
-def fields_frame(catalogue: list[dict[str, Any]], window: dg.TimeWindow, run_id: str) -> pd.DataFrame:
-    """The `raw_fields` rows of one window: the catalogue as returned, one row per field."""
-    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    frame = pd.DataFrame(
-        [
-            (
-                window.start.replace(tzinfo=None),
-                int(f["Id"]),
-                str(f.get("Key")),
-                int(f.get("EntityId") or 0),
-                json.dumps(f, ensure_ascii=False),
-                now,
-                run_id,
-            )
-            for f in catalogue
-        ],
-        columns=[c.name for c in FIELDS_COLUMNS.columns],
-    )
-    return _typed(
-        frame,
-        {"id": "int64", "entity_id": "int64", "field_key": "string", "payload": "string", "run_id": "string"},
-    )
-
-
-def check_custom_fields(m: Mapping, catalogue: list[dict[str, Any]]) -> list[str]:
-    """Problems with the mapping's custom-field keys against the account's `/Fields`."""
-    by_key = {f.get("Key"): f for f in catalogue}
-    contract_entities = {DEAL_ENTITY} if m.contracts.source == "won_deals" else {DEAL_ENTITY, 4}
-    wanted = {"clients": {CONTACT_ENTITY}, "contacts": {CONTACT_ENTITY}, "contracts": contract_entities}
-    problems = []
-    for entity, allowed in wanted.items():
-        for n, cf in enumerate(getattr(m.custom_fields, entity)):
-            where = f"custom_fields.{entity}[{n}].ploomes"
-            field = by_key.get(cf.ploomes)
-            if field is None:
-                problems.append(f"{where}: {cf.ploomes!r} is not a field of this Ploomes account")
-            elif field.get("EntityId") not in allowed:
-                problems.append(
-                    f"{where}: {cf.ploomes!r} belongs to Ploomes entity {field.get('EntityId')}, "
-                    f"but {entity} are read from entity {sorted(allowed)}"
-                )
-    if m.uses_external_code_custom_field:
-        field = by_key.get(m.external_code_field)
-        if field is None or field.get("EntityId") != CONTACT_ENTITY:
-            problems.append(
-                f"external_code_field: {m.external_code_field!r} is neither Key nor a contact field "
-                "of this Ploomes account"
-            )
-    problems += catalogue_types(catalogue, m.read_field_keys, m.ploomes.field_type_slots)[1]
-    if problems:
-        known = sorted(k for k, f in by_key.items() if k and "_" in k and f.get("EntityId") in (1, 2, 4))
-        problems.append(f"fields of this account: {', '.join(known[:40])}")
-    return problems
 
 
 def _failure(exc: PloomesError) -> dg.Failure:
     """Errors retrying cannot fix end the step at once, tagged so the CLI picks its exit code."""
-    kind = "auth" if isinstance(exc, PloomesAuthError) else "request"
-    return dg.Failure(description=str(exc), metadata={"ploomes_cx_error": kind}, allow_retries=False)
+    return failure(str(exc), ErrorKind.AUTH if isinstance(exc, PloomesAuthError) else ErrorKind.REQUEST)
 
 
 def _fields_preview(catalogue: list[dict], mapped: set[str]) -> dg.MetadataValue:
@@ -239,15 +102,14 @@ def build_fields_asset(m: Mapping) -> dg.AssetsDefinition:
                 raise _failure(exc) from None
         problems = check_custom_fields(m, catalogue)
         if problems:
-            raise dg.Failure(
-                description=f"{m.source_path}: the mapping's fields do not match this Ploomes account\n  "
+            raise failure(
+                f"{m.source_path}: the mapping's fields do not match this Ploomes account\n  "
                 + "\n  ".join(problems),
-                metadata={"ploomes_cx_error": "mapping"},
-                allow_retries=False,
+                ErrorKind.MAPPING,
             )
         window = context.partition_time_window
         frame = fields_frame(catalogue, window, context.run_id)
-        custom = [f for f in catalogue if str(f.get("Key", "")).count("-") >= 4]
+        custom = [f for f in catalogue if is_custom(f)]
         context.add_output_metadata(
             {
                 **_stats_metadata(stats, window),

@@ -16,6 +16,7 @@ from ploomes_cx.metadata import markdown
 from ploomes_cx.plan import Plan
 from ploomes_cx.staging import checks
 from ploomes_cx.staging.build import Staged, build_staging
+from ploomes_cx.staging.rejects import Rejects
 from ploomes_cx.staging.schemas import DAGSTER_TYPES, MODELS, split_valid
 
 DESCRIPTIONS = {
@@ -34,72 +35,38 @@ DESCRIPTIONS = {
 def _apply_contracts(staged: Staged, entities: list[str], run_id: str) -> dict[str, pd.DataFrame]:
     """Validate each table; rows breaking a contract, and rows left pointing at them, are rejected."""
     tables: dict[str, pd.DataFrame] = {}
-    extra: list[pd.DataFrame] = []
+    rejects = Rejects(run_id)
     for entity in entities:
-        frame = getattr(staged, entity)
+        frame, before = getattr(staged, entity), len(getattr(staged, entity))
         if entity != "clients":
             orphan = ~frame["client_external_id"].isin(set(tables["clients"]["external_id"]))
-            if orphan.any():
-                extra.append(
-                    _reject_rows(
-                        entity,
-                        frame[orphan],
-                        "client",
-                        frame.loc[orphan, "client_external_id"],
-                        "client_rejected",
-                        run_id,
-                    )
-                )
-                staged.counts[entity]["staged"] -= int(orphan.sum())
-                staged.counts[entity]["rejected"] += int(orphan.sum())
-                frame = frame[~orphan].reset_index(drop=True)
+            rejects.add(
+                f"stg_{entity}", frame, orphan, "client", frame["client_external_id"], "client_rejected"
+            )
+            frame = frame[~orphan].reset_index(drop=True)
         valid, cases = split_valid(MODELS[entity], frame)
         if len(cases):
             first = cases.drop_duplicates("index").set_index("index")
-            bad = frame.loc[first.index.astype(int)]
-            extra.append(
-                _reject_rows(
-                    entity,
-                    bad,
-                    "",
-                    first["failure_case"],
-                    "",
-                    run_id,
-                    fields=first["column"],
-                    rules="contract:" + first["check"].astype(str),
-                )
+            first.index = first.index.astype(int)
+            broken = frame.index.isin(first.index)
+            rejects.add(
+                f"stg_{entity}",
+                frame,
+                pd.Series(broken, index=frame.index),
+                first["column"].astype(str).reindex(frame.index),
+                first["failure_case"].reindex(frame.index),
+                ("contract:" + first["check"].astype(str)).reindex(frame.index),
             )
-            staged.counts[entity]["staged"] -= len(bad)
-            staged.counts[entity]["rejected"] += len(bad)
         tables[entity] = valid.reset_index(drop=True)
-    rejected = pd.concat([staged.rejected, *extra], ignore_index=True) if extra else staged.rejected
+        dropped = before - len(tables[entity])
+        staged.counts[entity]["staged"] -= dropped
+        staged.counts[entity]["rejected"] += dropped
+    rejected = (
+        pd.concat([staged.rejected, rejects.frame()], ignore_index=True) if rejects.parts else staged.rejected
+    )
     tables["rejected"] = MODELS["rejected"].validate(rejected.reset_index(drop=True))
     tables["duplicate_clusters"] = MODELS["duplicate_clusters"].validate(staged.clusters)
     return tables
-
-
-def _reject_rows(
-    entity: str,
-    frame: pd.DataFrame,
-    field: str,
-    values: pd.Series,
-    rule: str,
-    run_id: str,
-    fields: pd.Series | None = None,
-    rules: pd.Series | None = None,
-) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "entity": f"stg_{entity}",
-            "ploomes_id": frame["ploomes_id"].astype("int64").to_numpy(),
-            "field": fields.astype(str).to_numpy() if fields is not None else field,
-            "value": [None if v is None else str(v) for v in values],
-            "rule": rules.to_numpy() if rules is not None else rule,
-            "outcome": "rejected",
-            "window_start": pd.to_datetime(frame["window_start"]).astype("datetime64[us]").to_numpy(),
-            "run_id": run_id,
-        }
-    )
 
 
 def _preview(frame: pd.DataFrame, columns: list[str]) -> dg.MetadataValue:

@@ -1,0 +1,130 @@
+"""What Ploomes sends, and how staging reads it out of the stored JSON payloads.
+
+Each reader takes a SQL view of raw rows (`id, window_start, changed_at, payload`) and returns
+the few fields staging needs, parsed once: a million contact payloads do not fit in memory
+twice. Field names and shapes are ploomes-api.md §4-§7.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from ploomes_cx.ploomes.custom_fields import sql_identifier, sql_literal
+
+# EntityId of the record a custom field belongs to (ploomes-api.md §6)
+CONTACT_ENTITY, DEAL_ENTITY, ORDER_ENTITY = 1, 2, 4
+WON = 2  # Deal.StatusId (§7)
+
+CONTACT_SHAPE: dict[str, Any] = {
+    "TypeId": "INTEGER",
+    "Name": "VARCHAR",
+    "LegalName": "VARCHAR",
+    "Register": "VARCHAR",
+    "CNPJ": "VARCHAR",
+    "CPF": "VARCHAR",
+    "Email": "VARCHAR",
+    "Key": "VARCHAR",
+    "CompanyId": "BIGINT",
+    "ContactName": "VARCHAR",
+    "Phones": [{"PhoneNumber": "VARCHAR"}],
+}
+
+
+def contacts(
+    con: duckdb.DuckDBPyConnection, view: str, code_field: str | None = None, code_slot: str = ""
+) -> pd.DataFrame:
+    """Contact (organization or person) fields, sorted by id; `code_field` is the custom field
+    holding the external code, read from its type's value slot in the list shape or, as webhook
+    payloads send it, the map shape (`OtherProperties."key"`)."""
+    shape = dict(CONTACT_SHAPE)
+    code, extra = "j.Key", ""
+    if code_field:
+        shape["OtherProperties"] = [{"FieldKey": "VARCHAR", code_slot: "JSON"}]
+        member = sql_literal('$.OtherProperties."' + code_field + '"')
+        extra = f", json_extract_string(payload, {member}) as mapped"
+        found = (
+            f"list_filter(j.OtherProperties, lambda x: x.FieldKey = {sql_literal(code_field)})[1]"
+            f".{sql_identifier(code_slot)}"
+        )
+        code = f"coalesce(json_extract_string({found}, '$'), mapped)"
+    # (I) Register is read first, then the separate CNPJ / CPF fields (ploomes-api.md §6).
+    frame = con.execute(
+        f"""
+        with p as (
+            select id, window_start, changed_at, json_transform(payload, {sql_literal(json.dumps(shape))}) as j{extra}
+            from {view} v
+        )
+        select id as ploomes_id, window_start, changed_at, j.TypeId as type_id, j.Name as name_raw,
+            j.LegalName as legal_name,
+            coalesce(nullif(j.Register, ''), nullif(j.CNPJ, ''), nullif(j.CPF, '')) as document_raw,
+            j.Email as email_raw, j.Phones[1].PhoneNumber as phone_raw, {code} as code_raw,
+            j.CompanyId as company_id, j.ContactName as contact_name
+        from p
+    """
+    ).fetchdf()
+    # sorted here, not in SQL: DuckDB's sort of a million parsed rows needs more than its share
+    return frame.sort_values("ploomes_id", ignore_index=True)
+
+
+def deals(con: duckdb.DuckDBPyConnection, view: str) -> pd.DataFrame:
+    return con.execute(f"""
+        select id as ploomes_id, window_start, changed_at,
+            (payload->>'$.StatusId')::int as status_id, (payload->>'$.ContactId')::bigint as contact_id,
+            (payload->>'$.PersonId')::bigint as person_id, payload->>'$.Title' as title,
+            (payload->>'$.Amount')::double as amount, payload->>'$.FinishDate' as finish_date,
+            (payload->>'$.LastQuoteId')::bigint as last_quote_id
+        from {view} v order by ploomes_id
+    """).fetchdf()
+
+
+def product_lines(con: duckdb.DuckDBPyConnection, view: str, kind: str) -> pd.DataFrame:
+    """One row per product line of each order or quote (`Products`, §7)."""
+    return con.execute(f"""
+        select {sql_literal(kind)} as kind, o.id as parent_id, (o.payload->>'$.DealId')::bigint as deal_id,
+            o.window_start, o.changed_at, (line->>'$.Id')::bigint as line_id,
+            line->>'$.ProductName' as product_name, line->>'$.Product.Code' as product_code,
+            (line->>'$.Total')::double as value
+        from {view} o, unnest(cast(json_extract(o.payload, '$.Products') as JSON[])) as t(line)
+    """).fetchdf()
+
+
+@dataclass(frozen=True)
+class TimelineSource:
+    """Where a timeline kind's fields are in its Ploomes entity's payload (SQL expressions)."""
+
+    entity: str
+    prefix: str
+    when: str
+    title: str
+    body: str
+    url: str = "null"
+
+
+TIMELINE_SOURCES = {
+    "notes": TimelineSource("notes", "note", "payload->>'$.Date'", "'Nota'", "payload->>'$.Content'"),
+    "activities": TimelineSource(
+        "tasks", "activity", "payload->>'$.DateTime'", "payload->>'$.Title'", "payload->>'$.Description'"
+    ),
+    "attachments": TimelineSource(
+        "attachments",
+        "attachment",
+        "payload->>'$.CreateDate'",
+        "coalesce(payload->>'$.Name', payload->>'$.FileName')",
+        "payload->>'$.ContentType'",
+        "payload->>'$.Url'",
+    ),
+}
+
+
+def timeline(con: duckdb.DuckDBPyConnection, view: str, source: TimelineSource) -> pd.DataFrame:
+    return con.execute(f"""
+        select id as ploomes_id, window_start, changed_at, {source.when} as occurred_raw,
+            {source.title} as title, {source.body} as body, {source.url} as url,
+            (payload->>'$.ContactId')::bigint as contact_id, (payload->>'$.DealId')::bigint as deal_id
+        from {view} v order by ploomes_id
+    """).fetchdf()

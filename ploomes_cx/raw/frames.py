@@ -1,0 +1,111 @@
+"""Raw rows as DataFrames: the records of a window kept exactly as the API sent them, next to the
+few columns the layer needs to be queried and replaced by window."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+import pandas as pd
+
+from ploomes_cx.ploomes.dates import parse
+
+RAW_COLUMNS = dg.TableSchema(
+    columns=[
+        dg.TableColumn(
+            "window_start", "timestamp", description="Start of the sync window (partition), local time"
+        ),
+        dg.TableColumn("id", "bigint", description="Ploomes Id"),
+        dg.TableColumn(
+            "changed_at", "timestamp", description="LastUpdateDate (CreateDate for attachments), local"
+        ),
+        dg.TableColumn("payload", "json", description="The record exactly as the Ploomes API returned it"),
+        dg.TableColumn("extracted_at", "timestamp", description="When this copy was read, UTC"),
+        dg.TableColumn("run_id", "varchar", description="Dagster run that read it"),
+    ]
+)
+FIELDS_COLUMNS = dg.TableSchema(
+    columns=[
+        dg.TableColumn("window_start", "timestamp", description="Sync window the catalogue was read for"),
+        dg.TableColumn("id", "bigint", description="Ploomes field Id"),
+        dg.TableColumn("field_key", "varchar", description="FieldKey, as used in OtherProperties"),
+        dg.TableColumn("entity_id", "bigint", description="1 contact, 2 deal, 4 order, 12 task"),
+        dg.TableColumn("payload", "json", description="The field definition as returned"),
+        dg.TableColumn("extracted_at", "timestamp", description="When it was read, UTC"),
+        dg.TableColumn("run_id", "varchar", description="Dagster run that read it"),
+    ]
+)
+
+
+def raw_frame(
+    records: Iterable[dict[str, Any]],
+    date_field: str,
+    window: dg.TimeWindow,
+    naive_zone: ZoneInfo,
+    run_id: str,
+) -> tuple[pd.DataFrame, list[int]]:
+    """The partition's rows, and the ids of records whose date falls outside the window.
+
+    Such records were not asked for; they are left to the window they belong to (which extracts
+    them), and reported, never stored in the wrong partition.
+    """
+    zone = window.start.tzinfo
+    start, end = window.start, window.end
+    local_start = start.replace(tzinfo=None)
+    extracted_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    rows, outside = [], []
+    for record in records:
+        stamp = parse(record[date_field], naive_zone)
+        if not start <= stamp < end:
+            outside.append(int(record["Id"]))
+            continue
+        rows.append(
+            (
+                local_start,
+                int(record["Id"]),
+                stamp.astimezone(zone).replace(tzinfo=None),
+                json.dumps(record, ensure_ascii=False, separators=(",", ":")),
+                extracted_at,
+                run_id,
+            )
+        )
+    frame = pd.DataFrame(rows, columns=[c.name for c in RAW_COLUMNS.columns])
+    return _typed(frame, {"id": "int64", "payload": "string", "run_id": "string"}), outside
+
+
+def _typed(frame: pd.DataFrame, dtypes: dict[str, str]) -> pd.DataFrame:
+    """Fixed dtypes even for an empty frame, so DuckDB creates the same table either way."""
+    for col in frame.columns:
+        if col in dtypes:
+            frame[col] = frame[col].astype(dtypes[col])
+        elif col in ("window_start", "changed_at", "extracted_at"):
+            frame[col] = pd.to_datetime(frame[col]).astype("datetime64[us]")
+    return frame
+
+
+def fields_frame(catalogue: list[dict[str, Any]], window: dg.TimeWindow, run_id: str) -> pd.DataFrame:
+    """The `raw_fields` rows of one window: the catalogue as returned, one row per field."""
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    frame = pd.DataFrame(
+        [
+            (
+                window.start.replace(tzinfo=None),
+                int(f["Id"]),
+                str(f.get("Key")),
+                int(f.get("EntityId") or 0),
+                json.dumps(f, ensure_ascii=False),
+                now,
+                run_id,
+            )
+            for f in catalogue
+        ],
+        columns=[c.name for c in FIELDS_COLUMNS.columns],
+    )
+    return _typed(
+        frame,
+        {"id": "int64", "entity_id": "int64", "field_key": "string", "payload": "string", "run_id": "string"},
+    )

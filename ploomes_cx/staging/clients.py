@@ -1,0 +1,80 @@
+"""Staged clients: the mapping's client source, deduplicated, and the resolver every other table
+uses to find its client.
+
+`clients.source` is read here and only here: organizations, persons (B2C), or every contact
+(organization or person) with a won deal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pandas as pd
+
+from ploomes_cx.staging.context import Context
+from ploomes_cx.staging.dedupe import fuzzy_candidates
+from ploomes_cx.staging.party import Parties
+from ploomes_cx.staging.survivors import merge_duplicates
+from ploomes_cx.staging.tables import CLIENT_COLUMNS, counts, shape
+
+ClientResolver = Callable[[pd.Series], pd.Series]
+
+
+def _client_party(parties: Parties, source: str) -> tuple[pd.DataFrame, str]:
+    if source == "organizations":
+        return parties.orgs, "organizations"
+    if source == "persons":
+        return parties.persons, "persons"
+    won_contacts = set(parties.won_deals()["contact_id"].dropna().astype(int))
+    both = pd.concat([parties.orgs, parties.persons], ignore_index=True)
+    return both[both["ploomes_id"].isin(won_contacts)].reset_index(drop=True), "deal_contacts"
+
+
+def stage_clients(ctx: Context, parties: Parties) -> tuple[pd.DataFrame, dict[str, int], ClientResolver]:
+    """Client survivors, their counts, and the Ploomes contact id -> client external id resolver."""
+    party, entity = _client_party(parties, ctx.m.clients.source)
+    extracted = len(party)
+    clients, alias, merged = merge_duplicates(ctx, party, entity, parties.client_attrs)
+    clients["source"] = entity
+    clients["external_id"] = clients["ploomes_id"].astype(str)
+    clients = shape(clients, CLIENT_COLUMNS)
+    _list_candidates(ctx, clients, entity)
+    return clients, counts(extracted, len(clients), merged), _resolver(ctx, parties, alias)
+
+
+def _list_candidates(ctx: Context, clients: pd.DataFrame, entity: str) -> None:
+    """Look-alike clients, listed for a person to decide; they never merge."""
+    for g in fuzzy_candidates(clients):
+        members = g["members"]
+        ctx.clusters.append(
+            {
+                "cluster_id": f"clients:{entity}:fuzzy:{members[0]}",
+                "entity": entity,
+                "kind": "candidate",
+                "survivor_id": None,
+                "member_ids": ",".join(map(str, members)),
+                "size": len(members),
+                "rule": g["rule"],
+                "score": g["score"] / 100,
+            }
+        )
+
+
+def _resolver(ctx: Context, parties: Parties, alias: dict[int, int]) -> ClientResolver:
+    via_company = ctx.m.clients.source in ("organizations", "deals")
+    company_of = parties.company_of() if via_company else None
+
+    def client_of_contact(contact_ids: pd.Series) -> pd.Series:
+        """Ploomes contact id -> client external id (or None): the contact itself when it is a
+        client (or merged into one), else its organization's client."""
+        direct = contact_ids.map(alias)
+        if company_of is not None:
+            direct = direct.fillna(contact_ids.map(company_of).map(alias))
+        return direct.map(lambda v: None if pd.isna(v) else str(int(v)))
+
+    return client_of_contact
+
+
+def client_owner(ctx: Context, persons: pd.DataFrame) -> pd.Series:
+    """The id that names a person's client: the person itself (B2C), else its company."""
+    return persons["ploomes_id"] if ctx.m.clients.source == "persons" else persons["company_id"]

@@ -1,0 +1,106 @@
+"""Staged contacts: the mapping's contact source, each on a staged client, deduplicated, and
+held to CustomerX's rules before any call (customerx-api.md §8.2): an e-mail is required and
+unique in the account, and (phone, client) is unique."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from ploomes_cx.staging.clients import ClientResolver, client_owner
+from ploomes_cx.staging.context import Context
+from ploomes_cx.staging.normalize import normalize_names
+from ploomes_cx.staging.party import Parties
+from ploomes_cx.staging.rejects import Rejects
+from ploomes_cx.staging.survivors import merge_duplicates
+from ploomes_cx.staging.tables import CONTACT_COLUMNS, counts, shape
+
+# what deduplicating contacts reads: the full party frame is dropped before it
+WORK_COLUMNS = [
+    "ploomes_id",
+    "window_start",
+    "changed_at",
+    "client_external_id",
+    "name",
+    "name_key",
+    "name_raw",
+    "name_reason",
+    "email",
+    "phone",
+    "document",
+    "document_type",
+    "external_code",
+]
+
+
+def _contact_party(
+    ctx: Context, parties: Parties, clients: pd.DataFrame, client_of: ClientResolver
+) -> tuple[pd.DataFrame, str]:
+    source = ctx.m.contacts.source
+    if source == "organizations":  # the organization's own contact person
+        orgs = parties.orgs
+        frame = orgs[orgs["ploomes_id"].astype(str).isin(set(clients["external_id"]))].copy()
+        frame["client_external_id"] = frame["ploomes_id"].astype(str)
+        frame["name"] = normalize_names(frame["contact_name"])["name"].fillna(frame["name"])
+        return frame, "organization_contacts"
+    if source == "persons":
+        frame = parties.persons
+        frame["client_external_id"] = client_of(client_owner(ctx, frame))
+        return frame, "persons"
+    won = parties.won_deals()  # deals: the person on each won deal
+    won = won[won["person_id"].notna()]
+    person_client = dict(zip(won["person_id"].astype(int), client_of(won["contact_id"]), strict=True))
+    frame = parties.persons[parties.persons["ploomes_id"].isin(person_client)].copy()
+    frame["client_external_id"] = frame["ploomes_id"].map(person_client)
+    return frame, "deal_persons"
+
+
+def stage_contacts(
+    ctx: Context, parties: Parties, clients: pd.DataFrame, client_of: ClientResolver
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    frame, entity = _contact_party(ctx, parties, clients, client_of)
+    extracted, rejects = len(frame), ctx.rejects
+    orphan = frame["client_external_id"].isna()
+    no_company = orphan & frame["company_id"].isna() & (ctx.m.clients.source != "persons")
+    rule = pd.Series("client_not_found", index=frame.index).where(~no_company, "person_without_company")
+    rejects.add(entity, frame, orphan, "client", frame["company_id"], rule)
+    nameless = ~orphan & frame["name"].isna()
+    rejects.add(entity, frame, nameless, "name", frame["name_raw"], "name_missing")
+    frame = frame[~orphan & ~nameless].reset_index(drop=True)
+    merged = 0
+    if entity != "organization_contacts" and len(frame):
+        work = frame[[c for c in WORK_COLUMNS if c in frame]]
+        del frame  # the full party frame is not needed past this point
+        # the merge's name rejections are already listed above: a scratch list takes them
+        scratch = Context(ctx.con, ctx.m, Rejects(rejects.run_id), ctx.types, ctx.clusters)
+        frame, _, merged = merge_duplicates(
+            scratch, work, entity, parties.contact_attrs, "contacts", name_fallback=False, want_aliases=False
+        )
+    else:
+        frame["aliases"] = ""
+        frame["custom_attributes"] = "{}"
+    frame = _customerx_rules(frame, entity, rejects)
+    ids = frame["ploomes_id"].astype(str)
+    frame["external_id"] = "org-" + ids if entity == "organization_contacts" else ids
+    staged = shape(frame, CONTACT_COLUMNS)
+    return staged, counts(extracted, len(staged), merged)
+
+
+def _customerx_rules(frame: pd.DataFrame, entity: str, rejects: Rejects) -> pd.DataFrame:
+    """CustomerX refuses a contact without e-mail, and a second contact with an e-mail already in
+    the account: those are rejected here, with a reason. A shared switchboard number stays on the
+    newest contact of a client and is cleared on the others."""
+    no_email = frame["email"].isna()
+    rejects.add(entity, frame, no_email, "email", frame["email"], "email_required_by_customerx")
+    newest_first = frame[~no_email].sort_values(["changed_at", "ploomes_id"], ascending=[False, True])
+    taken = newest_first["email"].duplicated().reindex(frame.index, fill_value=False)
+    rejects.add(entity, frame, taken, "email", frame["email"], "email_used_by_another_contact")
+    frame = frame[~no_email & ~taken].copy()
+    newest_first = frame.sort_values(["changed_at", "ploomes_id"], ascending=[False, True])
+    phone_taken = (
+        newest_first["phone"].notna() & newest_first.duplicated(["client_external_id", "phone"])
+    ).reindex(frame.index, fill_value=False)
+    rejects.add(
+        entity, frame, phone_taken, "phone", frame["phone"], "phone_used_by_another_contact", "field_cleared"
+    )
+    frame.loc[phone_taken, "phone"] = None
+    return frame

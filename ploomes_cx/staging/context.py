@@ -1,0 +1,51 @@
+"""What every staging module shares in one build: the DuckDB connection, the mapping, the custom
+fields' types, and where rejected rows and duplicate clusters are collected."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from ploomes_cx.mapping import Mapping
+from ploomes_cx.ploomes.custom_fields import read_fields
+from ploomes_cx.ploomes.fields import FieldType
+from ploomes_cx.staging.rejects import Rejects
+from ploomes_cx.staging.tables import latest
+
+
+@dataclass
+class Context:
+    con: duckdb.DuckDBPyConnection
+    m: Mapping
+    rejects: Rejects
+    types: dict[str, FieldType]
+    clusters: list[dict[str, Any]] = field(default_factory=list)
+
+    def view(self, entity: str) -> str:
+        """SQL of each record's latest version in `raw_<entity>`."""
+        return latest(self.con, self.m.name, entity)
+
+    def custom_attributes(self, view: str, section: str, entity: str) -> pd.Series:
+        """Per record, a JSON object of the custom fields mapped under `custom_fields.<section>`,
+        keyed by CustomerX attribute; values that do not fit their field's type are cleared and
+        listed (`custom_field_type`)."""
+        mapped = getattr(self.m.custom_fields, section)
+        wanted = [(f.ploomes, f.customerx, self.types[f.ploomes]) for f in mapped]
+        attrs, misfits = read_fields(self.con, view, wanted)
+        if len(misfits):
+            everything = pd.Series(True, index=misfits.index)
+            fields = "custom_field:" + misfits["attribute"].astype(str)
+            for name, part in misfits.groupby(fields):
+                self.rejects.add(
+                    entity,
+                    part,
+                    everything[part.index],
+                    str(name),
+                    part["value"],
+                    "custom_field_type",
+                    "field_cleared",
+                )
+        return attrs

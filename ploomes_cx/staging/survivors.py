@@ -1,0 +1,73 @@
+"""Duplicates merged into survivors: the identity rule's clusters (`dedupe.py`) applied to a
+party frame, each cluster listed in `duplicate_clusters` and its members kept as aliases."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from ploomes_cx.staging.context import Context
+from ploomes_cx.staging.dedupe import cluster_by_identifiers
+from ploomes_cx.staging.normalize import normalize_names
+
+
+def merge_duplicates(
+    ctx: Context,
+    party: pd.DataFrame,
+    entity: str,
+    attrs: pd.Series,
+    table: str = "clients",
+    name_fallback: bool = True,
+    want_aliases: bool = True,
+) -> tuple[pd.DataFrame, dict[int, int], int]:
+    """Deduplicated records (clients, or contacts); returns (survivors, member id -> survivor id,
+    how many were merged away). Nameless records are rejected first, after a client falls back to
+    its legal name."""
+    missing = party["name_key"].isna()
+    if name_fallback and missing.any():
+        legal = normalize_names(party.loc[missing, "legal_name"])
+        party.loc[missing, "name"] = legal["name"]
+        party.loc[missing, "name_key"] = legal["name_key"]
+    nameless = party["name_key"].isna()
+    reason = party["name_reason"].fillna("name_missing")
+    ctx.rejects.add(entity, party, nameless, "name", party["name_raw"], reason)
+    party = party[~nameless].reset_index(drop=True)
+    result = cluster_by_identifiers(party, ctx.m.identifiers)
+    ids = party["ploomes_id"].to_numpy()
+    survivor_ids = ids[result.survivor]
+    # a million contacts need no id map: nothing points at a contact
+    alias_to_survivor = dict(zip(ids.tolist(), survivor_ids.tolist(), strict=True)) if want_aliases else {}
+    is_survivor = survivor_ids == ids
+    for col, values in result.values.items():
+        party[col] = values
+    aliases = _list_clusters(ctx, ids, survivor_ids, result.matched_by, entity, table)
+    survivors = party[is_survivor].copy()
+    survivors["aliases"] = survivors["ploomes_id"].map(aliases).fillna("")
+    survivors["custom_attributes"] = survivors["ploomes_id"].map(attrs).fillna("{}") if len(attrs) else "{}"
+    return survivors, alias_to_survivor, int((~is_survivor).sum())
+
+
+def _list_clusters(
+    ctx: Context, ids: object, survivor_ids: object, matched_by: list[str | None], entity: str, table: str
+) -> dict[int, str]:
+    """One `merged` cluster row per survivor with members; returns survivor id -> its aliases."""
+    # Only clusters of two or more records need per-member work; most records stand alone.
+    grouped = pd.DataFrame({"pid": ids, "sid": survivor_ids, "rule": matched_by})
+    grouped = grouped[grouped["sid"].duplicated(keep=False)].sort_values(["sid", "pid"])
+    aliases: dict[int, str] = {}
+    for sid, group in grouped.groupby("sid", sort=False):
+        pids = group["pid"].tolist()
+        aliases[int(sid)] = ",".join(str(x) for x in pids if x != sid)
+        ctx.clusters.append(
+            {
+                # persons can be both clients and contacts (B2C): the table keeps the ids apart
+                "cluster_id": f"{table}:{entity}:{sid}",
+                "entity": entity,
+                "kind": "merged",
+                "survivor_id": int(sid),
+                "member_ids": ",".join(map(str, pids)),
+                "size": len(pids),
+                "rule": "+".join(sorted(set(group["rule"].dropna()))),
+                "score": 1.0,
+            }
+        )
+    return aliases

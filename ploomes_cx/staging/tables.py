@@ -1,0 +1,117 @@
+"""The staged tables' columns, the raw view every staging module starts from, and the counts
+each keeps: every distinct record extracted is staged, merged into a survivor, or rejected."""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+
+CLIENT_COLUMNS = [
+    "external_id",
+    "ploomes_id",
+    "aliases",
+    "source",
+    "name",
+    "name_key",
+    "legal_name",
+    "document",
+    "document_type",
+    "external_code",
+    "email",
+    "phone",
+    "custom_attributes",
+    "changed_at",
+    "window_start",
+]
+CONTACT_COLUMNS = [
+    "external_id",
+    "ploomes_id",
+    "aliases",
+    "client_external_id",
+    "name",
+    "email",
+    "phone",
+    "document",
+    "external_code",
+    "custom_attributes",
+    "changed_at",
+    "window_start",
+]
+CONTRACT_COLUMNS = [
+    "external_id",
+    "ploomes_id",
+    "client_external_id",
+    "title",
+    "value",
+    "sale_date",
+    "product_name",
+    "product_code",
+    "custom_attributes",
+    "changed_at",
+    "window_start",
+]
+TIMELINE_COLUMNS = [
+    "external_id",
+    "kind",
+    "ploomes_id",
+    "client_external_id",
+    "occurred_at",
+    "title",
+    "body",
+    "url",
+    "changed_at",
+    "window_start",
+]
+CLUSTER_COLUMNS = ["cluster_id", "entity", "kind", "survivor_id", "member_ids", "size", "rule", "score"]
+TIMESTAMP_COLUMNS = {"changed_at", "window_start", "occurred_at", "sale_date"}
+
+
+def shape(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Fixed columns and dtypes, empty or not: timestamps, int64 ids, float64 values, text as object."""
+    out = frame.reindex(columns=columns).reset_index(drop=True)
+    for col in out.columns:
+        if col in TIMESTAMP_COLUMNS:
+            out[col] = pd.to_datetime(out[col]).astype("datetime64[us]")
+        elif col == "ploomes_id":
+            out[col] = out[col].astype("int64")
+        elif col == "value":
+            out[col] = out[col].astype("float64")
+        else:
+            out[col] = out[col].astype(object).where(out[col].notna(), None)
+    return out
+
+
+def counts(extracted: int, staged: int, merged: int = 0) -> dict[str, int]:
+    return {
+        "extracted": extracted,
+        "staged": staged,
+        "merged": merged,
+        "rejected": extracted - staged - merged,
+    }
+
+
+def _table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    return bool(
+        con.execute(
+            "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+            [schema, table],
+        ).fetchall()[0][0]
+    )
+
+
+def latest(con: duckdb.DuckDBPyConnection, schema: str, entity: str) -> str:
+    """SQL for each record's latest version (by change date, then extraction time).
+
+    The latest row per id is picked by `rowid` first and only then joined back to its payload,
+    so the window never has to hold a million JSON documents in memory at once.
+    """
+    if not _table_exists(con, schema, f"raw_{entity}"):
+        return (
+            "(select null::bigint as id, null::timestamp as window_start, null::timestamp as changed_at, "
+            "null::timestamp as extracted_at, null::varchar as payload where false)"
+        )
+    table = f"{schema}.raw_{entity}"
+    return (
+        f"(select id, window_start, changed_at, extracted_at, payload from {table} where rowid in "
+        f"(select arg_max(rowid, [epoch_us(changed_at), epoch_us(extracted_at)]) from {table} group by id))"
+    )
