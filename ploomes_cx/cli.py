@@ -184,20 +184,17 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 
 def _sync(m, keys: list[str], dry_run: bool, show_steps: bool = True) -> int:
-    from ploomes_cx.runner import STAGED_ENTITIES, SUMMARY_COLUMNS, InstanceError, WindowResult, run_windows
+    from ploomes_cx.runner import InstanceError, run_windows
+    from ploomes_cx.summary import WindowSummary
 
     mode = " (dry run: nothing is written to CustomerX)" if dry_run else ""
     print(
         f"syncing {m.name} ({m.source_path}): {len(keys)} window(s) {keys[0]} .. {keys[-1]}{mode}", flush=True
     )
 
-    def progress(w: WindowResult) -> None:
+    def progress(w: WindowSummary) -> None:
         status = "ok" if w.success else "FAILED"
-        extracted = sum(c.get("extracted", 0) for e, c in w.counts.items() if e not in STAGED_ENTITIES)
-        print(
-            f"  window {w.key}: {status} in {w.seconds:.1f}s, {extracted} records extracted",
-            flush=True,
-        )
+        print(f"  window {w.key}: {status} in {w.seconds:.1f}s, {w.extracted} records extracted", flush=True)
         for line in w.errors:
             print(f"    {line}", file=sys.stderr)
 
@@ -218,19 +215,20 @@ def _sync(m, keys: list[str], dry_run: bool, show_steps: bool = True) -> int:
     except InstanceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_RUN_FAILED
-    totals: dict[str, dict[str, int]] = {}
+    return _report(m, keys, results, dry_run)
+
+
+def _report(m, keys: list[str], results: list, dry_run: bool) -> int:
+    """The sync's table, the checks needing attention, and the exit code its windows earned."""
+    from ploomes_cx.metadata import ErrorKind
+    from ploomes_cx.plan import Plan
+    from ploomes_cx.summary import SyncTotals
+
+    totals = SyncTotals(Plan.of(m))
     for w in results:
-        for entity, counts in w.counts.items():
-            row = totals.setdefault(entity, {})
-            for col, n in counts.items():
-                # staging tables (and what is unchanged) describe the whole account after each
-                # window: keep the latest; what was extracted, created, updated or failed adds up
-                latest = entity in STAGED_ENTITIES and col not in ("created", "updated", "failed")
-                row[col] = n if latest else row.get(col, 0) + n
+        totals.add(w)
     print()
-    print(f"{'entity':<15}" + "".join(f"{c:>11}" for c in SUMMARY_COLUMNS))
-    for entity, counts in sorted(totals.items(), key=lambda kv: (kv[0] in STAGED_ENTITIES, kv[0])):
-        print(f"{entity:<15}" + "".join(f"{counts.get(c, '-'):>11}" for c in SUMMARY_COLUMNS))
+    print("\n".join(totals.lines()))
     if results and results[-1].checks:
         print("\nchecks needing attention (see the asset's Checks tab in the UI):")
         for line in results[-1].checks:
@@ -242,7 +240,7 @@ def _sync(m, keys: list[str], dry_run: bool, show_steps: bool = True) -> int:
             f"\nwindow {failed[0].key} failed; {skipped} later window(s) not run, so none loads out of order.",
             file=sys.stderr,
         )
-        return EXIT_USAGE if "mapping" in failed[0].error_kinds else EXIT_RUN_FAILED
+        return EXIT_USAGE if ErrorKind.MAPPING in failed[0].error_kinds else EXIT_RUN_FAILED
     refused = sum(w.records_failed for w in results)
     if refused:
         print(

@@ -19,10 +19,14 @@ ERROR_KIND = "ploomes_cx_error"
 WAITING = "waiting:"
 
 
-class Count(StrEnum):
-    """Per-step counts, in the order the CLI's summary table shows them."""
+# raw: the records read in the window
+RECORDS = "records"
 
-    EXTRACTED = "records"  # raw: records read in the window
+
+class Count(StrEnum):
+    """Per-entity counts of the staging and load steps, in the order the CLI's table shows them."""
+
+    EXTRACTED = "extracted"  # staging: distinct records of the source, all windows
     STAGED = "staged"
     REJECTED = "rejected"
     MERGED = "merged"
@@ -32,8 +36,10 @@ class Count(StrEnum):
     FAILED = "failed"
 
     @property
-    def label(self) -> str:
-        return "extracted" if self is Count.EXTRACTED else self.value
+    def per_window(self) -> bool:
+        """Adds up over a sync's windows (what each window did), rather than describing the whole
+        account after each window (what staging holds, what stayed unchanged)."""
+        return self in (Count.CREATED, Count.UPDATED, Count.FAILED)
 
 
 class ErrorKind(StrEnum):

@@ -111,3 +111,11 @@ class Plan:
     def load_op(self, entity: str) -> str:
         """The op of a load asset (what run config addresses)."""
         return f"{self.name}__load_{entity}"
+
+    def role(self, key: dg.AssetKey) -> tuple[str, str] | None:
+        """(layer, entity) of one of this plan's assets: how a reader of a run's events learns what a
+        step was, without parsing its name. None for keys this plan does not build."""
+        roles = {self.raw_key(e): ("raw", e) for e in self.extracts}
+        roles |= {self.staging_key(e): ("staging", e) for e in self.staged}
+        roles |= {self.load_key(e): ("load", e) for e in self.staged}
+        return roles.get(key)

@@ -13,8 +13,13 @@ from collections.abc import Callable
 
 import dagster as dg
 
+from ploomes_cx.metadata import RECORDS, WAITING, Count
+
 # materialization metadata worth a place on the progress line, in this order
-PROGRESS_COUNTS = ("records", "staged", "rejected", "merged", "created", "updated", "unchanged", "failed")
+PROGRESS_COUNTS = (
+    (RECORDS, "extracted"),
+    *((c.value, c.value) for c in Count if c is not Count.EXTRACTED),
+)
 
 
 def describe(record: dg.EventLogEntry, started: float) -> str | None:
@@ -24,13 +29,13 @@ def describe(record: dg.EventLogEntry, started: float) -> str | None:
     if event is None:
         # our own "waiting: ..." log lines (an account's step lock held by another process)
         message = record.user_message or ""
-        return f"    {elapsed} {record.step_key}: {message}" if message.startswith("waiting:") else None
+        return f"    {elapsed} {record.step_key}: {message}" if message.startswith(WAITING) else None
     kind = event.event_type_value
     if kind == "ASSET_MATERIALIZATION":
         mat = event.step_materialization_data.materialization
         counts = [
-            f"{int(mat.metadata[k].value)} {'extracted' if k == 'records' else k}"
-            for k in PROGRESS_COUNTS
+            f"{int(mat.metadata[k].value)} {label}"
+            for k, label in PROGRESS_COUNTS
             if k in mat.metadata and isinstance(mat.metadata[k].value, int | float)
         ]
         if not counts:
@@ -40,7 +45,8 @@ def describe(record: dg.EventLogEntry, started: float) -> str | None:
         return f"    {elapsed} {event.step_key}: transient failure, retrying"
     if kind == "STEP_FAILURE":
         return f"    {elapsed} {event.step_key}: failed"
-    if kind == "ENGINE_EVENT" and event.message and "blocked by limit for pool" in event.message:
+    pool = event.engine_event_data.metadata.get("pool") if kind == "ENGINE_EVENT" else None
+    if pool is not None and event.message:
         # another run on the same credential holds the pool's slot: say why nothing moves
         return f"    {elapsed} {event.step_key}: waiting, {event.message[0].lower()}{event.message[1:]}"
     return None

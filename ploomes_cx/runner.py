@@ -12,7 +12,6 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
@@ -24,10 +23,9 @@ from ploomes_cx.progress import RunWatcher
 from ploomes_cx.runtime.housekeeping import HOST_TAG, PID_TAG, reclaim_abandoned_runs
 from ploomes_cx.runtime.pacing import exclusive
 from ploomes_cx.runtime.state import ensure_dagster_home, ensure_home
+from ploomes_cx.summary import WindowSummary, summarize
 
 SYNC_TAG = "ploomes_cx/sync_id"
-STAGED_ENTITIES = ("clients", "contacts", "contracts", "timeline")
-SUMMARY_COLUMNS = ("extracted", "staged", "rejected", "merged", "created", "updated", "unchanged", "failed")
 
 
 class MissingEnvironment(Exception):
@@ -36,19 +34,6 @@ class MissingEnvironment(Exception):
 
 class InstanceError(Exception):
     """The Dagster instance (DAGSTER_HOME and its dagster.yaml) cannot be opened or queried."""
-
-
-@dataclass
-class WindowResult:
-    key: str
-    success: bool
-    seconds: float
-    run_id: str
-    counts: dict[str, dict[str, int]] = field(default_factory=dict)  # entity -> column -> n
-    errors: list[str] = field(default_factory=list)
-    checks: list[str] = field(default_factory=list)
-    records_failed: int = 0
-    error_kinds: set[str] = field(default_factory=set)
 
 
 def required_env(m: Mapping) -> list[str]:
@@ -77,12 +62,12 @@ def run_config(m: Mapping, dry_run: bool, sync_id: str = "") -> dict[str, Any]:
 def run_windows(
     m: Mapping,
     keys: list[str],
-    on_window: Callable[[WindowResult], None] | None = None,
+    on_window: Callable[[WindowSummary], None] | None = None,
     tags: dict[str, str] | None = None,
     dry_run: bool = False,
     on_progress: Callable[[str], None] | None = None,
     on_wait: Callable[[str], None] | None = None,
-) -> list[WindowResult]:
+) -> list[WindowSummary]:
     """Run the windows under the mapping's sync lock: two syncs of one mapping never overlap
     (in-process runs bypass the run queue's per-mapping limit, so the CLI takes turns itself)."""
     lock = ensure_home() / "locks" / f"sync-{m.name}.lock"
@@ -94,15 +79,16 @@ def run_windows(
 def _run_windows(
     m: Mapping,
     keys: list[str],
-    on_window: Callable[[WindowResult], None] | None,
+    on_window: Callable[[WindowSummary], None] | None,
     tags: dict[str, str] | None,
     dry_run: bool,
     on_progress: Callable[[str], None] | None,
-) -> list[WindowResult]:
+) -> list[WindowSummary]:
     ensure_dagster_home()
     instance = open_instance()
     sync_id = str(uuid.uuid4())
-    job = build_integration_defs(m).resolve_job_def(Plan.of(m).job)
+    plan = Plan.of(m)
+    job = build_integration_defs(m).resolve_job_def(plan.job)
     results = []
     owner = {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
     try:
@@ -128,7 +114,7 @@ def _run_windows(
                     },
                     run_config=run_config(m, dry_run, sync_id),
                 )
-            window = _summarize(key, result, time.monotonic() - started)
+            window = summarize(plan, key, result, time.monotonic() - started)
             results.append(window)
             if on_window:
                 on_window(window)
@@ -166,53 +152,3 @@ def open_instance() -> dg.DagsterInstance:
 def _headline(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}"
-
-
-def _summarize(key: str, result: Any, seconds: float) -> WindowResult:
-    window = WindowResult(key=key, success=result.success, seconds=seconds, run_id=result.run_id)
-    for event in result.get_asset_materialization_events():
-        mat = event.step_materialization_data.materialization
-        name = mat.asset_key.path[-1]
-        layer, _, entity = name.partition("_")
-        records = mat.metadata.get("records")
-        if layer == "raw" and records is not None:
-            window.counts.setdefault(entity, {})["extracted"] = int(records.value)
-        elif layer in ("stg", "load"):
-            counts = {k: int(mat.metadata[k].value) for k in SUMMARY_COLUMNS if k in mat.metadata}
-            window.counts.setdefault(entity, {}).update(counts)
-            if layer == "load" and counts.get("failed"):
-                window.records_failed += counts["failed"]
-    for event in result.all_events:
-        if event.event_type_value == "ASSET_CHECK_EVALUATION":
-            evaluation = event.event_specific_data
-            if not evaluation.passed:
-                severity = "warning" if evaluation.severity.value == "WARN" else "failed"
-                window.checks.append(
-                    f"{evaluation.asset_key.to_user_string()} {evaluation.check_name}: {severity}"
-                )
-    for event in result.all_events:
-        if event.is_step_failure:
-            data = event.step_failure_data
-            error = data.error
-            message = _root_message(error)
-            window.errors.append(f"{event.step_key}: {message}")
-            meta = (data.user_failure_data.metadata if data.user_failure_data else {}) or {}
-            kind = meta.get("ploomes_cx_error")
-            if kind is not None:
-                window.error_kinds.add(str(kind.value))
-        elif event.is_failure and not window.errors and event.event_specific_data is not None:
-            error = getattr(event.event_specific_data, "error", None)
-            if error is not None:
-                window.errors.append(_root_message(error))
-    return window
-
-
-def _root_message(error: Any) -> str:
-    """The user's message, not Dagster's wrappers around it: the deepest cause in the chain."""
-    if error is None:
-        return "unknown error"
-    while getattr(error, "cause", None) is not None:
-        error = error.cause
-    message = error.message.strip().split("\n\nStack Trace")[0]
-    prefix = f"{error.cls_name}: "
-    return message if message.startswith(prefix) or error.cls_name == "Failure" else prefix + message

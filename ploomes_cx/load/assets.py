@@ -6,6 +6,8 @@ ledger. With `dry_run: true` in the run config (or `ploomes-cx sync --dry-run`) 
 written to CustomerX and the metadata shows what would change.
 """
 
+from collections import Counter
+
 import dagster as dg
 import pandas as pd
 from dagster import AssetExecutionContext
@@ -16,7 +18,7 @@ from ploomes_cx.customerx.resource import CustomerXResource
 from ploomes_cx.load import ledger
 from ploomes_cx.load.loop import EntityLoad, LoadOptions
 from ploomes_cx.mapping import Mapping
-from ploomes_cx.metadata import ErrorKind, failure, markdown
+from ploomes_cx.metadata import Count, ErrorKind, failure, markdown
 from ploomes_cx.partitions import freshness_policy
 from ploomes_cx.plan import Plan
 
@@ -86,22 +88,13 @@ def _load_asset(m: Mapping, entity: str) -> dg.AssetsDefinition:
                 api.close()
             held = ledger.held(con, m.name, entity)
             outcomes = ledger.run_outcomes(con, m.name, entity, context.run_id, limit=10)
-        counts = report.counts
-        failed = counts["rejected"] + counts["failed"] + counts["waiting_for_client"]
         metadata = {
             "dry_run": config.dry_run,
-            "created": counts["created"] + counts["would_create"],
-            "updated": counts["updated"] + counts["adopted"] + counts["would_update"],
-            "adopted": counts["adopted"],
-            "unchanged": counts["unchanged"],
-            "failed": failed,
-            "rejected_by_customerx": counts["rejected"],
-            "failed_after_retries": counts["failed"],
-            "waiting_for_client": counts["waiting_for_client"],
+            **_count_metadata(report.counts),
             "requests": report.stats.requests,
             "writes": report.stats.writes,
             "retries": report.stats.retries,
-            "summary": dg.MetadataValue.md(_summary(entity, counts, config.dry_run)),
+            "summary": dg.MetadataValue.md(_summary(entity, report.counts, config.dry_run)),
             "dagster/row_count": held,
             "preview": markdown(outcomes, limit=10),
         }
@@ -112,6 +105,21 @@ def _load_asset(m: Mapping, entity: str) -> dg.AssetsDefinition:
         return dg.MaterializeResult(metadata=metadata)
 
     return _load
+
+
+def _count_metadata(counts: Counter) -> dict[str, int]:
+    """The load's outcomes as the shared `Count` keys (a dry run's would-be writes count as writes),
+    then the detail of what did not land."""
+    return {
+        Count.CREATED.value: counts["created"] + counts["would_create"],
+        Count.UPDATED.value: counts["updated"] + counts["adopted"] + counts["would_update"],
+        "adopted": counts["adopted"],
+        Count.UNCHANGED.value: counts["unchanged"],
+        Count.FAILED.value: counts["rejected"] + counts["failed"] + counts["waiting_for_client"],
+        "rejected_by_customerx": counts["rejected"],
+        "failed_after_retries": counts["failed"],
+        "waiting_for_client": counts["waiting_for_client"],
+    }
 
 
 def _summary(entity: str, counts: dict[str, int], dry_run: bool) -> str:

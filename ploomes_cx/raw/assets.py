@@ -13,7 +13,7 @@ import pandas as pd
 from dagster import AssetExecutionContext
 
 from ploomes_cx.mapping import Mapping
-from ploomes_cx.metadata import ErrorKind, failure, markdown
+from ploomes_cx.metadata import RECORDS, ErrorKind, failure, markdown
 from ploomes_cx.partitions import partitions_def
 from ploomes_cx.plan import Plan
 from ploomes_cx.ploomes.catalogue import check_custom_fields, is_custom
@@ -113,7 +113,7 @@ def build_fields_asset(m: Mapping) -> dg.AssetsDefinition:
         context.add_output_metadata(
             {
                 **_stats_metadata(stats, window),
-                "records": len(frame),
+                RECORDS: len(frame),
                 "custom_fields": len(custom),
                 "mapped_custom_fields": dg.MetadataValue.json(sorted(m.custom_fields.all_keys())),
                 "preview": _fields_preview(catalogue, m.custom_fields.all_keys()),
@@ -171,7 +171,7 @@ def build_entity_asset(m: Mapping, spec: EntitySpec) -> dg.AssetsDefinition:
         context.add_output_metadata(
             {
                 **_stats_metadata(stats, window),
-                "records": len(frame),
+                RECORDS: len(frame),
                 "out_of_window": len(outside),
                 "preview": _preview(frame),
             }

@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from ploomes_cx.metadata import WAITING
+
 
 class Pacer:
     """Spaces request starts evenly at the configured rate, across threads and processes.
@@ -97,7 +99,7 @@ def account_turn(
     step's start includes its wait)."""
     with exclusive(
         account_step_lock(folder, api, base_url, secret_env),
-        lambda: logger.info(f"waiting: another step is calling the account of ${secret_env}"),
+        lambda: logger.info(f"{WAITING} another step is calling the account of ${secret_env}"),
     ):
         logger.debug(f"{TURN_TAKEN} ${secret_env}")
         try:

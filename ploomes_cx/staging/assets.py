@@ -6,13 +6,15 @@ are not partitioned: each materialization recomputes the whole account, so dedup
 global and the latest version of a record wins whichever window ran last.
 """
 
+from collections.abc import Iterator
+
 import dagster as dg
 import pandas as pd
 from dagster import AssetExecutionContext
 from dagster_duckdb import DuckDBResource
 
 from ploomes_cx.mapping import Mapping
-from ploomes_cx.metadata import markdown
+from ploomes_cx.metadata import Count, markdown
 from ploomes_cx.plan import Plan
 from ploomes_cx.staging import checks
 from ploomes_cx.staging.build import Staged, build_staging
@@ -69,16 +71,21 @@ def _apply_contracts(staged: Staged, entities: list[str], run_id: str) -> dict[s
     return tables
 
 
-def _preview(frame: pd.DataFrame, columns: list[str]) -> dg.MetadataValue:
-    return markdown(frame[[c for c in columns if c in frame]], limit=5)
+PREVIEW_COLUMNS = [
+    "external_id",
+    "name",
+    "client_external_id",
+    "email",
+    "document",
+    "title",
+    "value",
+    "kind",
+    "occurred_at",
+]
 
 
-def build_staging_assets(m: Mapping) -> list[dg.AssetsDefinition]:
-    plan = Plan.of(m)
-    entities = list(plan.staged)
-    outputs = [*entities, "rejected", "duplicate_clusters"]
-    resource_key = plan.duckdb_resource
-    outs = {
+def _outs(plan: Plan, outputs: list[str]) -> dict[str, dg.AssetOut]:
+    return {
         name: dg.AssetOut(
             key=plan.staging_key(name),
             dagster_type=DAGSTER_TYPES[name],
@@ -90,46 +97,59 @@ def build_staging_assets(m: Mapping) -> list[dg.AssetsDefinition]:
         )
         for name in outputs
     }
-    check_specs = [
-        dg.AssetCheckSpec(
-            "no_duplicate_identifiers",
-            asset=plan.staging_key(e),
-            blocking=True,
-            description="No two staged rows are the same record by the mapping's identifiers",
+
+
+def _table_outputs(
+    tables: dict[str, pd.DataFrame], staged: Staged, entities: list[str]
+) -> Iterator[dg.Output]:
+    for entity in entities:
+        frame = tables[entity]
+        yield dg.Output(
+            frame,
+            output_name=entity,
+            metadata={
+                **{Count(k).value: int(v) for k, v in staged.counts[entity].items()},
+                "preview": markdown(frame[[c for c in PREVIEW_COLUMNS if c in frame]], limit=5),
+            },
         )
-        for e in ("clients", "contacts")
-    ]
-    check_specs += [
-        dg.AssetCheckSpec(
-            "client_exists",
-            asset=plan.staging_key(e),
-            blocking=True,
-            description="Every row points at a staged client",
-        )
-        for e in entities
-        if e != "clients"
-    ]
-    check_specs += [
-        dg.AssetCheckSpec(
-            "rejected_ratio",
-            asset=plan.staging_key(e),
-            description=f"Rejected records stay under {m.quality.max_rejected_ratio:.0%}",
-        )
-        for e in entities
-    ]
-    check_specs.append(
-        dg.AssetCheckSpec(
-            "fuzzy_candidates",
-            asset=plan.staging_key("duplicate_clusters"),
-            description="Look-alike clients for a person to review (warning only)",
-        )
+    rejects = tables["rejected"]
+    top_rules = rejects.groupby(["entity", "rule", "outcome"]).size().rename("rows").reset_index()
+    # one example row per rule, so each reason is seen with a real value beside it
+    examples = rejects.drop_duplicates(["entity", "rule"])[["entity", "ploomes_id", "field", "value", "rule"]]
+    yield dg.Output(
+        rejects,
+        output_name="rejected",
+        metadata={
+            "rejected_records": int((rejects["outcome"] == "rejected").sum()),
+            "cleared_fields": int((rejects["outcome"] == "field_cleared").sum()),
+            "by_rule": markdown(top_rules.sort_values("rows", ascending=False), limit=15),
+            "preview": markdown(examples, limit=15),
+        },
     )
+    clusters = tables["duplicate_clusters"]
+    # largest first: the clusters most worth a look
+    largest = clusters.sort_values("size", ascending=False)[["cluster_id", "member_ids", "rule", "score"]]
+    yield dg.Output(
+        clusters,
+        output_name="duplicate_clusters",
+        metadata={
+            "merged_clusters": int((clusters["kind"] == "merged").sum()),
+            "candidate_clusters": int((clusters["kind"] == "candidate").sum()),
+            "preview": markdown(largest),
+        },
+    )
+
+
+def build_staging_assets(m: Mapping) -> list[dg.AssetsDefinition]:
+    plan = Plan.of(m)
+    entities = list(plan.staged)
+    resource_key = plan.duckdb_resource
 
     @dg.multi_asset(
         name=f"{m.name}_staging",
-        outs=outs,
+        outs=_outs(plan, [*entities, "rejected", "duplicate_clusters"]),
         deps=[plan.raw_key(e) for e in plan.extracts],
-        check_specs=check_specs,
+        check_specs=checks.staging_check_specs(plan, m),
         required_resource_keys={resource_key},
         retry_policy=dg.RetryPolicy(max_retries=2, delay=5),
     )
@@ -138,87 +158,7 @@ def build_staging_assets(m: Mapping) -> list[dg.AssetsDefinition]:
         with duck.get_connection() as con:
             staged = build_staging(con, m, context.run_id)
         tables = _apply_contracts(staged, entities, context.run_id)
-        rejects = tables["rejected"]
-        for entity in entities:
-            counts = staged.counts[entity]
-            yield dg.Output(
-                tables[entity],
-                output_name=entity,
-                metadata={
-                    **{k: int(v) for k, v in counts.items()},
-                    "preview": _preview(
-                        tables[entity],
-                        [
-                            "external_id",
-                            "name",
-                            "client_external_id",
-                            "email",
-                            "document",
-                            "title",
-                            "value",
-                            "kind",
-                            "occurred_at",
-                        ],
-                    ),
-                },
-            )
-        top_rules = rejects.groupby(["entity", "rule", "outcome"]).size().rename("rows").reset_index()
-        yield dg.Output(
-            rejects,
-            output_name="rejected",
-            metadata={
-                "rejected_records": int((rejects["outcome"] == "rejected").sum()),
-                "cleared_fields": int((rejects["outcome"] == "field_cleared").sum()),
-                "by_rule": markdown(top_rules.sort_values("rows", ascending=False), limit=15),
-                # one example row per rule, so each reason is seen with a real value beside it
-                "preview": markdown(
-                    rejects.drop_duplicates(["entity", "rule"])[
-                        ["entity", "ploomes_id", "field", "value", "rule"]
-                    ],
-                    limit=15,
-                ),
-            },
-        )
-        clusters = tables["duplicate_clusters"]
-        yield dg.Output(
-            clusters,
-            output_name="duplicate_clusters",
-            metadata={
-                "merged_clusters": int((clusters["kind"] == "merged").sum()),
-                "candidate_clusters": int((clusters["kind"] == "candidate").sum()),
-                # largest first: the clusters most worth a look
-                "preview": markdown(
-                    clusters.sort_values("size", ascending=False)[
-                        ["cluster_id", "member_ids", "rule", "score"]
-                    ]
-                ),
-            },
-        )
-        for entity in ("clients", "contacts"):
-            yield checks.no_duplicate_identifiers(plan.staging_key(entity), tables[entity], m.identifiers)
-        for entity in entities:
-            if entity != "clients":
-                yield checks.referential_integrity(
-                    plan.staging_key(entity), tables[entity], tables["clients"]
-                )
-            yield checks.rejected_ratio(
-                plan.staging_key(entity),
-                staged.counts[entity],
-                rejects,
-                _source_entities(entity),
-                m.quality.max_rejected_ratio,
-            )
-        yield checks.fuzzy_candidates(plan.staging_key("duplicate_clusters"), clusters)
+        yield from _table_outputs(tables, staged, entities)
+        yield from checks.staging_check_results(plan, m, tables, staged.counts)
 
     return [_staging]
-
-
-def _source_entities(entity: str) -> set[str]:
-    """Names under which rejected rows of a staging table are recorded."""
-    by_table: dict[str, set[str]] = {
-        "clients": {"organizations", "persons", "deal_contacts"},
-        "contacts": {"persons", "organization_contacts", "deal_persons"},
-        "contracts": {"won_deals", "deal_products"},
-        "timeline": {"notes", "tasks", "attachments"},
-    }
-    return by_table[entity] | {f"stg_{entity}"}

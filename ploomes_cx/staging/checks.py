@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import dagster as dg
 import pandas as pd
 
 from ploomes_cx.identity import IDENTIFIER_COLUMNS, any_same_record
+from ploomes_cx.mapping import Mapping
 from ploomes_cx.metadata import markdown
+from ploomes_cx.plan import Plan
 
 
 def duplicate_identifiers(frame: pd.DataFrame, identifiers: list[str]) -> pd.DataFrame:
@@ -102,3 +106,70 @@ def referential_integrity(
             "offenders": markdown(orphans[["external_id", "client_external_id"]]),
         },
     )
+
+
+def _source_entities(entity: str) -> set[str]:
+    """Names under which rejected rows of a staging table are recorded."""
+    by_table: dict[str, set[str]] = {
+        "clients": {"organizations", "persons", "deal_contacts"},
+        "contacts": {"persons", "organization_contacts", "deal_persons"},
+        "contracts": {"won_deals", "deal_products"},
+        "timeline": {"notes", "tasks", "attachments"},
+    }
+    return by_table[entity] | {f"stg_{entity}"}
+
+
+def staging_check_specs(plan: Plan, m: Mapping) -> list[dg.AssetCheckSpec]:
+    key, entities = plan.staging_key, list(plan.staged)
+    specs = [
+        dg.AssetCheckSpec(
+            "no_duplicate_identifiers",
+            asset=key(e),
+            blocking=True,
+            description="No two staged rows are the same record by the mapping's identifiers",
+        )
+        for e in ("clients", "contacts")
+    ]
+    specs += [
+        dg.AssetCheckSpec(
+            "client_exists", asset=key(e), blocking=True, description="Every row points at a staged client"
+        )
+        for e in entities
+        if e != "clients"
+    ]
+    specs += [
+        dg.AssetCheckSpec(
+            "rejected_ratio",
+            asset=key(e),
+            description=f"Rejected records stay under {m.quality.max_rejected_ratio:.0%}",
+        )
+        for e in entities
+    ]
+    specs.append(
+        dg.AssetCheckSpec(
+            "fuzzy_candidates",
+            asset=key("duplicate_clusters"),
+            description="Look-alike clients for a person to review (warning only)",
+        )
+    )
+    return specs
+
+
+def staging_check_results(
+    plan: Plan, m: Mapping, tables: dict[str, pd.DataFrame], counts: dict[str, dict[str, int]]
+) -> Iterator[dg.AssetCheckResult]:
+    """The results of every check `staging_check_specs` declares, in the same order."""
+    key = plan.staging_key
+    for entity in ("clients", "contacts"):
+        yield no_duplicate_identifiers(key(entity), tables[entity], m.identifiers)
+    for entity in plan.staged:
+        if entity != "clients":
+            yield referential_integrity(key(entity), tables[entity], tables["clients"])
+        yield rejected_ratio(
+            key(entity),
+            counts[entity],
+            tables["rejected"],
+            _source_entities(entity),
+            m.quality.max_rejected_ratio,
+        )
+    yield fuzzy_candidates(key("duplicate_clusters"), tables["duplicate_clusters"])
