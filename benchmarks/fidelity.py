@@ -26,7 +26,8 @@ import httpx
 from ploomes_cx.cli import main as cli
 from ploomes_cx.runtime.duckdb_io import database_path
 from ploomes_cx.sandbox import CustomerXSandbox, PloomesDataset, PloomesSandbox
-from ploomes_cx.sandbox.ploomes_data import CUSTOM_FIELDS, cnpj_digits
+from ploomes_cx.sandbox.brazil import cnpj_digits
+from ploomes_cx.sandbox.ploomes_fields import CUSTOM_FIELDS
 from ploomes_cx_tests.spec import expected_text
 
 CONTACT = {f["Key"]: f"c_{n}" for n, f in enumerate(CUSTOM_FIELDS) if f["EntityId"] == 1}

@@ -22,7 +22,7 @@ from ploomes_cx.mapping import load_mapping
 from ploomes_cx.runner import run_windows
 from ploomes_cx.runtime.duckdb_io import database_path
 from ploomes_cx.sandbox import CustomerXSandbox, PloomesDataset, PloomesSandbox, sandbox_env
-from ploomes_cx.sandbox.ploomes_data import ACCOUNT_TZ, to_ms
+from ploomes_cx.sandbox.clock import ACCOUNT_TZ, to_ms
 
 
 def mapping_file(folder: Path, rpm: int) -> Path:

@@ -91,7 +91,7 @@ def write_field_catalogue(path: Path) -> None:
     import duckdb
 
     from ploomes_cx.raw.frames import fields_frame
-    from ploomes_cx.sandbox.ploomes_data import fields_catalogue
+    from ploomes_cx.sandbox.ploomes_fields import fields_catalogue
 
     window = dg.TimeWindow(dt.datetime(2026, 10, 1, tzinfo=ZONE), dt.datetime(2026, 12, 1, tzinfo=ZONE))
     with duckdb.connect(str(path)) as con:

@@ -58,7 +58,12 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add in (_add_sync, _add_sandbox, _add_demo, _add_ui):
+        add(sub)
+    return parser
 
+
+def _add_sync(sub: argparse._SubParsersAction) -> None:
     sync = sub.add_parser(
         "sync",
         help="materialize a mapping's assets for one or more sync windows",
@@ -92,6 +97,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     sync.set_defaults(func=cmd_sync)
 
+
+def _add_sandbox(sub: argparse._SubParsersAction) -> None:
     sandbox = sub.add_parser(
         "sandbox",
         help="run the local sandbox API servers in the foreground",
@@ -102,6 +109,8 @@ def _parser() -> argparse.ArgumentParser:
     _sandbox_options(sandbox)
     sandbox.set_defaults(func=cmd_sandbox)
 
+
+def _add_demo(sub: argparse._SubParsersAction) -> None:
     demo = sub.add_parser(
         "demo",
         help="sandbox + a few synced windows + the Dagster UI, no credentials needed",
@@ -119,6 +128,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--ui-port", type=int, default=3000)
     demo.set_defaults(func=cmd_demo)
 
+
+def _add_ui(sub: argparse._SubParsersAction) -> None:
     ui = sub.add_parser(
         "ui",
         help="the Dagster UI and daemon (schedules, backfills) on the CLI's instance",
@@ -131,7 +142,6 @@ def _parser() -> argparse.ArgumentParser:
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--port", type=int, default=3000)
     ui.set_defaults(func=cmd_ui)
-    return parser
 
 
 def _sandbox_options(p: argparse.ArgumentParser) -> None:

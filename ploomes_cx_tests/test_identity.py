@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from ploomes_cx.identity import CustomerXIndex, any_same_record, same_record
-from ploomes_cx.sandbox.ploomes_data import cnpj_digits, format_cnpj
+from ploomes_cx.sandbox.brazil import cnpj_digits, format_cnpj
 from ploomes_cx.staging.checks import duplicate_identifiers
 from ploomes_cx.staging.dedupe import cluster_by_identifiers
 

@@ -16,7 +16,8 @@ from ploomes_cx.cli import main
 from ploomes_cx.mapping import load_mapping
 from ploomes_cx.runtime.duckdb_io import database_path
 from ploomes_cx.sandbox import CustomerXSandbox, PloomesDataset, PloomesSandbox
-from ploomes_cx.sandbox.ploomes_data import cnpj_digits, to_ms
+from ploomes_cx.sandbox.brazil import cnpj_digits
+from ploomes_cx.sandbox.clock import to_ms
 from ploomes_cx_tests.conftest import CX_TOKEN, SECRET_KEY, local, point_at, write_mapping
 from ploomes_cx_tests.helpers import cx_state, staged
 

@@ -20,7 +20,7 @@ from ploomes_cx.cli import main
 from ploomes_cx.mapping import load_mapping
 from ploomes_cx.runtime.duckdb_io import database_path
 from ploomes_cx.sandbox import CustomerXSandbox, PloomesDataset, PloomesSandbox
-from ploomes_cx.sandbox.ploomes_data import field_key
+from ploomes_cx.sandbox.ploomes_fields import field_key
 from ploomes_cx_tests.conftest import CX_TOKEN, SECRET_KEY, point_at
 from ploomes_cx_tests.spec import expected_text
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from stdnum.br import cnpj as std_cnpj
 from stdnum.br import cpf as std_cpf
 
-from ploomes_cx.sandbox.ploomes_data import cnpj_digits, cpf_digits, format_cnpj, format_cpf
+from ploomes_cx.sandbox.brazil import cnpj_digits, cpf_digits, format_cnpj, format_cpf
 from ploomes_cx.staging.normalize import (
     company_key,
     normalize_codes,

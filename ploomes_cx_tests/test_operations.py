@@ -21,7 +21,7 @@ from ploomes_cx.plan import Plan
 from ploomes_cx.runtime.duckdb_io import database_path
 from ploomes_cx.runtime.pacing import TURN_GIVEN, TURN_TAKEN
 from ploomes_cx.sandbox import CustomerXSandbox, PloomesDataset, PloomesSandbox
-from ploomes_cx.sandbox.ploomes_data import to_ms
+from ploomes_cx.sandbox.clock import to_ms
 from ploomes_cx_tests.conftest import CX_TOKEN, SECRET_KEY, local, point_at, write_mapping
 from ploomes_cx_tests.helpers import cx_state, staged
 

@@ -17,7 +17,7 @@ from ploomes_cx.ploomes.client import (
 )
 from ploomes_cx.ploomes.entities import ENTITIES
 from ploomes_cx.sandbox import PloomesSandbox
-from ploomes_cx.sandbox.ploomes_data import to_ms
+from ploomes_cx.sandbox.clock import to_ms
 from ploomes_cx_tests.conftest import SECRET_KEY, local
 
 DAY2, DAY3, DAY4 = local(2026, 11, 2), local(2026, 11, 3), local(2026, 11, 4)

@@ -17,7 +17,7 @@ from ploomes_cx.partitions import window_keys
 from ploomes_cx.runner import run_windows
 from ploomes_cx.runtime.duckdb_io import database_path
 from ploomes_cx.sandbox import PloomesSandbox
-from ploomes_cx.sandbox.ploomes_data import to_ms
+from ploomes_cx.sandbox.clock import to_ms
 from ploomes_cx_tests.conftest import CX_TOKEN, SECRET_KEY, local, point_at, write_mapping
 
 ENTITIES = ["organizations", "persons", "deals", "notes", "tasks", "attachments"]

@@ -8,7 +8,7 @@ import httpx
 import numpy as np
 
 from ploomes_cx.sandbox import PloomesDataset, PloomesSandbox
-from ploomes_cx.sandbox.ploomes_data import cnpj_digits, cpf_digits
+from ploomes_cx.sandbox.brazil import cnpj_digits, cpf_digits
 
 
 def test_a_million_persons_fit_in_a_few_hundred_megabytes():

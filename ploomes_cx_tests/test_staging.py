@@ -19,7 +19,7 @@ from ploomes_cx.ploomes.custom_fields import CatalogueError
 from ploomes_cx.raw.frames import fields_frame, raw_frame
 from ploomes_cx.runner import run_windows
 from ploomes_cx.runtime.duckdb_io import database_path
-from ploomes_cx.sandbox.ploomes_data import cnpj_digits, cpf_digits, format_cnpj, format_cpf
+from ploomes_cx.sandbox.brazil import cnpj_digits, cpf_digits, format_cnpj, format_cpf
 from ploomes_cx.staging.build import build_staging
 from ploomes_cx.staging.checks import duplicate_identifiers
 from ploomes_cx.staging.schemas import MODELS

@@ -107,6 +107,12 @@ def read_fields(
             from (select id, window_start, json_transform(props, {sql_literal(members)}) as m from {records})
         )
     """)
+    return _typed_values(con, typed)
+
+
+def _typed_values(con: duckdb.DuckDBPyConnection, typed: str) -> tuple[pd.Series, pd.DataFrame]:
+    """From the slots collected in `_cf_slots`: each record's JSON object of typed values, and the
+    values that did not fit (JSON `null` is absent, an empty text is no value)."""
     con.execute(f"""
         create or replace temp table _cf_values as
         select id, window_start, attribute, v::varchar as raw, {typed} as typed

@@ -21,10 +21,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
+from ploomes_cx.sandbox.clock import ACCOUNT_TZ
 from ploomes_cx.sandbox.faults import FaultPlan, TokenBucket, retry_after_header
 from ploomes_cx.sandbox.http import JsonHandler, LoopbackServer
 from ploomes_cx.sandbox.odata import FilterEvaluator, ODataError, parse_orderby, split_top_level
-from ploomes_cx.sandbox.ploomes_data import ACCOUNT_TZ, PloomesDataset, fields_catalogue
+from ploomes_cx.sandbox.ploomes_data import PloomesDataset
+from ploomes_cx.sandbox.ploomes_fields import fields_catalogue
 
 ENTITY_SETS = {
     "Contacts": "contacts",
