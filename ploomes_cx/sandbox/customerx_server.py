@@ -24,9 +24,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
 
-from ploomes_cx.sandbox.faults import FaultPlan, TokenBucket, retry_after_header
+from ploomes_cx.sandbox.faults import FaultPlan, TokenBucket
 from ploomes_cx.sandbox.http import JsonHandler, LoopbackServer
 
 PREFIX = "/api/v1"
@@ -368,105 +367,7 @@ def _now() -> str:
 
 
 def _handler_for(sandbox: CustomerXSandbox) -> type[JsonHandler]:
-    class Handler(JsonHandler):
-        def _admin(self, method: str, path: str) -> bool:
-            if not path.startswith("/_sandbox/"):
-                return False
-            if path == "/_sandbox/faults" and method == "POST":
-                body = self.read_json()
-                sandbox.faults.inject(
-                    body["kind"],
-                    int(body.get("times", 1)),
-                    body.get("retry_after"),
-                    float(body.get("delay", 0)),
-                )
-            elif path == "/_sandbox/faults" and method == "DELETE":
-                sandbox.faults.clear()
-            elif path == "/_sandbox/writes" and method == "GET":
-                self.send_json(200, sandbox.writes)
-                return True
-            elif path == "/_sandbox/stats" and method == "GET":
-                self.send_json(
-                    200,
-                    {
-                        "requests": len(sandbox.requests),
-                        "writes": len(sandbox.writes),
-                        "rate_limited": sandbox.rate_limited,
-                        "faults_served": sandbox.faults.served,
-                    },
-                )
-                return True
-            else:
-                self.send_json(404, {"message": "unknown sandbox endpoint"})
-                return True
-            self.send_json(200, {"ok": True})
-            return True
+    """A handler class bound to this sandbox (the HTTP server makes one handler per request)."""
+    from ploomes_cx.sandbox.customerx_handler import CustomerXHandler  # it reads this module's tables
 
-        def _serve(self, method: str) -> None:
-            parts = urlsplit(self.path)
-            path = parts.path.rstrip("/")
-            if self._admin(method, path):
-                return
-            body = self.read_json() if method in ("POST", "PUT") else None
-            with sandbox._lock:
-                sandbox.requests.append((time.monotonic(), method, self.path))
-            fault = sandbox.faults.take()
-            if fault is not None and fault.kind == "429":
-                with sandbox._lock:
-                    sandbox.rate_limited += 1
-            if self.apply_fault(fault, {"message": "Internal server error (injected)"}):
-                return
-            auth = self.headers.get("Authorization") or ""
-            scheme = "bearer" if auth.startswith("Bearer ") else "raw"
-            if auth.removeprefix("Bearer ").strip() != sandbox.token or scheme not in sandbox.auth_schemes:
-                return self.send_json(401, {"message": "Unauthorized"})
-            wait = sandbox.bucket.try_take()
-            limit_headers = {
-                "X-RateLimit-Limit": str(int(sandbox.rpm)),
-                "X-RateLimit-Remaining": str(max(0, int(sandbox.bucket.tokens))),
-                "X-RateLimit-Reset": str(max(1, math.ceil(wait or 60 / sandbox.rpm))),
-            }
-            if wait > 0:
-                with sandbox._lock:
-                    sandbox.rate_limited += 1
-                    odd = sandbox.rate_limited % 2 == 1
-                headers = {**limit_headers, **({"Retry-After": retry_after_header(wait)} if odd else {})}
-                return self.send_json(429, {"message": "Too many requests"}, headers)
-            if not path.startswith(PREFIX + "/"):
-                return self.send_json(404, {"message": f"no route {path}"}, limit_headers)
-            segments = path[len(PREFIX) + 1 :].split("/")
-            resource, extra = segments[0], (unquote(segments[1]) if len(segments) > 1 else None)
-            if resource not in RESOURCES or len(segments) > 2:
-                return self.send_json(404, {"message": f"no route {path}"}, limit_headers)
-            query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-            with sandbox._lock:
-                try:
-                    status, payload, headers = sandbox.handle(method, resource, extra, query, body)
-                except Refused as exc:
-                    status, payload, headers = exc.status, {"errors": exc.errors, "message": exc.message}, {}
-                if method != "GET":
-                    sandbox.writes.append(
-                        {"method": method, "path": self.path, "body": body, "status": status}
-                    )
-                    if status < 300:
-                        sandbox.store.save()
-            if fault is not None and fault.kind == "malformed":
-                data = json.dumps(payload).encode()
-                return self.send_json(
-                    status, None, {**limit_headers, **headers}, raw=data[: max(5, len(data) // 2)]
-                )
-            self.send_json(status, payload, {**limit_headers, **headers})
-
-        def do_GET(self) -> None:
-            self._serve("GET")
-
-        def do_POST(self) -> None:
-            self._serve("POST")
-
-        def do_PUT(self) -> None:
-            self._serve("PUT")
-
-        def do_DELETE(self) -> None:
-            self._serve("DELETE")
-
-    return Handler
+    return type("Handler", (CustomerXHandler,), {"sandbox": sandbox})

@@ -12,17 +12,14 @@ inject faults and change records.
 
 from __future__ import annotations
 
-import json
 import re
 import threading
-import time
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
 from ploomes_cx.sandbox.clock import ACCOUNT_TZ
-from ploomes_cx.sandbox.faults import FaultPlan, TokenBucket, retry_after_header
+from ploomes_cx.sandbox.faults import FaultPlan, TokenBucket
 from ploomes_cx.sandbox.http import JsonHandler, LoopbackServer
 from ploomes_cx.sandbox.odata import FilterEvaluator, ODataError, parse_orderby, split_top_level
 from ploomes_cx.sandbox.ploomes_data import PloomesDataset
@@ -180,86 +177,7 @@ class PloomesSandbox:
 
 
 def _handler_for(sandbox: PloomesSandbox) -> type[JsonHandler]:
-    class Handler(JsonHandler):
-        def do_POST(self) -> None:
-            path = urlsplit(self.path).path
-            body = self.read_json()
-            if path == "/_sandbox/faults":
-                sandbox.faults.inject(
-                    body["kind"],
-                    int(body.get("times", 1)),
-                    body.get("retry_after"),
-                    float(body.get("delay", 0)),
-                )
-                return self.send_json(200, {"ok": True})
-            if path == "/_sandbox/touch":
-                sandbox.dataset.touch(
-                    body["entity"], int(body["id"]), body.get("changes"), body.get("when_ms")
-                )
-                return self.send_json(200, {"ok": True})
-            self.send_json(405, {"error": {"message": "the sandbox Ploomes API is read-only"}})
+    """A handler class bound to this sandbox (the HTTP server makes one handler per request)."""
+    from ploomes_cx.sandbox.ploomes_handler import PloomesHandler  # it reads this module's tables
 
-        def do_DELETE(self) -> None:
-            if urlsplit(self.path).path == "/_sandbox/faults":
-                sandbox.faults.clear()
-                return self.send_json(200, {"ok": True})
-            self.send_json(405, {"error": {"message": "the sandbox Ploomes API is read-only"}})
-
-        def do_GET(self) -> None:
-            parts = urlsplit(self.path)
-            path = parts.path.rstrip("/")
-            if path == "/_sandbox/stats":
-                stats = {
-                    "requests": len(sandbox.requests),
-                    "rate_limited": sandbox.rate_limited,
-                    "faults_served": sandbox.faults.served,
-                }
-                return self.send_json(200, stats)
-            with sandbox._lock:
-                sandbox.requests.append((time.monotonic(), self.path))
-            fault = sandbox.faults.take()
-            if fault is not None and fault.kind == "429":
-                with sandbox._lock:
-                    sandbox.rate_limited += 1
-            if self.apply_fault(fault, {"error": {"message": "Internal server error (injected)"}}):
-                return None
-            if self.headers.get("User-Key") != sandbox.user_key:
-                return self.send_json(401, {"error": {"message": "Invalid or missing User-Key"}})
-            wait = sandbox.bucket.try_take()
-            if wait > 0:
-                with sandbox._lock:
-                    sandbox.rate_limited += 1
-                    odd = sandbox.rate_limited % 2 == 1
-                headers = {"Retry-After": retry_after_header(wait)} if odd else {}
-                return self.send_json(429, {"error": {"message": "Rate limit exceeded"}}, headers)
-            entity_set = path.lstrip("/")
-            query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-            by_key = BY_KEY.fullmatch(entity_set)
-            if by_key:  # `/Deals(123)`, `/Fields('contact_x')`: one entity, still as a `value` list (§1)
-                entity_set, key = by_key.group(1), by_key.group(2)
-                field = "Key" if key.startswith("'") else "Id"
-                if entity_set not in ENTITY_SETS and entity_set != "Fields":
-                    return self.send_json(404, {"error": {"message": f"No resource found for {path}"}})
-                if field == "Key":
-                    query["_key"] = key.strip("'")
-                else:
-                    clause = f"Id eq {key}"
-                    query["$filter"] = (
-                        f"({query['$filter']}) and {clause}" if query.get("$filter") else clause
-                    )
-            if entity_set not in ENTITY_SETS and entity_set not in ("Fields", "Account"):
-                return self.send_json(404, {"error": {"message": f"No resource found for {path}"}})
-            try:
-                status, body = sandbox.list_entity(
-                    entity_set, query, bool(fault and fault.kind == "short_page")
-                )
-            except ODataError as exc:
-                return self.send_json(400, {"error": {"message": str(exc)}})
-            if by_key and not body["value"]:
-                return self.send_json(404, {"error": {"message": f"No entity found for {path}"}})
-            if fault and fault.kind == "malformed":
-                data = json.dumps(body).encode()
-                return self.send_json(status, None, raw=data[: max(10, len(data) // 2)])
-            return self.send_json(status, body)
-
-    return Handler
+    return type("Handler", (PloomesHandler,), {"sandbox": sandbox})
