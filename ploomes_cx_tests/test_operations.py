@@ -284,6 +284,8 @@ def test_the_local_and_the_production_instance_configs_are_valid_and_share_their
     tmp_path, monkeypatch
 ):
     import yaml
+
+    # no public API validates a dagster.yaml against the instance schema; this is what the instance uses
     from dagster._core.instance.config import dagster_instance_config
 
     from ploomes_cx.runtime.state import DAGSTER_YAML

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 from dagster import OutputContext
+
+# no public export: the type handler API is what dagster-duckdb-pandas itself subclasses
 from dagster._core.storage.db_io_manager import DbTypeHandler, TableSlice
 from dagster_duckdb.io_manager import DuckDBIOManager
 from dagster_duckdb_pandas import DuckDBPandasTypeHandler
