@@ -151,15 +151,30 @@ def main() -> None:
     )
     parser.add_argument("--persons", type=int, default=1_000_000)
     parser.add_argument("--measure", metavar="DB", help=argparse.SUPPRESS)
+    parser.add_argument("--build", metavar="DB", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
         measure(Path(args.measure))
+        return
+    if args.build:
+        build(Path(args.build), args.persons)
         return
     home = Path(os.environ.get("PLOOMES_CX_HOME") or ".ploomes_cx").resolve() / "bench"
     home.mkdir(parents=True, exist_ok=True)
     path = home / f"raw_{args.persons}.duckdb"
     if not path.exists():
-        build(path, args.persons)
+        # in its own process too: Linux keeps a process's peak RSS across fork and exec, so a
+        # measuring process forked from one that built the data would report the builder's peak
+        builder = [
+            sys.executable,
+            "-m",
+            "benchmarks.staging",
+            "--build",
+            str(path),
+            "--persons",
+            str(args.persons),
+        ]
+        subprocess.check_call(builder)
     print(
         f"cleaning and deduplicating {args.persons:,} persons + {args.persons // 4:,} organizations "
         f"({os.cpu_count()} cores)"
