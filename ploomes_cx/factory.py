@@ -11,6 +11,7 @@ from ploomes_cx.mapping import Mapping
 from ploomes_cx.plan import Plan
 from ploomes_cx.ploomes.resource import ploomes_resource
 from ploomes_cx.raw.assets import build_raw_assets
+from ploomes_cx.raw.dependencies import build_dependencies_asset
 from ploomes_cx.runtime.duckdb_io import PloomesCxDuckDBIOManager, database_path
 from ploomes_cx.runtime.state import home
 from ploomes_cx.staging.assets import build_staging_assets
@@ -37,7 +38,9 @@ def build_sync_schedule(m: Mapping, job: dg.UnresolvedAssetJobDefinition) -> dg.
 
 
 def build_integration_defs(m: Mapping) -> dg.Definitions:
-    layers = {"raw": build_raw_assets(m), "staging": build_staging_assets(m), "load": build_load_assets(m)}
+    dependencies = build_dependencies_asset(m)
+    raw = build_raw_assets(m) + ([dependencies] if dependencies else [])
+    layers = {"raw": raw, "staging": build_staging_assets(m), "load": build_load_assets(m)}
     assets = [
         asset
         for layer, built in layers.items()

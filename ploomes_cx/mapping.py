@@ -52,6 +52,12 @@ class PloomesSettings(_Strict):
     # I (ploomes-api.md §6): which OtherProperties slot holds the value of a field type, by TypeId,
     # for types the catalogue does not make plain (e.g. {9: UserValueName}); see ploomes/fields.py.
     field_type_slots: dict[int, str] = Field(default_factory=dict)
+    # I (ploomes-api.md §2: only `eq`, `or` are listed, `in` is OData 4.01): how a list of Ids is
+    # asked for when dependencies are fetched by Id. `in` sends `Id in (1,2,3)` and falls back to
+    # `or` by itself if the server refuses it; `or` sends `Id eq 1 or Id eq 2 or Id eq 3`.
+    id_list_filter: Literal["in", "or"] = "in"
+    # added: Ids asked for per request when fetching by Id (the URL stays well under 2,000 chars)
+    ids_per_request: int = Field(100, ge=1, le=300)
 
     @field_validator("field_type_slots")
     @classmethod
@@ -120,6 +126,8 @@ class SyncSettings(_Strict):
     # added: how long after its scheduled run a window's load may take before the load assets
     # show as late in the UI (their freshness policy)
     freshness_grace_minutes: int = Field(default=60, ge=1, le=24 * 60)
+    # §4.1: the first window also carries everything changed before it (the whole account)
+    history: bool = True
 
     @field_validator("start")
     @classmethod
@@ -151,6 +159,21 @@ class ContactsSettings(_Strict):
 
 class ContractsSettings(_Strict):
     source: ContractSource = "won_deals"
+    # §4.2: what happens to the contract of a deal that is no longer won
+    on_leave_won: Literal["cancel", "keep"] = "cancel"
+
+
+class DeletesSettings(_Strict):
+    """§4.2: what `reconcile` does to records CustomerX holds from us whose Ploomes record is gone."""
+
+    policy: Literal["ignore", "cancel", "delete"] = "cancel"
+    max_share: float = Field(0.10, ge=0, le=1)
+
+
+class WebhooksSettings(_Strict):
+    """§4.3: the environment variable holding the ValidationKey Ploomes sends back."""
+
+    validation_key_env: str = Field("PLOOMES_WEBHOOK_KEY", pattern=ENV_NAME_PATTERN)
 
 
 class CustomField(_Strict):
@@ -193,6 +216,8 @@ class Mapping(_Strict):
     external_code_field: str = Field("Key", min_length=1)
     custom_fields: CustomFields = Field(default_factory=CustomFields)
     quality: QualitySettings = Field(default_factory=QualitySettings)
+    deletes: DeletesSettings = Field(default_factory=DeletesSettings)
+    webhooks: WebhooksSettings = Field(default_factory=WebhooksSettings)
     # added: owners shown on every asset of the mapping (e-mails or `team:<name>`), so the UI says
     # whom to ask about a failed check
     owners: list[str] = Field(default_factory=lambda: ["team:ploomes-cx"])

@@ -22,6 +22,12 @@ def partitions_def(m: Mapping) -> dg.TimeWindowPartitionsDefinition:
     return dg.HourlyPartitionsDefinition(start_date=f"{m.sync.start}-00:00", timezone=m.sync.timezone)
 
 
+def opens_history(m: Mapping, key: str) -> bool:
+    """Whether window `key` is the history window: the first one, with `sync.history` on (§4.1), open
+    at its start so it carries every record last changed before its end."""
+    return m.sync.history and key == partitions_def(m).get_first_partition_key()
+
+
 def window_keys(m: Mapping, spec: str, now: dt.datetime | None = None) -> list[str]:
     """`START[..END]`, inclusive, as partition keys in order.
 

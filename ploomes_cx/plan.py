@@ -47,6 +47,40 @@ def _extracts(m: Mapping) -> tuple[str, ...]:
     return tuple(e for e in EXTRACT_ORDER if e in needed)
 
 
+CONTACTS, DEALS, ORDERS, QUOTES = "contacts", "deals", "orders", "quotes"
+
+
+@dataclass(frozen=True)
+class Ref:
+    child: str  # the raw entity holding the reference
+    path: str  # where the referenced value is in the child's payload
+    parent: str  # contacts | deals | orders (keyed by DealId) | quotes
+    won_only: bool = False  # only won deals need it
+
+
+def references(m: Mapping) -> list[Ref]:
+    """The references the mapping's staged tables follow; empty when they need no parent."""
+    extracts = _extracts(m)
+    refs: list[Ref] = []
+    if "persons" in extracts and m.clients.source in ("organizations", "deals"):
+        refs.append(Ref("persons", "$.CompanyId", CONTACTS))
+    if "deals" in extracts:
+        refs.append(Ref("deals", "$.ContactId", CONTACTS))
+        if m.contacts.source == "deals":
+            refs.append(Ref("deals", "$.PersonId", CONTACTS))
+    for child in ("notes", "tasks", "attachments"):
+        if child in extracts:
+            refs.append(Ref(child, "$.ContactId", CONTACTS))
+            if "deals" in extracts:
+                refs.append(Ref(child, "$.DealId", DEALS))
+    if m.contracts.source == "deal_products":
+        refs += [
+            Ref("deals", "$.Id", ORDERS, won_only=True),
+            Ref("deals", "$.LastQuoteId", QUOTES, won_only=True),
+        ]
+    return refs
+
+
 def _staged(m: Mapping) -> tuple[str, ...]:
     present = {"clients", "contacts"}
     if m.contracts.source != "none":
@@ -60,6 +94,7 @@ def _staged(m: Mapping) -> tuple[str, ...]:
 class Plan:
     name: str
     extracts: tuple[str, ...]  # raw extracts, `fields` first
+    fetches_dependencies: bool  # whether the staged tables follow references to parents (raw_dependencies)
     staged: tuple[str, ...]  # staged (and loaded) CustomerX entities
     ploomes_resource: str
     customerx_resource: str
@@ -76,6 +111,7 @@ class Plan:
         return cls(
             name=n,
             extracts=_extracts(m),
+            fetches_dependencies=bool(references(m)),
             staged=_staged(m),
             ploomes_resource=f"{n}_ploomes",
             customerx_resource=f"{n}_customerx",
@@ -91,6 +127,11 @@ class Plan:
     def entity_extracts(self) -> tuple[str, ...]:
         """The record extracts (every raw asset but the field catalogue)."""
         return tuple(e for e in self.extracts if e != "fields")
+
+    @property
+    def raw_assets(self) -> tuple[str, ...]:
+        """Every raw asset: the extracts, then the dependencies fetched by Id when there are any."""
+        return self.extracts + (("dependencies",) if self.fetches_dependencies else ())
 
     def group(self, layer: str) -> str:
         return f"{self.name}_{layer}"
@@ -115,7 +156,7 @@ class Plan:
     def role(self, key: dg.AssetKey) -> tuple[str, str] | None:
         """(layer, entity) of one of this plan's assets: how a reader of a run's events learns what a
         step was, without parsing its name. None for keys this plan does not build."""
-        roles = {self.raw_key(e): ("raw", e) for e in self.extracts}
+        roles = {self.raw_key(e): ("raw", e) for e in self.raw_assets}
         roles |= {self.staging_key(e): ("staging", e) for e in self.staged}
         roles |= {self.load_key(e): ("load", e) for e in self.staged}
         return roles.get(key)

@@ -18,20 +18,25 @@ def staged(home: Path, name: str, table: str, columns: str = "external_id") -> l
 def cx_state(cx: CustomerXSandbox) -> dict[str, list[tuple]]:
     """What CustomerX holds, without its own ids and timestamps: comparable across accounts."""
     records = cx.store.records
+
+    def client_of(record: dict) -> str | None:
+        """A record's client as CustomerX links it (by `client_id`): its current external id."""
+        client = records["clients"].get(record.get("client_id"))
+        return client.get("external_id_client") if client else record.get("external_id_client")
+
     return {
         "clients": sorted(
             (c["external_id_client"], c["company_name"], c.get("cnpj_cpf"), c.get("email"))
             for c in records["clients"].values()
         ),
         "contacts": sorted(
-            (c["external_id_contact"], c["external_id_client"], c["email"])
-            for c in records["contacts"].values()
+            (c["external_id_contact"], client_of(c), c["email"]) for c in records["contacts"].values()
         ),
         "contracts": sorted(
-            (c["external_id_contract"], c["external_id_client"], c["contract_value"])
+            (c["external_id_contract"], client_of(c), c["contract_value"])
             for c in records["contracts"].values()
         ),
         "timelines": sorted(
-            (t["external_id_client"], t["title"], t["created_at"]) for t in records["timelines"].values()
+            (client_of(t), t["title"], t["created_at"]) for t in records["timelines"].values()
         ),
     }

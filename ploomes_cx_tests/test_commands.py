@@ -57,7 +57,19 @@ def test_demo_without_ui_syncs_three_windows_into_the_state_folder(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PLOOMES", "DAGSTER"))}
     env["PLOOMES_CX_HOME"] = str(tmp_path / "state")
     proc = subprocess.run(
-        [CLI, "demo", "--no-ui", "--ploomes-port", "0", "--customerx-port", "0", "--rpm", "6000"],
+        [
+            CLI,
+            "demo",
+            "--no-ui",
+            "--ploomes-port",
+            "0",
+            "--customerx-port",
+            "0",
+            "--rpm",
+            "6000",
+            "--persons",
+            "600",
+        ],
         capture_output=True,
         text=True,
         timeout=300,

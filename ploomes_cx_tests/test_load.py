@@ -55,7 +55,10 @@ def test_full_sync_loads_every_staged_record_and_a_rerun_writes_nothing(
 def test_changing_one_ploomes_record_makes_exactly_one_write(home, full, ploomes, customerx, monkeypatch):
     point_at(monkeypatch, ploomes, customerx)
     assert main(["sync", full.source_path, "--window", WINDOWS]) == 0
-    client_id = int(staged(home, "fullsync", "stg_clients")[0][0])
+    # a client its windows extracted: a parent fetched by Id carries its (sandbox-future) change date,
+    # and a touch dated before it would be an older version
+    extracted = {r[0] for r in staged(home, "fullsync", "raw_organizations", "id")}
+    client_id = next(int(r[0]) for r in staged(home, "fullsync", "stg_clients") if int(r[0]) in extracted)
     ploomes.dataset.touch(
         "contacts", client_id, {"Name": "Nome Trocado Ltda"}, when_ms=to_ms(local(2026, 11, 4, 15))
     )
@@ -170,7 +173,7 @@ def test_dry_run_writes_nothing_and_reports_what_would_change(
 def test_a_run_killed_mid_load_resumes_to_the_same_state_as_an_uninterrupted_run(tmp_path, monkeypatch):
     def account(tag: str) -> tuple[PloomesSandbox, CustomerXSandbox, Path, Path]:
         ploomes = PloomesSandbox(
-            PloomesDataset(persons=600, seed=11), user_key=SECRET_KEY, requests_per_minute=60_000, burst=1000
+            PloomesDataset(persons=300, seed=11), user_key=SECRET_KEY, requests_per_minute=60_000, burst=1000
         ).start()
         cx = CustomerXSandbox(token=CX_TOKEN, requests_per_minute=60_000, burst=1000).start()
         folder = tmp_path / tag
@@ -414,3 +417,29 @@ def test_a_server_without_the_id_parameter_gets_the_numeric_id_in_the_path(
     assert customerx.store.records["clients"][1]["external_id_client"] == ext
     puts = [(w["path"], w["status"]) for w in customerx.writes if w["method"] == "PUT"]
     assert puts == [("/api/v1/clients?client_id=1", 400), ("/api/v1/clients/1", 200)]
+
+
+def test_a_contact_kept_on_another_client_is_updated_without_asking_to_move_it_again(
+    home, full, ploomes, customerx, monkeypatch
+):
+    """An adopted contact that sits on another client in CustomerX stays there; later updates of
+    it must not send the client again (CustomerX answers 422 "cannot be changed")."""
+    point_at(monkeypatch, ploomes, customerx)
+    assert main(["sync", full.source_path, "--window", "2026-11-02"]) == 0
+    ext, client = staged(home, "fullsync", "stg_contacts", "external_id, client_external_id")[0]
+    records = customerx.store.records
+    contact = next(c for c in records["contacts"].values() if c["external_id_contact"] == ext)
+    other = next(c for c in records["clients"].values() if c["external_id_client"] != client)
+    contact["client_id"], contact["external_id_client"] = other["id"], other["external_id_client"]
+    with duckdb.connect(str(database_path(home, "fullsync"))) as con:
+        con.execute("delete from fullsync.crosswalk where entity = 'contacts' and external_id = ?", [ext])
+    assert main(["sync", full.source_path, "--window", "2026-11-02"]) == 0  # adopted where it sits
+
+    ploomes.dataset.touch(
+        "contacts", int(ext), {"Name": "Nome Trocado"}, when_ms=to_ms(local(2026, 11, 2, 12))
+    )
+    before = len(customerx.writes)
+    assert main(["sync", full.source_path, "--window", "2026-11-02"]) == 0
+    [write] = [w for w in customerx.writes[before:] if w["path"].startswith("/api/v1/contacts")]
+    assert write["status"] == 200 and "external_id_client" not in write["body"]
+    assert contact["name"] == "Nome Trocado" and contact["client_id"] == other["id"]

@@ -154,6 +154,27 @@ def test_a_backfill_run_newest_first_ends_in_the_same_customerx_state_as_in_orde
         finally:
             ploomes.stop()
             cx.stop()
+    # A contact's client cannot change in CustomerX (customerx-api.md §8.2). When the order in
+    # which records arrive makes a person's twin the survivor (and its CustomerX contact adopted),
+    # and the twins were entered at two companies, the contact stays on the client it was created
+    # on, and that run's ledger says so: the one difference allowed.
+    stayed: dict[str, str] = {}
+    for tag in states:
+        with duckdb.connect(str(database_path(tmp_path / tag, tag)), read_only=True) as con:
+            here = {
+                r[0]: r[1].rsplit(" ", 1)[-1]
+                for r in con.execute(
+                    f"select external_id, detail from {tag}.ledger where detail like '%client changed in Ploomes%'"
+                ).fetchall()
+            }
+        clients = {c[0] for c in states[tag]["clients"]}
+        for contact, client, _ in states[tag]["contacts"]:
+            if contact in here:
+                assert client in clients  # on a client CustomerX holds (maybe since renamed by a merge)
+        stayed |= here
+    assert len(stayed) <= len(states["inorder"]["contacts"]) // 20  # twins at two companies are rare
+    for tag in states:
+        states[tag]["contacts"] = [c for c in states[tag]["contacts"] if c[0] not in stayed]
     assert states["reverse"] == states["inorder"]
     assert len(staged(tmp_path / "reverse", "reverse", "stg_clients")) == len(states["reverse"]["clients"])
 
@@ -166,7 +187,7 @@ def test_parallel_syncs_on_one_key_share_its_limit_and_never_fail_on_429(tmp_pat
     """
     rpm = 1200
     ploomes = PloomesSandbox(
-        PloomesDataset(persons=500, seed=3), user_key=SECRET_KEY, requests_per_minute=rpm, burst=3
+        PloomesDataset(persons=250, seed=3), user_key=SECRET_KEY, requests_per_minute=rpm, burst=3
     ).start()
     cx = CustomerXSandbox(token=CX_TOKEN, requests_per_minute=rpm, burst=3).start()
     paths = []

@@ -101,13 +101,20 @@ BUILDERS = {
 
 def without_client_move(
     entity: str, body: dict[str, Any], held_by: str | None
-) -> tuple[dict[str, Any], str | None]:
+) -> tuple[dict[str, Any], dict[str, Any], str | None]:
     """A contact's client cannot be changed once set (customerx-api.md §8.2, C [S2]): when the
-    person moved to another company in Ploomes, the update leaves the client out and says so."""
+    person moved to another company in Ploomes, the update leaves the client out and says so.
+
+    Returns the body to send, the body CustomerX then holds (on the client it stays on: what the
+    crosswalk must remember, or the next update would ask for the move again) and the note."""
     if entity != "contacts" or not held_by or str(held_by) == str(body.get("external_id_client")):
-        return body, None
+        return body, body, None
     kept = {k: v for k, v in body.items() if k != "external_id_client"}
-    return kept, (
-        f"client changed in Ploomes from {held_by} to {body.get('external_id_client')}; CustomerX does not "
-        f"move a contact between clients, so it stays on {held_by}"
+    return (
+        kept,
+        {**body, "external_id_client": held_by},
+        (
+            f"client changed in Ploomes from {held_by} to {body.get('external_id_client')}; CustomerX does not "
+            f"move a contact between clients, so it stays on {held_by}"
+        ),
     )

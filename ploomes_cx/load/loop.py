@@ -239,11 +239,11 @@ class EntityLoad:
         """Create, update or adopt one record; returns the outcome and a detail for the ledger."""
         ops = RESOURCES[self.entity]
         if mine is not None and mine.state == "sent":
-            sent, moved = without_client_move(
+            sent, held, moved = without_client_move(
                 self.entity, item.body, (mine.body or {}).get("external_id_client")
             )
             self._call(ops.update, external_id=item.ext, body=sent)
-            self.remember(item.ext, mine.customerx_id, item.digest, item.body, "sent")
+            self.remember(item.ext, mine.customerx_id, item.digest, held, "sent")
             return "updated", moved
         index = self._customerx_index()
         existing, passed_over = index.match(
@@ -295,13 +295,13 @@ class EntityLoad:
         held_by = existing.get("external_id_client") or (existing.get("client") or {}).get(
             "external_id_client"
         )
-        sent, moved = without_client_move(self.entity, item.body, held_by)
+        sent, held, moved = without_client_move(self.entity, item.body, held_by)
         if current_ext:
             self._call(ops.update, external_id=str(current_ext), body=sent)
         else:
             self._update_by_id(int(existing["id"]), sent)
         cx_id = existing.get("id")
-        self.remember(item.ext, cx_id, item.digest, item.body, "sent")
+        self.remember(item.ext, cx_id, item.digest, held, "sent")
         if cx_id is not None:
             ledger.hand_over(self.con, self.schema, self.entity, int(cx_id), item.ext)
         self._customerx_index().claim(cx_id, item.ext)

@@ -37,6 +37,10 @@ class PloomesAuthError(PloomesError):
 class PloomesRequestError(PloomesError):
     """A 4xx other than 401/403/429: retrying would not help."""
 
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
 
 class PloomesUnavailableError(PloomesError):
     """Transient failures outlasted every retry."""
@@ -79,6 +83,8 @@ class PloomesApi:
         backoff_initial_seconds: float = 1.0,
         backoff_max_seconds: float = 60.0,
         datetime_literal: str = "offset",
+        id_list_filter: str = "in",
+        ids_per_request: int = 100,
         pacing_file: Path | None = None,
         logger: logging.Logger | logging.LoggerAdapter | None = None,
     ) -> None:
@@ -88,6 +94,8 @@ class PloomesApi:
         self.page_size = page_size
         self.max_attempts = max_attempts
         self.datetime_literal = datetime_literal
+        self.id_list_filter = id_list_filter
+        self.ids_per_request = ids_per_request
         self.pacer = Pacer(requests_per_minute, pacing_file)
         self.retry = RetryPolicy(max_attempts, backoff_initial_seconds, backoff_max_seconds)
         self._http = httpx.Client(
@@ -145,7 +153,8 @@ class PloomesApi:
         if status >= 400:
             raise PloomesRequestError(
                 f"Ploomes answered HTTP {status} to GET {path} ({_error_text(response)}); "
-                "this is not retried because the request itself was refused."
+                "this is not retried because the request itself was refused.",
+                status,
             )
         try:
             body = response.json()
@@ -159,16 +168,16 @@ class PloomesApi:
     def iter_window(
         self,
         spec: EntitySpec,
-        start: dt.datetime,
+        start: dt.datetime | None,
         end: dt.datetime,
         stats: CallStats,
         extra_expand: tuple[str, ...] = (),
     ) -> Iterator[list[dict[str, Any]]]:
-        """Yield pages of the records whose change date is in [start, end)."""
-        window = (
-            f"{spec.date_field} ge {format_literal(start, self.datetime_literal)} and "
-            f"{spec.date_field} lt {format_literal(end, self.datetime_literal)}"
-        )
+        """Yield pages of the records whose change date is in [start, end); with no start, every
+        record changed before `end` (the history window)."""
+        window = f"{spec.date_field} lt {format_literal(end, self.datetime_literal)}"
+        if start is not None:
+            window = f"{spec.date_field} ge {format_literal(start, self.datetime_literal)} and {window}"
         base = f"({spec.base_filter}) and {window}" if spec.base_filter else window
         expand = ",".join(dict.fromkeys((*spec.expand, *extra_expand)))
         yield from self._iter_keyset(spec.path, base, expand, stats)
@@ -209,6 +218,33 @@ class PloomesApi:
             yield page
             if len(page) < self.page_size and expected is not None and seen >= expected:
                 return
+
+    def iter_by_ids(
+        self, path: str, ids: list[int], expand: tuple[str, ...], stats: CallStats, key: str = "Id"
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Yield pages of the records whose `key` is one of `ids`, `ids_per_request` at a time.
+
+        (I) `key in (...)` is OData 4.01; a server that refuses it (HTTP 400) is asked with an `or`
+        chain from then on, for the rest of this connection, and the switch is logged once.
+        """
+        wanted = sorted(set(ids))
+        # by Id, a batch fits one page, so each Id is asked once; by DealId a deal may have many
+        size = min(self.ids_per_request, self.page_size) if key == "Id" else self.ids_per_request
+        for n in range(0, len(wanted), size):
+            batch = wanted[n : n + size]
+            try:
+                yield from self._iter_keyset(path, self._id_filter(key, batch), ",".join(expand), stats)
+            except PloomesRequestError as exc:
+                if self.id_list_filter != "in" or exc.status != 400:
+                    raise
+                self.log.warning(f"Ploomes refused `{key} in (...)` on {path}; asking with `or` instead")
+                self.id_list_filter = "or"
+                yield from self._iter_keyset(path, self._id_filter(key, batch), ",".join(expand), stats)
+
+    def _id_filter(self, key: str, ids: list[int]) -> str:
+        if self.id_list_filter == "in":
+            return f"{key} in ({','.join(map(str, ids))})"
+        return "(" + " or ".join(f"{key} eq {i}" for i in ids) + ")"
 
     def fields(self, stats: CallStats) -> list[dict[str, Any]]:
         """The whole field catalogue, native and custom (`/Fields`)."""

@@ -25,6 +25,8 @@ class PloomesResource(ApiAccountResource):
     max_attempts: int = 8
     backoff_initial_seconds: float = 1.0
     datetime_literal: str = "offset"
+    id_list_filter: str = "in"
+    ids_per_request: int = 100
 
     @property
     def secret_env(self) -> str:
@@ -41,6 +43,8 @@ class PloomesResource(ApiAccountResource):
             max_attempts=self.max_attempts,
             backoff_initial_seconds=self.backoff_initial_seconds,
             datetime_literal=self.datetime_literal,
+            id_list_filter=self.id_list_filter,
+            ids_per_request=self.ids_per_request,
             pacing_file=self.pacing_file(),
             logger=logger,
         )
@@ -56,4 +60,6 @@ def ploomes_resource(m: Mapping) -> PloomesResource:
         timeout_seconds=m.ploomes.timeout_seconds,
         max_attempts=m.ploomes.max_attempts,
         datetime_literal=m.ploomes.datetime_literal,
+        id_list_filter=m.ploomes.id_list_filter,
+        ids_per_request=m.ploomes.ids_per_request,
     )

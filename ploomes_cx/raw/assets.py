@@ -14,7 +14,7 @@ from dagster import AssetExecutionContext
 
 from ploomes_cx.mapping import Mapping
 from ploomes_cx.metadata import RECORDS, ErrorKind, failure, markdown
-from ploomes_cx.partitions import partitions_def
+from ploomes_cx.partitions import opens_history, partitions_def
 from ploomes_cx.plan import Plan
 from ploomes_cx.ploomes.catalogue import check_custom_fields, is_custom
 from ploomes_cx.ploomes.client import (
@@ -62,9 +62,21 @@ def _preview(frame: pd.DataFrame) -> dg.MetadataValue:
     return dg.MetadataValue.md("\n".join(lines) if len(head) else "_no records in this window_")
 
 
-def _stats_metadata(stats: CallStats, window: dg.TimeWindow) -> dict[str, Any]:
+def history_note(m: Mapping) -> str:
+    """What the asset descriptions say about the history window, when the mapping has one."""
+    if not m.sync.history:
+        return ""
+    return (
+        f"\n\nThe first window ({partitions_def(m).get_first_partition_key()}) is the history window "
+        "(`sync.history`): it has no start, so it holds every record last changed before its end, the "
+        "whole account as it was. Materializing it again, from the UI or the CLI, reads the whole account again."
+    )
+
+
+def _stats_metadata(stats: CallStats, window: dg.TimeWindow, history: bool = False) -> dict[str, Any]:
+    start = "(history" if history else f"[{window.start.isoformat()}"
     return {
-        "window": f"[{window.start.isoformat()}, {window.end.isoformat()})",
+        "window": f"{start}, {window.end.isoformat()})",
         "pages": stats.pages,
         "requests": stats.requests,
         "retries": stats.retries,
@@ -149,6 +161,7 @@ def build_entity_asset(m: Mapping, spec: EntitySpec) -> dg.AssetsDefinition:
             f"{spec.description}\n\nRead from `{spec.path}`"
             + (f" where `{spec.base_filter}`" if spec.base_filter else "")
             + f", windowed on `{spec.date_field}` in [start, end) of the partition; stored as returned."
+            + history_note(m)
         ),
     )
     def _raw(context: AssetExecutionContext) -> pd.DataFrame:
@@ -156,13 +169,14 @@ def build_entity_asset(m: Mapping, spec: EntitySpec) -> dg.AssetsDefinition:
         window = context.partition_time_window
         stats = CallStats()
         records: list[dict[str, Any]] = []
+        history = opens_history(m, context.partition_key)
         with resource.one_step_at_a_time(context.log), resource.api(context.log) as api:
             try:
-                for page in api.iter_window(spec, window.start, window.end, stats):
+                for page in api.iter_window(spec, None if history else window.start, window.end, stats):
                     records.extend(page)
             except (PloomesAuthError, PloomesRequestError) as exc:
                 raise _failure(exc) from None
-        frame, outside = raw_frame(records, spec.date_field, window, naive_zone, context.run_id)
+        frame, outside = raw_frame(records, spec.date_field, window, naive_zone, context.run_id, history)
         if outside:
             context.log.warning(
                 f"{len(outside)} record(s) came back dated outside {window.start}..{window.end} and were left "
@@ -170,8 +184,9 @@ def build_entity_asset(m: Mapping, spec: EntitySpec) -> dg.AssetsDefinition:
             )
         context.add_output_metadata(
             {
-                **_stats_metadata(stats, window),
+                **_stats_metadata(stats, window, history),
                 RECORDS: len(frame),
+                "history_window": history,
                 "out_of_window": len(outside),
                 "preview": _preview(frame),
             }

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -47,11 +48,13 @@ def raw_frame(
     window: dg.TimeWindow,
     naive_zone: ZoneInfo,
     run_id: str,
+    history: bool = False,
 ) -> tuple[pd.DataFrame, list[int]]:
     """The partition's rows, and the ids of records whose date falls outside the window.
 
     Such records were not asked for; they are left to the window they belong to (which extracts
-    them), and reported, never stored in the wrong partition.
+    them), and reported, never stored in the wrong partition. The history window (`history`) is
+    open at its start: only its end bounds it.
     """
     zone = window.start.tzinfo
     start, end = window.start, window.end
@@ -60,7 +63,7 @@ def raw_frame(
     rows, outside = [], []
     for record in records:
         stamp = parse(record[date_field], naive_zone)
-        if not start <= stamp < end:
+        if not (history or start <= stamp) or not stamp < end:
             outside.append(int(record["Id"]))
             continue
         rows.append(
@@ -108,4 +111,64 @@ def fields_frame(catalogue: list[dict[str, Any]], window: dg.TimeWindow, run_id:
     return _typed(
         frame,
         {"id": "int64", "entity_id": "int64", "field_key": "string", "payload": "string", "run_id": "string"},
+    )
+
+
+DEPENDENCY_COLUMNS = dg.TableSchema(
+    columns=[
+        dg.TableColumn("window_start", "timestamp", description="Sync window whose records needed it"),
+        dg.TableColumn(
+            "entity", "varchar", description="Raw entity it is staged as (contacts: asked, not found)"
+        ),
+        dg.TableColumn("id", "bigint", description="Ploomes Id"),
+        dg.TableColumn("changed_at", "timestamp", description="LastUpdateDate, local; null when not found"),
+        dg.TableColumn(
+            "payload", "json", description="The record as returned; null when Ploomes no longer has it"
+        ),
+        dg.TableColumn(
+            "needed_by", "varchar", description="The first record that needed it, and by which field"
+        ),
+        dg.TableColumn("extracted_at", "timestamp", description="When it was read, UTC"),
+        dg.TableColumn("run_id", "varchar", description="Dagster run that read it"),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """One record fetched by Id for a dependency (`record` None: asked for, not found)."""
+
+    entity: str
+    id: int
+    record: dict[str, Any] | None
+    needed_by: str
+
+
+def dependency_frame(
+    fetched: list[Fetched], window: dg.TimeWindow, naive_zone: ZoneInfo, run_id: str
+) -> pd.DataFrame:
+    """The `raw_dependencies` rows of one window."""
+    zone = window.start.tzinfo
+    extracted_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    rows = []
+    for f in fetched:
+        stamp = f.record.get("LastUpdateDate") or f.record.get("CreateDate") if f.record else None
+        changed = parse(stamp, naive_zone).astimezone(zone).replace(tzinfo=None) if stamp else None
+        payload = json.dumps(f.record, ensure_ascii=False, separators=(",", ":")) if f.record else None
+        rows.append(
+            (
+                window.start.replace(tzinfo=None),
+                f.entity,
+                f.id,
+                changed,
+                payload,
+                f.needed_by,
+                extracted_at,
+                run_id,
+            )
+        )
+    frame = pd.DataFrame(rows, columns=[c.name for c in DEPENDENCY_COLUMNS.columns])
+    return _typed(
+        frame,
+        {"entity": "string", "id": "int64", "payload": "string", "needed_by": "string", "run_id": "string"},
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 from dagster import OutputContext
 
@@ -60,3 +61,12 @@ def database_path(home: Path, mapping_name: str) -> Path:
     """`warehouse_<name>.duckdb`: the catalog DuckDB derives from the file name must differ from the
     schema (the mapping name), or every unqualified `<name>.<table>` reference is ambiguous."""
     return home / f"warehouse_{mapping_name}.duckdb"
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    """Whether `schema.table` exists: tables appear with the first window that writes them."""
+    rows = con.execute(
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+        [schema, table],
+    ).fetchall()
+    return bool(rows[0][0])

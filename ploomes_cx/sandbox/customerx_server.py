@@ -215,6 +215,8 @@ class CustomerXSandbox:
 
     def _list(self, resource: str, query: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
         rows = list(self.store.records[resource].values())
+        if resource in ("contacts", "contracts", "timelines"):
+            rows = [self._with_client(r) for r in rows]
         for key in (
             "external_id_client",
             "external_id_contact",
@@ -240,6 +242,16 @@ class CustomerXSandbox:
             "X-Per-Page": str(per_page),
         }
         return 200, chunk, headers
+
+    def _with_client(self, record: dict[str, Any]) -> dict[str, Any]:
+        """A record that belongs to a client, as served: linked by `client_id`, so its client's
+        external id is the client's current one (`client{id, external_id_client}`, §8.2 [S2])."""
+        client = self.store.records["clients"].get(record.get("client_id"))
+        if client is None:
+            return dict(record)
+        ext = client.get("external_id_client")
+        summary = {"id": client["id"], "external_id_client": ext, "company_name": client.get("company_name")}
+        return {**record, "external_id_client": ext, "client": summary}
 
     def _client_for(self, body: dict[str, Any]) -> dict[str, Any]:
         ext = body.get("external_id_client")

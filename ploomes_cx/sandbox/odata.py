@@ -1,7 +1,7 @@
 """The OData `$filter` subset the sandbox understands, evaluated as numpy masks.
 
 Vectorised evaluation over the columnar index is what lets the sandbox page through a million
-contacts at API speed. Supported: `eq ne gt ge lt le`, `and`, `or`, `not`, parentheses, navigation
+contacts at API speed. Supported: `eq ne gt ge lt le`, `in (...)` (OData 4.01), `and`, `or`, `not`, parentheses, navigation
 paths (`Deal/Id` -> `DealId`), integer / decimal / string / boolean / null literals and ISO-8601
 dates with an offset, `Z`, or none (account-local, ploomes-api.md §5). Anything else is a 400 with
 a message, as a real OData server would answer a query it cannot run.
@@ -130,12 +130,25 @@ class FilterEvaluator:
         nxt = self._peek()
         if nxt and nxt.kind == "lp":
             raise ODataError(f"the sandbox does not support the function {left.text}() in $filter")
+        if self._keyword("in"):
+            return np.isin(self._column(left.text), self._literal_list(left.text))
         op = self._take()
         if op.kind != "name" or op.text not in OPS:
             raise ODataError(f"expected one of {', '.join(OPS)} after {left.text}, got {op.text!r}")
         column = self._column(left.text)
         literal = self._literal(self._take(), left.text)
         return OPS[op.text](column, literal)
+
+    def _literal_list(self, prop: str) -> list[Any]:
+        """`(1,2,3)` after `in` (OData 4.01)."""
+        if self._take().kind != "lp":
+            raise ODataError(f"expected ( after {prop} in")
+        values = [self._literal(self._take(), prop)]
+        while (tok := self._take()).kind == "comma":
+            values.append(self._literal(self._take(), prop))
+        if tok.kind != "rp":
+            raise ODataError(f"expected , or ) in the list after {prop} in, got {tok.text!r}")
+        return values
 
     def _column(self, path: str) -> np.ndarray:
         name = path.replace("/Id", "Id").replace("/", "")

@@ -50,6 +50,7 @@ class PloomesDataset(Renderer):
     days: int = 14
     tables: dict[str, Table] = field(default_factory=dict)
     overrides: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
+    deleted: dict[tuple[str, int], int] = field(default_factory=dict)  # (entity, id) -> when, epoch ms
     # `OtherProperties` items carry every value slot, unused ones null, as Ploomes sends them (§7);
     # False serves only the filled slot, the other shape public clients show.
     all_slots: bool = True
@@ -230,6 +231,17 @@ class PloomesDataset(Renderer):
             if changes:
                 self.overrides.setdefault((entity, record_id), {}).update(changes)
             table.cols[date_col][i] = when_ms if when_ms is not None else to_ms(dt.datetime.now(ACCOUNT_TZ))
+
+    def delete(self, entity: str, record_id: int, when_ms: int | None = None) -> None:
+        """Delete a record as a CRM user would: it vanishes from every list (ploomes-api.md §9)."""
+        self.tables[entity].index_of(record_id)  # KeyError for an unknown id
+        with self.lock:
+            self.deleted[(entity, record_id)] = (
+                when_ms if when_ms is not None else to_ms(dt.datetime.now(ACCOUNT_TZ))
+            )
+
+    def deleted_ids(self, entity: str) -> list[int]:
+        return [i for (e, i) in self.deleted if e == entity]
 
     def set_date(self, entity: str, record_id: int, column: str, when_ms: int) -> None:
         table = self.tables[entity]

@@ -39,6 +39,9 @@ NAVIGATION = {"Phones", "OtherProperties", "Products", "Users", "Attachments", "
 DATE_COLUMNS = {"LastUpdateDate", "CreateDate", "FinishDate"}
 
 
+IN_OPERATOR = re.compile(r"\bin\s*\(")
+
+
 class PloomesSandbox:
     """Owns the dataset, the HTTP server thread and the knobs tests turn."""
 
@@ -54,6 +57,7 @@ class PloomesSandbox:
         top_cap_mode: str = "truncate",
         date_offsets: bool = True,
         supports_count: bool = True,
+        accepts_in: bool = True,
     ) -> None:
         self.dataset = dataset or PloomesDataset()
         self.user_key = user_key
@@ -61,6 +65,8 @@ class PloomesSandbox:
         self.top_cap_mode = top_cap_mode
         self.date_offsets = date_offsets
         self.supports_count = supports_count  # (I) whether Ploomes honours $count is not confirmed
+        # (I) `Id in (...)` is OData 4.01; whether Ploomes takes it is not confirmed (ploomes-api.md §2)
+        self.accepts_in = accepts_in
         self.faults = FaultPlan()
         self.bucket = TokenBucket(requests_per_minute, burst)
         self.requests: list[tuple[float, str]] = []  # (monotonic time, path?query)
@@ -103,11 +109,17 @@ class PloomesSandbox:
             }
         table = self.dataset.tables[ENTITY_SETS[entity_set]]
         cols = table.cols
+        flt = query.get("$filter", "")
+        if not self.accepts_in and IN_OPERATOR.search(flt):
+            raise ODataError(
+                "The query specified in the URI is not valid: the 'in' operator is not supported"
+            )
         mask = (
-            FilterEvaluator(query["$filter"], cols, DATE_COLUMNS & set(cols), ACCOUNT_TZ).evaluate()
-            if query.get("$filter")
+            FilterEvaluator(flt, cols, DATE_COLUMNS & set(cols), ACCOUNT_TZ).evaluate()
+            if flt
             else np.ones(len(table), dtype=bool)
         )
+        mask &= ~np.isin(cols["Id"], self.dataset.deleted_ids(table.name))  # deleted rows vanish (§9)
         idx = np.flatnonzero(mask)
         order = parse_orderby(query.get("$orderby", "Id"), cols)
         if order != [("Id", False)]:

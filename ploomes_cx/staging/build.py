@@ -27,7 +27,7 @@ from ploomes_cx.staging.context import Context
 from ploomes_cx.staging.contracts import stage_contracts
 from ploomes_cx.staging.party import read_parties
 from ploomes_cx.staging.rejects import Rejects
-from ploomes_cx.staging.tables import CLUSTER_COLUMNS
+from ploomes_cx.staging.tables import CLUSTER_COLUMNS, missing_parents
 from ploomes_cx.staging.timeline import stage_timeline
 
 
@@ -47,7 +47,7 @@ def build_staging(con: duckdb.DuckDBPyConnection, m: Mapping, run_id: str) -> St
     # Keep DuckDB's own buffers modest: the frames below need the memory more.
     con.execute("set memory_limit = '256MB'")
     con.execute("set preserve_insertion_order = false")
-    ctx = Context(con, m, Rejects(run_id), mapped_field_types(con, m))
+    ctx = Context(con, m, Rejects(run_id), mapped_field_types(con, m), missing=missing_parents(con, m.name))
     parties = read_parties(ctx, Plan.of(m).extracts)
     counts: dict[str, dict[str, int]] = {}
     clients, counts["clients"], client_of = stage_clients(ctx, parties)

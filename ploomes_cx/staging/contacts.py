@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ploomes_cx.runtime.duckdb_io import table_exists
 from ploomes_cx.staging.clients import ClientResolver, client_owner
 from ploomes_cx.staging.context import Context
 from ploomes_cx.staging.normalize import normalize_names
@@ -61,7 +62,7 @@ def stage_contacts(
     extracted, rejects = len(frame), ctx.rejects
     orphan = frame["client_external_id"].isna()
     no_company = orphan & frame["company_id"].isna() & (ctx.m.clients.source != "persons")
-    rule = pd.Series("client_not_found", index=frame.index).where(~no_company, "person_without_company")
+    rule = ctx.orphan_rule(frame["company_id"]).where(~no_company, "person_without_company")
     rejects.add(entity, frame, orphan, "client", frame["company_id"], rule)
     nameless = ~orphan & frame["name"].isna()
     rejects.add(entity, frame, nameless, "name", frame["name_raw"], "name_missing")
@@ -78,27 +79,51 @@ def stage_contacts(
     else:
         frame["aliases"] = ""
         frame["custom_attributes"] = "{}"
-    frame = _customerx_rules(frame, entity, rejects)
     ids = frame["ploomes_id"].astype(str)
     frame["external_id"] = "org-" + ids if entity == "organization_contacts" else ids
+    frame = _customerx_rules(ctx, frame, entity)
     staged = shape(frame, CONTACT_COLUMNS)
     return staged, counts(extracted, len(staged), merged)
 
 
-def _customerx_rules(frame: pd.DataFrame, entity: str, rejects: Rejects) -> pd.DataFrame:
+def _holders(ctx: Context) -> tuple[dict[str, str], dict[tuple[str, str], str]]:
+    """Which of our contacts holds each e-mail, and each (client, phone), in CustomerX (the crosswalk)."""
+    if not table_exists(ctx.con, ctx.m.name, "crosswalk"):
+        return {}, {}
+    rows = ctx.con.execute(
+        f"""select external_id, body::json->>'email', body::json->>'external_id_client',
+                   coalesce(body::json->'phones'->0->>'ddi', '') || (body::json->'phones'->0->>'number')
+            from {ctx.m.name}.crosswalk where entity = 'contacts' and state = 'sent' and body is not null"""
+    ).fetchall()
+    emails = {str(email).lower(): ext for ext, email, _, _ in rows if email}
+    phones = {(str(client), phone): ext for ext, _, client, phone in rows if client and phone}
+    return emails, phones
+
+
+def _customerx_rules(ctx: Context, frame: pd.DataFrame, entity: str) -> pd.DataFrame:
     """CustomerX refuses a contact without e-mail, and a second contact with an e-mail already in
-    the account: those are rejected here, with a reason. A shared switchboard number stays on the
-    newest contact of a client and is cleared on the others."""
+    the account: those are rejected here, with a reason. A shared switchboard number stays on one
+    contact of a client and is cleared on the others.
+
+    Who keeps a shared e-mail or phone: the contact that already holds it in CustomerX, else the
+    newest. CustomerX cannot take it back from its holder (a contact needs its e-mail), so a newer
+    contact claiming it would only be refused there."""
+    rejects = ctx.rejects
+    emails, phones = _holders(ctx)
     no_email = frame["email"].isna()
     rejects.add(entity, frame, no_email, "email", frame["email"], "email_required_by_customerx")
-    newest_first = frame[~no_email].sort_values(["changed_at", "ploomes_id"], ascending=[False, True])
-    taken = newest_first["email"].duplicated().reindex(frame.index, fill_value=False)
+    order, ascending = ["holds", "changed_at", "ploomes_id"], [False, False, True]
+    holds = frame["email"].map(emails) == frame["external_id"]
+    ranked = frame.assign(holds=holds)[~no_email].sort_values(order, ascending=ascending)
+    taken = ranked["email"].duplicated().reindex(frame.index, fill_value=False)
     rejects.add(entity, frame, taken, "email", frame["email"], "email_used_by_another_contact")
     frame = frame[~no_email & ~taken].copy()
-    newest_first = frame.sort_values(["changed_at", "ploomes_id"], ascending=[False, True])
-    phone_taken = (
-        newest_first["phone"].notna() & newest_first.duplicated(["client_external_id", "phone"])
-    ).reindex(frame.index, fill_value=False)
+    pairs = zip(frame["client_external_id"].astype(str), frame["phone"].astype(str), strict=True)
+    holds = pd.Series([phones.get(p) for p in pairs], index=frame.index, dtype=object) == frame["external_id"]
+    ranked = frame.assign(holds=holds).sort_values(order, ascending=ascending)
+    phone_taken = (ranked["phone"].notna() & ranked.duplicated(["client_external_id", "phone"])).reindex(
+        frame.index, fill_value=False
+    )
     rejects.add(
         entity, frame, phone_taken, "phone", frame["phone"], "phone_used_by_another_contact", "field_cleared"
     )

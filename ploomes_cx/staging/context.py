@@ -23,6 +23,16 @@ class Context:
     rejects: Rejects
     types: dict[str, FieldType]
     clusters: list[dict[str, Any]] = field(default_factory=list)
+    # parents asked for by Id that Ploomes no longer has, by kind (`raw_dependencies` without payload)
+    missing: dict[str, set[int]] = field(default_factory=dict)
+
+    def orphan_rule(
+        self, parents: pd.Series, kind: str = "contacts", otherwise: str = "client_not_found"
+    ) -> pd.Series:
+        """Why rows without a client were rejected: `parent_deleted` when the parent they point at
+        was asked for by Id and Ploomes no longer has it, else `otherwise`."""
+        gone = parents.isin(self.missing.get(kind, set()))
+        return pd.Series(otherwise, index=parents.index).where(~gone, "parent_deleted")
 
     def view(self, entity: str) -> str:
         """SQL of each record's latest version in `raw_<entity>`."""

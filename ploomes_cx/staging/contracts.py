@@ -41,7 +41,9 @@ def stage_contracts(
         frame, entity = _product_lines(ctx, won), "deal_products"
     extracted = len(frame)
     orphan = frame["client_external_id"].isna()
-    ctx.rejects.add(entity, frame, orphan, "client", frame["client_external_id"], "client_not_found")
+    deal_contact = frame["ploomes_id"].map(dict(zip(won["ploomes_id"], won["contact_id"], strict=True)))
+    rule = ctx.orphan_rule(deal_contact)
+    ctx.rejects.add(entity, frame, orphan, "client", deal_contact, rule)
     staged = shape(frame[~orphan], CONTRACT_COLUMNS)
     return staged, counts(extracted, len(staged))
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 
+from ploomes_cx.runtime.duckdb_io import table_exists
+
 CLIENT_COLUMNS = [
     "external_id",
     "ploomes_id",
@@ -90,28 +92,56 @@ def counts(extracted: int, staged: int, merged: int = 0) -> dict[str, int]:
     }
 
 
-def _table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    return bool(
-        con.execute(
-            "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-            [schema, table],
-        ).fetchall()[0][0]
-    )
-
-
 def latest(con: duckdb.DuckDBPyConnection, schema: str, entity: str) -> str:
-    """SQL for each record's latest version (by change date, then extraction time).
+    """SQL for each record's latest version (by change date, then extraction time), from the
+    window extracts and the parents fetched by Id (`raw_dependencies`) alike.
 
     The latest row per id is picked by `rowid` first and only then joined back to its payload,
     so the window never has to hold a million JSON documents in memory at once.
     """
-    if not _table_exists(con, schema, f"raw_{entity}"):
+    raw, deps = table_exists(con, schema, f"raw_{entity}"), table_exists(con, schema, "raw_dependencies")
+    if not raw and not deps:
         return (
             "(select null::bigint as id, null::timestamp as window_start, null::timestamp as changed_at, "
             "null::timestamp as extracted_at, null::varchar as payload where false)"
         )
     table = f"{schema}.raw_{entity}"
-    return (
-        f"(select id, window_start, changed_at, extracted_at, payload from {table} where rowid in "
-        f"(select arg_max(rowid, [epoch_us(changed_at), epoch_us(extracted_at)]) from {table} group by id))"
+    columns = "id, window_start, changed_at, extracted_at, payload"
+    if not deps:
+        return (
+            f"(select {columns} from {table} where rowid in "
+            f"(select arg_max(rowid, [epoch_us(changed_at), epoch_us(extracted_at)]) from {table} group by id))"
+        )
+    fetched = f"{schema}.raw_dependencies"
+    mine = f"entity = '{entity}' and payload is not null"
+    versions = f"select 1 as src, rowid as rid, id, changed_at, extracted_at from {fetched} where {mine}"
+    if raw:
+        versions = (
+            f"select 0 as src, rowid as rid, id, changed_at, extracted_at from {table} union all {versions}"
+        )
+    best = (
+        f"select arg_max([src, rid], [epoch_us(changed_at), epoch_us(extracted_at), -src]) as pick "
+        f"from ({versions}) group by id"
     )
+    parts = [
+        f"select {columns} from {fetched} where {mine} and rowid in (select pick[2] from best where pick[1] = 1)"
+    ]
+    if raw:
+        parts.insert(
+            0, f"select {columns} from {table} where rowid in (select pick[2] from best where pick[1] = 0)"
+        )
+    return f"(with best as ({best}) {' union all '.join(parts)})"
+
+
+def missing_parents(con: duckdb.DuckDBPyConnection, schema: str) -> dict[str, set[int]]:
+    """Parents asked for by Id that Ploomes no longer has, by kind (`contacts`, `deals`, `quotes`)."""
+    if not table_exists(con, schema, "raw_dependencies"):
+        return {}
+    rows = con.execute(
+        f"""select entity, id from {schema}.raw_dependencies where payload is null
+            and id not in (select id from {schema}.raw_dependencies where payload is not null)"""
+    ).fetchall()
+    out: dict[str, set[int]] = {}
+    for entity, pid in rows:
+        out.setdefault(str(entity), set()).add(int(pid))
+    return out

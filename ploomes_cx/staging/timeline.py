@@ -34,7 +34,10 @@ def stage_timeline(
         frame["kind"] = source.prefix
         frame["external_id"] = source.prefix + "-" + frame["ploomes_id"].astype(str)
         orphan = frame["client_external_id"].isna()
-        ctx.rejects.add(source.entity, frame, orphan, "client", contact, "client_not_found")
+        rule = ctx.orphan_rule(contact).where(
+            ~frame["deal_id"].isin(ctx.missing.get("deals", set())), "parent_deleted"
+        )
+        ctx.rejects.add(source.entity, frame, orphan, "client", contact, rule)
         frames.append(frame[~orphan])
     staged = shape(pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(), TIMELINE_COLUMNS)
     return staged, counts(extracted, len(staged))
