@@ -98,6 +98,8 @@ ENDPOINT_NAMES = Literal[
     "update_client_by_path_id",
     "update_contact_by_path_id",
     "update_contract_by_path_id",
+    "cancel_contract",
+    "reactivate_contract",
     "create_timeline",
 ]
 

@@ -191,8 +191,11 @@ def test_parallel_syncs_on_one_key_share_its_limit_and_never_fail_on_429(tmp_pat
     ).start()
     cx = CustomerXSandbox(token=CX_TOKEN, requests_per_minute=rpm, burst=3).start()
     paths = []
-    for name in ("alpha", "beta"):
-        path = write_mapping(tmp_path, name, "quality:\n  max_rejected_ratio: 0.9\n", customerx_rpm=rpm)
+    # Two integrations of one account: their contacts differ (persons / the organizations' own), so
+    # neither fights the other over a contact's client or e-mail, which CustomerX would refuse.
+    for name, contacts in (("alpha", "persons"), ("beta", "organizations")):
+        extra = f"quality:\n  max_rejected_ratio: 0.9\ncontacts:\n  source: {contacts}\n"
+        path = write_mapping(tmp_path, name, extra, customerx_rpm=rpm)
         path.write_text(path.read_text().replace("requests_per_minute: 6000", f"requests_per_minute: {rpm}"))
         paths.append(path)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PLOOMES", "CUSTOMERX", "DAGSTER"))}

@@ -299,3 +299,29 @@ def test_customerx_8_4_a_timeline_entry_keeps_its_original_date(cx):
     assert entry.json()["created_at"] == "2026-11-02T10:00:00"
     client = cx.put("/clients", params={"external_id_client": "T2"}, json={"created_at": "1999-01-01"}).json()
     assert client["created_at"] != "1999-01-01"  # a client's own timestamps are the server's
+
+
+def test_customerx_8_3_cancel_and_reactivate_a_contract_by_external_id(cx):
+    _client(cx, "C9")
+    cx.post(
+        "/contracts", json={"external_id_client": "C9", "external_id_contract": "K9", "contract_value": 10}
+    )
+    bad_date = cx.post(
+        "/cancel_contracts", json={"external_id_contract": "K9", "cancellation_date": "2026-11-02"}
+    )
+    assert bad_date.status_code == 422  # business dates are DD/MM/YYYY (§3)
+    unknown = cx.post(
+        "/cancel_contracts", json={"external_id_contract": "NONE", "cancellation_date": "02/11/2026"}
+    )
+    assert unknown.status_code == 404
+    cancelled = cx.post(
+        "/cancel_contracts", json={"external_id_contract": "K9", "cancellation_date": "02/11/2026"}
+    )
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "canceled"
+    client = next(c for c in cx.get("/clients").json() if c["external_id_client"] == "C9")
+    assert client["contract_status"] == "contract_canceled"
+    again = cx.post(
+        "/contracts/reactivate_contract",
+        json={"external_id_contract": "K9", "reactivation_date": "03/11/2026"},
+    )
+    assert again.status_code == 200 and again.json()["status"] == "active"

@@ -91,6 +91,20 @@ def timeline_body(row: dict[str, Any], m: Mapping) -> dict[str, Any]:
     }
 
 
+def cancel_body(row: dict[str, Any], m: Mapping) -> dict[str, Any]:
+    """`POST /cancel_contracts` for a contract whose deal is no longer won (fields I, §8.3)."""
+    return {
+        "external_id_contract": row["external_id"],
+        "cancellation_date": _date_br(row.get("status_changed_at")),
+        "cancellation_reason": f"Negócio {row['ploomes_id']} não está mais ganho no Ploomes",
+    }
+
+
+def reactivate_body(ext: str, when: Any) -> dict[str, Any]:
+    """`POST /contracts/reactivate_contract` for a deal won again (fields I, §8.3)."""
+    return {"external_id_contract": ext, "reactivation_date": _date_br(when)}
+
+
 BUILDERS = {
     "clients": client_body,
     "contacts": contact_body,

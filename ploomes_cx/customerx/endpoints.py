@@ -53,6 +53,10 @@ DEFAULT_ENDPOINTS: dict[str, Endpoint] = {
     "update_client_by_path_id": Endpoint("PUT", "/clients", "path"),
     "update_contact_by_path_id": Endpoint("PUT", "/contacts", "path"),
     "update_contract_by_path_id": Endpoint("PUT", "/contracts", "path"),
+    # C [S1][S5]: cancel a contract; body (I): external_id_contract, cancellation_date, cancellation_reason
+    "cancel_contract": Endpoint("POST", "/cancel_contracts"),
+    # C [S1]: reactivate a cancelled contract; body (I): external_id_contract, reactivation_date
+    "reactivate_contract": Endpoint("POST", "/contracts/reactivate_contract"),
     "create_timeline": Endpoint("POST", "/timelines"),  # C2
     "list_timelines": Endpoint("GET", "/timelines"),  # I (S5 only): used to check an entry left in doubt
 }

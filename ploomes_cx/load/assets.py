@@ -112,13 +112,22 @@ def _count_metadata(counts: Counter) -> dict[str, int]:
     then the detail of what did not land."""
     return {
         Count.CREATED.value: counts["created"] + counts["would_create"],
-        Count.UPDATED.value: counts["updated"] + counts["adopted"] + counts["would_update"],
+        Count.UPDATED.value: counts["updated"]
+        + counts["adopted"]
+        + counts["would_update"]
+        + counts["cancelled"]
+        + counts["reactivated"]
+        + counts["would_cancel"],
         "adopted": counts["adopted"],
         Count.UNCHANGED.value: counts["unchanged"],
         Count.FAILED.value: counts["rejected"] + counts["failed"] + counts["waiting_for_client"],
         "rejected_by_customerx": counts["rejected"],
         "failed_after_retries": counts["failed"],
         "waiting_for_client": counts["waiting_for_client"],
+        # contracts whose deal left won (§4.2), and deals won again
+        "cancelled": counts["cancelled"] + counts["would_cancel"],
+        "left_won_kept": counts["left_won"] + counts["would_keep"],
+        "reactivated": counts["reactivated"],
     }
 
 

@@ -9,6 +9,9 @@ entity in doubt, and the next run checks that one instead of creating it twice.
 (by CustomerX, with status and body, or by us before any call), failed (after retries),
 waiting_for_client (its client is not in CustomerX yet: no call).
 
+`contract_status` holds the contracts that are not simply active: `cancelled` (their deal left
+won and `contracts.on_leave_won: cancel` cancelled them) or `left_won` (kept by `keep`).
+
 `refusals` remembers, per record, the `sync` command in which CustomerX last refused it (and
 the body's hash), so one command sends a refused record once, not once per window.
 """
@@ -42,6 +45,8 @@ def ensure(con: duckdb.DuckDBPyConnection, schema: str) -> None:
     con.execute(f"""create table if not exists {schema}.refusals (
         entity varchar, external_id varchar, content_hash varchar, sync_id varchar, http_status integer,
         recorded_at timestamp, primary key (entity, external_id))""")
+    con.execute(f"""create table if not exists {schema}.contract_status (
+        external_id varchar primary key, status varchar, changed_at timestamp, run_id varchar)""")
     con.execute(f"""create table if not exists {schema}.ledger (
         run_id varchar, entity varchar, external_id varchar, outcome varchar, http_status integer,
         detail varchar, recorded_at timestamp)""")
@@ -166,3 +171,21 @@ def run_outcomes(con: duckdb.DuckDBPyConnection, schema: str, entity: str, run_i
             order by outcome = 'unchanged', outcome, external_id limit {int(limit)}""",
         [run_id, entity],
     ).fetchdf()
+
+
+def contract_statuses(con: duckdb.DuckDBPyConnection, schema: str) -> dict[str, str]:
+    """Contracts that are not simply active: `cancelled` by us, or `left_won` (kept by policy)."""
+    rows = con.execute(f"select external_id, status from {schema}.contract_status").fetchall()
+    return {str(r[0]): str(r[1]) for r in rows}
+
+
+def set_contract_status(
+    con: duckdb.DuckDBPyConnection, schema: str, external_id: str, status: str | None, run_id: str
+) -> None:
+    """Remember a contract's status now (autocommit); None: active again."""
+    con.execute(f"delete from {schema}.contract_status where external_id = ?", [external_id])
+    if status is not None:
+        con.execute(
+            f"insert into {schema}.contract_status values (?, ?, ?, ?)",
+            [external_id, status, dt.datetime.now(dt.UTC).replace(tzinfo=None), run_id],
+        )

@@ -21,7 +21,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from ploomes_cx.customerx.bodies import BUILDERS, without_client_move
+from ploomes_cx.customerx.bodies import BUILDERS, cancel_body, reactivate_body, without_client_move
 from ploomes_cx.customerx.client import (
     CallStats,
     CustomerXApi,
@@ -79,6 +79,8 @@ class EntityLoad:
     options: LoadOptions = field(default_factory=LoadOptions)
     report: LoadReport = field(default_factory=LoadReport)
     index: CustomerXIndex | None = None
+    # contracts only: those cancelled by us or kept after their deal left won (`ledger.contract_status`)
+    statuses: dict[str, str] = field(default_factory=dict)
     _ledger_rows: list[tuple[Any, ...]] = field(default_factory=list)
     _now: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC).replace(tzinfo=None))
 
@@ -114,7 +116,8 @@ class EntityLoad:
         emails_seen: dict[str, str] = {}
         for raw in frame.to_dict("records"):
             row = {k: _clean(v) for k, v in raw.items()}
-            body, ext = BUILDERS[self.entity](row, self.m), row["external_id"]
+            build = cancel_body if row.get("status") == "left_won" else BUILDERS[self.entity]
+            body, ext = build(row, self.m), row["external_id"]
             if self.entity == "contacts":
                 if not body.get("email"):
                     self.note(
@@ -139,6 +142,8 @@ class EntityLoad:
 
     def _send_all(self, planned: list[Planned]) -> None:
         known = ledger.read(self.con, self.schema, self.entity)
+        if self.entity == "contracts":
+            self.statuses = ledger.contract_statuses(self.con, self.schema)
         sync_id = self.options.sync_id
         refused = ledger.refusals(self.con, self.schema, self.entity, sync_id) if sync_id else {}
         # a contact, contract or timeline entry is sent once its client is in CustomerX
@@ -168,11 +173,14 @@ class EntityLoad:
         refused: dict[str, tuple[str, int]],
     ) -> bool:
         """Records that cost no call: unchanged, waiting for their client, or refused in this sync."""
-        if (
-            mine is not None
-            and mine.state == "sent"
-            and (mine.content_hash == item.digest or self.entity == "timeline")
-        ):
+        leaving, status = item.row.get("status") == "left_won", self.statuses.get(item.ext)
+        if not leaving and status == "left_won":  # won again: the contract kept active all along
+            ledger.set_contract_status(self.con, self.schema, item.ext, None, self.run_id)
+            self.statuses.pop(item.ext)
+            status = None
+        sent = mine is not None and mine.state == "sent"
+        same = sent and (mine.content_hash == item.digest or self.entity == "timeline")
+        if (leaving and (status is not None or not sent)) or (not leaving and status is None and same):
             self.note(item.ext, "unchanged")
             return True
         client = item.row.get("client_external_id")
@@ -197,6 +205,8 @@ class EntityLoad:
 
     def _dry_run(self, item: Planned, mine: ledger.Known | None) -> None:
         outcome = "would_update" if mine is not None and mine.state == "sent" else "would_create"
+        if item.row.get("status") == "left_won":
+            outcome = f"would_{'keep' if self.m.contracts.on_leave_won == 'keep' else 'cancel'}"
         self.report.counts[outcome] += 1
         if len(self.report.diffs) < SAMPLES:
             changes = field_diff(mine.body if mine else None, item.body)
@@ -207,6 +217,10 @@ class EntityLoad:
         try:
             if self.entity == "timeline":
                 outcome, detail = self._post_once(item, mine), None
+            elif item.row.get("status") == "left_won":
+                outcome, detail = self._leave_won(item)
+            elif self.statuses.get(item.ext) == "cancelled":
+                outcome, detail = self._reactivate(item, mine)
             else:
                 outcome, detail = self._upsert(item, mine)
             self.note(item.ext, outcome, None, detail)
@@ -323,6 +337,30 @@ class EntityLoad:
             if exc.status not in (400, 404, 405) or ambiguous:
                 raise
             self._call(ops.update_by_path_id, external_id=str(customerx_id), body=body)
+
+    def _leave_won(self, item: Planned) -> tuple[str, str]:
+        """A contract whose deal is no longer won: cancelled as of the day it left (one call), or
+        kept and listed (`contracts.on_leave_won: keep`, no call)."""
+        since = item.body.get("cancellation_date")
+        deal = f"deal {item.row['ploomes_id']} is no longer won in Ploomes (since {since})"
+        if self.m.contracts.on_leave_won == "keep":
+            ledger.set_contract_status(self.con, self.schema, item.ext, "left_won", self.run_id)
+            return "left_won", f"{deal}; kept active (contracts.on_leave_won: keep)"
+        self._call("cancel_contract", body=item.body)
+        ledger.set_contract_status(self.con, self.schema, item.ext, "cancelled", self.run_id)
+        return "cancelled", f"{deal}; cancelled as of {since}"
+
+    def _reactivate(self, item: Planned, mine: ledger.Known | None) -> tuple[str, str]:
+        """A deal won again: its cancelled contract is reactivated as of the sale date, then updated
+        when its content changed too."""
+        when = item.row.get("sale_date") or dt.datetime.now()
+        self._call("reactivate_contract", body=reactivate_body(item.ext, when))
+        ledger.set_contract_status(self.con, self.schema, item.ext, None, self.run_id)
+        self.statuses.pop(item.ext, None)
+        if mine is not None and mine.content_hash != item.digest:
+            self._call(RESOURCES[self.entity].update, external_id=item.ext, body=item.body)
+            self.remember(item.ext, mine.customerx_id, item.digest, item.body, "sent")
+        return "reactivated", f"deal {item.row['ploomes_id']} is won again; contract reactivated"
 
     def _post_once(self, item: Planned, mine: ledger.Known | None) -> str:
         """A timeline entry is posted once, ever; one left `pending` by a killed run is looked up first."""

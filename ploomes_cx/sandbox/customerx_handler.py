@@ -8,6 +8,7 @@ import time
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from ploomes_cx.sandbox.customerx_server import (
+    CANCEL,
     PREFIX,
     RESOURCES,
     CustomerXSandbox,
@@ -90,6 +91,8 @@ class CustomerXHandler(JsonHandler):
             return self.send_json(404, {"message": f"no route {path}"}, limit_headers)
         segments = path[len(PREFIX) + 1 :].split("/")
         resource, extra = segments[0], (unquote(segments[1]) if len(segments) > 1 else None)
+        if resource == "cancel_contracts" and len(segments) == 1:  # POST /cancel_contracts (§8.3)
+            resource, extra = "contracts", CANCEL
         if resource not in RESOURCES or len(segments) > 2:
             return self.send_json(404, {"message": f"no route {path}"}, limit_headers)
         query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from ploomes_cx.sandbox.faults import FaultPlan, TokenBucket
 from ploomes_cx.sandbox.http import JsonHandler, LoopbackServer
 
 PREFIX = "/api/v1"
+CANCEL = "_cancel"  # our route name for POST /cancel_contracts
 RESOURCES = {
     "clients": "external_id_client",
     "contacts": "external_id_contact",
@@ -181,6 +183,8 @@ class CustomerXSandbox:
             if existing is not None:
                 return 200, self._update(resource, existing, body), {}
             return 201, self._create(resource, body), {}
+        if method == "POST" and resource == "contracts" and ext_in_path in (CANCEL, "reactivate_contract"):
+            return 200, self._set_contract_status(body, cancel=ext_in_path == CANCEL), {}
         if method == "POST" and ext_in_path is None:
             return 201, self._create(resource, body), {}
         if method == "PUT":
@@ -242,6 +246,28 @@ class CustomerXSandbox:
             "X-Per-Page": str(per_page),
         }
         return 200, chunk, headers
+
+    def _set_contract_status(self, body: dict[str, Any], cancel: bool) -> dict[str, Any]:
+        """`POST /cancel_contracts` and `POST /contracts/reactivate_contract` (§8.3; body fields I):
+        the contract named by `external_id_contract`, cancelled as of `cancellation_date` or active
+        again; dates are DD/MM/YYYY like every CustomerX business date (§3)."""
+        ext = body.get("external_id_contract")
+        contract = self.store.by_external_id("contracts", ext) if ext else None
+        if contract is None:
+            raise Refused(404, {"external_id_contract": ["not found"]}, f"no contract {ext}")
+        field = "cancellation_date" if cancel else "reactivation_date"
+        if not re.fullmatch(r"\d{2}/\d{2}/\d{4}", str(body.get(field) or "")):
+            raise Refused(422, {field: ["must be a date DD/MM/YYYY"]}, f"{field} must be a date DD/MM/YYYY")
+        if cancel:
+            contract.update(
+                status="canceled",
+                cancellation_date=body[field],
+                cancellation_reason=body.get("cancellation_reason"),
+            )
+        else:
+            contract.update(status="active", cancellation_date=None, cancellation_reason=None)
+        contract["updated_at"] = _now()
+        return contract
 
     def _with_client(self, record: dict[str, Any]) -> dict[str, Any]:
         """A record that belongs to a client, as served: linked by `client_id`, so its client's

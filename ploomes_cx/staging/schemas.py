@@ -142,6 +142,14 @@ class StgContracts(_Base):
         description="LastUpdateDate of the version kept (account-local time)"
     )
     window_start: Series[pd.Timestamp] = pa.Field(description="Sync window that version was extracted in")
+    status: Series[str] = pa.Field(
+        description="`active` (the deal is won), or `left_won`: CustomerX holds it and its deal is no "
+        "longer won (lost or reopened), so `contracts.on_leave_won` applies",
+        isin=["active", "left_won"],
+    )
+    status_changed_at: Series[pd.Timestamp] = pa.Field(
+        description="When the deal left won (its LastUpdateDate), the cancellation date", nullable=True
+    )
 
 
 class StgTimeline(_Base):

@@ -51,6 +51,8 @@ CONTRACT_COLUMNS = [
     "custom_attributes",
     "changed_at",
     "window_start",
+    "status",
+    "status_changed_at",
 ]
 TIMELINE_COLUMNS = [
     "external_id",
@@ -65,7 +67,7 @@ TIMELINE_COLUMNS = [
     "window_start",
 ]
 CLUSTER_COLUMNS = ["cluster_id", "entity", "kind", "survivor_id", "member_ids", "size", "rule", "score"]
-TIMESTAMP_COLUMNS = {"changed_at", "window_start", "occurred_at", "sale_date"}
+TIMESTAMP_COLUMNS = {"changed_at", "window_start", "occurred_at", "sale_date", "status_changed_at"}
 
 
 def shape(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
