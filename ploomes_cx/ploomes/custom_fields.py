@@ -18,6 +18,7 @@ import pandas as pd
 
 from ploomes_cx.mapping import Mapping
 from ploomes_cx.ploomes.fields import TYPED_SQL, FieldType, catalogue_types
+from ploomes_cx.runtime.duckdb_io import table_exists
 
 
 class CatalogueError(Exception):
@@ -29,11 +30,7 @@ def mapped_field_types(con: duckdb.DuckDBPyConnection, m: Mapping) -> dict[str, 
     keys = m.read_field_keys
     if not keys:
         return {}
-    exists = con.execute(
-        "select count(*) from information_schema.tables where table_schema = ? and table_name = 'raw_fields'",
-        [m.name],
-    ).fetchall()[0][0]
-    if not exists:
+    if not table_exists(con, m.name, "raw_fields"):
         raise CatalogueError(
             f"{m.source_path}: custom fields are mapped but the field catalogue {m.name}.raw_fields "
             "has not been read; materialize raw_fields (ploomes-cx sync does) before staging"

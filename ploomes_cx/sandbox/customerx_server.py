@@ -21,11 +21,11 @@ import json
 import math
 import re
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ploomes_cx.sandbox.customerx_values import Refused, _custom_attributes, _now, _phone_digits
 from ploomes_cx.sandbox.faults import FaultPlan, TokenBucket
 from ploomes_cx.sandbox.http import JsonHandler, LoopbackServer
 
@@ -37,12 +37,6 @@ RESOURCES = {
     "contracts": "external_id_contract",
     "timelines": "external_id",
 }
-
-
-class Refused(Exception):
-    def __init__(self, status: int, errors: dict[str, list[str]], message: str) -> None:
-        super().__init__(message)
-        self.status, self.errors, self.message = status, errors, message
 
 
 class CustomerXStore:
@@ -74,28 +68,6 @@ class CustomerXStore:
     def by_external_id(self, resource: str, external_id: str) -> dict[str, Any] | None:
         key = RESOURCES[resource]
         return next((r for r in self.records[resource].values() if r.get(key) == external_id), None)
-
-
-def _custom_attributes(value: Any) -> list[dict[str, Any]]:
-    """Accept every shape seen (§8.6) and store `{name, label, value}` with string values."""
-    if value is None:
-        return []
-    if isinstance(value, dict):
-        value = [{"name": k, "value": v} for k, v in value.items()]
-    if not isinstance(value, list):
-        raise Refused(422, {"custom_attributes": ["must be a list"]}, "custom_attributes is invalid")
-    out = []
-    for item in value:
-        name = item.get("name") or item.get("label") or item.get("external_id")
-        if not name:
-            raise Refused(
-                422,
-                {"custom_attributes": ["each item needs name, label or external_id"]},
-                "custom_attributes is invalid",
-            )
-        raw = item.get("value")
-        out.append({"name": name, "label": name, "value": None if raw is None else str(raw)})
-    return out
 
 
 class CustomerXSandbox:
@@ -393,15 +365,6 @@ class CustomerXSandbox:
                 errors.setdefault("body", []).append("title or body is required")
         if errors:
             raise Refused(422, errors, "; ".join(f"{k} {', '.join(v)}" for k, v in errors.items()))
-
-
-def _phone_digits(phone: Any) -> str:
-    number = phone.get("number") if isinstance(phone, dict) else phone
-    return "".join(c for c in str(number or "") if c.isdigit())
-
-
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def _handler_for(sandbox: CustomerXSandbox) -> type[JsonHandler]:
