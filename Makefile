@@ -9,7 +9,7 @@ DG     := VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(BIN)):$$PATH $(BIN)/dg
 CHROMIUM     ?= /usr/bin/chromium
 CHROMEDRIVER ?= /usr/bin/chromedriver
 
-.PHONY: install browser-deps demo test lint validate ui bench-extract bench-parallel bench-staging bench-load bench-fidelity clean
+.PHONY: install browser-deps demo test lint validate ui bench-extract bench-parallel bench-staging bench-load bench-fidelity bench-reconcile clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -64,6 +64,10 @@ bench-fidelity: $(STAMP)
 ## Benchmark: clean and deduplicate 1,000,000 sandbox contacts (seconds, peak memory)
 bench-staging: $(STAMP)
 	$(BIN)/python -m benchmarks.staging
+
+## Benchmark: what a reconcile's Id listing costs, against the Ploomes rate-limit ceiling
+bench-reconcile: $(STAMP)
+	$(BIN)/python -m benchmarks.reconcile
 
 clean:
 	rm -rf .ploomes_cx

@@ -12,6 +12,7 @@ from ploomes_cx.plan import Plan
 from ploomes_cx.ploomes.resource import ploomes_resource
 from ploomes_cx.raw.assets import build_raw_assets
 from ploomes_cx.raw.dependencies import build_dependencies_asset
+from ploomes_cx.reconcile.assets import build_reconcile_asset, build_reconcile_job
 from ploomes_cx.runtime.duckdb_io import PloomesCxDuckDBIOManager, database_path
 from ploomes_cx.runtime.state import home
 from ploomes_cx.staging.assets import build_staging_assets
@@ -40,7 +41,8 @@ def build_sync_schedule(m: Mapping, job: dg.UnresolvedAssetJobDefinition) -> dg.
 def build_integration_defs(m: Mapping) -> dg.Definitions:
     dependencies = build_dependencies_asset(m)
     raw = build_raw_assets(m) + ([dependencies] if dependencies else [])
-    layers = {"raw": raw, "staging": build_staging_assets(m), "load": build_load_assets(m)}
+    reconcile = build_reconcile_asset(m)
+    layers = {"raw": raw, "staging": build_staging_assets(m), "load": [*build_load_assets(m), reconcile]}
     assets = [
         asset
         for layer, built in layers.items()
@@ -53,9 +55,13 @@ def build_integration_defs(m: Mapping) -> dg.Definitions:
     ]
     plan = Plan.of(m)
     database = str(database_path(home(), m.name))
+    synced = [a for a in assets if plan.reconcile_key not in a.keys]
+    reconcile_job, reconcile_schedule = build_reconcile_job(
+        m, next(a for a in assets if plan.reconcile_key in a.keys), {MAPPING_TAG: m.name}
+    )
     job = dg.define_asset_job(
         plan.job,
-        selection=dg.AssetSelection.assets(*assets),
+        selection=dg.AssetSelection.assets(*synced),
         description=f"Sync one window of Ploomes changes into CustomerX for mapping {m.name!r} ({m.source_path}).",
         # The instance's run queue allows one in-progress run per value of this tag (see runtime/state.py),
         # so a backfill's runs of one mapping load one after another.
@@ -67,8 +73,8 @@ def build_integration_defs(m: Mapping) -> dg.Definitions:
     )
     return dg.Definitions(
         assets=assets,
-        jobs=[job],
-        schedules=[build_sync_schedule(m, job)],
+        jobs=[job, reconcile_job],
+        schedules=[build_sync_schedule(m, job), reconcile_schedule],
         resources={
             plan.ploomes_resource: ploomes_resource(m),
             plan.io_manager: PloomesCxDuckDBIOManager(database=database),

@@ -100,6 +100,9 @@ ENDPOINT_NAMES = Literal[
     "update_contract_by_path_id",
     "cancel_contract",
     "reactivate_contract",
+    "delete_client",
+    "delete_contact",
+    "delete_contract",
     "create_timeline",
 ]
 

@@ -47,6 +47,7 @@ class ErrorKind(StrEnum):
     REQUEST = "request"
     MAPPING = "mapping"
     CUSTOMERX = "customerx"
+    GUARD = "guard"  # a reconcile would remove more than deletes.max_share: nothing was removed
 
 
 def failure(description: str, kind: ErrorKind) -> dg.Failure:

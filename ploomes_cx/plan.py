@@ -149,6 +149,14 @@ class Plan:
     def load_key(self, entity: str) -> dg.AssetKey:
         return dg.AssetKey([self.name, f"load_{entity}"])
 
+    @property
+    def reconcile_key(self) -> dg.AssetKey:
+        return dg.AssetKey([self.name, "reconcile"])
+
+    @property
+    def reconcile_job(self) -> str:
+        return f"{self.name}_reconcile"
+
     def load_op(self, entity: str) -> str:
         """The op of a load asset (what run config addresses)."""
         return f"{self.name}__load_{entity}"

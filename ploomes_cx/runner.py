@@ -12,6 +12,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
@@ -152,3 +153,51 @@ def open_instance() -> dg.DagsterInstance:
 def _headline(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}"
+
+
+@dataclass
+class ReconcileOutcome:
+    success: bool
+    report: str  # the lines the asset wrote for the CLI
+    failed: int  # records CustomerX refused or that failed after retries
+    errors: list[str] = field(default_factory=list)
+    error_kinds: set[str] = field(default_factory=set)
+
+
+def run_reconcile(m: Mapping, dry_run: bool) -> ReconcileOutcome:
+    """The mapping's reconcile job, in this process, on the persistent instance (so it shows in
+    the UI), under the mapping's sync lock: a reconcile and a sync never write at the same time."""
+    from ploomes_cx.reconcile.assets import FAILED, REPORT
+
+    lock = ensure_home() / "locks" / f"sync-{m.name}.lock"
+    with exclusive(lock):
+        ensure_dagster_home()
+        instance = open_instance()
+        plan = Plan.of(m)
+        op = "__".join(plan.reconcile_key.path)
+        try:
+            result = (
+                build_integration_defs(m)
+                .resolve_job_def(plan.reconcile_job)
+                .execute_in_process(
+                    instance=instance,
+                    raise_on_error=False,
+                    tags={"ploomes_cx/trigger": "cli", "ploomes_cx/dry_run": str(dry_run).lower()},
+                    run_config={
+                        "loggers": {"console": {"config": {"log_level": "CRITICAL"}}},
+                        "ops": {op: {"config": {"dry_run": dry_run}}},
+                    },
+                )
+            )
+        finally:
+            instance.dispose()
+    window = summarize(plan, "reconcile", result, 0.0)
+    outcome = ReconcileOutcome(result.success, "", 0, window.errors, window.error_kinds)
+    for event in result.get_asset_materialization_events():
+        meta = event.step_materialization_data.materialization.metadata
+        outcome.report, outcome.failed = str(meta[REPORT].value), int(meta[FAILED].value)
+    for event in result.all_events:
+        if event.is_step_failure and event.step_failure_data.user_failure_data is not None:
+            meta = event.step_failure_data.user_failure_data.metadata or {}
+            outcome.report = str(meta[REPORT].value) if REPORT in meta else outcome.report
+    return outcome

@@ -13,12 +13,14 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 import duckdb
+import pytest
+from dagster_duckdb import DuckDBResource
 
 from ploomes_cx.cli import main
 from ploomes_cx.factory import build_integration_defs
 from ploomes_cx.mapping import load_mapping
 from ploomes_cx.plan import Plan
-from ploomes_cx.runtime.duckdb_io import database_path
+from ploomes_cx.runtime.duckdb_io import connection, database_path
 from ploomes_cx.runtime.pacing import TURN_GIVEN, TURN_TAKEN
 from ploomes_cx.sandbox import CustomerXSandbox, PloomesDataset, PloomesSandbox
 from ploomes_cx.sandbox.clock import to_ms
@@ -120,7 +122,10 @@ def test_two_mapping_files_give_disjoint_assets_checks_jobs_schedules_and_resour
         assert not north[kind] & south[kind], kind  # nothing shared
     assert set(loaded.resolve_all_asset_keys()) == north["assets"] | south["assets"]
     assert set(loaded.resolve_asset_graph().asset_check_keys) == north["checks"] | south["checks"]
-    assert {s.name for s in loaded.schedules} == {"north_sync_schedule", "south_sync_schedule"}
+    assert {s.name for s in loaded.schedules} == {
+        f"{n}_{s}" for n in ("north", "south") for s in ("sync_schedule", "reconcile_weekly")
+    }
+    assert all(s.default_status == dg.DefaultScheduleStatus.STOPPED for s in loaded.schedules)
     assert all(k.path[0] == "north" for k in north["assets"])
     assert all(c.asset_key.path[0] == "south" for c in south["checks"])
 
@@ -291,6 +296,7 @@ def test_every_asset_explains_itself_in_the_ui(home, mapping_with_timeline, ploo
 
     point_at(monkeypatch, ploomes, customerx)
     assert main(["sync", m.source_path, "--window", "2026-11-03"]) == 0
+    assert main(["reconcile", m.source_path]) == 0
     instance = dg.DagsterInstance.get()
     for key in keys:
         event = instance.get_latest_materialization_event(key)
@@ -424,7 +430,9 @@ def test_the_housekeeping_sensor_fails_dead_cli_runs_and_frees_their_slots(home)
 def _rows_held(home: Path, name: str, table: str) -> int:
     """What an asset's row count must say: its rows in the window, the table, or its crosswalk rows."""
     with duckdb.connect(str(database_path(home, name)), read_only=True) as con:
-        if table.startswith("load_"):
+        if table == "reconcile":
+            sql, params = f"select count(*) from {name}.ploomes_gone", []
+        elif table.startswith("load_"):
             sql, params = f"select count(*) from {name}.crosswalk where entity = ?", [table[5:]]
         elif table.startswith("raw_"):
             sql, params = f"select count(*) from {name}.{table} where window_start = '2026-11-03'", []
@@ -488,3 +496,17 @@ def test_a_second_sync_of_one_mapping_waits_for_the_first_and_says_so(home, mapp
     instance = dg.DagsterInstance.get()
     run = instance.get_runs(limit=1)[0]
     assert instance.get_run_stats(run.run_id).start_time > started + 2.5  # ran only after the holder let go
+
+
+def test_a_step_that_fails_inside_its_duckdb_connection_leaves_the_file_closed(tmp_path):
+    """dagster-duckdb closes a connection only when the step succeeds; a failed reconcile once left
+    its file open, and the next read-only connection in that process was refused."""
+    path = tmp_path / "w.duckdb"
+    with (
+        pytest.raises(RuntimeError, match="step failed"),
+        connection(DuckDBResource(database=str(path))) as con,
+    ):
+        con.execute("create table t as select 1 as a")
+        raise RuntimeError("step failed")
+    with duckdb.connect(str(path), read_only=True) as con:
+        assert con.execute("select a from t").fetchall() == [(1,)]

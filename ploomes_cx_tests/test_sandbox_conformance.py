@@ -133,6 +133,28 @@ def test_ploomes_9_last_update_date_windows(pl):
     assert rows and all(r["LastUpdateDate"].startswith("2026-11-02") for r in rows)
 
 
+def test_ploomes_9_deleted_records_vanish_and_deleted_deals_are_listed_with_their_date():
+    with (
+        PloomesSandbox(PloomesDataset(persons=60, seed=3), requests_per_minute=60_000, burst=1000) as server,
+        httpx.Client(base_url=server.url, headers={"User-Key": server.user_key}) as client,
+    ):
+        ids = [r["Id"] for r in client.get("/Deals", params={"$select": "Id"}).json()["value"]]
+        org = client.get("/Contacts", params={"$select": "Id", "$top": "1"}).json()["value"][0]["Id"]
+        for entity, record in (("deals", ids[0]), ("contacts", org)):
+            assert client.post("/_sandbox/delete", json={"entity": entity, "id": record}).status_code == 200
+        listed = client.get("/Deals", params={"$select": "Id", "$orderby": "Id"}).json()["value"]
+        assert [r["Id"] for r in listed] == ids[1:] and all(set(r) == {"Id"} for r in listed)
+        assert client.get(f"/Contacts({org})").status_code == 404
+        deleted = client.get(
+            "/Deals/GetDeletedDeals", params={"$filter": "LastUpdateDate ge 2026-01-01T00:00:00-03:00"}
+        ).json()["value"]
+        assert [d["Id"] for d in deleted] == [ids[0]] and deleted[0]["LastUpdateDate"] > "2026-11"
+        later = client.get(
+            "/Deals/GetDeletedDeals", params={"$filter": "LastUpdateDate ge 2099-01-01T00:00:00-03:00"}
+        ).json()["value"]
+        assert later == []
+
+
 # ---- customerx-api.md --------------------------------------------------------------------------
 @pytest.fixture
 def cxs() -> Iterator[CustomerXSandbox]:
@@ -325,3 +347,11 @@ def test_customerx_8_3_cancel_and_reactivate_a_contract_by_external_id(cx):
         json={"external_id_contract": "K9", "reactivation_date": "03/11/2026"},
     )
     assert again.status_code == 200 and again.json()["status"] == "active"
+
+
+def test_customerx_7_delete_by_external_id_or_numeric_id(cx):
+    first, second = _client(cx, "D1"), _client(cx, "D2")
+    assert cx.delete("/clients", params={"external_id_client": "D1"}).status_code == 200
+    assert cx.delete(f"/clients/{second['id']}").status_code == 200
+    assert cx.delete("/clients", params={"external_id_client": "D1"}).status_code == 404  # gone already
+    assert [c for c in cx.get("/clients").json() if c["id"] in (first["id"], second["id"])] == []

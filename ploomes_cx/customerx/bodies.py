@@ -100,6 +100,15 @@ def cancel_body(row: dict[str, Any], m: Mapping) -> dict[str, Any]:
     }
 
 
+def gone_cancel_body(ext: str, when: dt.date, why: str) -> dict[str, Any]:
+    """`POST /cancel_contracts` for a contract whose deal or client is gone from Ploomes (§4.2)."""
+    return {
+        "external_id_contract": ext,
+        "cancellation_date": when.strftime("%d/%m/%Y"),
+        "cancellation_reason": f"Excluído no Ploomes: {why}",
+    }
+
+
 def reactivate_body(ext: str, when: Any) -> dict[str, Any]:
     """`POST /contracts/reactivate_contract` for a deal won again (fields I, §8.3)."""
     return {"external_id_contract": ext, "reactivation_date": _date_br(when)}

@@ -57,6 +57,10 @@ DEFAULT_ENDPOINTS: dict[str, Endpoint] = {
     "cancel_contract": Endpoint("POST", "/cancel_contracts"),
     # C [S1]: reactivate a cancelled contract; body (I): external_id_contract, reactivation_date
     "reactivate_contract": Endpoint("POST", "/contracts/reactivate_contract"),
+    # C [S1]: delete by external id (no id in the path, so the id travels in the query as for updates, I)
+    "delete_client": Endpoint("DELETE", "/clients", "query", "external_id_client"),
+    "delete_contact": Endpoint("DELETE", "/contacts", "query", "external_id_contact"),
+    "delete_contract": Endpoint("DELETE", "/contracts", "query", "external_id_contract"),
     "create_timeline": Endpoint("POST", "/timelines"),  # C2
     "list_timelines": Endpoint("GET", "/timelines"),  # I (S5 only): used to check an entry left in doubt
 }
@@ -78,6 +82,7 @@ class Resource:
     update: str
     update_by_id: str
     update_by_path_id: str
+    delete: str
     external_id_field: str
 
 
@@ -88,6 +93,7 @@ RESOURCES: dict[str, Resource] = {
         f"update_{singular}",
         f"update_{singular}_by_id",
         f"update_{singular}_by_path_id",
+        f"delete_{singular}",
         f"external_id_{singular}",
     )
     for entity, singular in (("clients", "client"), ("contacts", "contact"), ("contracts", "contract"))

@@ -21,6 +21,7 @@ from ploomes_cx.mapping import Mapping
 from ploomes_cx.metadata import Count, ErrorKind, failure, markdown
 from ploomes_cx.partitions import freshness_policy
 from ploomes_cx.plan import Plan
+from ploomes_cx.runtime.duckdb_io import connection
 
 DESCRIPTIONS = {
     "clients": "Clients in CustomerX, upserted by external id (the survivor's Ploomes id), adopting an existing "
@@ -76,7 +77,7 @@ def _load_asset(m: Mapping, entity: str) -> dg.AssetsDefinition:
         duck: DuckDBResource = getattr(context.resources, duck_key)
         resource: CustomerXResource = getattr(context.resources, cx_key)
         # the account's lock before the DuckDB file: every step takes them in this order
-        with resource.one_step_at_a_time(context.log), duck.get_connection() as con:
+        with resource.one_step_at_a_time(context.log), connection(duck) as con:
             frame = con.execute(f"select * from {m.name}.{plan.table(entity)} order by external_id").fetchdf()
             api = resource.api(context.log)
             try:

@@ -189,3 +189,10 @@ def set_contract_status(
             f"insert into {schema}.contract_status values (?, ?, ?, ?)",
             [external_id, status, dt.datetime.now(dt.UTC).replace(tzinfo=None), run_id],
         )
+
+
+def forget(con: duckdb.DuckDBPyConnection, schema: str, entity: str, external_id: str) -> None:
+    """CustomerX no longer holds this record (we deleted it): the next sync would create it anew."""
+    con.execute(f"delete from {schema}.crosswalk where entity = ? and external_id = ?", [entity, external_id])
+    if entity == "contracts":
+        con.execute(f"delete from {schema}.contract_status where external_id = ?", [external_id])

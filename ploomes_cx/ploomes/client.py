@@ -24,6 +24,7 @@ from ploomes_cx.runtime.pacing import Pacer
 from ploomes_cx.runtime.retry import RetryPolicy, Transient
 
 log = logging.getLogger(__name__)
+DELETED_DEALS_PATH = "/Deals/GetDeletedDeals"
 
 
 class PloomesError(Exception):
@@ -183,7 +184,7 @@ class PloomesApi:
         yield from self._iter_keyset(spec.path, base, expand, stats)
 
     def _iter_keyset(
-        self, path: str, base_filter: str, expand: str, stats: CallStats
+        self, path: str, base_filter: str, expand: str, stats: CallStats, select: str = ""
     ) -> Iterator[list[dict[str, Any]]]:
         last_id: int | None = None
         expected: int | None = None
@@ -193,6 +194,8 @@ class PloomesApi:
             params = {"$filter": flt, "$orderby": "Id", "$top": str(self.page_size)}
             if expand:
                 params["$expand"] = expand
+            if select:
+                params["$select"] = select
             if last_id is None:
                 params["$count"] = "true"
             body = self.get(path, params, stats)
@@ -245,6 +248,23 @@ class PloomesApi:
         if self.id_list_filter == "in":
             return f"{key} in ({','.join(map(str, ids))})"
         return "(" + " or ".join(f"{key} eq {i}" for i in ids) + ")"
+
+    def iter_ids(self, path: str, stats: CallStats) -> Iterator[list[int]]:
+        """Every Id the set still holds, a page at a time (`$select=Id`, keyset): deleted and
+        merged-away records simply vanish from lists (ploomes-api.md §9), so this is how a
+        reconcile learns what is gone."""
+        for page in self._iter_keyset(path, "Id gt 0", "", stats, select="Id"):
+            yield [int(r["Id"]) for r in page]
+
+    def deleted_deals(self, since: dt.datetime, stats: CallStats) -> dict[int, str | None]:
+        """Deals deleted since `since`: Id -> when (C [S2]: `GET /Deals/GetDeletedDeals?$filter=
+        LastUpdateDate ge <ts>`). (I) The rows' shape is not documented: we read `Id` and take
+        `LastUpdateDate` as the deletion date when present; paging is asked like every list."""
+        flt = f"LastUpdateDate ge {format_literal(since, self.datetime_literal)}"
+        out: dict[int, str | None] = {}
+        for page in self._iter_keyset(DELETED_DEALS_PATH, flt, "", stats):
+            out.update({int(r["Id"]): r.get("LastUpdateDate") for r in page})
+        return out
 
     def fields(self, stats: CallStats) -> list[dict[str, Any]]:
         """The whole field catalogue, native and custom (`/Fields`)."""

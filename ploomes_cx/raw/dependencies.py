@@ -27,7 +27,7 @@ from ploomes_cx.ploomes.resource import PloomesResource
 from ploomes_cx.raw.assets import STEP_RETRIES, _failure, _stats_metadata
 from ploomes_cx.raw.frames import DEPENDENCY_COLUMNS, Fetched, dependency_frame
 from ploomes_cx.raw.needs import needed
-from ploomes_cx.runtime.duckdb_io import table_exists
+from ploomes_cx.runtime.duckdb_io import connection, table_exists
 
 MAX_ROUNDS = 6  # the longest chain: note -> deal -> person -> organization, and a margin
 # what each parent kind is read from: (entity spec, the key the ids are matched on)
@@ -144,7 +144,7 @@ def build_dependencies_asset(m: Mapping) -> dg.AssetsDefinition | None:
         with (
             resource.one_step_at_a_time(context.log),
             resource.api(context.log) as api,
-            duck.get_connection() as con,
+            connection(duck) as con,
         ):
             try:
                 fetched = fetch_dependencies(con, api, m, literal, stats)

@@ -9,7 +9,8 @@ slice before its write is the integration's own and is unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import duckdb
@@ -18,6 +19,7 @@ from dagster import OutputContext
 
 # no public export: the type handler API is what dagster-duckdb-pandas itself subclasses
 from dagster._core.storage.db_io_manager import DbTypeHandler, TableSlice
+from dagster_duckdb import DuckDBResource
 from dagster_duckdb.io_manager import DuckDBIOManager
 from dagster_duckdb_pandas import DuckDBPandasTypeHandler
 
@@ -70,3 +72,18 @@ def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> boo
         [schema, table],
     ).fetchall()
     return bool(rows[0][0])
+
+
+@contextlib.contextmanager
+def connection(resource: DuckDBResource) -> Iterator[duckdb.DuckDBPyConnection]:
+    """`resource.get_connection()` that also closes when the step fails.
+
+    dagster-duckdb's `get_connection` closes after its `yield` without a `finally`, so a step that
+    raises (a Failure, CustomerX down) leaves the file open in its process until garbage
+    collection, and the next connection there with other settings (a read-only one) is refused.
+    """
+    with resource.get_connection() as con:
+        try:
+            yield con
+        finally:
+            con.close()

@@ -142,6 +142,8 @@ class CustomerXSandbox:
         store = self.store
         if method == "GET":
             return self._list(resource, query)
+        if method == "DELETE" and resource != "timelines":
+            return self._delete(resource, self._target(resource, ext_in_path, query))
         if not isinstance(body, dict):
             raise Refused(400, {"body": ["must be a JSON object"]}, "invalid body")
         for target, when, errors, status in self.refusals:
@@ -188,6 +190,13 @@ class CustomerXSandbox:
                 raise Refused(404, {"id": ["not found"]}, f"no {resource[:-1]} with id {raw}")
             return found
         raise Refused(400, {key: ["is required to update"]}, f"say which record: ?{key}=... or ?id=...")
+
+    def _delete(self, resource: str, record: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
+        """`DELETE /clients|contacts|contracts` by external id (C [S1]) or numeric id (C [S2]). (I)
+        What becomes of a deleted client's contacts and contracts is not documented: they stay,
+        pointing at no client, and are served without one."""
+        del self.store.records[resource][record["id"]]
+        return 200, {"id": record["id"], "deleted": True}, {}
 
     def _list(self, resource: str, query: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
         rows = list(self.store.records[resource].values())

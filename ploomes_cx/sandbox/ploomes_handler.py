@@ -36,6 +36,9 @@ class PloomesHandler(JsonHandler):
                 body["entity"], int(body["id"]), body.get("changes"), body.get("when_ms")
             )
             return self.send_json(200, {"ok": True})
+        if path == "/_sandbox/delete":  # a record deleted (or merged away) by a CRM user
+            self.sandbox.dataset.delete(body["entity"], int(body["id"]), body.get("when_ms"))
+            return self.send_json(200, {"ok": True})
         self.send_json(405, {"error": {"message": "the sandbox Ploomes API is read-only"}})
 
     def do_DELETE(self) -> None:
@@ -58,6 +61,11 @@ class PloomesHandler(JsonHandler):
         if not admitted:
             return None
         query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+        if path == "/Deals/GetDeletedDeals":  # §9, C [S2]
+            try:
+                return self.send_json(*self.sandbox.deleted_deals(query))
+            except ODataError as exc:
+                return self.send_json(400, {"error": {"message": str(exc)}})
         entity_set, by_key = self._resolve(path.lstrip("/"), query)
         singletons = ("Fields",) if by_key else ("Fields", "Account")  # the Account is not read by key
         if entity_set not in ENTITY_SETS and entity_set not in singletons:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ploomes_cx.sandbox.clock import ACCOUNT_TZ
+from ploomes_cx.sandbox.clock import ACCOUNT_TZ, ms_to_local_text
 from ploomes_cx.sandbox.faults import FaultPlan, TokenBucket
 from ploomes_cx.sandbox.http import JsonHandler, LoopbackServer
 from ploomes_cx.sandbox.odata import FilterEvaluator, ODataError, parse_orderby, split_top_level
@@ -109,17 +109,49 @@ class PloomesSandbox:
             }
         table = self.dataset.tables[ENTITY_SETS[entity_set]]
         cols = table.cols
+        live = ~np.isin(cols["Id"], self.dataset.deleted_ids(table.name))  # deleted rows vanish (§9)
+        idx, total = self._select_rows(cols, live, query, short_page)
+        expand = {part.split("(")[0] for part in split_top_level(query.get("$expand", ""))}
+        select = set(split_top_level(query.get("$select", ""))) if query.get("$select") else None
+        rows = [
+            self._shape(self.dataset.render(table.name, int(i), self.date_offsets), expand, select)
+            for i in idx
+        ]
+        return 200, self._body(entity_set, rows, total, query)
+
+    def deleted_deals(self, query: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        """`GET /Deals/GetDeletedDeals` (C [S2], filtered on `LastUpdateDate`): the deleted deals,
+        `LastUpdateDate` being when each was deleted. (I) The row shape is not documented; Id,
+        Title and that date are served, and the query options work as on any list."""
+        deals = self.dataset.tables["deals"]
+        deleted = sorted((i, when) for (e, i), when in self.dataset.deleted.items() if e == "deals")
+        cols = {
+            "Id": np.array([i for i, _ in deleted], dtype=np.int64),
+            "LastUpdateDate": np.array([w for _, w in deleted], dtype=np.int64),
+        }
+        idx, total = self._select_rows(cols, np.ones(len(deleted), dtype=bool), query, False)
+        select = set(split_top_level(query.get("$select", ""))) if query.get("$select") else None
+        rows = []
+        for i in idx:
+            deal_id = int(cols["Id"][i])
+            title = self.dataset.render("deals", deals.index_of(deal_id), self.date_offsets).get("Title")
+            when = ms_to_local_text(int(cols["LastUpdateDate"][i]), self.date_offsets)
+            rows.append(self._shape({"Id": deal_id, "Title": title, "LastUpdateDate": when}, set(), select))
+        return 200, self._body("Deals", rows, total, query)
+
+    def _select_rows(
+        self, cols: dict[str, np.ndarray], keep: np.ndarray, query: dict[str, str], short_page: bool
+    ) -> tuple[np.ndarray, int]:
+        """Row positions of the page a query asks for ($filter, $orderby, $skip, $top), and how many
+        rows match in all (for `$count`)."""
         flt = query.get("$filter", "")
         if not self.accepts_in and IN_OPERATOR.search(flt):
             raise ODataError(
                 "The query specified in the URI is not valid: the 'in' operator is not supported"
             )
-        mask = (
-            FilterEvaluator(flt, cols, DATE_COLUMNS & set(cols), ACCOUNT_TZ).evaluate()
-            if flt
-            else np.ones(len(table), dtype=bool)
-        )
-        mask &= ~np.isin(cols["Id"], self.dataset.deleted_ids(table.name))  # deleted rows vanish (§9)
+        mask = keep.copy()
+        if flt:
+            mask &= FilterEvaluator(flt, cols, DATE_COLUMNS & set(cols), ACCOUNT_TZ).evaluate()
         idx = np.flatnonzero(mask)
         order = parse_orderby(query.get("$orderby", "Id"), cols)
         if order != [("Id", False)]:
@@ -130,16 +162,13 @@ class PloomesSandbox:
         page = idx[skip : skip + top]
         if short_page:
             page = page[: max(1, len(page) // 2)] if len(page) > 1 else page
-        expand = {part.split("(")[0] for part in split_top_level(query.get("$expand", ""))}
-        select = set(split_top_level(query.get("$select", ""))) if query.get("$select") else None
-        rows = [
-            self._shape(self.dataset.render(table.name, int(i), self.date_offsets), expand, select)
-            for i in page
-        ]
+        return page, len(idx)
+
+    def _body(self, entity_set: str, rows: list[dict[str, Any]], total: int, query: dict[str, str]) -> dict:
         body: dict[str, Any] = {"@odata.context": f"{self.url}/$metadata#{entity_set}", "value": rows}
         if self.supports_count and query.get("$count", "").lower() == "true":
-            body["@odata.count"] = len(idx)
-        return 200, body
+            body["@odata.count"] = total
+        return body
 
     def _top(self, query: dict[str, str]) -> int:
         raw = query.get("$top")

@@ -16,6 +16,7 @@ from dagster_duckdb import DuckDBResource
 from ploomes_cx.mapping import Mapping
 from ploomes_cx.metadata import Count, markdown
 from ploomes_cx.plan import Plan
+from ploomes_cx.runtime.duckdb_io import connection
 from ploomes_cx.staging import checks
 from ploomes_cx.staging.build import Staged, build_staging
 from ploomes_cx.staging.rejects import Rejects
@@ -155,7 +156,7 @@ def build_staging_assets(m: Mapping) -> list[dg.AssetsDefinition]:
     )
     def _staging(context: AssetExecutionContext):
         duck: DuckDBResource = getattr(context.resources, resource_key)
-        with duck.get_connection() as con:
+        with connection(duck) as con:
             staged = build_staging(con, m, context.run_id)
         tables = _apply_contracts(staged, entities, context.run_id)
         yield from _table_outputs(tables, staged, entities)

@@ -6,6 +6,9 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 
+from ploomes_cx.ploomes.entities import ENTITIES
+from ploomes_cx.reconcile import tombstones
+from ploomes_cx.reconcile.origins import PARENT_KINDS
 from ploomes_cx.runtime.duckdb_io import table_exists
 
 CLIENT_COLUMNS = [
@@ -96,11 +99,21 @@ def counts(extracted: int, staged: int, merged: int = 0) -> dict[str, int]:
 
 def latest(con: duckdb.DuckDBPyConnection, schema: str, entity: str) -> str:
     """SQL for each record's latest version (by change date, then extraction time), from the
-    window extracts and the parents fetched by Id (`raw_dependencies`) alike.
+    window extracts and the parents fetched by Id (`raw_dependencies`) alike, without the records
+    a reconcile found gone from Ploomes (`reconcile/tombstones.py`).
 
     The latest row per id is picked by `rowid` first and only then joined back to its payload,
     so the window never has to hold a million JSON documents in memory at once.
     """
+    sql = _latest(con, schema, entity)
+    if not table_exists(con, schema, tombstones.TABLE) or entity not in ENTITIES:
+        return sql
+    gone = f"select ploomes_id from {schema}.{tombstones.TABLE} where ploomes_set = '{ENTITIES[entity].path}'"
+    return f"(select * from {sql} where id not in ({gone}))"
+
+
+def _latest(con: duckdb.DuckDBPyConnection, schema: str, entity: str) -> str:
+    """`latest` before the gone records are taken out."""
     raw, deps = table_exists(con, schema, f"raw_{entity}"), table_exists(con, schema, "raw_dependencies")
     if not raw and not deps:
         return (
@@ -138,7 +151,7 @@ def latest(con: duckdb.DuckDBPyConnection, schema: str, entity: str) -> str:
 def missing_parents(con: duckdb.DuckDBPyConnection, schema: str) -> dict[str, set[int]]:
     """Parents asked for by Id that Ploomes no longer has, by kind (`contacts`, `deals`, `quotes`)."""
     if not table_exists(con, schema, "raw_dependencies"):
-        return {}
+        return {kind: tombstones.gone_ids(con, schema, path) for path, kind in PARENT_KINDS.items()}
     rows = con.execute(
         f"""select entity, id from {schema}.raw_dependencies where payload is null
             and id not in (select id from {schema}.raw_dependencies where payload is not null)"""
@@ -146,4 +159,6 @@ def missing_parents(con: duckdb.DuckDBPyConnection, schema: str) -> dict[str, se
     out: dict[str, set[int]] = {}
     for entity, pid in rows:
         out.setdefault(str(entity), set()).add(int(pid))
+    for path, kind in PARENT_KINDS.items():  # found gone by a reconcile
+        out.setdefault(kind, set()).update(tombstones.gone_ids(con, schema, path))
     return out

@@ -1,0 +1,61 @@
+"""`ploomes-cx`: the command line of the public contract (shared/specs/mapping-and-cli.md §2).
+
+Exit codes: 0 all good (or nothing to do), 1 some records failed or were refused by CustomerX,
+2 usage or mapping error, 3 the run failed (API unreachable, credentials missing or refused, bug).
+Each command is in a module of its own: `sync.py`, `reconcile.py`, `servers.py` (sandbox, demo, ui).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ploomes_cx.cli.codes import EXIT_OK, EXIT_RECORDS_FAILED, EXIT_RUN_FAILED, EXIT_USAGE, PROJECT_ROOT
+from ploomes_cx.cli.reconcile import add_reconcile
+from ploomes_cx.cli.servers import add_demo, add_sandbox, add_ui
+from ploomes_cx.cli.sync import add_sync
+
+__all__ = ["EXIT_OK", "EXIT_RECORDS_FAILED", "EXIT_RUN_FAILED", "EXIT_USAGE", "PROJECT_ROOT", "main"]
+
+EXAMPLES = """\
+examples:
+  ploomes-cx sandbox                                  # local Ploomes API on 127.0.0.1:8765
+  ploomes-cx sync sandbox --window 2026-11-01         # one daily window of mappings/sandbox.yaml
+  ploomes-cx sync mappings/acme.yaml --window 2026-03-01..2026-03-07 --dry-run
+  ploomes-cx reconcile sandbox --dry-run                # what Ploomes deletes would change
+  ploomes-cx demo                                     # sandbox + 3 windows + the Dagster UI
+  ploomes-cx ui                                       # the UI and daemon on the same instance
+
+exit codes: 0 ok, 1 some records failed or were refused by CustomerX (retried next sync),
+            2 usage or mapping error, 3 the run failed (API unreachable, credentials, bug)
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_RUN_FAILED
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ploomes-cx",
+        description="Keep a CustomerX account in sync with a Ploomes CRM account, one mapping file per integration.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add in (add_sync, add_reconcile, add_sandbox, add_demo, add_ui):
+        add(sub)
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())
