@@ -66,10 +66,13 @@ def lines(d: Decision, listing: Listing, outcomes: Counter | None) -> list[str]:
             f"({row.newly_gone} newly found), {row.to_remove:>5} to remove"
         )
     if outcomes is None:
-        verb = "would be" if d.actions else "nothing to"
+        head = (
+            f"dry run: {len(d.actions)} call(s) would be made"
+            if d.actions
+            else "dry run: nothing would change"
+        )
         out.append(
-            f"dry run: {len(d.actions)} call(s) {verb} made"
-            + "".join(f"\n  would {a.op} {a.entity} {a.external_id}: {a.why}" for a in d.actions[:20])
+            head + "".join(f"\n  would {a.op} {a.entity} {a.external_id}: {a.why}" for a in d.actions[:20])
         )
     else:
         done = ", ".join(f"{n} {k}" for k, n in sorted(outcomes.items())) or "nothing to do"
