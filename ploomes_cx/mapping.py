@@ -103,6 +103,7 @@ ENDPOINT_NAMES = Literal[
     "delete_client",
     "delete_contact",
     "delete_contract",
+    "list_custom_attributes",
     "create_timeline",
 ]
 

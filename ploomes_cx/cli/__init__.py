@@ -2,7 +2,8 @@
 
 Exit codes: 0 all good (or nothing to do), 1 some records failed or were refused by CustomerX,
 2 usage or mapping error, 3 the run failed (API unreachable, credentials missing or refused, bug).
-Each command is in a module of its own: `sync.py`, `reconcile.py`, `servers.py` (sandbox, demo, ui).
+Each command is in a module of its own: `sync.py`, `reconcile.py`, `check.py`, `servers.py` (sandbox,
+demo, ui).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ploomes_cx.cli.check import add_check
 from ploomes_cx.cli.codes import EXIT_OK, EXIT_RECORDS_FAILED, EXIT_RUN_FAILED, EXIT_USAGE, PROJECT_ROOT
 from ploomes_cx.cli.reconcile import add_reconcile
 from ploomes_cx.cli.servers import add_demo, add_sandbox, add_ui
@@ -22,7 +24,8 @@ examples:
   ploomes-cx sandbox                                  # local Ploomes API on 127.0.0.1:8765
   ploomes-cx sync sandbox --window 2026-11-01         # one daily window of mappings/sandbox.yaml
   ploomes-cx sync mappings/acme.yaml --window 2026-03-01..2026-03-07 --dry-run
-  ploomes-cx reconcile sandbox --dry-run                # what Ploomes deletes would change
+  ploomes-cx check mappings/acme.yaml                 # credentials and custom fields, before a sync
+  ploomes-cx reconcile sandbox --dry-run              # what Ploomes deletes would change
   ploomes-cx demo                                     # sandbox + 3 windows + the Dagster UI
   ploomes-cx ui                                       # the UI and daemon on the same instance
 
@@ -52,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (add_sync, add_reconcile, add_sandbox, add_demo, add_ui):
+    for add in (add_sync, add_reconcile, add_check, add_sandbox, add_demo, add_ui):
         add(sub)
     return parser
 

@@ -61,6 +61,8 @@ DEFAULT_ENDPOINTS: dict[str, Endpoint] = {
     "delete_client": Endpoint("DELETE", "/clients", "query", "external_id_client"),
     "delete_contact": Endpoint("DELETE", "/contacts", "query", "external_id_contact"),
     "delete_contract": Endpoint("DELETE", "/contracts", "query", "external_id_contract"),
+    # LOW [S9]: the custom attributes defined in the account (`check` compares the mapping's with them)
+    "list_custom_attributes": Endpoint("GET", "/custom_attributes"),
     "create_timeline": Endpoint("POST", "/timelines"),  # C2
     "list_timelines": Endpoint("GET", "/timelines"),  # I (S5 only): used to check an entry left in doubt
 }

@@ -93,6 +93,11 @@ class CustomerXHandler(JsonHandler):
         resource, extra = segments[0], (unquote(segments[1]) if len(segments) > 1 else None)
         if resource == "cancel_contracts" and len(segments) == 1:  # POST /cancel_contracts (§8.3)
             resource, extra = "contracts", CANCEL
+        if resource == "custom_attributes" and method == "GET" and self.sandbox.custom_attributes is not None:
+            defined = [
+                {"id": n, "label": a, "name": a} for n, a in enumerate(self.sandbox.custom_attributes, 1)
+            ]
+            return self.send_json(200, defined, limit_headers)
         if resource not in RESOURCES or len(segments) > 2:
             return self.send_json(404, {"message": f"no route {path}"}, limit_headers)
         query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
