@@ -41,8 +41,9 @@ def required_env(m: Mapping) -> list[str]:
     return [m.ploomes.base_url_env, m.ploomes.user_key_env, m.customerx.base_url_env, m.customerx.token_env]
 
 
-def check_env(m: Mapping) -> None:
-    missing = [name for name in required_env(m) if not os.environ.get(name)]
+def check_env(m: Mapping, customerx: bool = True) -> None:
+    names = required_env(m) if customerx else required_env(m)[:2]
+    missing = [name for name in names if not os.environ.get(name)]
     if missing:
         raise MissingEnvironment(
             f"{m.source_path}: environment variable(s) {', '.join('$' + n for n in missing)} not set; "

@@ -266,10 +266,11 @@ class PloomesApi:
             out.update({int(r["Id"]): r.get("LastUpdateDate") for r in page})
         return out
 
-    def fields(self, stats: CallStats) -> list[dict[str, Any]]:
-        """The whole field catalogue, native and custom (`/Fields`)."""
+    def fields(self, stats: CallStats, expand: str = "Type") -> list[dict[str, Any]]:
+        """The whole field catalogue, native and custom (`/Fields`); `expand` adds e.g. the options
+        of option lists (`OptionsTable($expand=Options)`)."""
         out: list[dict[str, Any]] = []
-        for page in self._iter_keyset("/Fields", "Id gt 0", "Type", stats):
+        for page in self._iter_keyset("/Fields", "Id gt 0", expand, stats):
             out.extend(page)
         return out
 
