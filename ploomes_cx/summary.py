@@ -110,6 +110,13 @@ class SyncTotals:
             for col, n in counts.items():
                 row[col] = n if staged and not Count(col).per_window else row.get(col, 0) + n
 
+    def writes(self) -> int:
+        """CustomerX writes the windows made, or, in a dry run, would make (created + updated)."""
+        return sum(
+            self.rows.get(e, {}).get(Count.CREATED, 0) + self.rows.get(e, {}).get(Count.UPDATED, 0)
+            for e in self.plan.staged
+        )
+
     def lines(self) -> list[str]:
         """Raw extracts first, then the staged entities, one column per `Count`."""
         out = [f"{'entity':<15}" + "".join(f"{c.value:>11}" for c in Count)]

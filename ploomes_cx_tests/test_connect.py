@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 
 import httpx
+import pexpect
 
 from ploomes_cx.cli import main
+from ploomes_cx.mapping import load_mapping
 from ploomes_cx.ploomes.catalogue import is_custom
 from ploomes_cx.sandbox import CustomerXSandbox
 from ploomes_cx.sandbox.ploomes_fields import fields_catalogue
 from ploomes_cx_tests.conftest import CX_TOKEN, SECRET_KEY, point_at, write_mapping
 
+CLI = str(Path(sys.executable).parent / "ploomes-cx")
 SANDBOX_MAPPING = str(Path(__file__).resolve().parent.parent / "mappings" / "sandbox.yaml")
 
 
@@ -121,3 +126,71 @@ def test_fields_json_for_one_entity_counts_what_the_sampled_records_fill(
         slot = "ObjectValueName" if field["TypeId"] == 7 else f"{field['Type']['NativeType']}Value"  # §6
         items = [i for d in deals for i in d["OtherProperties"] if i["FieldKey"] == r["key"]]
         assert r["filled"] == sum(i.get(slot) is not None for i in items) and r["sampled"] == 40
+
+
+def test_init_driven_in_a_terminal_writes_a_mapping_that_check_accepts_and_that_syncs(
+    home, tmp_path, ploomes, customerx, monkeypatch
+):
+    """A person at a real terminal (a pty): wrong answers are asked again, Enter keeps defaults,
+    custom fields are picked by number from the live account's list."""
+    point_at(monkeypatch, ploomes, customerx)
+    monkeypatch.setenv("PLOOMES_CX_MAPPINGS", str(tmp_path))
+    child = pexpect.spawn(CLI, ["init", "acme"], env=dict(os.environ), encoding="utf-8", timeout=60)
+    steps = [
+        (r"Clients come from .*\[organizations\]: ", "companies"),
+        (r"answer one of: organizations, persons, deals\r\nClients come from .*: ", ""),
+        (r"Contacts come from .*\[persons\]: ", ""),
+        (r"Contracts come from .*\[won_deals\]: ", ""),
+        (r"Match records by, in this order .*: ", "email, cnpj_cpf"),
+        (r"Timeline brings .*: ", "notes"),
+        (r"Sync windows are .*\[daily\]: ", "hourly"),
+        (r"First window \(YYYY-MM-DD\) \[\d{4}-\d\d-\d\d\]: ", "2026-11-31"),
+        (r"not a real date\r\nFirst window .*: ", "2026-11-01"),
+        (r"Time zone of the windows \[America/Sao_Paulo\]: ", ""),
+    ]
+    for prompt, answer in steps:
+        child.expect(prompt)
+        child.sendline(answer)
+    child.expect(r"travel to clients:\r\n((?:\s+\d+\. .*\r\n)+)Bring which to clients\? .*: ")
+    segmento = next(
+        line.split(".")[0].strip() for line in child.match.group(1).splitlines() if "Segmento" in line
+    )
+    child.sendline(segmento)
+    child.expect(r"CustomerX name for 'Segmento' \[segmento\]: ")
+    child.sendline("")
+    child.expect(r"Bring which to contacts\? .*: ")
+    child.sendline("")
+    child.expect(r"travel to contracts:\r\n((?:\s+\d+\. .*\r\n)+)Bring which to contracts\? .*: ")
+    plano = next(line.split(".")[0].strip() for line in child.match.group(1).splitlines() if "Plano" in line)
+    child.sendline("1,99")
+    child.expect(r"numbers from 1 to \d+, comma-separated, or none\r\nBring which to contracts\? .*: ")
+    child.sendline(plano)
+    child.expect(r"CustomerX name for 'Plano contratado' \[plano_contratado\]: ")
+    child.sendline("plano")
+    child.expect(r"next: ploomes-cx check acme")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+
+    text = (tmp_path / "acme.yaml").read_text()
+    assert SECRET_KEY not in text and CX_TOKEN not in text and "PLOOMES_USER_KEY" in text
+    m = load_mapping(tmp_path / "acme.yaml")
+    assert (m.clients.source, m.identifiers, m.timeline, m.sync.cadence) == (
+        "organizations",
+        ["email", "cnpj_cpf"],
+        ["notes"],
+        "hourly",
+    )
+    assert [(c.ploomes[-2:], c.customerx) for c in m.custom_fields.clients] == [("0A", "segmento")]
+    assert [c.customerx for c in m.custom_fields.contracts] == ["plano"]
+    assert main(["check", "acme"]) == 0
+    assert main(["sync", "acme", "--window", "2026-11-05-10:00"]) == 0
+    assert customerx.store.records["clients"]  # it synced into CustomerX
+
+
+def test_init_refuses_to_overwrite_without_force(home, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PLOOMES_CX_MAPPINGS", str(tmp_path))
+    (tmp_path / "acme.yaml").write_text("name: acme\n")
+    assert main(["init", "acme"]) == 2
+    assert "pass --force" in capsys.readouterr().err
+    assert (tmp_path / "acme.yaml").read_text() == "name: acme\n"

@@ -168,6 +168,13 @@ def test_dry_run_writes_nothing_and_reports_what_would_change(
         staged(home, "fullsync", "stg_clients")
     )  # created column: would create
     assert "nothing was written to CustomerX" in out
+    table = [
+        x.split()
+        for x in out.splitlines()
+        if x.split()[:1] in (["clients"], ["contacts"], ["contracts"], ["timeline"])
+    ]
+    writes = sum(int(row[5]) + int(row[6]) for row in table)
+    assert writes > 0 and f"+ {writes} CustomerX write(s) at 6000 requests/min" in out  # the real run's ETA
 
 
 def test_a_run_killed_mid_load_resumes_to_the_same_state_as_an_uninterrupted_run(tmp_path, monkeypatch):

@@ -2,7 +2,7 @@
 
 Exit codes: 0 all good (or nothing to do), 1 some records failed or were refused by CustomerX,
 2 usage or mapping error, 3 the run failed (API unreachable, credentials missing or refused, bug).
-Each command is in a module of its own: `sync.py`, `reconcile.py`, `check.py`, `fields.py`, `servers.py` (sandbox,
+Each command is in a module of its own: `sync.py`, `reconcile.py`, `init.py`, `check.py`, `fields.py`, `servers.py` (sandbox,
 demo, ui).
 """
 
@@ -14,6 +14,7 @@ import sys
 from ploomes_cx.cli.check import add_check
 from ploomes_cx.cli.codes import EXIT_OK, EXIT_RECORDS_FAILED, EXIT_RUN_FAILED, EXIT_USAGE, PROJECT_ROOT
 from ploomes_cx.cli.fields import add_fields
+from ploomes_cx.cli.init import add_init
 from ploomes_cx.cli.reconcile import add_reconcile
 from ploomes_cx.cli.servers import add_demo, add_sandbox, add_ui
 from ploomes_cx.cli.sync import add_sync
@@ -25,6 +26,7 @@ examples:
   ploomes-cx sandbox                                  # local Ploomes API on 127.0.0.1:8765
   ploomes-cx sync sandbox --window 2026-11-01         # one daily window of mappings/sandbox.yaml
   ploomes-cx sync mappings/acme.yaml --window 2026-03-01..2026-03-07 --dry-run
+  ploomes-cx init acme                                # write mappings/acme.yaml by answering questions
   ploomes-cx check mappings/acme.yaml                 # credentials and custom fields, before a sync
   ploomes-cx fields mappings/acme.yaml                # the account's custom fields, a block to paste
   ploomes-cx reconcile sandbox --dry-run              # what Ploomes deletes would change
@@ -57,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (add_sync, add_reconcile, add_check, add_fields, add_sandbox, add_demo, add_ui):
+    for add in (add_sync, add_reconcile, add_init, add_check, add_fields, add_sandbox, add_demo, add_ui):
         add(sub)
     return parser
 

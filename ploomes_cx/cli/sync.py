@@ -145,4 +145,16 @@ def _report(m: Mapping, keys: list[str], results: list, dry_run: bool) -> int:
         return EXIT_RECORDS_FAILED
     if dry_run:
         print("\ndry run: nothing was written to CustomerX (see the load assets' metadata for the changes).")
+        print(_eta(m, totals.writes(), sum(w.seconds for w in results)))
     return EXIT_OK
+
+
+def _eta(m: Mapping, writes: int, seconds: float) -> str:
+    """How long the real run takes: the same reads as this dry run, plus its writes at the
+    CustomerX pace the mapping sets (each write is one request)."""
+    rpm = m.customerx.requests_per_minute
+    total = seconds + writes * 60 / rpm
+    return (
+        f"ETA of the real run: about {total / 60:.1f} min = this dry run's {seconds:.0f}s of reading and staging "
+        f"+ {writes} CustomerX write(s) at {rpm} requests/min (customerx.requests_per_minute)."
+    )

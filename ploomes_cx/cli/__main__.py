@@ -1,0 +1,5 @@
+import sys
+
+from ploomes_cx.cli import main
+
+sys.exit(main())
