@@ -101,6 +101,19 @@ class CustomerXHandler(JsonHandler):
         if resource not in RESOURCES or len(segments) > 2:
             return self.send_json(404, {"message": f"no route {path}"}, limit_headers)
         query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+        self._answer(method, resource, extra, query, body, fault, limit_headers)
+
+    def _answer(
+        self,
+        method: str,
+        resource: str,
+        extra: str | None,
+        query: dict[str, str],
+        body: object,
+        fault: object,
+        limit_headers: dict[str, str],
+    ) -> None:
+        """The API's answer to an admitted request, logged when it writes."""
         with self.sandbox._lock:
             try:
                 status, payload, headers = self.sandbox.handle(method, resource, extra, query, body)
@@ -112,7 +125,7 @@ class CustomerXHandler(JsonHandler):
                 )
                 if status < 300:
                     self.sandbox.store.save()
-        if fault is not None and fault.kind == "malformed":
+        if getattr(fault, "kind", None) == "malformed":
             data = json.dumps(payload).encode()
             return self.send_json(
                 status, None, {**limit_headers, **headers}, raw=data[: max(5, len(data) // 2)]
