@@ -161,12 +161,18 @@ def test_init_driven_in_a_terminal_writes_a_mapping_that_check_accepts_and_that_
     child.expect(r"Bring which to contacts\? .*: ")
     child.sendline("")
     child.expect(r"travel to contracts:\r\n((?:\s+\d+\. .*\r\n)+)Bring which to contracts\? .*: ")
-    plano = next(line.split(".")[0].strip() for line in child.match.group(1).splitlines() if "Plano" in line)
+    offered = child.match.group(1).splitlines()
+    plano = next(line.split(".")[0].strip() for line in offered if "Plano" in line)
+    canal = next(line.split(".")[0].strip() for line in offered if "Canal" in line)
     child.sendline("1,99")
     child.expect(r"numbers from 1 to \d+, comma-separated, or none\r\nBring which to contracts\? .*: ")
-    child.sendline(plano)
-    child.expect(r"CustomerX name for 'Plano contratado' \[plano_contratado\]: ")
+    child.sendline(f"{plano},{canal}")
+    child.expect(r"CustomerX name for 'Canal' \[canal\]: ")
     child.sendline("plano")
+    child.expect(r"CustomerX name for 'Plano contratado' \[plano_contratado\]: ")
+    child.sendline("plano")  # a name this section already maps is asked again
+    child.expect(r"'plano' is already mapped in this section; pick another name\r\n.*\[plano_contratado\]: ")
+    child.sendline("")
     child.expect(r"next: ploomes-cx check acme")
     child.expect(pexpect.EOF)
     child.close()
@@ -182,7 +188,7 @@ def test_init_driven_in_a_terminal_writes_a_mapping_that_check_accepts_and_that_
         "hourly",
     )
     assert [(c.ploomes[-2:], c.customerx) for c in m.custom_fields.clients] == [("0A", "segmento")]
-    assert [c.customerx for c in m.custom_fields.contracts] == ["plano"]
+    assert [c.customerx for c in m.custom_fields.contracts] == ["plano", "plano_contratado"]
     assert main(["check", "acme"]) == 0
     assert main(["sync", "acme", "--window", "2026-11-05-10:00"]) == 0
     assert customerx.store.records["clients"]  # it synced into CustomerX

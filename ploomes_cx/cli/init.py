@@ -35,7 +35,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     import yaml
 
     from ploomes_cx.connect.init import Answers, Prompter, interview, render
-    from ploomes_cx.mapping import Mapping, MappingError, mappings_dir
+    from ploomes_cx.mapping import Mapping, mappings_dir
 
     try:
         Mapping.model_validate({"name": args.name})
@@ -58,7 +58,8 @@ def cmd_init(args: argparse.Namespace) -> int:
     try:
         Mapping.model_validate(yaml.safe_load(text))
     except Exception as exc:  # a defect of init itself: never write a file check would refuse
-        raise MappingError(f"init built an invalid mapping: {exc}") from None
+        print(f"error: the answers make an invalid mapping, so nothing was written: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(text)
     print(f"\nwrote {target}\nnext: ploomes-cx check {args.name}")

@@ -146,12 +146,23 @@ def _pick_fields(a: Answers, p: Prompter, fields: list[FieldRow]) -> None:
             p.say(f"  {n:>2}. {f.name} ({f.type}{fill})")
         for n in p.numbers(f"Bring which to {section}? numbers, e.g. 1,3", len(offered)):
             chosen = offered[n - 1]
+            taken = {name for _, name in a.custom_fields[section]}
             name = p.value(
-                f"  CustomerX name for {chosen.name!r}",
-                attribute_name(chosen.name),
-                lambda t: None if t and ":" not in t and "#" not in t else "a name without ':' or '#'",
+                f"  CustomerX name for {chosen.name!r}", attribute_name(chosen.name), _new_name(taken)
             )
             a.custom_fields[section].append((chosen, name))
+
+
+def _new_name(taken: set[str]) -> Callable[[str], str | None]:
+    """A CustomerX attribute name: plain text, and not one this section already maps (the mapping
+    refuses an attribute fed by two fields)."""
+
+    def check(text: str) -> str | None:
+        if not text or ":" in text or "#" in text:
+            return "a name without ':' or '#'"
+        return f"{text!r} is already mapped in this section; pick another name" if text in taken else None
+
+    return check
 
 
 def render(a: Answers) -> str:
