@@ -1,11 +1,15 @@
-"""What `fields` and `init` read from a live Ploomes account: its field catalogue with types and
-options, and a sample of its most recently changed records. HTTP only, through the client."""
+"""The clients the connect commands use (few retries, no pacing file: a person is waiting and no
+state may be left behind), and what `fields` and `init` read from a live Ploomes account: its
+field catalogue with types and options, and a sample of its most recently changed records.
+HTTP only, through the clients."""
 
 from __future__ import annotations
 
 import os
 from typing import Any
 
+from ploomes_cx.customerx.client import CustomerXApi
+from ploomes_cx.customerx.endpoints import endpoints_with
 from ploomes_cx.mapping import Mapping
 from ploomes_cx.ploomes.client import CallStats, PloomesApi
 
@@ -13,15 +17,30 @@ CATALOGUE_EXPAND = "Type,OptionsTable($expand=Options)"
 MAX_SAMPLE = 300  # one page (ploomes-api.md §3)
 
 
-def ploomes_api(m: Mapping) -> PloomesApi:
-    """A client from the mapping's variables, with few retries: a person is waiting at the prompt."""
+def ploomes_api(m: Mapping, attempts: int = 3, timeout: float = 30.0) -> PloomesApi:
     return PloomesApi(
         os.environ[m.ploomes.base_url_env],
         os.environ[m.ploomes.user_key_env],
         user_key_env=m.ploomes.user_key_env,
         requests_per_minute=m.ploomes.requests_per_minute,
-        timeout_seconds=30.0,
-        max_attempts=3,
+        timeout_seconds=timeout,
+        max_attempts=attempts,
+        datetime_literal=m.ploomes.datetime_literal,
+    )
+
+
+def customerx_api(m: Mapping, attempts: int = 3, timeout: float = 30.0) -> CustomerXApi:
+    return CustomerXApi(
+        os.environ[m.customerx.base_url_env],
+        os.environ[m.customerx.token_env],
+        token_env=m.customerx.token_env,
+        auth_scheme=m.customerx.auth_scheme,
+        requests_per_minute=m.customerx.requests_per_minute,
+        timeout_seconds=timeout,
+        max_attempts=attempts,
+        endpoints=endpoints_with(
+            {k: v.model_dump(exclude_none=True) for k, v in m.customerx.endpoints.items()}
+        ),
     )
 
 

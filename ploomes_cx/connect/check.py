@@ -13,11 +13,11 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from ploomes_cx.connect.account import customerx_api, ploomes_api
 from ploomes_cx.customerx.client import CustomerXApi, CustomerXAuthError, CustomerXError, CustomerXRejected
-from ploomes_cx.customerx.endpoints import endpoints_with
 from ploomes_cx.mapping import Mapping
 from ploomes_cx.ploomes.catalogue import check_custom_fields
-from ploomes_cx.ploomes.client import CallStats, PloomesApi, PloomesAuthError, PloomesError
+from ploomes_cx.ploomes.client import CallStats, PloomesAuthError, PloomesError
 
 OK, FAIL, SKIP = "ok", "FAIL", "skip"
 # exit codes of the contract: a mapping error, a credential missing or refused / an API unreachable
@@ -69,16 +69,7 @@ def _variables(m: Mapping) -> list[str]:
 
 
 def _ploomes(m: Mapping) -> Iterator[Check]:
-    api = PloomesApi(
-        os.environ[m.ploomes.base_url_env],
-        os.environ[m.ploomes.user_key_env],
-        user_key_env=m.ploomes.user_key_env,
-        requests_per_minute=m.ploomes.requests_per_minute,
-        timeout_seconds=TIMEOUT,
-        max_attempts=ATTEMPTS,
-        datetime_literal=m.ploomes.datetime_literal,
-    )
-    with api:
+    with ploomes_api(m, ATTEMPTS, TIMEOUT) as api:
         started, stats = time.monotonic(), CallStats()
         try:
             api.get("/Account", {"$top": "1", "$select": "Id"}, stats)
@@ -123,20 +114,8 @@ def _fields(m: Mapping, catalogue: list[dict]) -> Iterator[Check]:
 
 
 def _customerx(m: Mapping) -> Iterator[Check]:
-    api = CustomerXApi(
-        os.environ[m.customerx.base_url_env],
-        os.environ[m.customerx.token_env],
-        token_env=m.customerx.token_env,
-        auth_scheme=m.customerx.auth_scheme,
-        requests_per_minute=m.customerx.requests_per_minute,
-        timeout_seconds=TIMEOUT,
-        max_attempts=ATTEMPTS,
-        endpoints=endpoints_with(
-            {k: v.model_dump(exclude_none=True) for k, v in m.customerx.endpoints.items()}
-        ),
-    )
     started = time.monotonic()
-    with api:
+    with customerx_api(m, ATTEMPTS, TIMEOUT) as api:
         try:
             api.call("list_clients", params={"page": "1", "per_page": "1"})
         except CustomerXError as exc:
