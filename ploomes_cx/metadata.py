@@ -17,6 +17,8 @@ MAX_ROWS = 10
 ERROR_KIND = "ploomes_cx_error"
 # prefix of our own log lines for a step that waits on another process (an account's turn)
 WAITING = "waiting:"
+# prefix of a load step's progress lines (records done of its total, ETA at the CustomerX pace)
+PROGRESS = "progress:"
 
 
 # raw: the records read in the window

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import dagster as dg
 
-from ploomes_cx.metadata import RECORDS, WAITING, Count
+from ploomes_cx.metadata import PROGRESS, RECORDS, WAITING, Count
 
 # materialization metadata worth a place on the progress line, in this order
 PROGRESS_COUNTS = (
@@ -27,8 +27,12 @@ def describe(record: dg.EventLogEntry, started: float) -> str | None:
     elapsed = f"[{record.timestamp - started:6.1f}s]"
     event = record.dagster_event
     if event is None:
-        # our own "waiting: ..." log lines (an account's step lock held by another process)
+        # our own "waiting: ..." (an account's step lock held by another process) and
+        # "progress: ..." (a load step's records done and ETA) log lines
         message = record.user_message or ""
+        if message.startswith(PROGRESS):
+            step = (record.step_key or "").split("__")[-1]
+            return f"    {elapsed} {step}: {message.removeprefix(PROGRESS).strip()}"
         return f"    {elapsed} {record.step_key}: {message}" if message.startswith(WAITING) else None
     kind = event.event_type_value
     if kind == "ASSET_MATERIALIZATION":

@@ -450,3 +450,25 @@ def test_a_contact_kept_on_another_client_is_updated_without_asking_to_move_it_a
     [write] = [w for w in customerx.writes[before:] if w["path"].startswith("/api/v1/contacts")]
     assert write["status"] == 200 and "external_id_client" not in write["body"]
     assert contact["name"] == "Nome Trocado" and contact["client_id"] == other["id"]
+
+
+def test_load_progress_speaks_at_each_quarter_with_the_eta_of_the_rest():
+    from ploomes_cx.load.progress import LoadProgress
+
+    lines: list[str] = []
+
+    class Log:
+        def info(self, message: str) -> None:
+            lines.append(message)
+
+    progress = LoadProgress(total=20_000, requests_per_minute=60, log=Log(), every_seconds=3600)
+    for done in range(0, 20_001):
+        progress.tick(done, requests=done)  # a first load: one request per record
+    assert lines == [  # 15,000 records left at 60 requests/min are 250 min
+        "progress: 5,000 of 20,000 records, ETA 4h10m at 60/min",
+        "progress: 10,000 of 20,000 records, ETA 2h47m at 60/min",
+        "progress: 15,000 of 20,000 records, ETA 1h23m at 60/min",
+    ]
+    small = LoadProgress(total=50, requests_per_minute=60, log=Log(), every_seconds=0)
+    small.tick(25, requests=25)
+    assert len(lines) == 3  # a step too small to wait on says nothing

@@ -148,6 +148,9 @@ def test_cli_sync_prints_a_summary_and_runs_land_on_the_instance(
     assert len(re.findall(r"load_clients: \d+ created, \d+ updated, \d+ unchanged, 0 failed", out)) == 3
     window = out.split("window 2026-11-05: running")[1].split("window 2026-11-05: ok")[0]
     assert window.index("raw_persons") < window.index("stg_clients") < window.index("load_clients")
+    # a load step long enough to wait on says where it is, with the ETA at the CustomerX pace
+    eta = re.findall(r"load_(\w+): ([\d,]+) of ([\d,]+) records, ETA (?:<1m|\d+m|\d+h\d\dm) at 6000/min", out)
+    assert eta and all(0 < int(done.replace(",", "")) < int(total.replace(",", "")) for _, done, total in eta)
     persons = sum(len(ploomes.dataset.expected_ids("persons", *day(n))) for n in (4, 5, 6))
     line = next(x for x in out.splitlines() if x.startswith("persons"))
     assert line.split()[1] == str(persons)

@@ -32,6 +32,7 @@ from ploomes_cx.customerx.endpoints import RESOURCES
 from ploomes_cx.identity import IDENTIFIER_COLUMNS, CustomerXIndex
 from ploomes_cx.load import ledger
 from ploomes_cx.load.hashes import content_hash, field_diff
+from ploomes_cx.load.progress import LoadProgress
 from ploomes_cx.mapping import Mapping
 
 MAX_CONSECUTIVE_FAILURES = 3
@@ -98,7 +99,9 @@ class EntityLoad:
     def run(self, frame: pd.DataFrame, log: logging.Logger | logging.LoggerAdapter) -> LoadReport:
         ledger.ensure(self.con, self.schema)
         try:
-            self._send_all(self._plan(frame))
+            planned = self._plan(frame)
+            progress = LoadProgress(len(planned), self.m.customerx.requests_per_minute, log)
+            self._send_all(planned, progress)
         finally:
             ledger.append_ledger(self.con, self.schema, self._ledger_rows)
         counts = self.report.counts
@@ -140,7 +143,7 @@ class EntityLoad:
             planned.append(Planned(row, ext, body, content_hash(body)))
         return planned
 
-    def _send_all(self, planned: list[Planned]) -> None:
+    def _send_all(self, planned: list[Planned], progress: LoadProgress | None = None) -> None:
         known = ledger.read(self.con, self.schema, self.entity)
         if self.entity == "contracts":
             self.statuses = ledger.contract_statuses(self.con, self.schema)
@@ -153,7 +156,9 @@ class EntityLoad:
             else ledger.sent_ids(self.con, self.schema, "clients")
         )
         failures = 0
-        for item in planned:
+        for done, item in enumerate(planned, 1):
+            if progress is not None and not self.options.dry_run:
+                progress.tick(done - 1, self.report.stats.requests)
             mine = known.get(item.ext)
             if self._skipped(item, mine, landed, refused):
                 continue
