@@ -355,3 +355,21 @@ def test_customerx_7_delete_by_external_id_or_numeric_id(cx):
     assert cx.delete(f"/clients/{second['id']}").status_code == 200
     assert cx.delete("/clients", params={"external_id_client": "D1"}).status_code == 404  # gone already
     assert [c for c in cx.get("/clients").json() if c["id"] in (first["id"], second["id"])] == []
+
+
+def test_customerx_8_6_custom_attributes_are_listed_on_both_paths_only_when_the_account_lists_them(cx):
+    for path in ("/custom_attributes", "/clients/custom_attributes"):
+        assert cx.get(path).status_code == 404  # an account whose API does not list them
+    with (
+        CustomerXSandbox(requests_per_minute=60_000, burst=1000, custom_attributes=["segmento"]) as server,
+        httpx.Client(base_url=server.url, headers={"Authorization": server.token}) as client,
+    ):
+        for path in ("/custom_attributes", "/clients/custom_attributes"):
+            assert client.get(path).json() == [{"id": 1, "label": "segmento", "name": "segmento"}]
+
+
+def test_customerx_8_4_a_timeline_entry_can_be_deleted_by_its_id(cx):
+    _client(cx, "T1")
+    entry = cx.post("/timelines", json={"external_id_client": "T1", "title": "Nota", "body": "x"}).json()
+    assert cx.delete(f"/timelines/{entry['id']}").status_code == 200
+    assert all(t["id"] != entry["id"] for t in cx.get("/timelines").json())

@@ -93,7 +93,9 @@ class CustomerXHandler(JsonHandler):
         resource, extra = segments[0], (unquote(segments[1]) if len(segments) > 1 else None)
         if resource == "cancel_contracts" and len(segments) == 1:  # POST /cancel_contracts (§8.3)
             resource, extra = "contracts", CANCEL
-        if resource == "custom_attributes" and method == "GET" and self.sandbox.custom_attributes is not None:
+        if method == "GET" and "custom_attributes" in (resource, extra):  # §8.6 lists both paths (LOW)
+            if self.sandbox.custom_attributes is None:
+                return self.send_json(404, {"message": f"no route {path}"}, limit_headers)
             defined = [
                 {"id": n, "label": a, "name": a} for n, a in enumerate(self.sandbox.custom_attributes, 1)
             ]

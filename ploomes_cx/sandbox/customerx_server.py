@@ -84,8 +84,9 @@ class CustomerXSandbox:
         custom_attributes: list[str] | None = None,
     ) -> None:
         self.token = token
-        # (LOW [S9]) `GET /custom_attributes`: None answers 404, as an account whose API does not
-        # list them; a list serves those labels as the attributes defined in the account
+        # (LOW [S9]) `GET /custom_attributes` and `GET /clients/custom_attributes`: None answers 404,
+        # as an account whose API does not list them; a list serves those labels as the attributes
+        # defined in the account
         self.custom_attributes = custom_attributes
         # which `Authorization` forms are accepted (§2: raw C2, Bearer seen in S4; unknown whether
         # the server takes both): a test can insist on one to prove the client sends it
@@ -146,7 +147,7 @@ class CustomerXSandbox:
         store = self.store
         if method == "GET":
             return self._list(resource, query)
-        if method == "DELETE" and resource != "timelines":
+        if method == "DELETE":  # clients, contacts, contracts C [S1][S2]; timelines I [S5]
             return self._delete(resource, self._target(resource, ext_in_path, query))
         if not isinstance(body, dict):
             raise Refused(400, {"body": ["must be a JSON object"]}, "invalid body")
@@ -196,7 +197,8 @@ class CustomerXSandbox:
         raise Refused(400, {key: ["is required to update"]}, f"say which record: ?{key}=... or ?id=...")
 
     def _delete(self, resource: str, record: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
-        """`DELETE /clients|contacts|contracts` by external id (C [S1]) or numeric id (C [S2]). (I)
+        """`DELETE /clients|contacts|contracts` by external id (C [S1]) or numeric id (C [S2]), and
+        `DELETE /timelines/{id}` (I [S5]). (I)
         What becomes of a deleted client's contacts and contracts is not documented: they stay,
         pointing at no client, and are served without one."""
         del self.store.records[resource][record["id"]]
