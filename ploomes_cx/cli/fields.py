@@ -7,7 +7,7 @@ import json
 import sys
 import textwrap
 
-from ploomes_cx.cli.codes import EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE
+from ploomes_cx.cli.codes import EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, ready_mapping
 
 ENTITIES = ("contacts", "deals", "orders", "quotes")
 
@@ -42,23 +42,14 @@ def add_fields(sub: argparse._SubParsersAction) -> None:
 def cmd_fields(args: argparse.Namespace) -> int:
     from ploomes_cx.connect.account import catalogue, ploomes_api, recent
     from ploomes_cx.connect.fields import SAMPLED_SETS, field_rows, table, yaml_block
-    from ploomes_cx.mapping import MappingError, resolve_mapping
     from ploomes_cx.ploomes.client import PloomesError
-    from ploomes_cx.runner import MissingEnvironment, check_env
 
-    try:
-        m = resolve_mapping(args.mapping)
-    except MappingError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
     if not 1 <= args.sample <= 300:
         print("error: --sample must be between 1 and 300 (one page)", file=sys.stderr)
         return EXIT_USAGE
-    try:
-        check_env(m, customerx=False)
-    except MissingEnvironment as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_RUN_FAILED
+    m = ready_mapping(args.mapping, customerx=False)
+    if isinstance(m, int):
+        return m
     wanted = [args.entity] if args.entity else list(ENTITIES)
     try:
         with ploomes_api(m) as api:

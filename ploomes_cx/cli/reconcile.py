@@ -6,7 +6,7 @@ import argparse
 import sys
 import textwrap
 
-from ploomes_cx.cli.codes import EXIT_OK, EXIT_RECORDS_FAILED, EXIT_RUN_FAILED, EXIT_USAGE
+from ploomes_cx.cli.codes import EXIT_OK, EXIT_RECORDS_FAILED, EXIT_RUN_FAILED, EXIT_USAGE, ready_mapping
 
 
 def add_reconcile(sub: argparse._SubParsersAction) -> None:
@@ -36,20 +36,12 @@ def add_reconcile(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
-    from ploomes_cx.mapping import MappingError, resolve_mapping
     from ploomes_cx.metadata import ErrorKind
-    from ploomes_cx.runner import InstanceError, MissingEnvironment, check_env, run_reconcile
+    from ploomes_cx.runner import InstanceError, run_reconcile
 
-    try:
-        m = resolve_mapping(args.mapping)
-    except MappingError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        check_env(m)
-    except MissingEnvironment as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_RUN_FAILED
+    m = ready_mapping(args.mapping)
+    if isinstance(m, int):
+        return m
     mode = " (dry run: nothing is written)" if args.dry_run else ""
     print(f"reconciling {m.name} ({m.source_path}), deletes.policy {m.deletes.policy}{mode}", flush=True)
     try:

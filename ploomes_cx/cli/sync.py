@@ -7,7 +7,7 @@ import sys
 import textwrap
 from typing import TYPE_CHECKING
 
-from ploomes_cx.cli.codes import EXIT_OK, EXIT_RECORDS_FAILED, EXIT_RUN_FAILED, EXIT_USAGE
+from ploomes_cx.cli.codes import EXIT_OK, EXIT_RECORDS_FAILED, EXIT_RUN_FAILED, EXIT_USAGE, env_missing
 
 if TYPE_CHECKING:  # imported lazily at run time so that `--help` answers at once
     from ploomes_cx.mapping import Mapping
@@ -63,18 +63,11 @@ def mapping_and_windows(mapping_ref: str, window_spec: str) -> tuple[Mapping, li
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    from ploomes_cx.runner import MissingEnvironment, check_env
-
     resolved = mapping_and_windows(args.mapping, args.window)
     if resolved is None:
         return EXIT_USAGE
     m, keys = resolved
-    try:
-        check_env(m)
-    except MissingEnvironment as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_RUN_FAILED
-    return run_sync(m, keys, dry_run=args.dry_run, show_steps=not args.quiet)
+    return env_missing(m) or run_sync(m, keys, dry_run=args.dry_run, show_steps=not args.quiet)
 
 
 def run_sync(m: Mapping, keys: list[str], dry_run: bool, show_steps: bool = True) -> int:

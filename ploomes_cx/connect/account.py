@@ -38,9 +38,7 @@ def customerx_api(m: Mapping, attempts: int = 3, timeout: float = 30.0) -> Custo
         requests_per_minute=m.customerx.requests_per_minute,
         timeout_seconds=timeout,
         max_attempts=attempts,
-        endpoints=endpoints_with(
-            {k: v.model_dump(exclude_none=True) for k, v in m.customerx.endpoints.items()}
-        ),
+        endpoints=endpoints_with(m.customerx.endpoint_overrides()),
     )
 
 

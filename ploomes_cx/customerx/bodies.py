@@ -93,20 +93,20 @@ def timeline_body(row: dict[str, Any], m: Mapping) -> dict[str, Any]:
 
 def cancel_body(row: dict[str, Any], m: Mapping) -> dict[str, Any]:
     """`POST /cancel_contracts` for a contract whose deal is no longer won (fields I, §8.3)."""
-    return {
-        "external_id_contract": row["external_id"],
-        "cancellation_date": _date_br(row.get("status_changed_at")),
-        "cancellation_reason": f"Negócio {row['ploomes_id']} não está mais ganho no Ploomes",
-    }
+    return _cancel(
+        row["external_id"],
+        _date_br(row.get("status_changed_at")),
+        f"Negócio {row['ploomes_id']} não está mais ganho no Ploomes",
+    )
 
 
 def gone_cancel_body(ext: str, when: dt.date, why: str) -> dict[str, Any]:
     """`POST /cancel_contracts` for a contract whose deal or client is gone from Ploomes (§4.2)."""
-    return {
-        "external_id_contract": ext,
-        "cancellation_date": when.strftime("%d/%m/%Y"),
-        "cancellation_reason": f"Excluído no Ploomes: {why}",
-    }
+    return _cancel(ext, when.strftime("%d/%m/%Y"), f"Excluído no Ploomes: {why}")
+
+
+def _cancel(ext: str, date_br: str | None, reason: str) -> dict[str, Any]:
+    return {"external_id_contract": ext, "cancellation_date": date_br, "cancellation_reason": reason}
 
 
 def reactivate_body(ext: str, when: Any) -> dict[str, Any]:

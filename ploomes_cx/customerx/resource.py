@@ -57,5 +57,5 @@ def customerx_resource(m: Mapping) -> CustomerXResource:
         requests_per_minute=m.customerx.requests_per_minute,
         timeout_seconds=m.customerx.timeout_seconds,
         max_attempts=m.customerx.max_attempts,
-        endpoint_overrides={k: v.model_dump(exclude_none=True) for k, v in m.customerx.endpoints.items()},
+        endpoint_overrides=m.customerx.endpoint_overrides(),
     )

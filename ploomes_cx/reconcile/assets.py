@@ -114,7 +114,7 @@ def _list(
     m: Mapping, ploomes: PloomesResource, duck: DuckDBResource, context: AssetExecutionContext
 ) -> Listing:
     with connection(duck) as con:
-        entities = {h.entity for h in tombstones.held(con, m.name, dt.datetime.max)}
+        entities = tombstones.held_entities(con, m.name)
     api = ploomes.api(context.log)
     try:
         with ploomes.one_step_at_a_time(context.log):

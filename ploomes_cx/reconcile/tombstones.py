@@ -49,6 +49,14 @@ def held(con: duckdb.DuckDBPyConnection, schema: str, before: dt.datetime) -> li
     return [Held(str(e), str(x), (json.loads(b) if b else {}).get("external_id_client")) for e, x, b in rows]
 
 
+def held_entities(con: duckdb.DuckDBPyConnection, schema: str) -> set[str]:
+    """Which CustomerX entities hold records from us: what the listing must cover."""
+    if not table_exists(con, schema, "crosswalk"):
+        return set()
+    rows = con.execute(f"select distinct entity from {schema}.crosswalk where state = 'sent'").fetchall()
+    return {str(r[0]) for r in rows}
+
+
 def known(con: duckdb.DuckDBPyConnection, schema: str) -> set[Origin]:
     if not table_exists(con, schema, TABLE):
         return set()
