@@ -121,10 +121,6 @@ class CustomerXSettings(_Strict):
     # I (customerx-api.md §7, §8): per-operation overrides of the endpoint table.
     endpoints: dict[ENDPOINT_NAMES, EndpointOverride] = Field(default_factory=dict)
 
-    def endpoint_overrides(self) -> dict[str, dict[str, Any]]:
-        """The overrides as `customerx.endpoints.endpoints_with` takes them: only the fields set."""
-        return {k: v.model_dump(exclude_none=True) for k, v in self.endpoints.items()}
-
 
 class SyncSettings(_Strict):
     cadence: Literal["daily", "hourly"] = "daily"

@@ -9,7 +9,7 @@ import os
 from typing import Any
 
 from ploomes_cx.customerx.client import CustomerXApi
-from ploomes_cx.customerx.endpoints import endpoints_with
+from ploomes_cx.customerx.endpoints import endpoints_with, overrides_of
 from ploomes_cx.mapping import Mapping
 from ploomes_cx.ploomes.client import CallStats, PloomesApi
 
@@ -38,7 +38,7 @@ def customerx_api(m: Mapping, attempts: int = 3, timeout: float = 30.0) -> Custo
         requests_per_minute=m.customerx.requests_per_minute,
         timeout_seconds=timeout,
         max_attempts=attempts,
-        endpoints=endpoints_with(m.customerx.endpoint_overrides()),
+        endpoints=endpoints_with(overrides_of(m.customerx)),
     )
 
 

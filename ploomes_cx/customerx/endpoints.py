@@ -68,6 +68,11 @@ DEFAULT_ENDPOINTS: dict[str, Endpoint] = {
 }
 
 
+def overrides_of(settings: Any) -> dict[str, dict[str, Any]]:
+    """A mapping's `customerx.endpoints` as `endpoints_with` takes them: only the fields it sets."""
+    return {k: v.model_dump(exclude_none=True) for k, v in settings.endpoints.items()}
+
+
 def endpoints_with(overrides: dict[str, dict[str, Any]] | None) -> dict[str, Endpoint]:
     table = dict(DEFAULT_ENDPOINTS)
     for name, fields in (overrides or {}).items():

@@ -9,7 +9,7 @@ import dagster as dg
 from pydantic import Field
 
 from ploomes_cx.customerx.client import CustomerXApi
-from ploomes_cx.customerx.endpoints import endpoints_with
+from ploomes_cx.customerx.endpoints import endpoints_with, overrides_of
 from ploomes_cx.mapping import Mapping
 from ploomes_cx.runtime.api_account import ApiAccountResource
 
@@ -57,5 +57,5 @@ def customerx_resource(m: Mapping) -> CustomerXResource:
         requests_per_minute=m.customerx.requests_per_minute,
         timeout_seconds=m.customerx.timeout_seconds,
         max_attempts=m.customerx.max_attempts,
-        endpoint_overrides=m.customerx.endpoint_overrides(),
+        endpoint_overrides=overrides_of(m.customerx),
     )
