@@ -18,6 +18,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ploomes_cx.customerx.endpoints import DEFAULT_ENDPOINTS
+
 ClientSource = Literal["organizations", "persons", "deals"]
 ContactSource = Literal["organizations", "persons", "deals"]
 ContractSource = Literal["won_deals", "deal_products", "none"]
@@ -76,36 +78,13 @@ class PloomesSettings(_Strict):
 
 
 class EndpointOverride(_Strict):
-    method: Literal["GET", "POST", "PUT"] | None = None
+    method: Literal["GET", "POST", "PUT", "DELETE"] | None = None
     path: str | None = Field(None, pattern=r"^/[A-Za-z0-9_/{}-]*$")
     external_id: Literal["query", "path", "none"] | None = None
     param: str | None = None
 
 
-ENDPOINT_NAMES = Literal[
-    "list_clients",
-    "create_client",
-    "update_client",
-    "list_contacts",
-    "create_contact",
-    "update_contact",
-    "list_contracts",
-    "create_contract",
-    "update_contract",
-    "update_client_by_id",
-    "update_contact_by_id",
-    "update_contract_by_id",
-    "update_client_by_path_id",
-    "update_contact_by_path_id",
-    "update_contract_by_path_id",
-    "cancel_contract",
-    "reactivate_contract",
-    "delete_client",
-    "delete_contact",
-    "delete_contract",
-    "list_custom_attributes",
-    "create_timeline",
-]
+ENDPOINT_NAMES = Literal[tuple(DEFAULT_ENDPOINTS)]  # type: ignore[valid-type]
 
 
 class CustomerXSettings(_Strict):
@@ -120,6 +99,11 @@ class CustomerXSettings(_Strict):
     timeline_operation: str = "client_note"
     # I (customerx-api.md §7, §8): per-operation overrides of the endpoint table.
     endpoints: dict[ENDPOINT_NAMES, EndpointOverride] = Field(default_factory=dict)
+    # How a new record finds the CustomerX record it may be (load/adoption.py): `auto` lists every
+    # record on a mapping's first loads, then looks up by filter or lists, whichever costs fewer
+    # requests; `listing` always lists, for an account whose list filters match differently (I);
+    # `lookup` looks up after the first loads even when a listing would cost less.
+    adoption: Literal["auto", "listing", "lookup"] = "auto"
 
 
 class SyncSettings(_Strict):

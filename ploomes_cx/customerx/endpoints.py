@@ -105,3 +105,15 @@ RESOURCES: dict[str, Resource] = {
     )
     for entity, singular in (("clients", "client"), ("contacts", "contact"), ("contracts", "contract"))
 }
+
+
+# The list filters a new record is looked up by, per identifier of the mapping (load/adoption.py).
+# clients: `external_id_client` (the UI's "Código") C [S4], `cnpj_cpf` LOW [S9], `email` I;
+# contacts: `email` LOW [S9], `document` I, `external_id_contact` I (S1's /contacts/find names it);
+# contracts: `external_id_contract` I. Whether a filter is honoured is checked on every answer: a
+# row that does not carry the value asked for sends the load back to the full listing.
+LOOKUP_PARAMS: dict[str, dict[str, str]] = {
+    "clients": {"cnpj_cpf": "cnpj_cpf", "external_code": "external_id_client", "email": "email"},
+    "contacts": {"cnpj_cpf": "document", "external_code": "external_id_contact", "email": "email"},
+    "contracts": {"external_code": "external_id_contract"},
+}

@@ -103,6 +103,8 @@ def _load_asset(m: Mapping, entity: str) -> dg.AssetsDefinition:
             metadata["refusals"] = markdown(pd.DataFrame(report.refusals))
         if report.diffs:
             metadata["changes_sample"] = dg.MetadataValue.json(report.diffs)
+        if report.adoption:  # how new records were matched with CustomerX's, and what it cost
+            metadata["adoption"] = dg.MetadataValue.json(report.adoption)
         return dg.MaterializeResult(metadata=metadata)
 
     return _load

@@ -3,7 +3,8 @@
 Per record: unchanged since last sent (same content hash) -> no call; known to CustomerX ->
 one PUT; new -> adopt an existing CustomerX record the identity rule says is the same
 (`identity.CustomerXIndex`: by our external id, a merged alias's, or the mapping's identifiers;
-never across two valid documents, never one another record of ours holds), addressed by its
+never across two valid documents, never one another record of ours holds; its candidates read
+by a listing or by filtered lookups, whichever costs less, `load/adoption.py`), addressed by its
 external id or, lacking one, its numeric id, with one PUT; else one POST. Timeline entries are
 posted once, ever. A record whose client is not in CustomerX waits for it without a call; a
 record CustomerX refused is sent once per `sync` command. Each outcome goes to the ledger; a
@@ -29,8 +30,8 @@ from ploomes_cx.customerx.client import (
     CustomerXUnavailableError,
 )
 from ploomes_cx.customerx.endpoints import RESOURCES
-from ploomes_cx.identity import IDENTIFIER_COLUMNS, CustomerXIndex
 from ploomes_cx.load import ledger
+from ploomes_cx.load.adoption import Adoption
 from ploomes_cx.load.hashes import content_hash, field_diff
 from ploomes_cx.load.progress import LoadProgress
 from ploomes_cx.mapping import Mapping
@@ -45,6 +46,7 @@ class LoadReport:
     stats: CallStats = field(default_factory=CallStats)
     refusals: list[dict[str, Any]] = field(default_factory=list)
     diffs: list[dict[str, Any]] = field(default_factory=list)
+    adoption: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,7 @@ class EntityLoad:
     run_id: str
     options: LoadOptions = field(default_factory=LoadOptions)
     report: LoadReport = field(default_factory=LoadReport)
-    index: CustomerXIndex | None = None
+    adoption: Adoption | None = None
     # contracts only: those cancelled by us or kept after their deal left won (`ledger.contract_status`)
     statuses: dict[str, str] = field(default_factory=dict)
     _ledger_rows: list[tuple[Any, ...]] = field(default_factory=list)
@@ -104,6 +106,8 @@ class EntityLoad:
             self._send_all(planned, progress)
         finally:
             ledger.append_ledger(self.con, self.schema, self._ledger_rows)
+            if self.adoption is not None:
+                self.report.adoption = self.adoption.metadata()
         counts = self.report.counts
         if counts["rejected"] or counts["failed"]:
             log.warning(
@@ -155,6 +159,17 @@ class EntityLoad:
             if self.entity == "clients" or self.options.dry_run
             else ledger.sent_ids(self.con, self.schema, "clients")
         )
+        if not self.options.dry_run and self.entity != "timeline":
+            self.adoption = Adoption(self.m, self.entity, self.api, self.con, sync_id, self.report.stats)
+            new = [
+                (item.ext, item.row)
+                for item in planned
+                if (known.get(item.ext) is None or known[item.ext].state != "sent")
+                and item.row.get("status") != "left_won"
+                and (landed is None or item.row.get("client_external_id") in landed)
+                and item.ext not in refused
+            ]
+            self.adoption.choose(new, known)
         failures = 0
         for done, item in enumerate(planned, 1):
             if progress is not None and not self.options.dry_run:
@@ -264,25 +279,13 @@ class EntityLoad:
             self._call(ops.update, external_id=item.ext, body=sent)
             self.remember(item.ext, mine.customerx_id, item.digest, held, "sent")
             return "updated", moved
-        index = self._customerx_index()
-        existing, passed_over = index.match(
-            item.ext, _identity_of(item.row), self.m.identifiers, _aliases(item.row)
-        )
+        assert self.adoption is not None
+        existing, passed_over = self.adoption.match(item.ext, item.row)
         if existing is None:
             existing = self._create(item)
             if existing is None:
                 return "created", passed_over and f"{passed_over}; created a new one"
         return self._adopt(item, existing)
-
-    def _customerx_index(self) -> CustomerXIndex:
-        """Every existing CustomerX record of the entity, listed once per load, on the first new one."""
-        if self.index is None:
-            ops = RESOURCES[self.entity]
-            assert self.api is not None
-            rows = list(self.api.list_all(ops.list, stats=self.report.stats))
-            owners = ledger.owners(self.con, self.schema, self.entity)
-            self.index = CustomerXIndex(rows, ops.external_id_field, owners)
-        return self.index
 
     def _create(self, item: Planned) -> dict[str, Any] | None:
         """POST a new record (crosswalk `pending` first); None once created, or the record a lost
@@ -302,7 +305,8 @@ class EntityLoad:
             return found
         cx_id = (result or {}).get("id")
         self.remember(item.ext, cx_id, item.digest, item.body, "sent")
-        self._customerx_index().claim(cx_id, item.ext)
+        assert self.adoption is not None
+        self.adoption.claim(cx_id, item.ext)
         return None
 
     def _adopt(self, item: Planned, existing: dict[str, Any]) -> tuple[str, str | None]:
@@ -323,7 +327,8 @@ class EntityLoad:
         self.remember(item.ext, cx_id, item.digest, held, "sent")
         if cx_id is not None:
             ledger.hand_over(self.con, self.schema, self.entity, int(cx_id), item.ext)
-        self._customerx_index().claim(cx_id, item.ext)
+        assert self.adoption is not None
+        self.adoption.claim(cx_id, item.ext)
         return "adopted", "; ".join(x for x in (f"adopted CustomerX record {cx_id}", moved) if x)
 
     def _update_by_id(self, customerx_id: int, body: dict[str, Any]) -> None:
@@ -338,7 +343,7 @@ class EntityLoad:
         try:
             self._call(ops.update_by_id, external_id=str(customerx_id), body=body)
         except CustomerXRejected as exc:
-            ambiguous = self.index is None or str(customerx_id) in self.index.by_ext
+            ambiguous = self.adoption is None or self.adoption.carries_external_id(str(customerx_id))
             if exc.status not in (400, 404, 405) or ambiguous:
                 raise
             self._call(ops.update_by_path_id, external_id=str(customerx_id), body=body)
@@ -382,13 +387,3 @@ class EntityLoad:
         result, _ = self._call("create_timeline", body=body)
         self.remember(item.ext, (result or {}).get("id"), item.digest, body, "sent")
         return "created"
-
-
-def _aliases(row: dict[str, Any]) -> list[str]:
-    """External ids of the records merged into this one (staging's `aliases`)."""
-    return [a for a in str(row.get("aliases") or "").split(",") if a]
-
-
-def _identity_of(row: dict[str, Any]) -> dict[str, Any]:
-    """Our staged record's normalized identifiers, as the identity rule compares them."""
-    return {c: row.get(c) for c in IDENTIFIER_COLUMNS.values()}

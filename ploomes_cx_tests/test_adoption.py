@@ -1,0 +1,152 @@
+"""Adoption by the cheapest read (issue 14, part 2): CustomerX's records are listed at most once per
+`sync` command and only on a mapping's first loads; after that a new record is looked up by filter,
+and the lookups adopt exactly the records the listing would."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from ploomes_cx.cli import main
+from ploomes_cx.customerx.client import CallStats
+from ploomes_cx.load import ledger, listing
+from ploomes_cx.load.adoption import Adoption
+from ploomes_cx.mapping import load_mapping
+from ploomes_cx.runtime.duckdb_io import database_path
+from ploomes_cx.sandbox import CustomerXSandbox, PloomesDataset
+from ploomes_cx_tests.conftest import CX_TOKEN, point_at, write_mapping
+from ploomes_cx_tests.helpers import cx_state
+
+WINDOW = "2026-11-02"
+
+
+@pytest.fixture
+def dataset() -> PloomesDataset:
+    return PloomesDataset(persons=250, seed=11)
+
+
+def _listings(cx: CustomerXSandbox, since: int) -> dict[str, int]:
+    """Full listings taken (unfiltered first pages asked for), per resource, after request `since`."""
+    pages: dict[str, int] = {}
+    for _, method, path in cx.requests[since:]:
+        resource, _, query = path.removeprefix("/api/v1/").partition("?")
+        keys = {pair.split("=")[0] for pair in query.split("&") if pair}
+        if method == "GET" and keys <= {"page", "per_page", "max_results"} and "page=1&" in f"{query}&":
+            pages[resource] = pages.get(resource, 0) + 1
+    return pages
+
+
+def test_a_multi_window_sync_lists_each_entity_once_and_the_next_sync_not_at_all(
+    tmp_path, home, ploomes, customerx, monkeypatch
+):
+    point_at(monkeypatch, ploomes, customerx)
+    path = write_mapping(tmp_path, "listed", "quality:\n  max_rejected_ratio: 0.9\n")
+    assert main(["sync", str(path), "--window", "2026-11-02..2026-11-05"]) == 0
+    assert _listings(customerx, 0) == {"clients": 1, "contacts": 1, "contracts": 1}
+    mark = len(customerx.requests)
+    assert main(["sync", str(path), "--window", "2026-11-06..2026-11-07"]) == 0
+    # a small account: listing it costs fewer requests than looking up its new records, once
+    assert set(_listings(customerx, mark).values()) <= {1}
+
+
+def _scenario(
+    tmp_path: Path, ploomes, monkeypatch, adoption: str, ignored: frozenset[str] = frozenset()
+) -> tuple[dict, list[tuple], dict[str, int]]:
+    """A first sync; then CustomerX is edited by hand and our crosswalk forgets four records; the
+    same window again. Returns what CustomerX holds, what was adopted, and the listings taken."""
+    home = tmp_path / adoption / "state"
+    home.mkdir(parents=True)
+    monkeypatch.setenv("PLOOMES_CX_HOME", str(home))
+    path = write_mapping(tmp_path / adoption, "adopt", "quality:\n  max_rejected_ratio: 0.9\n")
+    path.write_text(path.read_text().replace("customerx:\n", f"customerx:\n  adoption: {adoption}\n"))
+    db = str(database_path(home, "adopt"))
+    with CustomerXSandbox(
+        token=CX_TOKEN, requests_per_minute=60_000, burst=1000, ignored_filters=ignored
+    ) as cx:
+        point_at(monkeypatch, ploomes, cx)
+        assert main(["sync", str(path), "--window", WINDOW]) == 0
+        with duckdb.connect(db, read_only=True) as con:
+            stg = "from adopt.stg_clients where document is not null and length(document) = 14"
+            documented, pended = con.execute(
+                f"select external_id, document {stg} order by 1 limit 2"
+            ).fetchall()
+            coded = con.execute(
+                "select external_id, external_code from adopt.stg_clients where external_code is not null "
+                "and external_id not in (?, ?) order by 1 limit 1",
+                [documented[0], pended[0]],
+            ).fetchone()
+            contact = con.execute(
+                "select external_id, email from adopt.stg_contacts order by 1 limit 1"
+            ).fetchone()
+        clients = {c["external_id_client"]: c for c in cx.store.records["clients"].values()}
+        d = documented[1]
+        masked = f"{d[:2]}.{d[2:5]}.{d[5:8]}/{d[8:12]}-{d[12:]}"
+        # each found by one identifier only: the masked document, the "Código" typed by hand
+        clients[documented[0]].update(external_id_client="LEGADO-1", cnpj_cpf=masked, email=None)
+        clients[coded[0]].update(external_id_client=coded[1], cnpj_cpf=None, email=None)
+        for record in cx.store.records["contacts"].values():
+            if record["external_id_contact"] == contact[0]:
+                record.update(external_id_contact=None, email=contact[1].upper())
+        with duckdb.connect(db) as con:
+            con.execute(
+                "delete from adopt.crosswalk where (entity = 'clients' and external_id in (?, ?)) "
+                "or (entity = 'contacts' and external_id = ?)",
+                [documented[0], coded[0], contact[0]],
+            )
+            con.execute(
+                "update adopt.crosswalk set state = 'pending', customerx_id = null, content_hash = null, "
+                "body = null where entity = 'clients' and external_id = ?",  # a run killed mid-create
+                [pended[0]],
+            )
+        mark = len(cx.requests)
+        assert main(["sync", str(path), "--window", WINDOW]) == 0
+        with duckdb.connect(db, read_only=True) as con:
+            adopted = con.execute(
+                "select entity, external_id from adopt.ledger where outcome = 'adopted' order by 1, 2"
+            ).fetchall()
+        assert {("clients", documented[0]), ("clients", coded[0]), ("clients", pended[0])} <= set(adopted)
+        assert ("contacts", contact[0]) in adopted
+        return cx_state(cx), adopted, _listings(cx, mark)
+
+
+def test_lookups_adopt_the_records_the_listing_would_and_an_ignored_filter_falls_back(
+    tmp_path, ploomes, monkeypatch
+):
+    listed, listed_adopted, listings = _scenario(tmp_path, ploomes, monkeypatch, "listing")
+    assert listings.get("clients", 0) >= 1 and listings.get("contacts", 0) >= 1
+    looked, looked_adopted, listings = _scenario(tmp_path, ploomes, monkeypatch, "lookup")
+    assert listings == {}  # every read was filtered
+    assert looked == listed and looked_adopted == listed_adopted
+    # a server that ignores ?cnpj_cpf= answers unfiltered pages: noticed, and the load lists instead
+    ignored, ignored_adopted, listings = _scenario(
+        tmp_path / "ignored", ploomes, monkeypatch, "lookup", frozenset({"cnpj_cpf"})
+    )
+    assert listings.get("clients", 0) >= 1
+    assert ignored == listed and ignored_adopted == listed_adopted
+
+
+def test_the_read_is_chosen_by_counting(tmp_path):
+    """First loads list; afterwards a few new records are looked up and many are listed."""
+    m = load_mapping(write_mapping(tmp_path, "count"))
+    with duckdb.connect(str(tmp_path / "state.duckdb")) as con:
+        ledger.ensure(con, "count")
+
+        def chosen(new: int) -> Adoption:
+            adoption = Adoption(m, "clients", None, con, "sync-2", CallStats())
+            rows = [(f"c{i}", {"document": f"{i:014d}", "email": f"c{i}@x.com.br"}) for i in range(new)]
+            adoption.choose(rows, ledger.read(con, "count", "clients"))
+            return adoption
+
+        assert chosen(0).mode == "none"
+        assert chosen(3).mode == "listing" and "first load" in chosen(3).reason
+        listing.save(con, "count", "clients", "sync-1", [{"id": i} for i in range(1, 401)])
+        for i in range(1, 401):
+            ledger.record(con, "count", "clients", f"o{i}", i, "h", {}, "sent", "run")
+        few, many = chosen(3), chosen(50)
+        # 400 records are 20 pages; 3 new records cost 3 x (2 document forms + 1 e-mail) = 9 lookups
+        assert (few.mode, few.estimates) == ("lookup", {"listing": 20, "lookup": 9})
+        assert (many.mode, many.estimates["lookup"]) == ("listing", 150)
+        listing.save(con, "count", "clients", "sync-2", [{"id": i} for i in range(1, 401)])
+        assert chosen(50).mode == "stored"  # listed earlier in this very sync: no request at all
