@@ -9,7 +9,7 @@ DG     := VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(BIN)):$$PATH $(BIN)/dg
 CHROMIUM     ?= /usr/bin/chromium
 CHROMEDRIVER ?= /usr/bin/chromedriver
 
-.PHONY: install browser-deps demo test lint validate ui bench-extract bench-parallel bench-staging bench-load bench-fidelity bench-reconcile clean
+.PHONY: install browser-deps demo test lint validate ui bench-extract bench-parallel bench-staging bench-load bench-fidelity bench-reconcile bench-sync clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -68,6 +68,10 @@ bench-staging: $(STAMP)
 ## Benchmark: what a reconcile's Id listing costs, against the Ploomes rate-limit ceiling
 bench-reconcile: $(STAMP)
 	$(BIN)/python -m benchmarks.reconcile
+
+## A first sync of a 7-window dirty account at enforced limits: writes and requests per needed write, time / floor
+bench-sync: $(STAMP)
+	$(BIN)/python -m benchmarks.sync
 
 clean:
 	rm -rf .ploomes_cx

@@ -118,6 +118,9 @@ class SyncSettings(_Strict):
     freshness_grace_minutes: int = Field(default=60, ge=1, le=24 * 60)
     # §4.1: the first window also carries everything changed before it (the whole account)
     history: bool = True
+    # added: a range of windows (`sync --window A..B`, a UI backfill) runs this many windows per
+    # run: one extract each, then one staging and one load for all of them
+    windows_per_run: int = Field(default=31, ge=1, le=10_000)
 
     @field_validator("start")
     @classmethod

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
 
 import dagster as dg
 
@@ -91,3 +92,31 @@ def freshness_policy(m: Mapping) -> dg.FreshnessPolicy:
     else:
         cron, window = f"{after % 60} * * * *", dt.timedelta(hours=1)
     return dg.FreshnessPolicy.cron(deadline_cron=cron, lower_bound_delta=window, timezone=m.sync.timezone)
+
+
+def backfill_policy(m: Mapping) -> dg.BackfillPolicy:
+    """A range of windows is extracted in runs of up to `sync.windows_per_run` windows (a UI backfill
+    too), so a multi-window first sync stages and loads once per chunk, not once per window."""
+    return dg.BackfillPolicy.multi_run(max_partitions_per_run=m.sync.windows_per_run)
+
+
+def chunks(m: Mapping, keys: list[str]) -> list[list[str]]:
+    """Consecutive windows, `sync.windows_per_run` at a time: the runs of a `sync` command."""
+    size = m.sync.windows_per_run
+    return [keys[i : i + size] for i in range(0, len(keys), size)]
+
+
+def window_cutter(m: Mapping) -> Callable[[dt.datetime], dt.datetime]:
+    """The start of the window a change date (naive, in `sync.timezone`) belongs to, so the rows of a
+    run over many windows each keep their own window; a date before the first window belongs to
+    it (the history window holds everything changed before its end)."""
+    first = partitions_def(m).start.replace(tzinfo=None)
+    hourly = m.sync.cadence == "hourly"
+
+    def cut(stamp: dt.datetime) -> dt.datetime:
+        start = stamp.replace(minute=0, second=0, microsecond=0)
+        if not hourly:
+            start = start.replace(hour=0)
+        return max(start, first)
+
+    return cut

@@ -69,6 +69,7 @@ class RunWatcher:
         self._cursor: str | None = None
         self._started = time.time()
         self._stop = threading.Event()
+        self._reported: set[dg.AssetKey] = set()
         self._thread = threading.Thread(target=self._loop, name=f"progress-{run_id[:8]}", daemon=True)
 
     def __enter__(self) -> RunWatcher:
@@ -79,6 +80,19 @@ class RunWatcher:
         self._stop.set()
         self._thread.join()
         self._drain()  # whatever landed between the last poll and the end of the run
+
+    def _first_of_range(self, record: dg.EventLogEntry) -> bool:
+        """A run over several windows materializes each raw asset once per window with the same
+        metadata (the run's); its line is printed once."""
+        event = record.dagster_event
+        if event is None or event.event_type_value != "ASSET_MATERIALIZATION":
+            return True
+        mat = event.step_materialization_data.materialization
+        if mat.partition is None:
+            return True
+        seen = mat.asset_key in self._reported
+        self._reported.add(mat.asset_key)
+        return not seen
 
     def _loop(self) -> None:
         while not self._stop.wait(self._interval):
@@ -92,7 +106,7 @@ class RunWatcher:
                 return
             for entry in page.records:
                 line = describe(entry.event_log_entry, self._started)
-                if line:
+                if line and self._first_of_range(entry.event_log_entry):
                     self._emit(line)
             self._cursor = page.cursor
             if not page.has_more:

@@ -1,7 +1,9 @@
 """Run a mapping's sync job for a list of windows on the persistent Dagster instance.
 
-Used by the CLI's `sync` and `demo`. Windows run one at a time, oldest first, and the first
-failed window stops the rest, so CustomerX never receives a newer window before an older one.
+Used by the CLI's `sync` and `demo`. A range of windows runs in chunks of `sync.windows_per_run`
+(one run per chunk: each window extracted, then one staging and one load for the chunk), oldest
+first, and the first failed run stops the rest, so CustomerX never receives a newer window before
+an older one.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import dagster as dg
 
 from ploomes_cx.factory import build_integration_defs
 from ploomes_cx.mapping import Mapping
+from ploomes_cx.partitions import chunks
 from ploomes_cx.plan import Plan
 from ploomes_cx.progress import RunWatcher
 from ploomes_cx.runtime.housekeeping import HOST_TAG, PID_TAG, reclaim_abandoned_runs
@@ -94,15 +97,16 @@ def _run_windows(
     results = []
     owner = {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
     try:
-        for key in keys:
+        for chunk in chunks(m, keys):
             started = time.monotonic()
             run_id = str(uuid.uuid4())
+            key = chunk[0] if len(chunk) == 1 else f"{chunk[0]}..{chunk[-1]}"
             if on_progress:
                 on_progress(f"  window {key}: running (run {run_id})")
             watcher = RunWatcher(instance, run_id, on_progress) if on_progress else contextlib.nullcontext()
             with watcher:
                 result = job.execute_in_process(
-                    partition_key=key,
+                    partition_key=chunk[0] if len(chunk) == 1 else None,
                     instance=instance,
                     raise_on_error=False,
                     run_id=run_id,
@@ -111,6 +115,7 @@ def _run_windows(
                         SYNC_TAG: sync_id,
                         # the daemon's run retries are for launched runs; the CLI reports and stops
                         "dagster/max_retries": "0",
+                        **_range_tags(chunk),
                         **owner,
                         **(tags or {}),
                     },
@@ -125,6 +130,16 @@ def _run_windows(
     finally:
         instance.dispose()
     return results
+
+
+def _range_tags(chunk: list[str]) -> dict[str, str]:
+    """A run over several windows: Dagster's partition range tags (one run, every window's raw rows)."""
+    if len(chunk) == 1:
+        return {}
+    return {
+        "dagster/asset_partition_range_start": chunk[0],
+        "dagster/asset_partition_range_end": chunk[-1],
+    }
 
 
 def open_instance() -> dg.DagsterInstance:

@@ -230,36 +230,52 @@ query Runs($tags: [ExecutionTag!]) {
 }"""
 
 
-def test_a_backfill_launched_as_the_ui_does_loads_one_window_at_a_time_in_order(ui):
-    """The daemon's run queue holds a mapping's runs to one at a time (the run-tag limit)."""
+def test_a_backfill_launched_as_the_ui_does_is_one_run_per_range_and_one_run_at_a_time(ui):
+    """A UI backfill of a range extracts its windows in one run (the raw assets' backfill policy,
+    issue 14 part 1), and the daemon's run queue holds a mapping's runs to one at a time (the
+    run-tag limit): two backfills launched together never overlap."""
     url, _ = ui
-    windows = ["2026-11-03", "2026-11-04", "2026-11-05"]
-    params = {
-        "selector": {
-            "partitionSetName": "sandbox_sync_partition_set",
-            "repositorySelector": {
-                "repositoryLocationName": "ploomes_cx.definitions",
-                "repositoryName": "__repository__",
+    ranges = [["2026-11-03", "2026-11-04", "2026-11-05"], ["2026-11-06", "2026-11-07"]]
+    backfills = []
+    for windows in ranges:
+        params = {
+            "selector": {
+                "partitionSetName": "sandbox_sync_partition_set",
+                "repositorySelector": {
+                    "repositoryLocationName": "ploomes_cx.definitions",
+                    "repositoryName": "__repository__",
+                },
             },
-        },
-        "partitionNames": windows,
-    }
-    launched = graphql(url, LAUNCH_BACKFILL, {"params": params})["data"]["launchPartitionBackfill"]
-    assert launched["__typename"] == "LaunchBackfillSuccess", launched
-    tags = [{"key": "dagster/backfill", "value": launched["backfillId"]}]
+            "partitionNames": windows,
+        }
+        launched = graphql(url, LAUNCH_BACKFILL, {"params": params})["data"]["launchPartitionBackfill"]
+        assert launched["__typename"] == "LaunchBackfillSuccess", launched
+        backfills.append(launched["backfillId"])
     deadline = time.monotonic() + 300
     runs: list[dict] = []
     while time.monotonic() < deadline:
-        runs = graphql(url, BACKFILL_RUNS, {"tags": tags})["data"]["runsOrError"]["results"]
-        if len(runs) == len(windows) and all(r["status"] in ("SUCCESS", "FAILURE", "CANCELED") for r in runs):
+        runs = [
+            run
+            for backfill in backfills
+            for run in graphql(
+                url, BACKFILL_RUNS, {"tags": [{"key": "dagster/backfill", "value": backfill}]}
+            )["data"]["runsOrError"]["results"]
+        ]
+        if len(runs) == len(ranges) and all(r["status"] in ("SUCCESS", "FAILURE", "CANCELED") for r in runs):
             break
         time.sleep(2)
-    assert [r["status"] for r in runs] == ["SUCCESS"] * len(windows), runs
+    assert [r["status"] for r in runs] == ["SUCCESS"] * len(ranges), runs
     runs.sort(key=lambda r: r["startTime"])
     # the figure in the README (seconds per backfill run): `pytest -s -k backfill` prints it
     print("backfill run seconds:", [round(r["endTime"] - r["startTime"], 1) for r in runs])
-    partitions = [next(t["value"] for t in r["tags"] if t["key"] == "dagster/partition") for r in runs]
-    assert partitions == windows  # oldest window first
+    spans = sorted(
+        [
+            next(t["value"] for t in r["tags"] if t["key"] == "dagster/asset_partition_range_start"),
+            next(t["value"] for t in r["tags"] if t["key"] == "dagster/asset_partition_range_end"),
+        ]
+        for r in runs
+    )
+    assert spans == [[w[0], w[-1]] for w in ranges]  # each backfill: one run over its whole range
     for earlier, later in itertools.pairwise(runs):
         assert earlier["endTime"] <= later["startTime"], (earlier, later)  # never two at once
 

@@ -338,6 +338,8 @@ def test_a_refused_record_costs_one_call_per_sync_command_not_one_per_window(
     home, full, ploomes, customerx, monkeypatch
 ):
     point_at(monkeypatch, ploomes, customerx)
+    path = Path(full.source_path)  # one window per run: a range of three is three runs of one sync
+    path.write_text(path.read_text().replace("sync:\n", "sync:\n  windows_per_run: 1\n"))
     assert main(["sync", full.source_path, "--window", "2026-11-02..2026-11-04", "--dry-run"]) == 0
     # a contact staged from the first window on, never merged into another: one record throughout
     victim = _ledger(
@@ -352,7 +354,7 @@ def test_a_refused_record_costs_one_call_per_sync_command_not_one_per_window(
         return sum(1 for w in customerx.writes if (w["body"] or {}).get("email") == victim[1])
 
     assert main(["sync", full.source_path, "--window", "2026-11-02..2026-11-04"]) == 1
-    assert attempts() == 1  # three windows, one 422
+    assert attempts() == 1  # three runs, one 422
     outcomes = _ledger(
         home,
         "fullsync",

@@ -37,22 +37,31 @@ def day(n: int) -> tuple[dt.datetime, dt.datetime]:
 
 def test_sync_job_extracts_every_entity_into_its_partition(home, mapping, ploomes, sandbox_environ):
     results = run_windows(mapping, ["2026-11-02", "2026-11-03"])
-    assert [r.success for r in results] == [True, True]
+    assert [r.success for r in results] == [True]  # one run extracts both windows (issue 14, part 1)
     for n, key in ((2, "2026-11-02"), (3, "2026-11-03")):
         for entity in ENTITIES:
             expected = sorted(ploomes.dataset.expected_ids(entity, *day(n)))
             assert table_ids(home, "acme", entity, f"{key} 00:00:00") == expected, (entity, key)
-    assert results[0].counts["persons"]["extracted"] == len(ploomes.dataset.expected_ids("persons", *day(2)))
+    persons = [len(ploomes.dataset.expected_ids("persons", *day(n))) for n in (2, 3)]
+    assert results[0].counts["persons"]["extracted"] == sum(persons)
 
     instance = dg.DagsterInstance.get()
     event = instance.get_latest_materialization_event(dg.AssetKey(["acme", "raw_persons"]))
     meta = event.asset_materialization.metadata
     assert meta["requests"].value >= meta["pages"].value >= 1
     assert meta["retries"].value == 0
-    assert meta["window"].value == "[2026-11-03T00:00:00-03:00, 2026-11-04T00:00:00-03:00)"
-    assert meta["dagster/partition_row_count"].value == meta["records"].value > 0
+    assert meta["window"].value == "[2026-11-02T00:00:00-03:00, 2026-11-04T00:00:00-03:00)"
+    assert meta["records_by_window"].value == {"2026-11-02": persons[0], "2026-11-03": persons[1]}
+    assert meta["records"].value == sum(persons)
     runs = instance.get_runs()
-    assert {r.tags.get("dagster/partition") for r in runs} == {"2026-11-02", "2026-11-03"}
+    assert [
+        (r.tags.get("dagster/asset_partition_range_start"), r.tags.get("dagster/asset_partition_range_end"))
+        for r in runs
+    ] == [("2026-11-02", "2026-11-03")]
+    assert instance.get_materialized_partitions(dg.AssetKey(["acme", "raw_persons"])) == {
+        "2026-11-02",
+        "2026-11-03",
+    }
 
 
 def test_rematerializing_a_window_replaces_only_that_window(home, mapping, ploomes, sandbox_environ):
@@ -141,12 +150,15 @@ def test_cli_sync_prints_a_summary_and_runs_land_on_the_instance(
 ):
     assert main(["sync", mapping.source_path, "--window", "2026-11-04..2026-11-06"]) == 0
     out = capsys.readouterr().out
-    assert len(re.findall(r"window 2026-11-0\d: ok in", out)) == 3
-    assert len(re.findall(r"window 2026-11-0\d: running \(run ", out)) == 3
-    # live progress: one line per finished step, per window, in the order they ran
-    assert len(re.findall(r"\[ *[\d.]+s\] raw_persons: \d+ extracted", out)) == 3
-    assert len(re.findall(r"load_clients: \d+ created, \d+ updated, \d+ unchanged, 0 failed", out)) == 3
-    window = out.split("window 2026-11-05: running")[1].split("window 2026-11-05: ok")[0]
+    # the range is one run: its three windows extracted, then staged and loaded once
+    assert len(re.findall(r"window 2026-11-04\.\.2026-11-06: ok in", out)) == 1
+    assert len(re.findall(r"window 2026-11-0\d\.\.2026-11-0\d: running \(run ", out)) == 1
+    # live progress: one line per finished step (a raw asset's three windows are one line)
+    assert len(re.findall(r"\[ *[\d.]+s\] raw_persons: \d+ extracted", out)) == 1
+    assert len(re.findall(r"load_clients: \d+ created, \d+ updated, \d+ unchanged, 0 failed", out)) == 1
+    window = out.split("window 2026-11-04..2026-11-06: running")[1].split(
+        "window 2026-11-04..2026-11-06: ok"
+    )[0]
     assert window.index("raw_persons") < window.index("stg_clients") < window.index("load_clients")
     # a load step long enough to wait on says where it is, with the ETA at the CustomerX pace
     eta = re.findall(r"load_(\w+): ([\d,]+) of ([\d,]+) records, ETA (?:<1m|\d+m|\d+h\d\dm) at 6000/min", out)
@@ -154,7 +166,7 @@ def test_cli_sync_prints_a_summary_and_runs_land_on_the_instance(
     persons = sum(len(ploomes.dataset.expected_ids("persons", *day(n))) for n in (4, 5, 6))
     line = next(x for x in out.splitlines() if x.startswith("persons"))
     assert line.split()[1] == str(persons)
-    assert len(dg.DagsterInstance.get().get_runs()) == 3
+    assert len(dg.DagsterInstance.get().get_runs()) == 1
     assert (home / "dagster" / "dagster.yaml").exists()
 
 

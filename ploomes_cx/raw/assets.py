@@ -14,7 +14,7 @@ from dagster import AssetExecutionContext
 
 from ploomes_cx.mapping import Mapping
 from ploomes_cx.metadata import RECORDS, ErrorKind, failure, markdown
-from ploomes_cx.partitions import opens_history, partitions_def
+from ploomes_cx.partitions import backfill_policy, opens_history, partitions_def, window_cutter
 from ploomes_cx.plan import Plan
 from ploomes_cx.ploomes.catalogue import check_custom_fields, is_custom
 from ploomes_cx.ploomes.client import (
@@ -62,6 +62,15 @@ def _preview(frame: pd.DataFrame) -> dg.MetadataValue:
     return dg.MetadataValue.md("\n".join(lines) if len(head) else "_no records in this window_")
 
 
+def _by_window(m: Mapping, frame: pd.DataFrame) -> dg.MetadataValue:
+    """A run over several windows writes every one of them, each row in its own window: how many."""
+    counts = frame.groupby("window_start").size()
+    label = (
+        (lambda k: str(k.date())) if m.sync.cadence == "daily" else (lambda k: k.strftime("%Y-%m-%d-%H:%M"))
+    )
+    return dg.MetadataValue.json({label(k): int(n) for k, n in counts.items()})
+
+
 def history_note(m: Mapping) -> str:
     """What the asset descriptions say about the history window, when the mapping has one."""
     if not m.sync.history:
@@ -94,6 +103,7 @@ def build_fields_asset(m: Mapping) -> dg.AssetsDefinition:
         group_name=plan.group("raw"),
         kinds={"ploomes", "duckdb"},
         partitions_def=partitions_def(m),
+        backfill_policy=backfill_policy(m),
         io_manager_key=plan.io_manager,
         required_resource_keys={resource_key},
         pool=plan.ploomes_pool,
@@ -136,6 +146,16 @@ def build_fields_asset(m: Mapping) -> dg.AssetsDefinition:
     return raw_fields
 
 
+def _entity_description(m: Mapping, spec: EntitySpec) -> str:
+    return (
+        f"{spec.description}\n\nRead from `{spec.path}`"
+        + (f" where `{spec.base_filter}`" if spec.base_filter else "")
+        + f", windowed on `{spec.date_field}` in [start, end) of the partition; stored as returned. A run "
+        "over several windows (a range, a backfill) reads them in one pass and stores each record in the "
+        "window its change date falls in." + history_note(m)
+    )
+
+
 def build_entity_asset(m: Mapping, spec: EntitySpec) -> dg.AssetsDefinition:
     plan = Plan.of(m)
     resource_key = plan.ploomes_resource
@@ -146,6 +166,7 @@ def build_entity_asset(m: Mapping, spec: EntitySpec) -> dg.AssetsDefinition:
         group_name=plan.group("raw"),
         kinds={"ploomes", "duckdb"},
         partitions_def=partitions_def(m),
+        backfill_policy=backfill_policy(m),
         io_manager_key=plan.io_manager,
         required_resource_keys={resource_key},
         deps=[plan.raw_key("fields")],
@@ -157,26 +178,23 @@ def build_entity_asset(m: Mapping, spec: EntitySpec) -> dg.AssetsDefinition:
             "ploomes_endpoint": spec.path,
             "window_field": spec.date_field,
         },
-        description=(
-            f"{spec.description}\n\nRead from `{spec.path}`"
-            + (f" where `{spec.base_filter}`" if spec.base_filter else "")
-            + f", windowed on `{spec.date_field}` in [start, end) of the partition; stored as returned."
-            + history_note(m)
-        ),
+        description=_entity_description(m, spec),
     )
     def _raw(context: AssetExecutionContext) -> pd.DataFrame:
         resource: PloomesResource = getattr(context.resources, resource_key)
         window = context.partition_time_window
         stats = CallStats()
         records: list[dict[str, Any]] = []
-        history = opens_history(m, context.partition_key)
+        history = opens_history(m, context.partition_key_range.start)
         with resource.one_step_at_a_time(context.log), resource.api(context.log) as api:
             try:
                 for page in api.iter_window(spec, None if history else window.start, window.end, stats):
                     records.extend(page)
             except (PloomesAuthError, PloomesRequestError) as exc:
                 raise _failure(exc) from None
-        frame, outside = raw_frame(records, spec.date_field, window, naive_zone, context.run_id, history)
+        frame, outside = raw_frame(
+            records, spec.date_field, window, naive_zone, context.run_id, history, window_cutter(m)
+        )
         if outside:
             context.log.warning(
                 f"{len(outside)} record(s) came back dated outside {window.start}..{window.end} and were left "
@@ -188,6 +206,7 @@ def build_entity_asset(m: Mapping, spec: EntitySpec) -> dg.AssetsDefinition:
                 RECORDS: len(frame),
                 "history_window": history,
                 "out_of_window": len(outside),
+                "records_by_window": _by_window(m, frame),
                 "preview": _preview(frame),
             }
         )

@@ -19,7 +19,7 @@ from dagster_duckdb import DuckDBResource
 
 from ploomes_cx.mapping import Mapping
 from ploomes_cx.metadata import RECORDS, markdown
-from ploomes_cx.partitions import partitions_def
+from ploomes_cx.partitions import backfill_policy, partitions_def
 from ploomes_cx.plan import CONTACTS, DEALS, ORDERS, QUOTES, Plan, references
 from ploomes_cx.ploomes.client import CallStats, PloomesApi, PloomesAuthError, PloomesRequestError
 from ploomes_cx.ploomes.entities import ENTITIES
@@ -41,7 +41,7 @@ CONTACT_TYPES = {1: "organizations", 2: "persons"}
 
 
 def _fetch(
-    api: PloomesApi, parent: str, ids: dict[int, str], wanted: set[str], stats: CallStats
+    api: PloomesApi, parent: str, ids: dict[int, tuple[str, Any]], wanted: set[str], stats: CallStats
 ) -> list[Fetched]:
     """One parent kind's records; every asked Id not returned is a `Fetched` without record
     (orders are asked by deal, and a deal without an order is not missing anything)."""
@@ -55,21 +55,23 @@ def _fetch(
             found.add(ref)
             entity = CONTACT_TYPES.get(record.get("TypeId"), "") if parent == CONTACTS else spec_name
             if entity in wanted:
-                out.append(Fetched(entity, int(record["Id"]), record, ids.get(ref, "")))
+                by, window = ids.get(ref, ("", None))
+                out.append(Fetched(entity, int(record["Id"]), record, by, window))
     if parent != ORDERS:
-        out += [Fetched(parent, i, None, by) for i, by in ids.items() if i not in found]
+        out += [Fetched(parent, i, None, by, window) for i, (by, window) in ids.items() if i not in found]
     return out
 
 
 def _frontier(con: duckdb.DuckDBPyConnection, fetched: list[Fetched]) -> dict[str, str]:
     """The records fetched in the last round, as the next round's sources."""
     frame = pd.DataFrame(
-        [(f.entity, f.id, _json(f.record)) for f in fetched if f.record is not None],
-        columns=["entity", "id", "payload"],
+        [(f.entity, f.id, _json(f.record), f.window_start) for f in fetched if f.record is not None],
+        columns=["entity", "id", "payload", "window_start"],
     )
+    frame["window_start"] = pd.to_datetime(frame["window_start"]).astype("datetime64[us]")
     con.register("_dep_frontier", frame)
     return {
-        e: f"select id, payload::json as payload from _dep_frontier where entity = '{e}'"
+        e: f"select id, payload::json as payload, window_start from _dep_frontier where entity = '{e}'"
         for e in set(frame["entity"])
     }
 
@@ -79,13 +81,17 @@ def _json(record: dict[str, Any] | None) -> str:
 
 
 def fetch_dependencies(
-    con: duckdb.DuckDBPyConnection, api: PloomesApi, m: Mapping, window_literal: str, stats: CallStats
+    con: duckdb.DuckDBPyConnection, api: PloomesApi, m: Mapping, window: dg.TimeWindow, stats: CallStats
 ) -> list[Fetched]:
-    """Every parent the window's records need, in rounds, each Id asked once."""
+    """Every parent the run's records need (its windows'), in rounds, each Id asked once."""
     plan = Plan.of(m)
     children = {r.child for r in references(m)}
+    start, end = (
+        f"'{t.replace(tzinfo=None).isoformat(sep=' ')}'::timestamp" for t in (window.start, window.end)
+    )
+    inside = f"window_start >= {start} and window_start < {end}"
     sources = {
-        c: f"select id, payload from {m.name}.raw_{c} where window_start = {window_literal}"
+        c: f"select id, payload, window_start from {m.name}.raw_{c} where {inside}"
         for c in children
         if table_exists(con, m.name, f"raw_{c}")
     }
@@ -94,7 +100,7 @@ def fetch_dependencies(
     for _ in range(MAX_ROUNDS):
         needs = {
             parent: {i: by for i, by in ids.items() if i not in asked.get(parent, set())}
-            for parent, ids in needed(con, m, sources, window_literal).items()
+            for parent, ids in needed(con, m, sources, f"not ({inside})").items()
         }
         needs = {parent: ids for parent, ids in needs.items() if ids}
         if not needs:
@@ -121,6 +127,7 @@ def build_dependencies_asset(m: Mapping) -> dg.AssetsDefinition | None:
         group_name=plan.group("raw"),
         kinds={"ploomes", "duckdb"},
         partitions_def=partitions_def(m),
+        backfill_policy=backfill_policy(m),
         io_manager_key=plan.io_manager,
         required_resource_keys={ploomes_key, duck_key},
         deps=[plan.raw_key(e) for e in plan.entity_extracts],
@@ -138,7 +145,6 @@ def build_dependencies_asset(m: Mapping) -> dg.AssetsDefinition | None:
         resource: PloomesResource = getattr(context.resources, ploomes_key)
         duck: DuckDBResource = getattr(context.resources, duck_key)
         window = context.partition_time_window
-        literal = f"'{window.start.replace(tzinfo=None).isoformat(sep=' ')}'::timestamp"
         stats = CallStats()
         # the account's turn before the DuckDB file: every step takes them in this order
         with (
@@ -147,7 +153,7 @@ def build_dependencies_asset(m: Mapping) -> dg.AssetsDefinition | None:
             connection(duck) as con,
         ):
             try:
-                fetched = fetch_dependencies(con, api, m, literal, stats)
+                fetched = fetch_dependencies(con, api, m, window, stats)
             except (PloomesAuthError, PloomesRequestError) as exc:
                 raise _failure(exc) from None
         frame = dependency_frame(fetched, window, naive_zone, context.run_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -49,12 +49,15 @@ def raw_frame(
     naive_zone: ZoneInfo,
     run_id: str,
     history: bool = False,
+    cut: Callable[[dt.datetime], dt.datetime] | None = None,
 ) -> tuple[pd.DataFrame, list[int]]:
-    """The partition's rows, and the ids of records whose date falls outside the window.
+    """The run's rows, and the ids of records whose date falls outside its window.
 
     Such records were not asked for; they are left to the window they belong to (which extracts
     them), and reported, never stored in the wrong partition. The history window (`history`) is
-    open at its start: only its end bounds it.
+    open at its start: only its end bounds it. A run over several windows gives each row the
+    window its change date falls in (`cut`, `partitions.window_cutter`), so re-running one of
+    them later replaces that window's rows only.
     """
     zone = window.start.tzinfo
     start, end = window.start, window.end
@@ -66,11 +69,12 @@ def raw_frame(
         if not (history or start <= stamp) or not stamp < end:
             outside.append(int(record["Id"]))
             continue
+        local = stamp.astimezone(zone).replace(tzinfo=None)
         rows.append(
             (
-                local_start,
+                local_start if cut is None else cut(local),
                 int(record["Id"]),
-                stamp.astimezone(zone).replace(tzinfo=None),
+                local,
                 json.dumps(record, ensure_ascii=False, separators=(",", ":")),
                 extracted_at,
                 run_id,
@@ -142,12 +146,13 @@ class Fetched:
     id: int
     record: dict[str, Any] | None
     needed_by: str
+    window_start: dt.datetime | None = None  # the window of the earliest record needing it
 
 
 def dependency_frame(
     fetched: list[Fetched], window: dg.TimeWindow, naive_zone: ZoneInfo, run_id: str
 ) -> pd.DataFrame:
-    """The `raw_dependencies` rows of one window."""
+    """The `raw_dependencies` rows of one run, each in the window of the record that needs it."""
     zone = window.start.tzinfo
     extracted_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     rows = []
@@ -157,7 +162,7 @@ def dependency_frame(
         payload = json.dumps(f.record, ensure_ascii=False, separators=(",", ":")) if f.record else None
         rows.append(
             (
-                window.start.replace(tzinfo=None),
+                f.window_start or window.start.replace(tzinfo=None),
                 f.entity,
                 f.id,
                 changed,

@@ -26,7 +26,7 @@ STORED_AS = {
 DEPENDENCIES_TABLE = "raw_dependencies"
 
 
-def _held(con: duckdb.DuckDBPyConnection, schema: str, parent: str, window: str) -> str:
+def _held(con: duckdb.DuckDBPyConnection, schema: str, parent: str, outside: str) -> str:
     """SQL of the ids of `parent` already held (for orders: the deals whose orders are held)."""
     column = "(payload->>'$.DealId')::bigint" if parent == ORDERS else "id"
     parts = [
@@ -38,20 +38,22 @@ def _held(con: duckdb.DuckDBPyConnection, schema: str, parent: str, window: str)
         entities = ", ".join(f"'{e}'" for e in STORED_AS[parent])
         parts.append(
             f"select {column} as id from {schema}.{DEPENDENCIES_TABLE} where entity in ({entities}) "
-            f"and payload is not null and window_start != {window}"
+            f"and payload is not null and {outside}"
         )
     return " union all ".join(parts) or "select null::bigint as id where false"
 
 
 def needed(
-    con: duckdb.DuckDBPyConnection, m: Mapping, sources: dict[str, str], window: str
-) -> dict[str, dict[int, str]]:
-    """Per parent kind, the ids needed and not held, each with the first record that needs it.
+    con: duckdb.DuckDBPyConnection, m: Mapping, sources: dict[str, str], outside: str
+) -> dict[str, dict[int, tuple[str, object]]]:
+    """Per parent kind, the ids needed and not held, each with the first record that needs it and
+    the earliest window needing it (the window its row is stored in).
 
-    `sources`: child entity -> SQL of its rows to read (`id`, `payload`); `window`: SQL literal of
-    the window start whose own earlier fetches do not count as held.
+    `sources`: child entity -> SQL of its rows to read (`id`, `payload`, `window_start`);
+    `outside`: SQL condition on `window_start` true of the fetches of other runs' windows (this
+    run's own earlier fetches do not count as held).
     """
-    out: dict[str, dict[int, str]] = {}
+    out: dict[str, dict[int, tuple[str, object]]] = {}
     for parent in (CONTACTS, DEALS, ORDERS, QUOTES):
         selects = []
         for ref in references(m):
@@ -59,17 +61,18 @@ def needed(
                 continue
             won = f" and (payload->>'$.StatusId')::int = {WON}" if ref.won_only else ""
             selects.append(
-                f"select (payload->>'{ref.path}')::bigint as ref, concat('{ref.child} ', id, ' {ref.path[2:]}') as needed_by "
+                f"select (payload->>'{ref.path}')::bigint as ref, "
+                f"concat('{ref.child} ', id, ' {ref.path[2:]}') as needed_by, window_start "
                 f"from ({sources[ref.child]}) where true{won}"
             )
         if not selects:
             continue
         rows = con.execute(f"""
-            select ref, min(needed_by) from ({" union all ".join(selects)})
+            select ref, min(needed_by), min(window_start) from ({" union all ".join(selects)})
             where ref is not null and ref > 0
-                and ref not in (select id from ({_held(con, m.name, parent, window)}) where id is not null)
+                and ref not in (select id from ({_held(con, m.name, parent, outside)}) where id is not null)
             group by ref order by ref
         """).fetchall()
         if rows:
-            out[parent] = {int(r[0]): str(r[1]) for r in rows}
+            out[parent] = {int(r[0]): (str(r[1]), r[2]) for r in rows}
     return out

@@ -1,0 +1,94 @@
+"""A range of windows is one pass (issue 14, part 1): every window extracted, then one staging and
+one load, so a multi-window first sync writes each record once; each raw row keeps its own window."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import duckdb
+import pytest
+
+from ploomes_cx.cli import main
+from ploomes_cx.runtime.duckdb_io import database_path
+from ploomes_cx.sandbox import PloomesDataset
+from ploomes_cx_tests.conftest import point_at, write_mapping
+from ploomes_cx_tests.helpers import staged
+
+WEEK = "2026-11-02..2026-11-08"
+
+
+def _identity(resource: str, body: dict) -> tuple:
+    """Which record a write is about: its external id; a timeline entry has none, so its content."""
+    if resource == "timelines":
+        return (resource, body["external_id_client"], body["title"], body["created_at"], body["body"])
+    return (resource, body[f"external_id_{resource[:-1]}"])
+
+
+@pytest.fixture
+def dataset() -> PloomesDataset:
+    return PloomesDataset(persons=300, seed=5)
+
+
+def _raw_rows(home, name: str, table: str) -> list[tuple]:
+    with duckdb.connect(str(database_path(home, name)), read_only=True) as con:
+        return con.execute(
+            f"select window_start, id, run_id, extracted_at from {name}.{table} order by 1, 2"
+        ).fetchall()
+
+
+def test_a_seven_window_first_sync_writes_each_record_once(
+    tmp_path, home, ploomes, customerx, monkeypatch, capsys
+):
+    point_at(monkeypatch, ploomes, customerx)
+    path = write_mapping(tmp_path, "week", "quality:\n  max_rejected_ratio: 0.9\n")
+    assert main(["sync", str(path), "--window", WEEK]) == 0
+    out = capsys.readouterr().out
+    assert f"window {WEEK}: ok" in out and out.count(": ok in") == 1  # one run for the seven windows
+    writes = Counter(
+        _identity(w["path"].split("?")[0].rsplit("/", 1)[-1], w["body"]) for w in customerx.writes
+    )
+    assert writes and max(writes.values()) == 1  # no record written twice
+    assert {w["method"] for w in customerx.writes} == {"POST"}
+    staged_total = sum(
+        len(staged(home, "week", f"stg_{e}")) for e in ("clients", "contacts", "contracts", "timeline")
+    )
+    assert len(customerx.writes) == staged_total  # every staged record landed, once
+    # every window of the week holds its own rows, written by that one run
+    windows = {row[0].date().isoformat() for row in _raw_rows(home, "week", "raw_persons")}
+    assert windows == {f"2026-11-0{d}" for d in range(2, 9)}
+
+
+def test_re_running_one_day_of_a_range_run_touches_only_that_days_raw_rows(
+    tmp_path, home, ploomes, customerx, monkeypatch
+):
+    point_at(monkeypatch, ploomes, customerx)
+    path = write_mapping(tmp_path, "rerun", "quality:\n  max_rejected_ratio: 0.9\n")
+    assert main(["sync", str(path), "--window", WEEK]) == 0
+    tables = ("raw_persons", "raw_organizations", "raw_deals", "raw_dependencies")
+    before = {t: _raw_rows(home, "rerun", t) for t in tables}
+    assert main(["sync", str(path), "--window", "2026-11-05"]) == 0
+    day = "2026-11-05"
+    for table in tables:
+        after = _raw_rows(home, "rerun", table)
+        others = [r for r in before[table] if r[0].date().isoformat() != day]
+        assert [r for r in after if r[0].date().isoformat() != day] == others, table
+        old = {r[1] for r in before[table] if r[0].date().isoformat() == day}
+        new = [r for r in after if r[0].date().isoformat() == day]
+        assert {r[2] for r in new} & {r[2] for r in before[table]} == set(), table  # that day: rewritten
+        if table != "raw_dependencies":  # the same records changed that day
+            assert {r[1] for r in new} == old and old, table
+
+
+def test_a_long_range_runs_in_chunks_of_windows_per_run(
+    tmp_path, home, ploomes, customerx, monkeypatch, capsys
+):
+    point_at(monkeypatch, ploomes, customerx)
+    path = write_mapping(tmp_path, "chunked", "quality:\n  max_rejected_ratio: 0.9\n")
+    path.write_text(path.read_text().replace("sync:\n", "sync:\n  windows_per_run: 3\n"))
+    assert main(["sync", str(path), "--window", WEEK]) == 0
+    out = capsys.readouterr().out
+    for label in ("2026-11-02..2026-11-04", "2026-11-05..2026-11-07", "2026-11-08"):
+        assert f"window {label}: ok" in out
+    assert {row[0].date().isoformat() for row in _raw_rows(home, "chunked", "raw_persons")} == {
+        f"2026-11-0{d}" for d in range(2, 9)
+    }
