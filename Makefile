@@ -9,12 +9,12 @@ DG     := VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(BIN)):$$PATH $(BIN)/dg
 CHROMIUM     ?= /usr/bin/chromium
 CHROMEDRIVER ?= /usr/bin/chromedriver
 
-.PHONY: install browser-deps demo test lint validate ui bench-extract bench-parallel bench-staging bench-load bench-fidelity bench-reconcile bench-sync clean
+.PHONY: install browser-deps demo test lint validate ui bench-extract bench-parallel bench-staging bench-load bench-fidelity bench-reconcile bench-sync bench-scale postgres-deps clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,postgres]'
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -30,8 +30,15 @@ browser-deps:
 	  SUDO=$$( [ "$$(id -u)" -ne 0 ] && command -v sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver; }
 
+## Debian's PostgreSQL server binaries for the PostgreSQL-instance test and bench-scale, installed once when missing
+postgres-deps:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  echo "installing Debian postgresql for the PostgreSQL-instance test"; \
+	  SUDO=$$( [ "$$(id -u)" -ne 0 ] && command -v sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql; }
+
 ## Lint, check the code location loads, run the test suite (browser test included)
-test: $(STAMP) browser-deps
+test: $(STAMP) browser-deps postgres-deps
 	$(BIN)/ruff check ploomes_cx ploomes_cx_tests benchmarks
 	$(BIN)/ruff format --check ploomes_cx ploomes_cx_tests benchmarks
 	DAGSTER_HOME= PLOOMES_CX_HOME=$$(mktemp -d) $(DG) check defs
@@ -72,6 +79,10 @@ bench-reconcile: $(STAMP)
 ## A first sync of a 7-window dirty account at enforced limits: writes and requests per needed write, time / floor
 bench-sync: $(STAMP)
 	$(BIN)/python -m benchmarks.sync
+
+## 20 mappings synced at once through the run queue and the daemon on a PostgreSQL instance
+bench-scale: $(STAMP) postgres-deps
+	$(BIN)/python -m benchmarks.scale
 
 clean:
 	rm -rf .ploomes_cx
