@@ -15,28 +15,27 @@ instance's queue wait. Run: `make bench-scale`.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmarks.dagster_ui import (
+    BACKFILL_RUNS,
+    LAUNCH_BACKFILL,
+    backfill_selector,
+    graphql,
+    wait_for_code_location,
+)
 from benchmarks.postgres import ROOT, LocalPostgres, _free_port
 from ploomes_cx.sandbox import CustomerXSandbox, PloomesDataset, PloomesSandbox
 
 PLOOMES_RPM, CUSTOMERX_RPM = 120, 60
-LAUNCH = """mutation Launch($params: LaunchBackfillParams!) {
-  launchPartitionBackfill(backfillParams: $params) {
-    __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }"""
-RUNS = """query Runs($tags: [ExecutionTag!]) { runsOrError(filter: {tags: $tags}) {
-  ... on Runs { results { runId status creationTime startTime endTime } } } }"""
-LOCATIONS = "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
 MAPPING = """\
 name: {name}
 ploomes:
@@ -69,30 +68,6 @@ class ScaleResult:
     home: Path
     peak_rss: dict[int, int]  # run process id -> peak resident bytes
     stored_runs: int  # runs the PostgreSQL instance holds
-
-
-def _graphql(url: str, query: str, variables: dict | None = None) -> dict:
-    body = json.dumps({"query": query, "variables": variables or {}}).encode()
-    request = urllib.request.Request(
-        f"{url}/graphql", data=body, headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())
-
-
-def _wait_for_location(url: str, proc: subprocess.Popen, log: Path, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the webserver exited:\n{log.read_text()[-3000:]}")
-        try:
-            entries = _graphql(url, LOCATIONS)["data"]["workspaceOrError"]["locationEntries"]
-            if entries and all(e["loadStatus"] == "LOADED" for e in entries):
-                return
-        except OSError:
-            pass
-        time.sleep(1)
-    raise RuntimeError(f"the code location did not load in {timeout:.0f}s:\n{log.read_text()[-3000:]}")
 
 
 def _sample_runs(peaks: dict[int, int]) -> None:
@@ -168,19 +143,13 @@ def _sync_all(
         )
     peaks: dict[int, int] = {}
     try:
-        _wait_for_location(url, proc, log)
+        wait_for_code_location(url, proc, log)
         keys = [f"2026-11-{d:02d}" for d in range(1, windows + 1)]
         started = time.monotonic()
         backfills = {}
         for account in accounts:
-            selector = {
-                "partitionSetName": f"{account.name}_sync_partition_set",
-                "repositorySelector": {
-                    "repositoryLocationName": "ploomes_cx.definitions",
-                    "repositoryName": "__repository__",
-                },
-            }
-            answer = _graphql(url, LAUNCH, {"params": {"selector": selector, "partitionNames": keys}})
+            params = {"selector": backfill_selector(account.name), "partitionNames": keys}
+            answer = graphql(url, LAUNCH_BACKFILL, {"params": params})
             launched = answer["data"]["launchPartitionBackfill"]
             if launched["__typename"] != "LaunchBackfillSuccess":
                 raise RuntimeError(f"{account.name}: {launched}\n{log.read_text()[-3000:]}")
@@ -191,7 +160,7 @@ def _sync_all(
             done = True
             for account in accounts:
                 tags = [{"key": "dagster/backfill", "value": backfills[account.name]}]
-                account.runs = _graphql(url, RUNS, {"tags": tags})["data"]["runsOrError"]["results"]
+                account.runs = graphql(url, BACKFILL_RUNS, {"tags": tags})["data"]["runsOrError"]["results"]
                 finished = all(r["status"] in ("SUCCESS", "FAILURE", "CANCELED") for r in account.runs)
                 done = done and bool(account.runs) and finished
             if done:

@@ -8,7 +8,6 @@ runs (and must pass) everywhere the README's test command runs. Screenshots are 
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import re
 import signal
@@ -16,7 +15,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +25,13 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+from benchmarks.dagster_ui import (
+    BACKFILL_RUNS,
+    LAUNCH_BACKFILL,
+    backfill_selector,
+    graphql,
+    wait_for_code_location,
+)
 from ploomes_cx.cli import PROJECT_ROOT, main
 from ploomes_cx.runtime.duckdb_io import database_path
 from ploomes_cx.sandbox import CustomerXSandbox, PloomesDataset, PloomesSandbox
@@ -55,33 +60,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def graphql(url: str, query: str, variables: dict | None = None) -> dict:
-    """What the UI's pages call; used to wait for the code location and to launch a backfill."""
-    request = urllib.request.Request(
-        f"{url}/graphql",
-        data=json.dumps({"query": query, "variables": variables or {}}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())
-
-
-def wait_for_code_location(url: str, proc: subprocess.Popen, log: Path, timeout: float = 180) -> None:
-    query = "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"dagster dev exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            entries = graphql(url, query)["data"]["workspaceOrError"]["locationEntries"]
-            if entries and all(e["loadStatus"] == "LOADED" for e in entries):
-                return
-        except OSError:
-            pass
-        time.sleep(1)
-    raise AssertionError(f"the code location did not load in {timeout}s:\n{log.read_text()[-3000:]}")
 
 
 @pytest.fixture(scope="module")
@@ -214,22 +192,6 @@ def test_rejected_rows_and_duplicate_clusters_are_readable_from_their_asset_page
     browser.save_screenshot(str(ARTIFACTS / "duplicate-clusters.png"))
 
 
-LAUNCH_BACKFILL = """
-mutation Launch($params: LaunchBackfillParams!) {
-  launchPartitionBackfill(backfillParams: $params) {
-    __typename
-    ... on LaunchBackfillSuccess { backfillId }
-    ... on PythonError { message }
-  }
-}"""
-BACKFILL_RUNS = """
-query Runs($tags: [ExecutionTag!]) {
-  runsOrError(filter: {tags: $tags}) {
-    ... on Runs { results { runId status startTime endTime tags { key value } } }
-  }
-}"""
-
-
 def test_a_backfill_launched_as_the_ui_does_is_one_run_per_range_and_one_run_at_a_time(ui):
     """A UI backfill of a range extracts its windows in one run (the raw assets' backfill policy,
     issue 14 part 1), and the daemon's run queue holds a mapping's runs to one at a time (the
@@ -238,16 +200,7 @@ def test_a_backfill_launched_as_the_ui_does_is_one_run_per_range_and_one_run_at_
     ranges = [["2026-11-03", "2026-11-04", "2026-11-05"], ["2026-11-06", "2026-11-07"]]
     backfills = []
     for windows in ranges:
-        params = {
-            "selector": {
-                "partitionSetName": "sandbox_sync_partition_set",
-                "repositorySelector": {
-                    "repositoryLocationName": "ploomes_cx.definitions",
-                    "repositoryName": "__repository__",
-                },
-            },
-            "partitionNames": windows,
-        }
+        params = {"selector": backfill_selector("sandbox"), "partitionNames": windows}
         launched = graphql(url, LAUNCH_BACKFILL, {"params": params})["data"]["launchPartitionBackfill"]
         assert launched["__typename"] == "LaunchBackfillSuccess", launched
         backfills.append(launched["backfillId"])
