@@ -3,12 +3,16 @@ one load, so a multi-window first sync writes each record once; each raw row kee
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter
+from zoneinfo import ZoneInfo
 
 import duckdb
 import pytest
 
 from ploomes_cx.cli import main
+from ploomes_cx.mapping import load_mapping
+from ploomes_cx.partitions import partitions_def, window_cutter
 from ploomes_cx.runtime.duckdb_io import database_path
 from ploomes_cx.sandbox import PloomesDataset
 from ploomes_cx_tests.conftest import point_at, write_mapping
@@ -92,3 +96,28 @@ def test_a_long_range_runs_in_chunks_of_windows_per_run(
     assert {row[0].date().isoformat() for row in _raw_rows(home, "chunked", "raw_persons")} == {
         f"2026-11-0{d}" for d in range(2, 9)
     }
+
+
+@pytest.mark.parametrize(
+    ("cadence", "stamp", "window"),
+    [
+        ("daily", dt.datetime(2026, 11, 3, 23, 59, 59), dt.datetime(2026, 11, 3)),
+        ("daily", dt.datetime(2026, 11, 4, 0, 0), dt.datetime(2026, 11, 4)),
+        ("hourly", dt.datetime(2026, 11, 3, 14, 30), dt.datetime(2026, 11, 3, 14)),
+        # changed before the first window: the history window holds it
+        ("daily", dt.datetime(2025, 6, 1, 8), dt.datetime(2026, 11, 1)),
+        ("hourly", dt.datetime(2026, 10, 31, 23, 59), dt.datetime(2026, 11, 1, 0)),
+    ],
+)
+def test_each_row_of_a_range_run_goes_to_the_window_its_change_date_falls_in(
+    tmp_path, cadence, stamp, window
+):
+    path = write_mapping(tmp_path, "cut")
+    path.write_text(path.read_text().replace("sync:\n", f"sync:\n  cadence: {cadence}\n"))
+    m = load_mapping(path)
+    assert window_cutter(m)(stamp) == window
+    # the same window Dagster's partitions give that moment
+    key = partitions_def(m).get_partition_key_for_timestamp(
+        max(stamp, window).replace(tzinfo=ZoneInfo(m.sync.timezone)).timestamp()
+    )
+    assert partitions_def(m).time_window_for_partition_key(key).start.replace(tzinfo=None) == window
