@@ -7,12 +7,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
+import httpx
 import pytest
 
 from ploomes_cx.cli import main
-from ploomes_cx.customerx.client import CallStats
+from ploomes_cx.customerx.client import CallStats, CustomerXApi
 from ploomes_cx.load import ledger, listing
 from ploomes_cx.load.adoption import Adoption
+from ploomes_cx.load.loop import EntityLoad, Planned
 from ploomes_cx.mapping import load_mapping
 from ploomes_cx.runtime.duckdb_io import database_path
 from ploomes_cx.sandbox import CustomerXSandbox, PloomesDataset
@@ -38,7 +40,7 @@ def _listings(cx: CustomerXSandbox, since: int) -> dict[str, int]:
     return pages
 
 
-def test_a_multi_window_sync_lists_each_entity_once_and_the_next_sync_not_at_all(
+def test_a_multi_window_sync_lists_each_entity_once_and_the_next_sync_at_most_once(
     tmp_path, home, ploomes, customerx, monkeypatch
 ):
     point_at(monkeypatch, ploomes, customerx)
@@ -54,14 +56,24 @@ def test_a_multi_window_sync_lists_each_entity_once_and_the_next_sync_not_at_all
 
 
 def _scenario(
-    tmp_path: Path, ploomes, monkeypatch, adoption: str, ignored: frozenset[str] = frozenset()
+    tmp_path: Path,
+    ploomes,
+    monkeypatch,
+    adoption: str,
+    identifiers: str,
+    ignored: frozenset[str] = frozenset(),
 ) -> tuple[dict, list[tuple], dict[str, int]]:
-    """A first sync; then CustomerX is edited by hand and our crosswalk forgets four records; the
-    same window again. Returns what CustomerX holds, what was adopted, and the listings taken."""
+    """A first sync; then CustomerX is edited by hand and our crosswalk forgets records; the same
+    window again. Returns what CustomerX holds, what was adopted, and the listings taken.
+
+    With identifiers [cnpj_cpf, external_code]: a client with its document masked, one with its
+    "Código" typed by hand, one a killed run left pending. With [email]: a contact whose e-mail
+    was upper-cased. Each is findable by one identifier only."""
     home = tmp_path / adoption / "state"
     home.mkdir(parents=True)
     monkeypatch.setenv("PLOOMES_CX_HOME", str(home))
-    path = write_mapping(tmp_path / adoption, "adopt", "quality:\n  max_rejected_ratio: 0.9\n")
+    extra = f"quality:\n  max_rejected_ratio: 0.9\nidentifiers: [{identifiers}]\n"
+    path = write_mapping(tmp_path / adoption, "adopt", extra)
     path.write_text(path.read_text().replace("customerx:\n", f"customerx:\n  adoption: {adoption}\n"))
     db = str(database_path(home, "adopt"))
     with CustomerXSandbox(
@@ -69,64 +81,76 @@ def _scenario(
     ) as cx:
         point_at(monkeypatch, ploomes, cx)
         assert main(["sync", str(path), "--window", WINDOW]) == 0
-        with duckdb.connect(db, read_only=True) as con:
-            stg = "from adopt.stg_clients where document is not null and length(document) = 14"
-            documented, pended = con.execute(
-                f"select external_id, document {stg} order by 1 limit 2"
-            ).fetchall()
-            coded = con.execute(
-                "select external_id, external_code from adopt.stg_clients where external_code is not null "
-                "and external_id not in (?, ?) order by 1 limit 1",
-                [documented[0], pended[0]],
-            ).fetchone()
-            contact = con.execute(
-                "select external_id, email from adopt.stg_contacts order by 1 limit 1"
-            ).fetchone()
-        clients = {c["external_id_client"]: c for c in cx.store.records["clients"].values()}
-        d = documented[1]
-        masked = f"{d[:2]}.{d[2:5]}.{d[5:8]}/{d[8:12]}-{d[12:]}"
-        # each found by one identifier only: the masked document, the "Código" typed by hand
-        clients[documented[0]].update(external_id_client="LEGADO-1", cnpj_cpf=masked, email=None)
-        clients[coded[0]].update(external_id_client=coded[1], cnpj_cpf=None, email=None)
-        for record in cx.store.records["contacts"].values():
-            if record["external_id_contact"] == contact[0]:
-                record.update(external_id_contact=None, email=contact[1].upper())
-        with duckdb.connect(db) as con:
-            con.execute(
-                "delete from adopt.crosswalk where (entity = 'clients' and external_id in (?, ?)) "
-                "or (entity = 'contacts' and external_id = ?)",
-                [documented[0], coded[0], contact[0]],
-            )
-            con.execute(
-                "update adopt.crosswalk set state = 'pending', customerx_id = null, content_hash = null, "
-                "body = null where entity = 'clients' and external_id = ?",  # a run killed mid-create
-                [pended[0]],
-            )
+        forgotten = _edit_by_hand(cx, db, by_email="email" in identifiers)
         mark = len(cx.requests)
         assert main(["sync", str(path), "--window", WINDOW]) == 0
         with duckdb.connect(db, read_only=True) as con:
             adopted = con.execute(
                 "select entity, external_id from adopt.ledger where outcome = 'adopted' order by 1, 2"
             ).fetchall()
-        assert {("clients", documented[0]), ("clients", coded[0]), ("clients", pended[0])} <= set(adopted)
-        assert ("contacts", contact[0]) in adopted
+        assert forgotten <= set(adopted)
         return cx_state(cx), adopted, _listings(cx, mark)
 
 
-def test_lookups_adopt_the_records_the_listing_would_and_an_ignored_filter_falls_back(
+def _edit_by_hand(cx: CustomerXSandbox, db: str, by_email: bool) -> set[tuple[str, str]]:
+    """CustomerX records changed as a person would, and the crosswalk rows that forget them."""
+    with duckdb.connect(db) as con:
+        if by_email:
+            ext, email = con.execute(
+                "select external_id, email from adopt.stg_contacts order by 1 limit 1"
+            ).fetchone()
+            for record in cx.store.records["contacts"].values():
+                if record["external_id_contact"] == ext:
+                    record.update(external_id_contact=None, email=email.upper())
+            con.execute("delete from adopt.crosswalk where entity = 'contacts' and external_id = ?", [ext])
+            return {("contacts", ext)}
+        stg = "from adopt.stg_clients where document is not null and length(document) = 14"
+        documented, pended = con.execute(f"select external_id, document {stg} order by 1 limit 2").fetchall()
+        coded = con.execute(
+            "select external_id, external_code from adopt.stg_clients where external_code is not null "
+            "and external_id not in (?, ?) order by 1 limit 1",
+            [documented[0], pended[0]],
+        ).fetchone()
+        clients = {c["external_id_client"]: c for c in cx.store.records["clients"].values()}
+        d = documented[1]
+        masked = f"{d[:2]}.{d[2:5]}.{d[5:8]}/{d[8:12]}-{d[12:]}"
+        clients[documented[0]].update(external_id_client="LEGADO-1", cnpj_cpf=masked, email=None)
+        clients[coded[0]].update(external_id_client=coded[1], cnpj_cpf=None, email=None)
+        con.execute(
+            "delete from adopt.crosswalk where entity = 'clients' and external_id in (?, ?)",
+            [documented[0], coded[0]],
+        )
+        con.execute(
+            "update adopt.crosswalk set state = 'pending', customerx_id = null, content_hash = null, "
+            "body = null where entity = 'clients' and external_id = ?",  # a run killed mid-create
+            [pended[0]],
+        )
+        return {("clients", documented[0]), ("clients", coded[0]), ("clients", pended[0])}
+
+
+def test_client_lookups_adopt_the_records_the_listing_would_and_an_ignored_filter_falls_back(
     tmp_path, ploomes, monkeypatch
 ):
-    listed, listed_adopted, listings = _scenario(tmp_path, ploomes, monkeypatch, "listing")
-    assert listings.get("clients", 0) >= 1 and listings.get("contacts", 0) >= 1
-    looked, looked_adopted, listings = _scenario(tmp_path, ploomes, monkeypatch, "lookup")
-    assert listings == {}  # every read was filtered
+    ids = "cnpj_cpf, external_code"
+    listed, listed_adopted, listings = _scenario(tmp_path, ploomes, monkeypatch, "listing", ids)
+    assert listings.get("clients", 0) >= 1
+    looked, looked_adopted, listings = _scenario(tmp_path, ploomes, monkeypatch, "lookup", ids)
+    assert "clients" not in listings  # every client read was filtered
     assert looked == listed and looked_adopted == listed_adopted
     # a server that ignores ?cnpj_cpf= answers unfiltered pages: noticed, and the load lists instead
     ignored, ignored_adopted, listings = _scenario(
-        tmp_path / "ignored", ploomes, monkeypatch, "lookup", frozenset({"cnpj_cpf"})
+        tmp_path / "ignored", ploomes, monkeypatch, "lookup", ids, frozenset({"cnpj_cpf"})
     )
     assert listings.get("clients", 0) >= 1
     assert ignored == listed and ignored_adopted == listed_adopted
+
+
+def test_contact_lookups_by_email_adopt_the_records_the_listing_would(tmp_path, ploomes, monkeypatch):
+    listed, listed_adopted, listings = _scenario(tmp_path, ploomes, monkeypatch, "listing", "email")
+    assert listings.get("contacts", 0) >= 1
+    looked, looked_adopted, listings = _scenario(tmp_path, ploomes, monkeypatch, "lookup", "email")
+    assert "contacts" not in listings  # ?email= found the upper-cased e-mail
+    assert looked == listed and looked_adopted == listed_adopted
 
 
 def test_the_read_is_chosen_by_counting(tmp_path):
@@ -137,7 +161,7 @@ def test_the_read_is_chosen_by_counting(tmp_path):
 
         def chosen(new: int) -> Adoption:
             adoption = Adoption(m, "clients", None, con, "sync-2", CallStats())
-            rows = [(f"c{i}", {"document": f"{i:014d}", "email": f"c{i}@x.com.br"}) for i in range(new)]
+            rows = [(f"c{i}", {"document": f"{i:014d}", "external_code": f"X{i}"}) for i in range(new)]
             adoption.choose(rows, ledger.read(con, "count", "clients"))
             return adoption
 
@@ -147,8 +171,36 @@ def test_the_read_is_chosen_by_counting(tmp_path):
         for i in range(1, 401):
             ledger.record(con, "count", "clients", f"o{i}", i, "h", {}, "sent", "run")
         few, many = chosen(3), chosen(50)
-        # 400 records are 20 pages; 3 new records cost 3 x (2 document forms + 1 e-mail) = 9 lookups
+        # 400 records are 20 pages; 3 new records cost 3 x (2 document forms + 1 code) = 9 lookups
         assert (few.mode, few.estimates) == ("lookup", {"listing": 20, "lookup": 9})
         assert (many.mode, many.estimates["lookup"]) == ("listing", 150)
+        # a client's e-mail cannot be filtered by (customerx-api.md §8.1): only the listing finds it
+        blind = Adoption(m, "clients", None, con, "sync-2", CallStats())
+        blind.choose([("c1", {"email": "c1@x.com.br"})], ledger.read(con, "count", "clients"))
+        assert blind.mode == "listing" and "cannot be filtered" in blind.reason
         listing.save(con, "count", "clients", "sync-2", [{"id": i} for i in range(1, 401)])
         assert chosen(50).mode == "stored"  # listed earlier in this very sync: no request at all
+
+
+def test_a_create_refused_as_already_taken_adopts_the_record_carrying_our_id(tmp_path, customerx):
+    """The create answered "already taken" (its first answer was lost): the record is found by our
+    external id. The list filter for contracts is not in the spec, so CustomerX answers every
+    contract; the one carrying our id is taken, not the first listed."""
+    m = load_mapping(write_mapping(tmp_path, "taken"))
+    for path, body in (
+        ("/clients", {"external_id_client": "C1", "company_name": "Cliente"}),
+        ("/contracts", {"external_id_client": "C1", "external_id_contract": "K-other", "contract_value": 1}),
+        ("/contracts", {"external_id_client": "C1", "external_id_contract": "K-ours", "contract_value": 2}),
+    ):
+        assert httpx.post(
+            customerx.url + path, json=body, headers={"Authorization": customerx.token}
+        ).is_success
+    body = {"external_id_client": "C1", "external_id_contract": "K-ours", "contract_value": 2}
+    with (
+        duckdb.connect(str(tmp_path / "state.duckdb")) as con,
+        CustomerXApi(customerx.url, customerx.token, requests_per_minute=60_000) as api,
+    ):
+        ledger.ensure(con, "taken")
+        load = EntityLoad(m, "contracts", api, con, "run-1")
+        found = load._create(Planned({"external_id": "K-ours"}, "K-ours", body, "digest"))
+    assert found is not None and found["external_id_contract"] == "K-ours"

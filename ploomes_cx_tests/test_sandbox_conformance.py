@@ -373,3 +373,38 @@ def test_customerx_8_4_a_timeline_entry_can_be_deleted_by_its_id(cx):
     entry = cx.post("/timelines", json={"external_id_client": "T1", "title": "Nota", "body": "x"}).json()
     assert cx.delete(f"/timelines/{entry['id']}").status_code == 200
     assert all(t["id"] != entry["id"] for t in cx.get("/timelines").json())
+
+
+def test_customerx_8_list_filters_are_the_ones_the_spec_lists_and_others_are_ignored(cxs, cx):
+    """§8.1: clients by external_id_client, cnpj_cpf, company_name, trading_name; §8.2: contacts by
+    client_id, external_id_client, email; contracts and timelines list no filter. A parameter the
+    spec does not list is ignored, so the whole list answers."""
+    a = _client(cx, "F1", cnpj_cpf="11222333000181", email="a@x.com")
+    _client(cx, "F2", email="b@x.com")
+    # a document typed with its mask in the UI (the API itself takes digits only)
+    next(c for c in cxs.store.records["clients"].values() if c["external_id_client"] == "F2")["cnpj_cpf"] = (
+        "11.444.777/0001-61"
+    )
+    assert [c["id"] for c in cx.get("/clients", params={"cnpj_cpf": "11222333000181"}).json()] == [a["id"]]
+    assert (
+        cx.get("/clients", params={"cnpj_cpf": "11444777000161"}).json() == []
+    )  # stored masked: exact match
+    assert len(cx.get("/clients", params={"email": "a@x.com"}).json()) == 2  # no e-mail filter on clients
+    for n, client in enumerate(("F1", "F2")):
+        contact = {"external_id_client": client, "name": f"C{n}", "email": f"Pessoa{n}@X.com"}
+        contact |= {"external_id_contact": f"P{n}", "document": "52998224725"}
+        assert cx.post("/contacts", json=contact).status_code in (200, 201)
+        contract = {"external_id_client": client, "external_id_contract": f"K{n}", "contract_value": 1}
+        assert cx.post("/contracts", json=contract).status_code in (200, 201)
+    emails = [c["email"] for c in cx.get("/contacts", params={"email": "pessoa0@x.com"}).json()]
+    assert [e.lower() for e in emails] == ["pessoa0@x.com"]
+    assert [
+        c["external_id_contact"] for c in cx.get("/contacts", params={"external_id_client": "F2"}).json()
+    ] == ["P1"]
+    for path, unlisted in (
+        ("/contacts", {"external_id_contact": "P0"}),
+        ("/contacts", {"document": "52998224725"}),
+        ("/contracts", {"external_id_contract": "K0"}),
+    ):
+        answer = cx.get(path, params=unlisted)
+        assert len(answer.json()) == 2 and answer.headers["X-Total"] == "2", (path, unlisted)

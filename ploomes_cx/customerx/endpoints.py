@@ -107,13 +107,14 @@ RESOURCES: dict[str, Resource] = {
 }
 
 
-# The list filters a new record is looked up by, per identifier of the mapping (load/adoption.py).
-# clients: `external_id_client` (the UI's "Código") C [S4], `cnpj_cpf` LOW [S9], `email` I;
-# contacts: `email` LOW [S9], `document` I, `external_id_contact` I (S1's /contacts/find names it);
-# contracts: `external_id_contract` I. Whether a filter is honoured is checked on every answer: a
-# row that does not carry the value asked for sends the load back to the full listing.
+# The list filters a new record can be looked up by: only those customerx-api.md lists. `own` is
+# our external id (a record a killed run may have created), the others the mapping's identifiers.
+# clients §8.1: `external_id_client` (also the UI's "Código") C [S4], `cnpj_cpf` LOW [S9];
+# contacts §8.2: `email` LOW [S9]; contracts: none. A record with an identifier its resource cannot
+# be filtered by is matched by the listing (load/adoption.py); and since even the listed filters
+# are partly inferred, every answer is checked to carry the value asked for.
 LOOKUP_PARAMS: dict[str, dict[str, str]] = {
-    "clients": {"cnpj_cpf": "cnpj_cpf", "external_code": "external_id_client", "email": "email"},
-    "contacts": {"cnpj_cpf": "document", "external_code": "external_id_contact", "email": "email"},
-    "contracts": {"external_code": "external_id_contract"},
+    "clients": {"own": "external_id_client", "cnpj_cpf": "cnpj_cpf", "external_code": "external_id_client"},
+    "contacts": {"email": "email"},
+    "contracts": {},
 }

@@ -10,15 +10,17 @@ candidates, per entity and load step:
   and otherwise when it costs fewer requests than the lookups. Stored (load/listing.py), so it
   happens at most once per `sync` command;
 - `stored`: the listing an earlier window of the same `sync` command took: no request;
-- `lookup`: per new record, the list filtered by each identifier it has (`?cnpj_cpf=` in its
-  bare and its masked form, `?email=`, `?external_id_client=`), plus its own external id when a
-  killed run may have created it. The filters are partly inferred (customerx/endpoints.py
-  LOOKUP_PARAMS), so every answer is checked: a row that does not carry the value asked for, a
-  refusal, or more than one page means the filter is not honoured, and the load lists instead.
+- `lookup`: per new record, the list filtered by each identifier it has (clients: `?cnpj_cpf=` in
+  its bare and its masked form, `?external_id_client=` for the code and for its own external id
+  when a killed run may have created it; contacts: `?email=`), only with the filters the spec
+  lists (customerx/endpoints.py LOOKUP_PARAMS). A record with an identifier no filter reaches
+  sends the load to the listing. The filters are partly inferred, so every answer is checked: a
+  row that does not carry the value asked for, a refusal, or more than one page means the filter
+  is not honoured, and the load lists instead.
 
 The choice is made by counting both costs before the first request, and reported in the load
-asset's metadata (`adoption`). `customerx.adoption: listing` always lists; `lookup` always looks
-up once the first loads are done.
+asset's metadata (`adoption`). `customerx.adoption: listing` always lists; `lookup` looks up once
+the first loads are done, whenever every new record can be looked up.
 """
 
 from __future__ import annotations
@@ -84,10 +86,8 @@ class Adoption:
     def ext_key(self) -> str:
         return RESOURCES[self.entity].external_id_field
 
-    def choose(
-        self, new: list[tuple[str, dict[str, Any], list[str]]], known: dict[str, ledger.Known]
-    ) -> None:
-        """Count what each way would cost for the records `new` (external id, row, aliases)."""
+    def choose(self, new: list[tuple[str, dict[str, Any]]], known: dict[str, ledger.Known]) -> None:
+        """Count what each way would cost for the records `new` (external id, staged row)."""
         self.owners = ledger.owners(self.con, self.m.name, self.entity)
         self.pending = {ext for ext, k in known.items() if k.state == "pending"}
         self.known = known
@@ -96,8 +96,10 @@ class Adoption:
             return
         mark = listing.marker(self.con, self.m.name, self.entity)
         queries = [self.queries(ext, row) for ext, row in new]
+        blind = sum(q is None for q in queries)
         total = max(mark.total if mark else 0, len(self.owners))
-        self.estimates = {"listing": max(1, math.ceil(total / PAGE)), "lookup": sum(map(len, queries))}
+        lookups = sum(len(q) for q in queries if q is not None)
+        self.estimates = {"listing": max(1, math.ceil(total / PAGE)), "lookup": lookups}
         if self.m.customerx.adoption == "listing":
             self.mode, self.reason = "listing", "customerx.adoption: listing"
         elif mark is not None and self.sync_id and mark.sync_id == self.sync_id:
@@ -105,25 +107,36 @@ class Adoption:
         elif mark is None or not self.owners:
             self.mode = "listing"
             self.reason = "first load of this mapping: the crosswalk may be missing records CustomerX holds"
+        elif blind:
+            self.mode = "listing"
+            self.reason = (
+                f"{blind} new record(s) have an identifier CustomerX's {self.entity} list cannot be filtered "
+                "by (customerx-api.md §8): only the listing gives the identity rule every candidate"
+            )
         elif self.m.customerx.adoption == "lookup":
             self.mode, self.reason = "lookup", "customerx.adoption: lookup"
-        elif self.estimates["lookup"] <= self.estimates["listing"]:
+        elif lookups <= self.estimates["listing"]:
             self.mode = "lookup"
-            self.reason = f"{self.estimates['lookup']} lookups cost less than a listing of ~{total} records"
+            self.reason = f"{lookups} lookups cost less than a listing of ~{total} records"
         else:
             self.mode = "listing"
-            self.reason = f"a listing of ~{total} records costs less than {self.estimates['lookup']} lookups"
+            self.reason = f"a listing of ~{total} records costs less than {lookups} lookups"
 
-    def queries(self, ext: str, row: dict[str, Any]) -> list[Query]:
-        """The filtered reads that find every record the listing would give the identity rule."""
-        mine = (ext, *aliases_of(row))
-        found: list[Query] = [("own", self.ext_key, e, e) for e in mine if e in self.pending]
+    def queries(self, ext: str, row: dict[str, Any]) -> list[Query] | None:
+        """The filtered reads that give the identity rule every candidate the listing would; None
+        when the record has an identifier, or a doubt about its own creation, no filter reaches."""
         params = LOOKUP_PARAMS.get(self.entity, {})
+        doubtful = [e for e in (ext, *aliases_of(row)) if e in self.pending]
+        if doubtful and "own" not in params:
+            return None
+        found: list[Query] = [("own", params["own"], e, e) for e in doubtful]
         for ident in self.m.identifiers:
             column = IDENTIFIER_COLUMNS[ident]
             value = row.get(column)
-            if value is None or ident not in params:
+            if value is None:
                 continue
+            if ident not in params:
+                return None
             forms = document_forms(str(value)) if ident == "cnpj_cpf" else [str(value)]
             found += [(column, params[ident], form, str(value)) for form in forms]
         return found
@@ -151,8 +164,11 @@ class Adoption:
         """Whether some CustomerX record has `value` as its external id (unknown counts as yes)."""
         if self.index is not None and self.mode != "lookup":
             return value in self.index.by_ext
+        own = LOOKUP_PARAMS.get(self.entity, {}).get("own")
+        if own is None:
+            return True
         try:
-            return bool(self._lookup([("own", self.ext_key, value, value)]))
+            return bool(self._lookup([("own", own, value, value)]))
         except FilterNotHonoured:
             return True
 
@@ -168,7 +184,7 @@ class Adoption:
     def _index_for(self, ext: str, row: dict[str, Any]) -> CustomerXIndex:
         if self.mode == "lookup":
             try:
-                rows = self._lookup(self.queries(ext, row))
+                rows = self._lookup(self.queries(ext, row) or [])
                 return CustomerXIndex(rows, self.ext_key, self.owners)
             except FilterNotHonoured as exc:
                 self.mode, self.reason = "listing", f"{exc}; listed every record instead"

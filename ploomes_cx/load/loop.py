@@ -298,8 +298,11 @@ class EntityLoad:
             if exc.status != 422 or "already" not in exc.body:
                 raise
             assert self.api is not None
+            # the filter is inferred for contacts and contracts (customerx-api.md §8.2, §8.3): a
+            # server that ignores it answers every record, so the one carrying our id is picked
             params = {ops.external_id_field: item.ext}
-            found = next(iter(self.api.list_all(ops.list, params=params, stats=self.report.stats)), None)
+            rows = self.api.list_all(ops.list, params=params, stats=self.report.stats)
+            found = next((r for r in rows if str(r.get(ops.external_id_field)) == item.ext), None)
             if found is None:
                 raise
             return found
@@ -315,9 +318,7 @@ class EntityLoad:
         id, so after this one write it is found by ours."""
         ops = RESOURCES[self.entity]
         current_ext = existing.get(ops.external_id_field)
-        held_by = existing.get("external_id_client") or (existing.get("client") or {}).get(
-            "external_id_client"
-        )
+        held_by = client_of(existing)
         sent, held, moved = without_client_move(self.entity, item.body, held_by)
         if current_ext:
             self._call(ops.update, external_id=str(current_ext), body=sent)
@@ -377,13 +378,21 @@ class EntityLoad:
         body = item.body
         if mine is not None and mine.state == "pending":
             assert self.api is not None
-            # I: GET /timelines filtered by client (customerx-api.md §8.4 lists it as inferred).
+            # I: GET /timelines filtered by client (customerx-api.md §8.4 lists neither the list nor
+            # its filters): an unfiltered answer is read whole, and the entry must be this client's
             params = {"external_id_client": body["external_id_client"]}
             for entry in self.api.list_all("list_timelines", params=params, stats=self.report.stats):
-                if entry.get("title") == body["title"] and entry.get("created_at") == body["created_at"]:
+                same = (client_of(entry), entry.get("title"), entry.get("created_at"))
+                if same == (body["external_id_client"], body["title"], body["created_at"]):
                     self.remember(item.ext, entry.get("id"), item.digest, body, "sent")
                     return "adopted"
         self.remember(item.ext, None, None, None, "pending")
         result, _ = self._call("create_timeline", body=body)
         self.remember(item.ext, (result or {}).get("id"), item.digest, body, "sent")
         return "created"
+
+
+def client_of(record: dict[str, Any]) -> str | None:
+    """The external id of the client a CustomerX record belongs to, at the top level or nested
+    (`client{external_id_client}`, customerx-api.md §8.2)."""
+    return record.get("external_id_client") or (record.get("client") or {}).get("external_id_client")

@@ -37,18 +37,17 @@ RESOURCES = {
     "contracts": "external_id_contract",
     "timelines": "external_id",
 }
-# list filters served (customerx-api.md §8.1: external_id_client C, cnpj_cpf LOW; §8.2: email,
-# client_id, external_id_client LOW; the contact's external id, its document and a client's
-# e-mail are I): every resource takes every one, as an unknown column simply matches nothing
-FILTERS = (
-    "external_id_client",
-    "external_id_contact",
-    "external_id_contract",
-    "email",
-    "cnpj_cpf",
-    "document",
-    "client_id",
-)
+# List filters, per resource, exactly those customerx-api.md lists: clients §8.1
+# (`external_id_client` C [S4]; `cnpj_cpf`, `company_name`, `trading_name` LOW [S9]), contacts
+# §8.2 (`client_id`, `external_id_client`, `email` LOW [S9]); contracts and timelines list none.
+# Any other query parameter is ignored, as a server ignores what it does not know (I): the list
+# answers unfiltered, so a client that trusts a filter the API lacks shows up in the tests.
+FILTERS = {
+    "clients": ("external_id_client", "cnpj_cpf", "company_name", "trading_name"),
+    "contacts": ("client_id", "external_id_client", "email"),
+    "contracts": (),
+    "timelines": (),
+}
 
 
 class CustomerXStore:
@@ -224,7 +223,7 @@ class CustomerXSandbox:
         rows = list(self.store.records[resource].values())
         if resource in ("contacts", "contracts", "timelines"):
             rows = [self._with_client(r) for r in rows]
-        for key in FILTERS:
+        for key in FILTERS[resource]:
             if key in query and key not in self.ignored_filters:
                 # exact match on what the record holds, as a database column compares; e-mails
                 # are compared case-insensitively (I: CustomerX keeps them unique in any case, §8.2)
