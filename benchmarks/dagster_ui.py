@@ -3,11 +3,18 @@ location, launch a backfill, read its runs. Shared by the UI test and `make benc
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import subprocess
+import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
+
+from benchmarks.postgres import free_port
 
 LAUNCH_BACKFILL = """
 mutation Launch($params: LaunchBackfillParams!) {
@@ -67,3 +74,31 @@ def backfill_selector(mapping: str) -> dict:
             "repositoryName": "__repository__",
         },
     }
+
+
+@contextlib.contextmanager
+def running_ui(env: dict[str, str], log: Path, cwd: Path) -> Iterator[str]:
+    """`ploomes-cx ui` (the webserver and the daemon) on a free port, until its code location
+    has loaded; yields its URL, and stops the whole process group afterwards."""
+    port = free_port()
+    cli = str(Path(sys.executable).parent / "ploomes-cx")
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [cli, "ui", "--port", str(port)],
+            cwd=cwd,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_code_location(url, proc, log)
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)

@@ -29,7 +29,7 @@ def _bindir() -> Path:
     return found[-1].parent
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -38,7 +38,7 @@ def _free_port() -> int:
 class LocalPostgres:
     def __init__(self) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="ploomes-cx-pg-"))
-        self.port = _free_port()
+        self.port = free_port()
         self.bindir = _bindir()
         self._as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
 

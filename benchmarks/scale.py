@@ -16,9 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -30,9 +27,9 @@ from benchmarks.dagster_ui import (
     LAUNCH_BACKFILL,
     backfill_selector,
     graphql,
-    wait_for_code_location,
+    running_ui,
 )
-from benchmarks.postgres import ROOT, LocalPostgres, _free_port
+from benchmarks.postgres import ROOT, LocalPostgres
 from ploomes_cx.sandbox import CustomerXSandbox, PloomesDataset, PloomesSandbox
 
 PLOOMES_RPM, CUSTOMERX_RPM = 120, 60
@@ -129,21 +126,9 @@ def run_scale(
 def _sync_all(
     accounts: list[Account], env: dict[str, str], folder: Path, windows: int, timeout: float
 ) -> tuple[float, dict[int, int]]:
-    port = _free_port()
-    url, log = f"http://127.0.0.1:{port}", folder / "dagster-dev.log"
-    cli = str(Path(sys.executable).parent / "ploomes-cx")
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [cli, "ui", "--port", str(port)],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    log = folder / "dagster-dev.log"
     peaks: dict[int, int] = {}
-    try:
-        wait_for_code_location(url, proc, log)
+    with running_ui(env, log, ROOT) as url:
         keys = [f"2026-11-{d:02d}" for d in range(1, windows + 1)]
         started = time.monotonic()
         backfills = {}
@@ -167,13 +152,6 @@ def _sync_all(
                 break
             time.sleep(1)
         return time.monotonic() - started, peaks
-    finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
 
 
 def _ratio(times: list[float], rpm: float) -> float:

@@ -10,10 +10,6 @@ from __future__ import annotations
 import itertools
 import os
 import re
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,7 +26,7 @@ from benchmarks.dagster_ui import (
     LAUNCH_BACKFILL,
     backfill_selector,
     graphql,
-    wait_for_code_location,
+    running_ui,
 )
 from ploomes_cx.cli import PROJECT_ROOT, main
 from ploomes_cx.runtime.duckdb_io import database_path
@@ -56,12 +52,6 @@ CHROMIUM_FLAGS = [
 pytestmark = pytest.mark.timeout(600)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """The sandbox mapping synced for one window, then `ploomes-cx ui` (dagster dev: webserver and
@@ -80,31 +70,13 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
         monkeypatch.delenv("PLOOMES_CX_MAPPINGS", raising=False)
         point_at(monkeypatch, ploomes, cx)
         assert main(["sync", "sandbox", "--window", "2026-11-02", "--quiet"]) == 0
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
         log = tmp_path / "dagster-dev.log"
         env = dict(os.environ)  # no DAGSTER_HOME: `ploomes-cx ui` uses $PLOOMES_CX_HOME/dagster
-    cli = str(Path(sys.executable).parent / "ploomes-cx")
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [cli, "ui", "--port", str(port)],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
     try:
-        wait_for_code_location(url, proc, log)
-        assert "supersede" not in log.read_text().lower()  # `dg dev`, not the superseded `dagster dev`
-        yield url, home
+        with running_ui(env, log, PROJECT_ROOT) as url:
+            assert "supersede" not in log.read_text().lower()  # `dg dev`, not the superseded `dagster dev`
+            yield url, home
     finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
         ploomes.stop()
         cx.stop()
 
