@@ -204,3 +204,32 @@ def test_a_create_refused_as_already_taken_adopts_the_record_carrying_our_id(tmp
         load = EntityLoad(m, "contracts", api, con, "run-1")
         found = load._create(Planned({"external_id": "K-ours"}, "K-ours", body, "digest"))
     assert found is not None and found["external_id_contract"] == "K-ours"
+
+
+def test_a_timeline_entry_left_pending_is_found_on_its_own_client(tmp_path, customerx):
+    """A killed run left an entry `pending`: it is looked for before posting again. GET /timelines
+    has no filter in the spec, so every entry answers; one with the same title and date on
+    another client is not ours, and ours is adopted, not posted twice."""
+    m = load_mapping(write_mapping(tmp_path, "notes"))
+    headers = {"Authorization": customerx.token}
+    entry = {"title": "Reunião", "body": "b", "created_at": "2026-11-03T10:00:00-03:00"}
+    for client in ("A1", "B1"):
+        client_body = {"external_id_client": client, "company_name": client}
+        assert httpx.post(customerx.url + "/clients", json=client_body, headers=headers).is_success
+        timeline_body = {**entry, "external_id_client": client, "operation": "client_note"}
+        assert httpx.post(customerx.url + "/timelines", json=timeline_body, headers=headers).is_success
+    ours = {**entry, "external_id_client": "B1", "operation": "client_note"}
+    with (
+        duckdb.connect(str(tmp_path / "state.duckdb")) as con,
+        CustomerXApi(customerx.url, customerx.token, requests_per_minute=60_000) as api,
+    ):
+        ledger.ensure(con, "notes")
+        load = EntityLoad(m, "timeline", api, con, "run-1")
+        pending = ledger.Known(None, None, None, "pending")
+        assert (
+            load._post_once(Planned({"external_id": "note-1"}, "note-1", ours, "digest"), pending)
+            == "adopted"
+        )
+        held = ledger.read(con, "notes", "timeline")["note-1"].customerx_id
+    b1 = next(t for t in customerx.store.records["timelines"].values() if t.get("client_id") != 1)
+    assert held == b1["id"] and len(customerx.store.records["timelines"]) == 2
