@@ -35,12 +35,10 @@ CONTACT_SHAPE: dict[str, Any] = {
 }
 
 
-def contacts(
-    con: duckdb.DuckDBPyConnection, view: str, code_field: str | None = None, code_slot: str = ""
-) -> pd.DataFrame:
-    """Contact (organization or person) fields, sorted by id; `code_field` is the custom field
-    holding the external code, read from its type's value slot in the list shape or, as webhook
-    payloads send it, the map shape (`OtherProperties."key"`)."""
+def contacts_sql(view: str, code_field: str | None = None, code_slot: str = "") -> str:
+    """SQL of the contact (organization or person) fields staging reads, one row per record;
+    `code_field` is the custom field holding the external code, read from its type's value slot
+    in the list shape or, as webhook payloads send it, the map shape (`OtherProperties."key"`)."""
     shape = dict(CONTACT_SHAPE)
     code, extra = "j.Key", ""
     if code_field:
@@ -53,8 +51,7 @@ def contacts(
         )
         code = f"coalesce(json_extract_string({found}, '$'), mapped)"
     # (I) Register is read first, then the separate CNPJ / CPF fields (ploomes-api.md §6).
-    frame = con.execute(
-        f"""
+    return f"""
         with p as (
             select id, window_start, changed_at, json_transform(payload, {sql_literal(json.dumps(shape))}) as j{extra}
             from {view} v
@@ -66,9 +63,6 @@ def contacts(
             j.CompanyId as company_id, j.ContactName as contact_name
         from p
     """
-    ).fetchdf()
-    # sorted here, not in SQL: DuckDB's sort of a million parsed rows needs more than its share
-    return frame.sort_values("ploomes_id", ignore_index=True)
 
 
 def deals(con: duckdb.DuckDBPyConnection, view: str) -> pd.DataFrame:

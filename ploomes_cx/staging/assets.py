@@ -20,7 +20,7 @@ from ploomes_cx.runtime.duckdb_io import connection
 from ploomes_cx.staging import checks
 from ploomes_cx.staging.build import Staged, build_staging
 from ploomes_cx.staging.rejects import Rejects
-from ploomes_cx.staging.schemas import DAGSTER_TYPES, MODELS, split_valid
+from ploomes_cx.staging.schemas import DAGSTER_TYPES, MODELS, split_valid, validate
 
 DESCRIPTIONS = {
     "clients": "CustomerX clients: one row per client after deduplication (survivors), identifiers normalized, "
@@ -67,8 +67,8 @@ def _apply_contracts(staged: Staged, entities: list[str], run_id: str) -> dict[s
     rejected = (
         pd.concat([staged.rejected, rejects.frame()], ignore_index=True) if rejects.parts else staged.rejected
     )
-    tables["rejected"] = MODELS["rejected"].validate(rejected.reset_index(drop=True))
-    tables["duplicate_clusters"] = MODELS["duplicate_clusters"].validate(staged.clusters)
+    tables["rejected"] = validate(MODELS["rejected"], rejected.reset_index(drop=True))
+    tables["duplicate_clusters"] = validate(MODELS["duplicate_clusters"], staged.clusters)
     return tables
 
 

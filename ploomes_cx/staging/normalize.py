@@ -97,6 +97,7 @@ EMAIL = re.compile(
     r"^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
     r"@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
 )
+Normalizer = Callable[[pd.Series], pd.DataFrame]
 COMPANY_SUFFIXES = re.compile(r"\b(ltda|me|epp|eireli|s ?a|s/a|cia|mei|limitada)\b")
 
 

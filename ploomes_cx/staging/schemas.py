@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import warnings
 
+import dagster as dg
 import pandas as pd
 import pandera.pandas as pa
 from dagster_pandera import pandera_schema_to_dagster_type
@@ -217,9 +218,51 @@ MODELS: dict[str, type[_Base]] = {
     "rejected": Rejected,
     "duplicate_clusters": DuplicateClusters,
 }
-with warnings.catch_warnings():  # the converter is marked beta; it is the integration the design card names
-    warnings.simplefilter("ignore")
-    DAGSTER_TYPES = {name: pandera_schema_to_dagster_type(model) for name, model in MODELS.items()}
+# A frame validated by `validate` or `split_valid` carries its model's stamp here, so the Dagster
+# type check of the output it becomes does not validate a million rows a second time.
+VALIDATED = "ploomes_cx_pandera_model"
+
+
+def _trusting(model: type[_Base]) -> dg.DagsterType:
+    """The dagster-pandera type of `model` (its schema shown in the UI), whose check passes a frame
+    this module validated and validates any other, such as a frame loaded from DuckDB."""
+    with (
+        warnings.catch_warnings()
+    ):  # the converter is marked beta; it is the integration the design card names
+        warnings.simplefilter("ignore")
+        base = pandera_schema_to_dagster_type(model)
+
+    def check(context: dg.TypeCheckContext, value: object) -> dg.TypeCheck:
+        if isinstance(value, pd.DataFrame) and value.attrs.get(VALIDATED) == _stamp(model, value):
+            return dg.TypeCheck(success=True, description=f"validated against {model.__name__} when staged")
+        return base.type_check(context, value)
+
+    return dg.DagsterType(
+        type_check_fn=check,
+        name=base.unique_name,
+        description=base.description,
+        metadata=base.metadata,
+        typing_type=pd.DataFrame,
+    )
+
+
+DAGSTER_TYPES = {name: _trusting(model) for name, model in MODELS.items()}
+
+
+def _stamp(model: type[_Base], frame: pd.DataFrame) -> tuple[object, ...]:
+    """What a validation is remembered by: pandas copies `attrs` to frames derived from this one,
+    so the shape and columns are part of it and a derived frame is validated again."""
+    return (model.__name__, frame.shape, tuple(frame.columns))
+
+
+def _marked(model: type[_Base], frame: pd.DataFrame) -> pd.DataFrame:
+    frame.attrs[VALIDATED] = _stamp(model, frame)
+    return frame
+
+
+def validate(model: type[_Base], frame: pd.DataFrame, lazy: bool = False) -> pd.DataFrame:
+    """`model.validate`, remembered on the frame (`VALIDATED`)."""
+    return _marked(model, model.validate(frame, lazy=lazy))
 
 
 def split_valid(model: type[_Base], frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -229,7 +272,7 @@ def split_valid(model: type[_Base], frame: pd.DataFrame) -> tuple[pd.DataFrame, 
     data, and is raised.
     """
     try:
-        return model.validate(frame, lazy=True), pd.DataFrame(
+        return validate(model, frame, lazy=True), pd.DataFrame(
             columns=["index", "column", "check", "failure_case"]
         )
     except pa.errors.SchemaErrors as exc:
@@ -237,6 +280,8 @@ def split_valid(model: type[_Base], frame: pd.DataFrame) -> tuple[pd.DataFrame, 
         structural = cases[cases["index"].isna()]
         if len(structural):
             raise
+        # every failure is a row's: the other rows passed every check (a duplicate's copies are
+        # all reported), so they need no second validation
         bad = set(cases["index"].astype(int))
         valid = frame.drop(index=list(bad))
-        return model.validate(valid), cases[["index", "column", "check", "failure_case"]]
+        return _marked(model, valid), cases[["index", "column", "check", "failure_case"]]

@@ -49,25 +49,34 @@ def merge_duplicates(
 def _list_clusters(
     ctx: Context, ids: object, survivor_ids: object, matched_by: list[str | None], entity: str, table: str
 ) -> dict[int, str]:
-    """One `merged` cluster row per survivor with members; returns survivor id -> its aliases."""
+    """One `merged` cluster row per survivor with members; returns survivor id -> its aliases.
+
+    Grouped with pandas' string joins, not a loop per cluster: a million contacts make tens of
+    thousands of clusters."""
     # Only clusters of two or more records need per-member work; most records stand alone.
     grouped = pd.DataFrame({"pid": ids, "sid": survivor_ids, "rule": matched_by})
     grouped = grouped[grouped["sid"].duplicated(keep=False)].sort_values(["sid", "pid"])
-    aliases: dict[int, str] = {}
-    for sid, group in grouped.groupby("sid", sort=False):
-        pids = group["pid"].tolist()
-        aliases[int(sid)] = ",".join(str(x) for x in pids if x != sid)
-        ctx.clusters.append(
-            {
-                # persons can be both clients and contacts (B2C): the table keeps the ids apart
-                "cluster_id": f"{table}:{entity}:{sid}",
-                "entity": entity,
-                "kind": "merged",
-                "survivor_id": int(sid),
-                "member_ids": ",".join(map(str, pids)),
-                "size": len(pids),
-                "rule": "+".join(sorted(set(group["rule"].dropna()))),
-                "score": 1.0,
-            }
-        )
-    return aliases
+    if grouped.empty:
+        return {}
+    grouped["text"] = grouped["pid"].astype(str)
+    by_survivor = grouped.groupby("sid", sort=False)
+    members = by_survivor["text"].agg(",".join)
+    aliases = grouped[grouped["pid"] != grouped["sid"]].groupby("sid", sort=False)["text"].agg(",".join)
+    rules = grouped.dropna(subset=["rule"]).drop_duplicates(["sid", "rule"]).sort_values(["sid", "rule"])
+    rule = rules.groupby("sid", sort=False)["rule"].agg("+".join).reindex(members.index, fill_value="")
+    sids = members.index.to_numpy()
+    clusters = pd.DataFrame(
+        {
+            # persons can be both clients and contacts (B2C): the table keeps the ids apart
+            "cluster_id": f"{table}:{entity}:" + pd.Series(sids).astype(str),
+            "entity": entity,
+            "kind": "merged",
+            "survivor_id": sids.astype("int64"),
+            "member_ids": members.to_numpy(),
+            "size": by_survivor.size().to_numpy(),
+            "rule": rule.to_numpy(),
+            "score": 1.0,
+        }
+    )
+    ctx.clusters.extend(clusters.to_dict("records"))
+    return {int(k): v for k, v in aliases.items()}
