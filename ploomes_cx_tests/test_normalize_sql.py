@@ -20,7 +20,14 @@ ALPHABET = st.characters(codec="ascii") | st.sampled_from(list("ÀÇÉÍÓÚãç
 DOC_LIKE = st.text(alphabet="0123456789.-/ ABCXZ", max_size=20)
 PHONE_LIKE = st.text(alphabet="0123456789 ()-+.", min_size=8, max_size=18)
 VALUES = st.lists(
-    st.one_of(st.none(), st.text(ALPHABET, max_size=30), DOC_LIKE, PHONE_LIKE, st.emails(), st.emails().map(str.upper)),
+    st.one_of(
+        st.none(),
+        st.text(ALPHABET, max_size=30),
+        DOC_LIKE,
+        PHONE_LIKE,
+        st.emails(),
+        st.emails().map(str.upper),
+    ),
     max_size=60,
 )
 
@@ -40,7 +47,9 @@ def _compare(values: list[str | None]) -> dict[str, float]:
             for column in columns:
                 got = out[column].astype(object).where(out[column].notna(), None)[mine]
                 want = expected[column].astype(object).where(expected[column].notna(), None)[mine]
-                mismatched = [(v, g, w) for v, g, w in zip(frame["raw"][mine], got, want, strict=True) if g != w]
+                mismatched = [
+                    (v, g, w) for v, g, w in zip(frame["raw"][mine], got, want, strict=True) if g != w
+                ]
                 assert not mismatched, f"{column}: (raw, sql, python) {mismatched[:3]}"
             shares[field.name] = float(mine.mean()) if len(values) else 1.0
     return shares

@@ -13,7 +13,9 @@ from ploomes_cx.staging.schemas import DAGSTER_TYPES, MODELS, split_valid, valid
 def _rejected(outcome: str = "rejected") -> pd.DataFrame:
     frame = pd.DataFrame({"ploomes_id": [1, 2], "window_start": pd.to_datetime(["2026-11-01"] * 2)})
     rejects = Rejects("run-1")
-    rejects.add("persons", frame, pd.Series([True, True]), "email", pd.Series(["a", "b"]), "email_syntax", outcome)
+    rejects.add(
+        "persons", frame, pd.Series([True, True]), "email", pd.Series(["a", "b"]), "email_syntax", outcome
+    )
     return rejects.frame()
 
 
