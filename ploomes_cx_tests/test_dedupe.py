@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 
 import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ploomes_cx.staging.dedupe import cluster_by_identifiers, fuzzy_candidates
 
@@ -112,3 +115,75 @@ def test_near_identical_names_are_linked_with_their_score():
     )
     (group,) = fuzzy_candidates(f)
     assert group["members"] == [1, 2] and group["rule"] == "similar_name" and 92 <= group["score"] < 100
+
+
+def _reference(f: pd.DataFrame, identifiers: list[str]) -> dict[int, int]:
+    """The clustering rule written plainly (every cluster met in a group is compared), as the
+    oracle for the indexed one: most recent record first, each record joins the first compatible
+    cluster met among the records sharing its value."""
+    from ploomes_cx.identity import IDENTIFIER_COLUMNS, same_record
+
+    rows = f.sort_values(["changed_at", "ploomes_id"], ascending=[False, True])["ploomes_id"].tolist()
+    rank = {pid: i for i, pid in enumerate(rows)}
+    records = f.set_index("ploomes_id")
+    parent = {pid: pid for pid in records.index}
+    cols = list(dict.fromkeys(["document", *[IDENTIFIER_COLUMNS[i] for i in identifiers]]))
+    value = {
+        pid: {c: (None if pd.isna(records.at[pid, c]) else records.at[pid, c]) for c in cols}
+        for pid in parent
+    }
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            x = parent[x]
+        return x
+
+    for ident in identifiers:
+        col = IDENTIFIER_COLUMNS[ident]
+        groups: dict[object, list[int]] = {}
+        for pid in records.index:
+            v = records.at[pid, col]
+            if not pd.isna(v):
+                groups.setdefault(v, []).append(pid)
+        for members in groups.values():
+            roots: list[int] = []
+            for pid in sorted(members, key=rank.get):
+                rp = find(pid)
+                roots = [find(r) for r in roots]
+                if rp in roots:
+                    continue
+                target = next((r for r in roots if same_record(value[r], value[rp], identifiers)), None)
+                if target is None:
+                    roots.append(rp)
+                    continue
+                keep, gone = (target, rp) if rank[target] < rank[rp] else (rp, target)
+                parent[gone] = keep
+                for c in cols:
+                    value[keep][c] = value[keep][c] if value[keep][c] is not None else value[gone][c]
+    return {pid: find(pid) for pid in records.index}
+
+
+SMALL = st.sampled_from([None, "a", "b", "c"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 5), SMALL, SMALL, SMALL), min_size=1, max_size=25),
+    st.sampled_from([*itertools.permutations(ALL), ["email"], ["external_code"], ["email", "cnpj_cpf"]]),
+)
+def test_indexed_clustering_matches_the_plain_rule(rows: list[tuple], identifiers: list[str]) -> None:
+    """Shared e-mails among records with and without documents, clusters gaining a document
+    when they merge: the lookup by document never changes who survives."""
+    f = frame(*[(i + 1, hours, doc, code, email) for i, (hours, doc, code, email) in enumerate(rows)])
+    assert survivors(f, list(identifiers)) == _reference(f, list(identifiers))
+
+
+def test_a_cluster_that_gains_a_document_in_a_shared_email_group_is_found_by_it() -> None:
+    """Matching by e-mail only: the newest record (no document) takes in one with document D; a
+    third with D sharing the e-mail joins them, as the plain rule says."""
+    f = frame(
+        (1, 3, None, None, "x@a.com"),
+        (2, 2, "52998224725", None, "x@a.com"),
+        (3, 1, "52998224725", None, "x@a.com"),
+    )
+    assert survivors(f, ["email"]) == _reference(f, ["email"]) == {1: 1, 2: 1, 3: 1}

@@ -16,6 +16,8 @@ identifiers) are only reported, for a person to decide; they never merge.
 
 from __future__ import annotations
 
+import bisect
+import heapq
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -39,36 +41,80 @@ class Clusters:
     values: dict[str, list[object]]  # identifier column -> cluster value per row (the survivor's)
 
 
-def cluster_by_identifiers(frame: pd.DataFrame, identifiers: list[str]) -> Clusters:
-    """`frame` needs `ploomes_id`, `changed_at` and the normalized identifier columns."""
-    n = len(frame)
-    order = np.lexsort((frame["ploomes_id"].to_numpy(), -frame["changed_at"].to_numpy().astype("int64")))
-    rank = np.empty(n, dtype=np.int64)
-    rank[order] = np.arange(n)  # 0 = most recent
-    parent = np.arange(n)
-    columns = [IDENTIFIER_COLUMNS[i] for i in identifiers]
-    tracked = list(dict.fromkeys(["document", *columns]))
-    value = {c: frame[c].where(frame[c].notna(), None).tolist() for c in tracked}
-    matched_by: list[str | None] = [None] * n
+class _Forest:
+    """The union-find the clusters grow in: each root keeps its cluster's identifier values."""
 
-    def find(x: int) -> int:
+    def __init__(self, frame: pd.DataFrame, identifiers: list[str], tracked: list[str]) -> None:
+        n = len(frame)
+        order = np.lexsort((frame["ploomes_id"].to_numpy(), -frame["changed_at"].to_numpy().astype("int64")))
+        self.rank = np.empty(n, dtype=np.int64)
+        self.rank[order] = np.arange(n)  # 0 = most recent
+        self.parent = np.arange(n)
+        self.identifiers, self.tracked = identifiers, tracked
+        self.value = {c: frame[c].where(frame[c].notna(), None).tolist() for c in tracked}
+        self.matched_by: list[str | None] = [None] * n
+
+    def find(self, x: int) -> int:
+        parent = self.parent
         while parent[x] != x:
             parent[x] = parent[parent[x]]
             x = parent[x]
         return int(x)
 
-    def compatible(a: int, b: int) -> bool:
+    def compatible(self, a: int, b: int) -> bool:
         """The identity rule on the two clusters' values (each keeps one value per identifier)."""
-        return same_record({c: value[c][a] for c in tracked}, {c: value[c][b] for c in tracked}, identifiers)
+        value = self.value
+        return same_record(
+            {c: value[c][a] for c in self.tracked}, {c: value[c][b] for c in self.tracked}, self.identifiers
+        )
 
-    def union(a: int, b: int, ident: str) -> None:
-        keep, gone = (a, b) if rank[a] < rank[b] else (b, a)
-        parent[gone] = keep
-        matched_by[gone] = ident
-        for col in tracked:
-            if value[col][keep] is None:
-                value[col][keep] = value[col][gone]
+    def union(self, a: int, b: int, ident: str) -> int:
+        keep, gone = (a, b) if self.rank[a] < self.rank[b] else (b, a)
+        self.parent[gone] = keep
+        self.matched_by[gone] = ident
+        for col in self.tracked:
+            if self.value[col][keep] is None:
+                self.value[col][keep] = self.value[col][gone]
+        return int(keep)
 
+    def join_group(self, members: list[int], ident: str) -> None:
+        """Records sharing one value of `ident`, most recent first: each joins the first cluster
+        met in the group that it is compatible with, else starts one. Clusters are looked up by
+        document: one with another document can never be compatible, and an accountant's e-mail
+        shared by thousands of companies would otherwise be millions of comparisons."""
+        slots: list[int] = []  # clusters met in this group, in the order met (their current root)
+        position: dict[int, int] = {}  # root -> its slot
+        by_document: dict[object, list[int]] = defaultdict(list)  # document -> slots, ascending
+        undocumented: list[int] = []  # slots of clusters without a document, ascending
+        documents = self.value["document"]
+        for p in members:
+            rp = self.find(p)
+            if rp in position:
+                continue
+            doc = documents[rp]
+            candidates = (
+                range(len(slots)) if doc is None else heapq.merge(by_document.get(doc, []), undocumented)
+            )
+            target = next((i for i in candidates if self.compatible(slots[i], rp)), None)
+            if target is None:
+                position[rp] = len(slots)
+                (undocumented if doc is None else by_document[doc]).append(len(slots))
+                slots.append(rp)
+                continue
+            before = slots[target]
+            had_document = documents[before] is not None
+            root = self.union(before, rp, ident)
+            del position[before]
+            position[root], slots[target] = target, root
+            if not had_document and documents[root] is not None:  # the cluster gained a document
+                undocumented.remove(target)
+                bisect.insort(by_document[documents[root]], target)
+
+
+def cluster_by_identifiers(frame: pd.DataFrame, identifiers: list[str]) -> Clusters:
+    """`frame` needs `ploomes_id`, `changed_at` and the normalized identifier columns."""
+    columns = [IDENTIFIER_COLUMNS[i] for i in identifiers]
+    forest = _Forest(frame, identifiers, list(dict.fromkeys(["document", *columns])))
     for ident, col in zip(identifiers, columns, strict=True):
         series = frame[col]
         shared = series.notna() & series.duplicated(keep=False)
@@ -79,26 +125,16 @@ def cluster_by_identifiers(frame: pd.DataFrame, identifiers: list[str]) -> Clust
         for pos, key in zip(positions, series.to_numpy()[positions], strict=True):
             groups[key].append(int(pos))
         for members in groups.values():
-            members.sort(key=lambda p: rank[p])
-            roots: list[int] = []  # clusters met in this group, most recent first
-            for p in members:
-                rp = find(p)
-                roots = [find(r) for r in roots]
-                if rp in roots:
-                    continue
-                target = next((r for r in roots if compatible(r, rp)), None)
-                if target is None:
-                    roots.append(rp)
-                else:
-                    union(target, rp, ident)
-    survivors = parent.copy()
+            members.sort(key=lambda p: forest.rank[p])
+            forest.join_group(members, ident)
+    survivors = forest.parent.copy()
     while True:  # full path compression, vectorized
         hop = survivors[survivors]
         if (hop == survivors).all():
             break
         survivors = hop
-    cluster_values = {c: np.array(value[c], dtype=object)[survivors].tolist() for c in tracked}
-    return Clusters(survivor=survivors, matched_by=matched_by, values=cluster_values)
+    cluster_values = {c: np.array(v, dtype=object)[survivors].tolist() for c, v in forest.value.items()}
+    return Clusters(survivor=survivors, matched_by=forest.matched_by, values=cluster_values)
 
 
 def _root(parent: list[int], x: int) -> int:
