@@ -4,6 +4,7 @@ unique in the account, and (phone, client) is unique."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from ploomes_cx.runtime.duckdb_io import table_exists
@@ -100,6 +101,18 @@ def _holders(ctx: Context) -> tuple[dict[str, str], dict[tuple[str, str], str]]:
     return emails, phones
 
 
+def _taken(frame: pd.DataFrame, key: np.ndarray, holds: np.ndarray) -> np.ndarray:
+    """Rows whose `key` (an integer code, -1 for none) an earlier row keeps: the row holding it in
+    CustomerX first, then the newest, then the lower Ploomes id. Sorted on these columns only, so
+    a million contacts are not copied to be ranked."""
+    order = np.lexsort(
+        (frame["ploomes_id"].to_numpy(), -frame["changed_at"].to_numpy().astype("int64"), ~holds)
+    )
+    taken = np.zeros(len(frame), dtype=bool)
+    taken[order] = pd.Series(key[order]).duplicated().to_numpy() & (key[order] >= 0)
+    return taken
+
+
 def _customerx_rules(ctx: Context, frame: pd.DataFrame, entity: str) -> pd.DataFrame:
     """CustomerX refuses a contact without e-mail, and a second contact with an e-mail already in
     the account: those are rejected here, with a reason. A shared switchboard number stays on one
@@ -112,18 +125,23 @@ def _customerx_rules(ctx: Context, frame: pd.DataFrame, entity: str) -> pd.DataF
     emails, phones = _holders(ctx)
     no_email = frame["email"].isna()
     rejects.add(entity, frame, no_email, "email", frame["email"], "email_required_by_customerx")
-    order, ascending = ["holds", "changed_at", "ploomes_id"], [False, False, True]
-    holds = frame["email"].map(emails) == frame["external_id"]
-    ranked = frame.assign(holds=holds)[~no_email].sort_values(order, ascending=ascending)
-    taken = ranked["email"].duplicated().reindex(frame.index, fill_value=False)
-    rejects.add(entity, frame, taken, "email", frame["email"], "email_used_by_another_contact")
-    frame = frame[~no_email & ~taken].copy()
-    pairs = zip(frame["client_external_id"].astype(str), frame["phone"].astype(str), strict=True)
-    holds = pd.Series([phones.get(p) for p in pairs], index=frame.index, dtype=object) == frame["external_id"]
-    ranked = frame.assign(holds=holds).sort_values(order, ascending=ascending)
-    phone_taken = (ranked["phone"].notna() & ranked.duplicated(["client_external_id", "phone"])).reindex(
-        frame.index, fill_value=False
+    frame = frame[~no_email].reset_index(drop=True)
+    holds = (
+        (frame["email"].map(emails) == frame["external_id"]).to_numpy()
+        if emails
+        else np.zeros(len(frame), bool)
     )
+    taken = pd.Series(_taken(frame, pd.factorize(frame["email"])[0], holds), index=frame.index)
+    rejects.add(entity, frame, taken, "email", frame["email"], "email_used_by_another_contact")
+    frame = frame[~taken].reset_index(drop=True)
+    clients = pd.factorize(frame["client_external_id"])[0].astype("int64")
+    numbers, found = pd.factorize(frame["phone"])
+    pair = np.where(numbers >= 0, clients * (len(found) + 1) + numbers, -1)
+    holds = np.zeros(len(frame), bool)
+    if phones:
+        pairs = zip(frame["client_external_id"].astype(str), frame["phone"].astype(str), strict=True)
+        holds = np.array([phones.get(p) for p in pairs], dtype=object) == frame["external_id"].to_numpy()
+    phone_taken = pd.Series(_taken(frame, pair, holds), index=frame.index)
     rejects.add(
         entity, frame, phone_taken, "phone", frame["phone"], "phone_used_by_another_contact", "field_cleared"
     )
