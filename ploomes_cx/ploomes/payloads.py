@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
 
 import duckdb
 import pandas as pd
@@ -20,18 +19,20 @@ from ploomes_cx.ploomes.custom_fields import sql_identifier, sql_literal
 CONTACT_ENTITY, DEAL_ENTITY, ORDER_ENTITY = 1, 2, 4
 WON = 2  # Deal.StatusId (§7)
 
-CONTACT_SHAPE: dict[str, Any] = {
-    "TypeId": "INTEGER",
-    "Name": "VARCHAR",
-    "LegalName": "VARCHAR",
-    "Register": "VARCHAR",
-    "CNPJ": "VARCHAR",
-    "CPF": "VARCHAR",
-    "Email": "VARCHAR",
-    "Key": "VARCHAR",
-    "CompanyId": "BIGINT",
-    "ContactName": "VARCHAR",
-    "Phones": [{"PhoneNumber": "VARCHAR"}],
+# What staging reads of a contact, by JSONPath; every path is extracted in one parse of the
+# payload (a payload with every custom-field slot is kilobytes; a million of them are gigabytes).
+CONTACT_PATHS = {
+    "type_id": "$.TypeId",
+    "name_raw": "$.Name",
+    "legal_name": "$.LegalName",
+    "register": "$.Register",
+    "cnpj": "$.CNPJ",
+    "cpf": "$.CPF",
+    "email_raw": "$.Email",
+    "key": "$.Key",
+    "company_id": "$.CompanyId",
+    "contact_name": "$.ContactName",
+    "phone_raw": "$.Phones[0].PhoneNumber",
 }
 
 
@@ -39,12 +40,16 @@ def contacts_sql(view: str, code_field: str | None = None, code_slot: str = "") 
     """SQL of the contact (organization or person) fields staging reads, one row per record;
     `code_field` is the custom field holding the external code, read from its type's value slot
     in the list shape or, as webhook payloads send it, the map shape (`OtherProperties."key"`)."""
-    shape = dict(CONTACT_SHAPE)
-    code, extra = "j.Key", ""
+    paths = ", ".join(sql_literal(path) for path in CONTACT_PATHS.values())
+    at = {name: f"vals[{i}]" for i, name in enumerate(CONTACT_PATHS, start=1)}
+    code, extra = at["key"], ""
     if code_field:
-        shape["OtherProperties"] = [{"FieldKey": "VARCHAR", code_slot: "JSON"}]
+        shape = json.dumps({"OtherProperties": [{"FieldKey": "VARCHAR", code_slot: "JSON"}]})
         member = sql_literal('$.OtherProperties."' + code_field + '"')
-        extra = f", json_extract_string(payload, {member}) as mapped"
+        extra = (
+            f", json_transform(payload, {sql_literal(shape)}) as j, "
+            f"json_extract_string(payload, {member}) as mapped"
+        )
         found = (
             f"list_filter(j.OtherProperties, lambda x: x.FieldKey = {sql_literal(code_field)})[1]"
             f".{sql_identifier(code_slot)}"
@@ -53,14 +58,14 @@ def contacts_sql(view: str, code_field: str | None = None, code_slot: str = "") 
     # (I) Register is read first, then the separate CNPJ / CPF fields (ploomes-api.md §6).
     return f"""
         with p as (
-            select id, window_start, changed_at, json_transform(payload, {sql_literal(json.dumps(shape))}) as j{extra}
+            select id, window_start, changed_at, json_extract_string(payload, [{paths}]) as vals{extra}
             from {view} v
         )
-        select id as ploomes_id, window_start, changed_at, j.TypeId as type_id, j.Name as name_raw,
-            j.LegalName as legal_name,
-            coalesce(nullif(j.Register, ''), nullif(j.CNPJ, ''), nullif(j.CPF, '')) as document_raw,
-            j.Email as email_raw, j.Phones[1].PhoneNumber as phone_raw, {code} as code_raw,
-            j.CompanyId as company_id, j.ContactName as contact_name
+        select id as ploomes_id, window_start, changed_at, try_cast({at["type_id"]} as integer) as type_id,
+            {at["name_raw"]} as name_raw, {at["legal_name"]} as legal_name,
+            coalesce(nullif({at["register"]}, ''), nullif({at["cnpj"]}, ''), nullif({at["cpf"]}, '')) as document_raw,
+            {at["email_raw"]} as email_raw, {at["phone_raw"]} as phone_raw, {code} as code_raw,
+            try_cast({at["company_id"]} as bigint) as company_id, {at["contact_name"]} as contact_name
         from p
     """
 
