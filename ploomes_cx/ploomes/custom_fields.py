@@ -79,29 +79,28 @@ def read_fields(
 
     def case(value: Callable[[str, str, FieldType], str]) -> str:
         whens = " ".join(f"when {sql_literal(k)} then {value(k, a, t)}" for k, (a, t) in by_key.items())
-        return f"case p.FieldKey {whens} end"
+        return f"case p.FieldKey {whens} end"  # `p`: an item of the list shape
 
     typed = "case kind " + " ".join(f"when '{k}' then {sql}" for k, sql in TYPED_SQL.items()) + " end"
-    members = json.dumps(dict.fromkeys(by_key, "JSON"))  # the webhook map, parsed the same way
+    keys = ", ".join(sql_literal(k) for k in by_key)
+    item = (
+        f"{{'attribute': {case(lambda k, a, t: sql_literal(a))}, 'kind': {case(lambda k, a, t: sql_literal(t.kind))}, "
+        f"'v': {case(lambda k, a, t: f'p.{sql_identifier(t.slot)}')}}}"
+    )
+    listed = f"list_transform(list_filter(json_transform(props, '{shape}'), lambda p: p.FieldKey in ({keys})), lambda p: {item})"
+    members = sql_literal(json.dumps(dict.fromkeys(by_key, "JSON")))  # the webhook map, parsed the same way
     in_map = ", ".join(
-        f"{{'attribute': {sql_literal(a)}, 'kind': '{t.kind}', 'v': m.{sql_identifier(k)}}}"
+        f"{{'attribute': {sql_literal(a)}, 'kind': '{t.kind}', 'v': json_transform(props, {members}).{sql_identifier(k)}}}"
         for k, (a, t) in by_key.items()
     )
-    records = f"(select id, window_start, payload->'$.OtherProperties' as props from {view} v)"
-    # Two statements, not a UNION: two scans of the payloads at once do not fit either.
+    # One scan, each payload parsed once: `OtherProperties` comes out as text, and its first
+    # character tells the list shape from the webhook map.
     con.execute(f"""
         create or replace temp table _cf_slots as
-        select id, window_start, {case(lambda k, a, t: sql_literal(a))} as attribute,
-            {case(lambda k, a, t: sql_literal(t.kind))} as kind, {case(lambda k, a, t: f'p."{t.slot}"')} as v
-        from (  -- a map (webhook shape) transforms to NULL and yields no item
-            select id, window_start, unnest(json_transform(props, '{shape}')) as p from {records}
-        ) where p.FieldKey in ({", ".join(sql_literal(k) for k in by_key)})
-    """)
-    con.execute(f"""
-        insert into _cf_slots  -- webhook shape {{FieldKey: value}}; a list transforms to NULL members
         select id, window_start, f.attribute, f.kind, f.v from (
-            select id, window_start, unnest([{in_map}]) as f
-            from (select id, window_start, json_transform(props, {sql_literal(members)}) as m from {records})
+            select id, window_start,
+                unnest(case when starts_with(props, '[') then {listed} when starts_with(props, '{{') then [{in_map}] end) as f
+            from (select id, window_start, (payload->'$.OtherProperties')::varchar as props from {view} v)
         )
     """)
     return _typed_values(con, typed)
