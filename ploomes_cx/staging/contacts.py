@@ -68,6 +68,8 @@ def stage_contacts(
     nameless = ~orphan & frame["name"].isna()
     rejects.add(entity, frame, nameless, "name", frame["name_raw"], "name_missing")
     frame = frame[~orphan & ~nameless].reset_index(drop=True)
+    # the persons frame was read for the last time above: a million rows freed before deduplication
+    parties.persons = parties.persons.iloc[0:0]
     merged = 0
     if entity != "organization_contacts" and len(frame):
         work = frame[[c for c in WORK_COLUMNS if c in frame]]
