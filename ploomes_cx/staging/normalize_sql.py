@@ -45,18 +45,15 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _list(values: Iterable[int]) -> str:
-    return "[" + ", ".join(str(int(v)) for v in values) + "]"
-
-
 def _strip(raw: str) -> str:
     return f"trim(coalesce({raw}, ''), {WS_CHARS})"
 
 
-def _weighted(bare: str, weights: str, count: int) -> str:
-    """Sum of (character value x weight) over the first `count` characters; a character is
-    worth `ord(c) - 48`, as in the alphanumeric CNPJ rule."""
-    return f"list_sum([(ascii(substr({bare}, i, 1)) - 48) * {weights}[i] for i in range(1, {count + 1})])"
+def _weighted(bare: str, weights: Iterable[int]) -> str:
+    """Sum of (character value x weight) over the leading characters, one weight each; a
+    character is worth `ord(c) - 48`, as in the alphanumeric CNPJ rule. Written out term by term:
+    a list per row would cost more than the arithmetic."""
+    return "(" + " + ".join(f"{_digit(bare, i)} * {int(w)}" for i, w in enumerate(weights, start=1)) + ")"
 
 
 def _cnpj_digit(total: str) -> str:
@@ -69,15 +66,16 @@ def _digit(bare: str, position: int) -> str:
 
 def document_field(raw: str) -> Field:
     """`document`, `document_type`, `document_reason` (`normalize.normalize_documents`)."""
-    bare = f"upper(regexp_replace({_strip(raw)}, '[.\\-/\\t\\n\\x0b\\x0c\\r\\x1c-\\x1f ]', '', 'g'))"
+    separators = "'.-/' || " + WS_CHARS  # translate() drops the characters it has no counterpart for
+    bare = f"upper(translate({_strip(raw)}, {separators}, ''))"
     b = "_doc_b"
     cpf_ok = (
-        f"({_digit(b, 10)} = {_weighted(b, _list(range(10, 1, -1)), 9)} * 10 % 11 % 10 "
-        f"and {_digit(b, 11)} = {_weighted(b, _list(range(11, 1, -1)), 10)} * 10 % 11 % 10)"
+        f"({_digit(b, 10)} = {_weighted(b, range(10, 1, -1))} * 10 % 11 % 10 "
+        f"and {_digit(b, 11)} = {_weighted(b, range(11, 1, -1))} * 10 % 11 % 10)"
     )
     cnpj_ok = (
-        f"({_digit(b, 13)} = {_cnpj_digit(_weighted(b, _list(CNPJ_W1), 12))} "
-        f"and {_digit(b, 14)} = {_cnpj_digit(_weighted(b, _list(CNPJ_W2), 13))})"
+        f"({_digit(b, 13)} = {_cnpj_digit(_weighted(b, CNPJ_W1))} "
+        f"and {_digit(b, 14)} = {_cnpj_digit(_weighted(b, CNPJ_W2))})"
     )
     kind = (
         f"case when length({b}) = 11 and regexp_full_match({b}, '[0-9]{{11}}') then 'cpf' "
