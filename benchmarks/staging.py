@@ -100,7 +100,7 @@ def write_field_catalogue(path: Path) -> None:
         con.unregister("_rows")
 
 
-def measure(path: Path) -> None:
+def measure(path: Path, steps: bool = False) -> None:
     import dagster as dg
     from dagster_duckdb import DuckDBResource
 
@@ -111,6 +111,12 @@ def measure(path: Path) -> None:
     m = parse_mapping(MAPPING, "benchmarks/staging.py")
     assets = build_staging_assets(m)
     write_field_catalogue(path)
+    timer = None
+    if steps:
+        from benchmarks.steps import StepTimer
+
+        timer = StepTimer()
+        timer.install()
     started = time.perf_counter()
     result = dg.materialize(
         assets,
@@ -143,6 +149,9 @@ def measure(path: Path) -> None:
         print(f"  {mat.asset_key.to_user_string():<28} {shown}")
     print(f"seconds          {seconds:.1f}  (target <= 20, issue 14)")
     print(f"peak RSS         {peak / 2**30:.2f} GiB  (target <= 1.5 GiB, issue 14)")
+    if timer is not None:
+        print("seconds per step:")
+        print(timer.report(seconds))
 
 
 def main() -> None:
@@ -150,11 +159,12 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--persons", type=int, default=1_000_000)
+    parser.add_argument("--steps", action="store_true", help="also print the seconds of each staging step")
     parser.add_argument("--measure", metavar="DB", help=argparse.SUPPRESS)
     parser.add_argument("--build", metavar="DB", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
-        measure(Path(args.measure))
+        measure(Path(args.measure), args.steps)
         return
     if args.build:
         build(Path(args.build), args.persons)
@@ -181,7 +191,8 @@ def main() -> None:
     )
     work = home / "staging_run.duckdb"
     work.write_bytes(path.read_bytes())  # measure on a copy, so the cached raw tables stay pristine
-    code = subprocess.call([sys.executable, "-m", "benchmarks.staging", "--measure", str(work)])
+    measuring = [sys.executable, "-m", "benchmarks.staging", "--measure", str(work)]
+    code = subprocess.call(measuring + (["--steps"] if args.steps else []))
     work.unlink(missing_ok=True)
     sys.exit(code)
 

@@ -1,0 +1,59 @@
+"""Where a staging run's time goes: wall-clock seconds per staging step, for `bench-staging --steps`.
+
+Wraps the staging functions where their callers look them up (the modules import them by name),
+so the figures cost a clock read per call, not a profiler's overhead. A step's time includes the
+steps it calls: `read_parties` includes `read_payloads` and `custom_fields`.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+# (module that calls it, name it is called by there, label)
+STEPS = [
+    ("ploomes_cx.staging.assets", "build_staging", "build_staging"),
+    ("ploomes_cx.staging.build", "read_parties", "read_parties"),
+    ("ploomes_cx.staging.party", "_read", "  read_payloads (SQL: JSON + cleaning)"),
+    ("ploomes_cx.staging.context", "read_fields", "  custom_fields"),
+    ("ploomes_cx.staging.party", "normalize_party", "  python_cleaning"),
+    ("ploomes_cx.staging.build", "stage_clients", "stage_clients"),
+    ("ploomes_cx.staging.build", "stage_contacts", "stage_contacts"),
+    ("ploomes_cx.staging.survivors", "cluster_by_identifiers", "  clustering (clients + contacts)"),
+    ("ploomes_cx.staging.survivors", "_list_clusters", "  cluster_listing"),
+    ("ploomes_cx.staging.clients", "fuzzy_candidates", "  fuzzy_candidates"),
+    ("ploomes_cx.staging.contacts", "_customerx_rules", "  contact_rules"),
+    ("ploomes_cx.staging.assets", "_apply_contracts", "apply_contracts"),
+    ("ploomes_cx.staging.assets", "split_valid", "  pandera"),
+]
+
+
+class StepTimer:
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+
+    def install(self) -> None:
+        for module_name, attr, label in STEPS:
+            module = importlib.import_module(module_name)
+            setattr(module, attr, self._timed(getattr(module, attr), label))
+
+    def _timed(self, fn: Callable[..., Any], label: str) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.seconds[label] += time.perf_counter() - started
+
+        return timed
+
+    def report(self, total: float) -> str:
+        lines = [f"  {label:<40} {self.seconds.get(label, 0.0):6.1f}s" for _, _, label in STEPS]
+        inside = self.seconds.get(STEPS[0][2], 0.0) + self.seconds.get("apply_contracts", 0.0)
+        lines.append(f"  {'writing tables, metadata, Dagster':<40} {total - inside:6.1f}s")
+        return "\n".join(lines)
