@@ -408,3 +408,24 @@ def test_customerx_8_list_filters_are_the_ones_the_spec_lists_and_others_are_ign
     ):
         answer = cx.get(path, params=unlisted)
         assert len(answer.json()) == 2 and answer.headers["X-Total"] == "2", (path, unlisted)
+
+
+def test_customerx_8_1_clients_filter_by_id_contract_status_and_dates(cxs, cx):
+    """§8.1 also lists `id` and `contract_status` (LOW) and `created_at` / `updated_at` as
+    YYYY-MM-DD (C): each selects, and `contract_status` filters on the derived value."""
+    a = _client(cx, "D1")
+    b = _client(cx, "D2")
+    cx.post(
+        "/contracts", json={"external_id_client": "D2", "external_id_contract": "K1", "contract_value": 1}
+    )
+    assert [c["id"] for c in cx.get("/clients", params={"id": str(b["id"])}).json()] == [b["id"]]
+    active = cx.get("/clients", params={"contract_status": "active_contract"}).json()
+    assert [c["external_id_client"] for c in active] == ["D2"]
+    without = cx.get("/clients", params={"contract_status": "without_contract"}).json()
+    assert [c["id"] for c in without] == [a["id"]]
+    next(c for c in cxs.store.records["clients"].values() if c["id"] == a["id"])["updated_at"] = (
+        "2026-01-05T10:00:00Z"
+    )
+    since = cx.get("/clients", params={"updated_at": "2026-06-01"}).json()
+    assert [c["external_id_client"] for c in since] == ["D2"]
+    assert len(cx.get("/clients", params={"updated_at": "2026-01-05"}).json()) == 2

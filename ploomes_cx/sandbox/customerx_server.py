@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ploomes_cx.sandbox.customerx_values import Refused, _custom_attributes, _now, _phone_digits
+from ploomes_cx.sandbox.customerx_values import Refused, _custom_attributes, _now, _phone_digits, filtered
 from ploomes_cx.sandbox.faults import FaultPlan, TokenBucket
 from ploomes_cx.sandbox.http import JsonHandler, LoopbackServer
 
@@ -36,17 +36,6 @@ RESOURCES = {
     "contacts": "external_id_contact",
     "contracts": "external_id_contract",
     "timelines": "external_id",
-}
-# List filters, per resource, exactly those customerx-api.md lists: clients §8.1
-# (`external_id_client` C [S4]; `cnpj_cpf`, `company_name`, `trading_name` LOW [S9]), contacts
-# §8.2 (`client_id`, `external_id_client`, `email` LOW [S9]); contracts and timelines list none.
-# Any other query parameter is ignored, as a server ignores what it does not know (I): the list
-# answers unfiltered, so a client that trusts a filter the API lacks shows up in the tests.
-FILTERS = {
-    "clients": ("external_id_client", "cnpj_cpf", "company_name", "trading_name"),
-    "contacts": ("client_id", "external_id_client", "email"),
-    "contracts": (),
-    "timelines": (),
 }
 
 
@@ -223,19 +212,14 @@ class CustomerXSandbox:
         rows = list(self.store.records[resource].values())
         if resource in ("contacts", "contracts", "timelines"):
             rows = [self._with_client(r) for r in rows]
-        for key in FILTERS[resource]:
-            if key in query and key not in self.ignored_filters:
-                # exact match on what the record holds, as a database column compares; e-mails
-                # are compared case-insensitively (I: CustomerX keeps them unique in any case, §8.2)
-                fold = str.lower if key == "email" else str
-                rows = [r for r in rows if fold(str(r.get(key))) == fold(query[key])]
+        if resource == "clients":  # derived, and a filter: computed before filtering
+            rows = [{**r, "contract_status": self._contract_status(r["id"])} for r in rows]
+        rows = filtered(resource, rows, query, self.ignored_filters)
         page = max(1, int(query.get("page", "1") or 1))
         size = query.get("per_page") or query.get("max_results") or str(self.per_page_cap)
         per_page = max(1, min(self.per_page_cap, int(size)))
         pages = max(1, math.ceil(len(rows) / per_page))
         chunk = rows[(page - 1) * per_page : page * per_page]
-        if resource == "clients":
-            chunk = [{**r, "contract_status": self._contract_status(r["id"])} for r in chunk]
         headers = {
             "X-Total": str(len(rows)),
             "X-Pages": str(pages),
