@@ -38,13 +38,12 @@ def _compare(values: list[str | None]) -> dict[str, float]:
     shares = {}
     with duckdb.connect() as con:
         con.register("src", frame)
-        for build, _, python, columns in PARTY_FIELDS:
-            field = build("raw")
-            sql = f"select * from {normalize_sql.normalized('(select i, raw from src)', [field])} order by i"
+        for field, python in PARTY_FIELDS:  # the values under the column each field reads
+            sql = f"select * from {normalize_sql.normalized(f'(select i, raw as {field.raw} from src)', [field])} order by i"
             out = con.execute(sql).fetchdf()
             expected = python(frame["raw"])
             mine = ~out[f"{field.name}_py"].to_numpy(dtype=bool)
-            for column in columns:
+            for column in field.outputs:
                 got = out[column].astype(object).where(out[column].notna(), None)[mine]
                 want = expected[column].astype(object).where(expected[column].notna(), None)[mine]
                 mismatched = [

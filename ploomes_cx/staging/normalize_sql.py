@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from ploomes_cx.ploomes.custom_fields import sql_literal
 from ploomes_cx.staging.normalize import CNPJ_W1, CNPJ_W2, DDD, EMAIL
 
 # What Python's str.strip()/split() treat as whitespace among ASCII characters; RE2's \s lacks
@@ -39,10 +40,6 @@ class Field:
     steps: tuple[dict[str, str], ...]
     outputs: dict[str, str]
     flag: str = ""  # extra rows for Python, besides those outside the domain
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _strip(raw: str) -> str:
@@ -102,7 +99,7 @@ def document_field(raw: str) -> Field:
 def email_field(raw: str) -> Field:
     """`email`, `email_reason` (`normalize.normalize_emails`)."""
     t = "_em_t"
-    ok = f"({t} <> '' and length({t}) <= 254 and regexp_full_match({t}, {_literal(EMAIL.pattern)}))"
+    ok = f"({t} <> '' and length({t}) <= 254 and regexp_full_match({t}, {sql_literal(EMAIL.pattern)}))"
     several = f"(regexp_matches({t}, '[;,]|{WS_CLASS}') and length({t}) - length(replace({t}, '@', '')) > 1)"
     reason = (
         f"case when {t} = '' or _em_ok then null when {several} then 'email_several_addresses' "

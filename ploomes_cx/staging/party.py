@@ -3,7 +3,6 @@ tables they feed; every client and contact is made from these frames."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandas as pd
@@ -87,14 +86,15 @@ def read_parties(ctx: Context, extracts: tuple[str, ...]) -> Parties:
     return Parties(orgs, persons, deals, deals_view, _joined(client_attrs), _joined(contact_attrs))
 
 
-# Per party field (names first: DuckDB runs the query on fewer threads in another order): its SQL normalizer, the raw column it reads, the Python normalizer that cleans
-# the values SQL leaves to it, the columns both produce, and the reason column of a cleared field.
-PARTY_FIELDS: tuple[tuple[Callable[[str], Field], str, Normalizer, tuple[str, ...]], ...] = (
-    (name_field, "name_raw", normalize_names, ("name", "name_key", "name_reason")),
-    (document_field, "document_raw", normalize_documents, ("document", "document_type", "document_reason")),
-    (email_field, "email_raw", normalize_emails, ("email", "email_reason")),
-    (phone_field, "phone_raw", normalize_phones, ("phone", "phone_reason")),
-    (code_field, "code_raw", normalize_codes, ("external_code",)),
+# Per party field, its SQL normalizer (reading the raw column, producing the columns named by its
+# outputs) and the Python normalizer that cleans the values SQL flags and leaves to it. Names
+# come first: in another order DuckDB ran the query on fewer threads.
+PARTY_FIELDS: tuple[tuple[Field, Normalizer], ...] = (
+    (name_field("name_raw"), normalize_names),
+    (document_field("document_raw"), normalize_documents),
+    (email_field("email_raw"), normalize_emails),
+    (phone_field("phone_raw"), normalize_phones),
+    (code_field("code_raw"), normalize_codes),
 )
 # when a raw value is still needed after SQL: for Python, for the rejected list, or for display
 KEEP_RAW = {
@@ -116,8 +116,8 @@ def _read(ctx: Context, view: str) -> pd.DataFrame:
         source = payloads.contacts_sql(view, key, ctx.types[key].slot)
     else:
         source = payloads.contacts_sql(view)
-    fields = [build(raw) for build, raw, _, _ in PARTY_FIELDS]
-    outputs = [c for _, _, _, columns in PARTY_FIELDS for c in columns]
+    fields = [f for f, _ in PARTY_FIELDS]
+    outputs = [c for f in fields for c in f.outputs]
     flags = [f"{f.name}_py" for f in fields]
     raws = [f"case when {when} then {raw} end as {raw}" for raw, when in KEEP_RAW.items()]
     sql = f"""select ploomes_id, window_start, changed_at, legal_name, company_id, contact_name,
@@ -130,12 +130,13 @@ def _read(ctx: Context, view: str) -> pd.DataFrame:
 def normalize_party(frame: pd.DataFrame, entity: str, rejects: Rejects) -> pd.DataFrame:
     """Values SQL left flagged are cleaned in Python; field problems are listed and the field
     cleared."""
-    for build, raw, python, columns in PARTY_FIELDS:
-        flagged = frame.pop(f"{build(raw).name}_py").astype(bool)
+    for field, python in PARTY_FIELDS:
+        flagged = frame.pop(f"{field.name}_py").astype(bool)
         if flagged.any():
-            fixed = python(frame.loc[flagged, raw])
-            for column in columns:
-                frame[column] = frame[column].astype(object)
+            fixed = python(frame.loc[flagged, field.raw])
+            for column in field.outputs:
+                if frame[column].dtype != object:
+                    frame[column] = frame[column].astype(object)
                 frame.loc[flagged, column] = fixed[column]
     for column, source in CLEARED:
         reason = frame[f"{column}_reason"]
