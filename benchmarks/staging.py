@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import json
 import os
 import resource
@@ -154,6 +155,15 @@ def measure(path: Path, steps: bool = False) -> None:
         print(timer.report(seconds))
 
 
+def _layout() -> str:
+    """Names the raw tables' layout in the cache's file name: a cache written with other columns
+    would measure another staging, so a new layout builds a new cache."""
+    from ploomes_cx.raw.frames import RAW_COLUMNS
+
+    names = ",".join(c.name for c in RAW_COLUMNS.columns)
+    return hashlib.sha256(names.encode()).hexdigest()[:8]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -171,8 +181,10 @@ def main() -> None:
         return
     home = Path(os.environ.get("PLOOMES_CX_HOME") or ".ploomes_cx").resolve() / "bench"
     home.mkdir(parents=True, exist_ok=True)
-    path = home / f"raw_{args.persons}.duckdb"
+    path = home / f"raw_{args.persons}_{_layout()}.duckdb"
     if not path.exists():
+        for stale in [*home.glob(f"raw_{args.persons}_*.duckdb"), home / f"raw_{args.persons}.duckdb"]:
+            stale.unlink(missing_ok=True)  # raw tables of an older layout
         # in its own process too: Linux keeps a process's peak RSS across fork and exec, so a
         # measuring process forked from one that built the data would report the builder's peak
         builder = [

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import dagster as dg
 import pandas as pd
+import pandera.pandas as pa
+import pytest
 
 from ploomes_cx.staging.rejects import Rejects
-from ploomes_cx.staging.schemas import DAGSTER_TYPES, MODELS, split_valid, validate
+from ploomes_cx.staging.schemas import DAGSTER_TYPES, MODELS, Text, split_valid, validate
 
 
 def _rejected(outcome: str = "rejected") -> pd.DataFrame:
@@ -46,3 +48,32 @@ def test_split_valid_keeps_the_rows_that_pass_and_vouches_for_them() -> None:
     assert list(valid.index) == [0, 1]
     assert set(cases["index"].astype(int)) == {2, 3}
     assert "when staged" in (dg.check_dagster_type(DAGSTER_TYPES["rejected"], valid).description or "")
+
+
+@pytest.mark.parametrize(
+    ("values", "dtype"),
+    [
+        (["a", None, "b"], object),
+        ([None, None, None], object),
+        (["a", 3, None], object),
+        ([b"bytes", "a", "b"], object),
+        (["a", pd.NA, float("nan")], object),
+        ([1.5, float("nan"), 2.0], "float64"),
+    ],
+)
+def test_text_fails_exactly_the_values_pandera_str_fails(values: list[object], dtype: object) -> None:
+    """The fast `Text` check accepts and rejects the same values, with the same failure cases,
+    as Pandera's own `str` check it replaces."""
+    frame = pd.DataFrame({"c": pd.Series(values, dtype=dtype)})
+
+    def failures(dtype: object) -> list[tuple[object, object]]:
+        schema = pa.DataFrameSchema({"c": pa.Column(dtype, nullable=True)})
+        try:
+            schema.validate(frame, lazy=True)
+        except pa.errors.SchemaErrors as exc:
+            return sorted(
+                zip(exc.failure_cases["index"], exc.failure_cases["failure_case"].astype(str), strict=True)
+            )
+        return []
+
+    assert failures(Text) == failures(str)

@@ -1,8 +1,9 @@
 """What Ploomes sends, and how staging reads it out of the stored JSON payloads.
 
-Each reader takes a SQL view of raw rows (`id, window_start, changed_at, payload`) and returns
-the few fields staging needs, parsed once: a million contact payloads do not fit in memory
-twice. Field names and shapes are ploomes-api.md §4-§7.
+Each reader takes a SQL view of raw rows (`id, window_start, changed_at, payload, head`) and
+returns the few fields staging needs, parsed once: a million contact payloads do not fit in memory
+twice. The standard fields are read from `head`, the payload without its custom fields, where the
+row has it (`raw/frames.py`). Field names and shapes are ploomes-api.md §4-§7.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from ploomes_cx.ploomes.custom_fields import sql_identifier, sql_literal
 # EntityId of the record a custom field belongs to (ploomes-api.md §6)
 CONTACT_ENTITY, DEAL_ENTITY, ORDER_ENTITY = 1, 2, 4
 WON = 2  # Deal.StatusId (§7)
+# the JSON the standard (not custom) fields are read from: the payload's head where stored
+STANDARD = "coalesce(head, payload)"
 
 # What staging reads of a contact, by JSONPath; every path is extracted in one parse of the
 # payload (a payload with every custom-field slot is kilobytes; a million of them are gigabytes).
@@ -58,7 +61,8 @@ def contacts_sql(view: str, code_field: str | None = None, code_slot: str = "") 
     # (I) Register is read first, then the separate CNPJ / CPF fields (ploomes-api.md §6).
     return f"""
         with p as (
-            select id, window_start, changed_at, json_extract_string(payload, [{paths}]) as vals{extra}
+            select id, window_start, changed_at,
+                json_extract_string({STANDARD}, [{paths}]) as vals{extra}
             from {view} v
         )
         select id as ploomes_id, window_start, changed_at, try_cast({at["type_id"]} as integer) as type_id,
@@ -73,11 +77,11 @@ def contacts_sql(view: str, code_field: str | None = None, code_slot: str = "") 
 def deals(con: duckdb.DuckDBPyConnection, view: str) -> pd.DataFrame:
     return con.execute(f"""
         select id as ploomes_id, window_start, changed_at,
-            (payload->>'$.StatusId')::int as status_id, (payload->>'$.ContactId')::bigint as contact_id,
-            (payload->>'$.PersonId')::bigint as person_id, payload->>'$.Title' as title,
-            (payload->>'$.Amount')::double as amount, payload->>'$.FinishDate' as finish_date,
-            (payload->>'$.LastQuoteId')::bigint as last_quote_id
-        from {view} v order by ploomes_id
+            (d->>'$.StatusId')::int as status_id, (d->>'$.ContactId')::bigint as contact_id,
+            (d->>'$.PersonId')::bigint as person_id, d->>'$.Title' as title,
+            (d->>'$.Amount')::double as amount, d->>'$.FinishDate' as finish_date,
+            (d->>'$.LastQuoteId')::bigint as last_quote_id
+        from (select *, {STANDARD} as d from {view} v) order by ploomes_id
     """).fetchdf()
 
 

@@ -2,7 +2,8 @@
 
 The stock handler skips writing an empty frame, so a window with no records creates no table and
 every downstream read fails; and it appends positionally, so a column order change corrupts a
-table silently. Here an empty frame still creates the (empty) table, and inserts go `BY NAME`.
+table silently. Here an empty frame still creates the (empty) table, inserts go `BY NAME`, and a
+column new in this version is added to a partitioned table an older version created.
 A whole (unpartitioned) table is replaced in one `CREATE OR REPLACE`. The DELETE of a partition
 slice before its write is the integration's own and is unchanged.
 """
@@ -38,6 +39,7 @@ class _PandasHandler(DuckDBPandasTypeHandler):
                 connection.execute(
                     f"create table if not exists {table} as select * from _ploomes_cx_out limit 0"
                 )
+                _add_new_columns(connection, table)
                 if not obj.empty:
                     connection.execute(f"insert into {table} by name select * from _ploomes_cx_out")
         finally:
@@ -45,6 +47,15 @@ class _PandasHandler(DuckDBPandasTypeHandler):
         context.add_output_metadata(
             {"dagster/partition_row_count" if context.has_asset_partitions else "dagster/row_count": len(obj)}
         )
+
+
+def _add_new_columns(connection: duckdb.DuckDBPyConnection, table: str) -> None:
+    """Columns the frame has and a table written by an older version lacks are added (null in
+    the old rows), so an upgrade never breaks the next window's write; readers treat the null."""
+    have = {row[0] for row in connection.execute(f"describe {table}").fetchall()}
+    for name, kind, *_ in connection.execute("describe _ploomes_cx_out").fetchall():
+        if name not in have:
+            connection.execute(f'alter table {table} add column "{name}" {kind}')
 
 
 class PloomesCxDuckDBIOManager(DuckDBIOManager):
@@ -70,6 +81,16 @@ def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> boo
     rows = con.execute(
         "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
         [schema, table],
+    ).fetchall()
+    return bool(rows[0][0])
+
+
+def has_column(con: duckdb.DuckDBPyConnection, schema: str, table: str, column: str) -> bool:
+    """Whether `schema.table` has `column`: a table an older version wrote may lack a new one."""
+    rows = con.execute(
+        "select count(*) from information_schema.columns "
+        "where table_schema = ? and table_name = ? and column_name = ?",
+        [schema, table, column],
     ).fetchall()
     return bool(rows[0][0])
 

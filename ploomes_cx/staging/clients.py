@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import pandas as pd
 
 from ploomes_cx.staging.context import Context
@@ -70,7 +71,10 @@ def _resolver(ctx: Context, parties: Parties, alias: dict[int, int]) -> ClientRe
         direct = contact_ids.map(alias)
         if company_of is not None:
             direct = direct.fillna(contact_ids.map(company_of).map(alias))
-        return direct.map(lambda v: None if pd.isna(v) else str(int(v)))
+        found = direct.notna()
+        out = pd.Series(np.full(len(direct), None, dtype=object), index=contact_ids.index)
+        out[found] = direct[found].astype("int64").astype(str)
+        return out
 
     return client_of_contact
 

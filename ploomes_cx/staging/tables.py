@@ -9,7 +9,7 @@ import pandas as pd
 from ploomes_cx.ploomes.entities import ENTITIES
 from ploomes_cx.reconcile import tombstones
 from ploomes_cx.reconcile.origins import PARENT_KINDS
-from ploomes_cx.runtime.duckdb_io import table_exists
+from ploomes_cx.runtime.duckdb_io import has_column, table_exists
 
 CLIENT_COLUMNS = [
     "external_id",
@@ -118,13 +118,16 @@ def _latest(con: duckdb.DuckDBPyConnection, schema: str, entity: str) -> str:
     if not raw and not deps:
         return (
             "(select null::bigint as id, null::timestamp as window_start, null::timestamp as changed_at, "
-            "null::timestamp as extracted_at, null::varchar as payload where false)"
+            "null::timestamp as extracted_at, null::varchar as payload, null::varchar as head where false)"
         )
     table = f"{schema}.raw_{entity}"
     columns = "id, window_start, changed_at, extracted_at, payload"
+    # `head` (the payload without custom fields) is null where the rows lack it: parents fetched
+    # by Id, and tables written before it existed; readers fall back to the payload there
+    head = "head" if raw and has_column(con, schema, f"raw_{entity}", "head") else "null::varchar as head"
     if not deps:
         return (
-            f"(select {columns} from {table} where rowid in "
+            f"(select {columns}, {head} from {table} where rowid in "
             f"(select arg_max(rowid, [epoch_us(changed_at), epoch_us(extracted_at)]) from {table} group by id))"
         )
     fetched = f"{schema}.raw_dependencies"
@@ -139,11 +142,13 @@ def _latest(con: duckdb.DuckDBPyConnection, schema: str, entity: str) -> str:
         f"from ({versions}) group by id"
     )
     parts = [
-        f"select {columns} from {fetched} where {mine} and rowid in (select pick[2] from best where pick[1] = 1)"
+        f"select {columns}, null::varchar as head from {fetched} where {mine} "
+        "and rowid in (select pick[2] from best where pick[1] = 1)"
     ]
     if raw:
         parts.insert(
-            0, f"select {columns} from {table} where rowid in (select pick[2] from best where pick[1] = 0)"
+            0,
+            f"select {columns}, {head} from {table} where rowid in (select pick[2] from best where pick[1] = 0)",
         )
     return f"(with best as ({best}) {' union all '.join(parts)})"
 
