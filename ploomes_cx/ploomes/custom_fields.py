@@ -74,7 +74,7 @@ def read_fields(
     # a join or a filter on the payload makes DuckDB hold every payload, and a million of them do
     # not fit the memory staging gives it.
     slots = sorted({t.slot for _, _, t in fields})
-    shape = json.dumps([{"FieldKey": "VARCHAR", **dict.fromkeys(slots, "JSON")}])
+    listed_shape = json.dumps({"OtherProperties": [{"FieldKey": "VARCHAR", **dict.fromkeys(slots, "JSON")}]})
     by_key = {key: (attr, t) for key, attr, t in fields}
 
     def case(value: Callable[[str, str, FieldType], str]) -> str:
@@ -87,20 +87,26 @@ def read_fields(
         f"{{'attribute': {case(lambda k, a, t: sql_literal(a))}, 'kind': {case(lambda k, a, t: sql_literal(t.kind))}, "
         f"'v': {case(lambda k, a, t: f'p.{sql_identifier(t.slot)}')}}}"
     )
-    listed = f"list_transform(list_filter(json_transform(props, '{shape}'), lambda p: p.FieldKey in ({keys})), lambda p: {item})"
-    members = sql_literal(json.dumps(dict.fromkeys(by_key, "JSON")))  # the webhook map, parsed the same way
+    listed = f"list_transform(list_filter(items, lambda p: p.FieldKey in ({keys})), lambda p: {item})"
+    # the webhook map, parsed the same way, where the list shape found no list
+    map_shape = sql_literal(json.dumps({"OtherProperties": dict.fromkeys(by_key, "JSON")}))
     in_map = ", ".join(
-        f"{{'attribute': {sql_literal(a)}, 'kind': '{t.kind}', 'v': json_transform(props, {members}).{sql_identifier(k)}}}"
+        f"{{'attribute': {sql_literal(a)}, 'kind': '{t.kind}', "
+        f"'v': json_transform(payload, {map_shape}).OtherProperties.{sql_identifier(k)}}}"
         for k, (a, t) in by_key.items()
     )
-    # One scan, each payload parsed once: `OtherProperties` comes out as text, and its first
-    # character tells the list shape from the webhook map.
+    # One scan, each payload parsed once into the list shape: a map (or no OtherProperties) comes
+    # out as NULL there, and only those rows are parsed again as the map.
     con.execute(f"""
         create or replace temp table _cf_slots as
         select id, window_start, f.attribute, f.kind, f.v from (
             select id, window_start,
-                unnest(case when starts_with(props, '[') then {listed} when starts_with(props, '{{') then [{in_map}] end) as f
-            from (select id, window_start, (payload->'$.OtherProperties')::varchar as props from {view} v)
+                unnest(case when items is not null then {listed} else [{in_map}] end) as f
+            from (
+                select id, window_start, payload,
+                    json_transform(payload, {sql_literal(listed_shape)}).OtherProperties as items
+                from {view} v
+            )
         )
     """)
     return _typed_values(con, typed)
