@@ -1,7 +1,8 @@
 """Where a staging run's time goes: wall-clock seconds per staging step, for `bench-staging --steps`.
 
 Wraps the staging functions where their callers look them up (the modules import them by name),
-so the figures cost a clock read per call, not a profiler's overhead. A step's time includes the
+so the figures cost a clock read per call, not a profiler's overhead; each step also shows the
+process's peak memory when it returned. A step's time includes the
 steps it calls: `read_parties` includes `read_payloads` and `custom_fields`.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import resource
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -40,6 +42,9 @@ TOP_LEVEL = ("build_staging", "apply_contracts", "asset_checks", "writing_tables
 class StepTimer:
     def __init__(self) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
+        # the process's peak RSS when the step last returned (KiB): the first step showing the
+        # run's peak is the one that reached it
+        self.peak: dict[str, int] = defaultdict(int)
 
     def install(self) -> None:
         for module_name, path, label in STEPS:
@@ -57,11 +62,15 @@ class StepTimer:
                 return fn(*args, **kwargs)
             finally:
                 self.seconds[label] += time.perf_counter() - started
+                self.peak[label] = max(self.peak[label], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
         return timed
 
     def report(self, total: float) -> str:
-        lines = [f"  {label:<40} {self.seconds.get(label, 0.0):6.1f}s" for _, _, label in STEPS]
+        lines = [
+            f"  {label:<40} {self.seconds.get(label, 0.0):6.1f}s   peak so far {self.peak[label] / 2**20:.2f} GiB"
+            for _, _, label in STEPS
+        ]
         inside = sum(self.seconds.get(label, 0.0) for label in TOP_LEVEL)
         lines.append(f"  {'the rest (metadata, Dagster)':<40} {total - inside:6.1f}s")
         return "\n".join(lines)
