@@ -190,14 +190,17 @@ def fuzzy_candidates(frame: pd.DataFrame) -> list[dict[str, object]]:
     group_of_row = roots[inverse]
     rows = pd.DataFrame({"group": group_of_row, "key": inverse, "id": ids})
     rows = rows[rows["group"].duplicated(keep=False)].sort_values(["group", "id"])
-    by_group = rows.groupby("group", sort=False)  # grouped once: tens of thousands of groups
-    members = by_group["id"].agg(list)
-    same = by_group["key"].nunique() == 1
+    # one loop over the grouped rows: tens of thousands of groups, each a Python call in pandas
+    members: dict[int, list[int]] = {}
+    keys_in: dict[int, set[int]] = {}
+    for group, key, pid in zip(rows["group"].tolist(), rows["key"].tolist(), rows["id"].tolist(), strict=True):
+        members.setdefault(group, []).append(pid)
+        keys_in.setdefault(group, set()).add(key)
     return [
         {
-            "members": [int(x) for x in ids_],
-            "rule": "same_folded_name" if alike else "similar_name",
-            "score": 100.0 if alike else lowest.get(int(root), 100.0),
+            "members": ids_,
+            "rule": "same_folded_name" if len(keys_in[root]) == 1 else "similar_name",
+            "score": 100.0 if len(keys_in[root]) == 1 else lowest.get(root, 100.0),
         }
-        for root, ids_, alike in zip(members.index, members, same.reindex(members.index), strict=True)
+        for root, ids_ in members.items()
     ]
