@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import functools
 import importlib
+import inspect
 import resource
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 # (module that calls it, name it is called by there, label)
@@ -55,16 +56,36 @@ class StepTimer:
             setattr(owner, attr, self._timed(getattr(owner, attr), label))
 
     def _timed(self, fn: Callable[..., Any], label: str) -> Callable[..., Any]:
+        if inspect.isgeneratorfunction(fn):  # its work happens as it is iterated, not when called
+
+            @functools.wraps(fn)
+            def timed_items(*args: Any, **kwargs: Any) -> Iterator[Any]:
+                items = fn(*args, **kwargs)
+                while True:
+                    started = time.perf_counter()
+                    try:
+                        item = next(items)
+                    except StopIteration:
+                        return
+                    finally:
+                        self._count(label, started)
+                    yield item
+
+            return timed_items
+
         @functools.wraps(fn)
         def timed(*args: Any, **kwargs: Any) -> Any:
             started = time.perf_counter()
             try:
                 return fn(*args, **kwargs)
             finally:
-                self.seconds[label] += time.perf_counter() - started
-                self.peak[label] = max(self.peak[label], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+                self._count(label, started)
 
         return timed
+
+    def _count(self, label: str, started: float) -> None:
+        self.seconds[label] += time.perf_counter() - started
+        self.peak[label] = max(self.peak[label], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
     def report(self, total: float) -> str:
         lines = [

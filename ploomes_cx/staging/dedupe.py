@@ -193,7 +193,9 @@ def fuzzy_candidates(frame: pd.DataFrame) -> list[dict[str, object]]:
     # one loop over the grouped rows: tens of thousands of groups, each a Python call in pandas
     members: dict[int, list[int]] = {}
     keys_in: dict[int, set[int]] = {}
-    for group, key, pid in zip(rows["group"].tolist(), rows["key"].tolist(), rows["id"].tolist(), strict=True):
+    for group, key, pid in zip(
+        rows["group"].tolist(), rows["key"].tolist(), rows["id"].tolist(), strict=True
+    ):
         members.setdefault(group, []).append(pid)
         keys_in.setdefault(group, set()).add(key)
     return [
