@@ -19,9 +19,13 @@ from pandera import dtypes as pa_dtypes
 from pandera.engines import pandas_engine
 from pandera.typing import Series
 
-DOCUMENT = r"^([0-9]{11}|[0-9A-Z]{12}[0-9]{2})$"
-EMAIL = r"^[^@\s]+@[^@\s]+\.[a-z]{2,63}$"
-E164 = r"^\+[1-9][0-9]{7,14}$"
+from ploomes_cx.staging.text_checks import SPACE  # also registers the text checks
+
+# Whole-value RE2 patterns (`text_checks.full_match`, run by DuckDB)
+DOCUMENT = r"([0-9]{11}|[0-9A-Z]{12}[0-9]{2})"
+EMAIL = rf"[^@{SPACE}]+@[^@{SPACE}]+\.[a-z]{{2,63}}"
+E164 = r"\+[1-9][0-9]{7,14}"
+ID_LIST = r"([0-9]+(,[0-9]+)*)?"
 
 
 @pandas_engine.Engine.register_dtype
@@ -56,21 +60,21 @@ class StgClients(_Base):
     external_id: Series[Text] = pa.Field(
         description="Our id of the record in CustomerX (external_id_*): the surviving Ploomes id",
         unique=True,
-        str_length={"min_value": 1},
+        text_length={"min_value": 1},
     )
     ploomes_id: Series[int] = pa.Field(description="Ploomes Id of the surviving record", unique=True, gt=0)
     aliases: Series[Text] = pa.Field(
         description="Ploomes Ids merged into this one as duplicates, comma-separated",
-        str_matches=r"^([0-9]+(,[0-9]+)*)?$",
+        full_match=ID_LIST,
     )
     source: Series[Text] = pa.Field(
         description="Ploomes source the client came from", isin=["organizations", "persons", "deal_contacts"]
     )
     name: Series[Text] = pa.Field(
-        description="Display name, accents kept", str_length={"min_value": 1, "max_value": 255}
+        description="Display name, accents kept", text_length={"min_value": 1, "max_value": 255}
     )
     name_key: Series[Text] = pa.Field(
-        description="Accent-folded, lower-case name used for matching", str_length={"min_value": 1}
+        description="Accent-folded, lower-case name used for matching", text_length={"min_value": 1}
     )
     legal_name: Series[Text] = pa.Field(
         description="Legal name (razão social) when Ploomes has one", nullable=True
@@ -78,20 +82,20 @@ class StgClients(_Base):
     document: Series[Text] = pa.Field(
         description="CPF (11 digits) or CNPJ (14, alphanumeric allowed) with valid check digits, bare",
         nullable=True,
-        str_matches=DOCUMENT,
+        full_match=DOCUMENT,
     )
     document_type: Series[Text] = pa.Field(description="cpf or cnpj", nullable=True, isin=["cpf", "cnpj"])
     external_code: Series[Text] = pa.Field(
         description="External code from the mapping's external_code_field",
         nullable=True,
-        str_length={"min_value": 1},
+        text_length={"min_value": 1},
     )
     email: Series[Text] = pa.Field(
-        description="Lower-case e-mail that passed syntax checks", nullable=True, str_matches=EMAIL
+        description="Lower-case e-mail that passed syntax checks", nullable=True, full_match=EMAIL
     )
-    phone: Series[Text] = pa.Field(description="Phone in E.164 (+55...)", nullable=True, str_matches=E164)
+    phone: Series[Text] = pa.Field(description="Phone in E.164 (+55...)", nullable=True, full_match=E164)
     custom_attributes: Series[Text] = pa.Field(
-        description="Mapped custom fields as JSON, CustomerX attribute name -> value", str_startswith="{"
+        description="Mapped custom fields as JSON, CustomerX attribute name -> value", text_starts_with="{"
     )
     changed_at: Series[pd.Timestamp] = pa.Field(
         description="LastUpdateDate of the version kept (account-local time)"
@@ -105,33 +109,33 @@ class StgContacts(_Base):
     external_id: Series[Text] = pa.Field(
         description="Our id of the record in CustomerX (external_id_*): the surviving Ploomes id",
         unique=True,
-        str_length={"min_value": 1},
+        text_length={"min_value": 1},
     )
     ploomes_id: Series[int] = pa.Field(description="Ploomes Id of the surviving record", gt=0)
     aliases: Series[Text] = pa.Field(
         description="Ploomes Ids merged into this one as duplicates, comma-separated",
-        str_matches=r"^([0-9]+(,[0-9]+)*)?$",
+        full_match=ID_LIST,
     )
     client_external_id: Series[Text] = pa.Field(
-        description="external_id of the staged client this row belongs to", str_length={"min_value": 1}
+        description="external_id of the staged client this row belongs to", text_length={"min_value": 1}
     )
     name: Series[Text] = pa.Field(
-        description="Display name, accents kept", str_length={"min_value": 1, "max_value": 255}
+        description="Display name, accents kept", text_length={"min_value": 1, "max_value": 255}
     )
     email: Series[Text] = pa.Field(
-        description="Lower-case e-mail that passed syntax checks", unique=True, str_matches=EMAIL
+        description="Lower-case e-mail that passed syntax checks", unique=True, full_match=EMAIL
     )  # CustomerX: required, unique
-    phone: Series[Text] = pa.Field(description="Phone in E.164 (+55...)", nullable=True, str_matches=E164)
+    phone: Series[Text] = pa.Field(description="Phone in E.164 (+55...)", nullable=True, full_match=E164)
     document: Series[Text] = pa.Field(
         description="CPF (11 digits) or CNPJ (14, alphanumeric allowed) with valid check digits, bare",
         nullable=True,
-        str_matches=DOCUMENT,
+        full_match=DOCUMENT,
     )
     external_code: Series[Text] = pa.Field(
         description="External code from the mapping's external_code_field", nullable=True
     )
     custom_attributes: Series[Text] = pa.Field(
-        description="Mapped custom fields as JSON, CustomerX attribute name -> value", str_startswith="{"
+        description="Mapped custom fields as JSON, CustomerX attribute name -> value", text_starts_with="{"
     )
     changed_at: Series[pd.Timestamp] = pa.Field(
         description="LastUpdateDate of the version kept (account-local time)"
@@ -145,11 +149,11 @@ class StgContracts(_Base):
     external_id: Series[Text] = pa.Field(
         description="Our id of the contract: the deal id, or deal and product line",
         unique=True,
-        str_length={"min_value": 1},
+        text_length={"min_value": 1},
     )
     ploomes_id: Series[int] = pa.Field(description="Ploomes Id of the surviving record", gt=0)
     client_external_id: Series[Text] = pa.Field(
-        description="external_id of the staged client this row belongs to", str_length={"min_value": 1}
+        description="external_id of the staged client this row belongs to", text_length={"min_value": 1}
     )
     title: Series[Text] = pa.Field(description="Title shown in CustomerX", nullable=True)
     value: Series[float] = pa.Field(description="Contract value (deal Amount or product line total)", ge=0)
@@ -161,7 +165,7 @@ class StgContracts(_Base):
         description="Product code (deal_products source only)", nullable=True
     )
     custom_attributes: Series[Text] = pa.Field(
-        description="Mapped custom fields as JSON, CustomerX attribute name -> value", str_startswith="{"
+        description="Mapped custom fields as JSON, CustomerX attribute name -> value", text_starts_with="{"
     )
     changed_at: Series[pd.Timestamp] = pa.Field(
         description="LastUpdateDate of the version kept (account-local time)"
@@ -184,7 +188,7 @@ class StgTimeline(_Base):
     kind: Series[Text] = pa.Field(description="Timeline kind", isin=["note", "activity", "attachment"])
     ploomes_id: Series[int] = pa.Field(description="Ploomes Id of the surviving record", gt=0)
     client_external_id: Series[Text] = pa.Field(
-        description="external_id of the staged client this row belongs to", str_length={"min_value": 1}
+        description="external_id of the staged client this row belongs to", text_length={"min_value": 1}
     )
     occurred_at: Series[pd.Timestamp] = pa.Field(description="When the interaction happened")
     title: Series[Text] = pa.Field(description="Title of the entry", nullable=True)
@@ -229,7 +233,7 @@ class DuplicateClusters(_Base):
         description="Ploomes Id that stays (merged clusters)", nullable=True
     )
     member_ids: Series[Text] = pa.Field(
-        description="Every Ploomes Id in the cluster, comma-separated", str_matches=r"^[0-9]+(,[0-9]+)+$"
+        description="Every Ploomes Id in the cluster, comma-separated", full_match=r"[0-9]+(,[0-9]+)+"
     )
     size: Series[int] = pa.Field(description="Number of records in the cluster", ge=2)
     rule: Series[Text] = pa.Field(description="Identifier or similarity rule that grouped them")
