@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from ploomes_cx.ploomes import payloads
@@ -48,9 +49,10 @@ class Parties:
 
     def company_of(self) -> pd.Series:
         """Ploomes contact id -> its organization's id (CompanyId), for organizations and persons."""
+        # built from the two columns alone: set_index would copy every column of a million rows
         return pd.concat(
             [
-                f.set_index("ploomes_id")["company_id"].astype("float64")
+                pd.Series(f["company_id"].to_numpy(dtype="float64", na_value=np.nan), index=f["ploomes_id"])
                 for f in (self.orgs, self.persons)
                 if len(f)
             ]

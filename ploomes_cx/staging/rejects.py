@@ -8,6 +8,7 @@ broke, the outcome (`rejected` for a record, `field_cleared` for a field) and th
 from __future__ import annotations
 
 import pandas as pd
+from pandas.api.types import infer_dtype
 
 REJECTED_COLUMNS = ["entity", "ploomes_id", "field", "value", "rule", "outcome", "window_start", "run_id"]
 TEXT_COLUMNS = ("entity", "field", "value", "rule", "outcome", "run_id")
@@ -36,8 +37,10 @@ class Rejects:
         they vary per row, are aligned with `frame`."""
         if not mask.any():
             return
-        frame = frame[mask]
+        frame = frame.loc[mask, ["ploomes_id", "window_start"]]  # not every column of a million rows
         text = _aligned(values[mask], frame.index)
+        if infer_dtype(text, skipna=True) not in ("string", "empty"):  # numbers, ids: shown as text
+            text = text.map(lambda v: None if pd.isna(v) else str(v))
         self.parts.append(
             pd.DataFrame(
                 {
@@ -46,7 +49,7 @@ class Rejects:
                     "field": field_name
                     if isinstance(field_name, str)
                     else _aligned(field_name[mask], frame.index),
-                    "value": text.where(text.notna(), None).map(lambda v: v if v is None else str(v)),
+                    "value": text.where(text.notna(), None),
                     "rule": rule if isinstance(rule, str) else _aligned(rule[mask], frame.index),
                     "outcome": outcome,
                     "window_start": pd.to_datetime(frame["window_start"]).astype("datetime64[us]"),
