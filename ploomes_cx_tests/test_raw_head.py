@@ -1,5 +1,6 @@
-"""The `head` column (payload without custom fields): staging reads the standard fields from it,
-and a table written before it existed stages exactly the same."""
+"""The parts of a payload stored apart, `head` (without custom fields) and `custom_values` (the
+filled custom-field slots): staging reads from them, and a table written before they existed
+stages exactly the same."""
 
 import datetime as dt
 import json
@@ -25,7 +26,8 @@ MAPPING = {
     "timeline": [],
     "contracts": {"source": "won_deals"},
     "custom_fields": {
-        "clients": [{"ploomes": "contact_0A1B2C3D-0000-0000-0000-00000000000A", "customerx": "seg"}]
+        "clients": [{"ploomes": "contact_0A1B2C3D-0000-0000-0000-00000000000A", "customerx": "seg"}],
+        "contacts": [{"ploomes": "contact_0A1B2C3D-0000-0000-0000-00000000000B", "customerx": "staff"}],
     },
 }
 
@@ -33,7 +35,7 @@ MAPPING = {
 def _write(con: duckdb.DuckDBPyConnection, entity: str, records: list[dict], with_head: bool) -> None:
     frame, _ = raw_frame(records, "LastUpdateDate", WINDOW, SP, "test", history=True)
     if not with_head:
-        frame = frame.drop(columns=["head"])  # the layout before `head` existed
+        frame = frame.drop(columns=["head", "custom_values"])  # the layout before they existed
     con.register("_rows", frame)
     con.execute(f"create table t.raw_{entity} as select * from _rows")
     con.unregister("_rows")
@@ -60,22 +62,29 @@ def _stage(path: Path, records: dict[str, list[dict]], with_head: bool):
         return build_staging(con, parse_mapping(MAPPING, "t.yaml"), "r1")
 
 
-def test_head_is_the_payload_without_custom_fields(sandbox_records):
+def test_head_and_custom_values_split_the_payload(sandbox_records):
     frame, _ = raw_frame(sandbox_records["persons"][:50], "LastUpdateDate", WINDOW, SP, "test", history=True)
-    for payload, head in zip(frame["payload"], frame["head"], strict=True):
+    for payload, head, custom in zip(frame["payload"], frame["head"], frame["custom_values"], strict=True):
         whole = json.loads(payload)
-        assert whole.pop("OtherProperties")  # the sandbox sends every slot, as Ploomes does
+        items = whole.pop("OtherProperties")
+        assert any(v is None for item in items for v in item.values())  # every slot, as Ploomes sends
         assert json.loads(head) == whole
-        assert len(head) < len(payload) / 2
-    no_custom = {"Id": 1, "Name": "x", "LastUpdateDate": "2026-11-02T10:00:00-03:00"}
-    frame, _ = raw_frame([no_custom], "LastUpdateDate", WINDOW, SP, "test")
-    assert frame["head"].isna().all()
+        assert json.loads(custom) == [{k: v for k, v in item.items() if v is not None} for item in items]
+        assert len(head) + len(custom) < len(payload) / 2
+    stamp = "2026-11-02T10:00:00-03:00"
+    no_custom = {"Id": 1, "Name": "x", "LastUpdateDate": stamp}
+    as_map = {"Id": 2, "Name": "y", "LastUpdateDate": stamp, "OtherProperties": {"contact_A": "z"}}
+    frame, _ = raw_frame([no_custom, as_map], "LastUpdateDate", WINDOW, SP, "test")
+    assert frame["head"].isna().tolist() == [True, False]
+    assert frame["custom_values"].isna().all()  # no list: read from the payload
 
 
-def test_tables_without_head_stage_exactly_as_tables_with_it(tmp_path, sandbox_records):
+def test_tables_without_the_parts_stage_exactly_as_tables_with_them(tmp_path, sandbox_records):
     new = _stage(tmp_path / "new.duckdb", sandbox_records, with_head=True)
     old = _stage(tmp_path / "old.duckdb", sandbox_records, with_head=False)
     assert len(new.clients) > 100 and len(new.contacts) > 300 and len(new.contracts) > 10
+    for table in (new.clients, new.contacts):  # the custom fields came through
+        assert (table["custom_attributes"] != "{}").sum() > len(table) / 2
     assert len(new.rejected) > 0  # the sandbox is dirty: the comparison covers rejections too
     for table in ("clients", "contacts", "contracts", "rejected", "clusters"):
         a, b = getattr(new, table), getattr(old, table)

@@ -74,7 +74,7 @@ def read_fields(
     # a join or a filter on the payload makes DuckDB hold every payload, and a million of them do
     # not fit the memory staging gives it.
     slots = sorted({t.slot for _, _, t in fields})
-    listed_shape = json.dumps({"OtherProperties": [{"FieldKey": "VARCHAR", **dict.fromkeys(slots, "JSON")}]})
+    item_shape = {"FieldKey": "VARCHAR", **dict.fromkeys(slots, "JSON")}
     by_key = {key: (attr, t) for key, attr, t in fields}
 
     def case(value: Callable[[str, str, FieldType], str]) -> str:
@@ -95,8 +95,11 @@ def read_fields(
         f"'v': json_transform(payload, {map_shape}).OtherProperties.{sql_identifier(k)}}}"
         for k, (a, t) in by_key.items()
     )
-    # One scan, each payload parsed once into the list shape: a map (or no OtherProperties) comes
-    # out as NULL there, and only those rows are parsed again as the map.
+    # One scan. The list is read from `custom_values` (the filled slots only) where the row has it,
+    # else from the payload, parsed once into the list shape: there a map (or no OtherProperties)
+    # comes out as NULL, and only those rows are parsed again as the map.
+    stored = sql_literal(json.dumps([item_shape]))
+    whole = sql_literal(json.dumps({"OtherProperties": [item_shape]}))
     con.execute(f"""
         create or replace temp table _cf_slots as
         select id, window_start, f.attribute, f.kind, f.v from (
@@ -104,7 +107,8 @@ def read_fields(
                 unnest(case when items is not null then {listed} else [{in_map}] end) as f
             from (
                 select id, window_start, payload,
-                    json_transform(payload, {sql_literal(listed_shape)}).OtherProperties as items
+                    case when custom_values is not null then json_transform(custom_values, {stored})
+                        else json_transform(payload, {whole}).OtherProperties end as items
                 from {view} v
             )
         )

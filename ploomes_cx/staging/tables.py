@@ -117,19 +117,24 @@ def latest(con: duckdb.DuckDBPyConnection, schema: str, entity: str) -> str:
 def _latest(con: duckdb.DuckDBPyConnection, schema: str, entity: str) -> str:
     """`latest` before the gone records are taken out."""
     raw, deps = table_exists(con, schema, f"raw_{entity}"), table_exists(con, schema, "raw_dependencies")
+    # the parts of the payload stored apart (`raw/frames.py`) are null where the rows lack them:
+    # parents fetched by Id, and tables written before they existed; readers use the payload there
+    parts_apart = ("head", "custom_values")
+    nulls = ", ".join(f"null::varchar as {c}" for c in parts_apart)
     if not raw and not deps:
         return (
             "(select null::bigint as id, null::timestamp as window_start, null::timestamp as changed_at, "
-            "null::timestamp as extracted_at, null::varchar as payload, null::varchar as head where false)"
+            f"null::timestamp as extracted_at, null::varchar as payload, {nulls} where false)"
         )
     table = f"{schema}.raw_{entity}"
     columns = "id, window_start, changed_at, extracted_at, payload"
-    # `head` (the payload without custom fields) is null where the rows lack it: parents fetched
-    # by Id, and tables written before it existed; readers fall back to the payload there
-    head = "head" if raw and has_column(con, schema, f"raw_{entity}", "head") else "null::varchar as head"
+    stored = ", ".join(
+        c if raw and has_column(con, schema, f"raw_{entity}", c) else f"null::varchar as {c}"
+        for c in parts_apart
+    )
     if not deps:
         return (
-            f"(select {columns}, {head} from {table} where rowid in "
+            f"(select {columns}, {stored} from {table} where rowid in "
             f"(select arg_max(rowid, [epoch_us(changed_at), epoch_us(extracted_at)]) from {table} group by id))"
         )
     fetched = f"{schema}.raw_dependencies"
@@ -144,13 +149,13 @@ def _latest(con: duckdb.DuckDBPyConnection, schema: str, entity: str) -> str:
         f"from ({versions}) group by id"
     )
     parts = [
-        f"select {columns}, null::varchar as head from {fetched} where {mine} "
+        f"select {columns}, {nulls} from {fetched} where {mine} "
         "and rowid in (select pick[2] from best where pick[1] = 1)"
     ]
     if raw:
         parts.insert(
             0,
-            f"select {columns}, {head} from {table} where rowid in (select pick[2] from best where pick[1] = 0)",
+            f"select {columns}, {stored} from {table} where rowid in (select pick[2] from best where pick[1] = 0)",
         )
     return f"(with best as ({best}) {' union all '.join(parts)})"
 
