@@ -9,7 +9,8 @@ import pandera.pandas as pa
 import pytest
 
 from ploomes_cx.staging.rejects import Rejects
-from ploomes_cx.staging.schemas import DAGSTER_TYPES, MODELS, Text, split_valid, validate
+from ploomes_cx.staging.schemas import DAGSTER_TYPES, MODELS, split_valid, validate
+from ploomes_cx.staging.text_checks import Text
 
 
 def _rejected(outcome: str = "rejected") -> pd.DataFrame:

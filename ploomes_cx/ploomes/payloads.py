@@ -1,9 +1,10 @@
 """What Ploomes sends, and how staging reads it out of the stored JSON payloads.
 
-Each reader takes a SQL view of raw rows (`id, window_start, changed_at, payload, head`) and
-returns the few fields staging needs, parsed once: a million contact payloads do not fit in memory
-twice. The standard fields are read from `head`, the payload without its custom fields, where the
-row has it (`raw/frames.py`). Field names and shapes are ploomes-api.md §4-§7.
+Each reader takes a SQL view of raw rows (`staging/tables.latest`: `id, window_start,
+changed_at, payload` and the parts stored apart, `head` and `custom_values`) and returns the few
+fields staging needs, parsed once: a million contact payloads do not fit in memory twice. The
+standard fields are read from `head`, the payload without its custom fields, where the row has it
+(`raw/frames.py`). Field names and shapes are ploomes-api.md §4-§7.
 """
 
 from __future__ import annotations

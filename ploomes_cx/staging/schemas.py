@@ -8,44 +8,20 @@ column and check they broke, to the rejected table.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable
 
 import dagster as dg
 import pandas as pd
 import pandera.pandas as pa
 from dagster_pandera import pandera_schema_to_dagster_type
-from pandas.api.types import infer_dtype
-from pandera import dtypes as pa_dtypes
-from pandera.engines import pandas_engine
 from pandera.typing import Series
 
-from ploomes_cx.staging.text_checks import SPACE  # also registers the text checks
+from ploomes_cx.staging.text_checks import SPACE, Text  # also registers the text checks
 
 # Whole-value RE2 patterns (`text_checks.full_match`, run by DuckDB)
 DOCUMENT = r"([0-9]{11}|[0-9A-Z]{12}[0-9]{2})"
 EMAIL = rf"[^@{SPACE}]+@[^@{SPACE}]+\.[a-z]{{2,63}}"
 E164 = r"\+[1-9][0-9]{7,14}"
 ID_LIST = r"([0-9]+(,[0-9]+)*)?"
-
-
-@pandas_engine.Engine.register_dtype
-@pa_dtypes.immutable
-class Text(pandas_engine.NpString):
-    """`str`, checked in one pass of pandas' C type inference when every value of an object
-    column is a string or null, the staging tables' normal case. Pandera's own check calls a
-    Python function per value, which cost seconds per million-row table; any other column, and
-    any failure, gets that check, so its failure cases are the ones Pandera reports."""
-
-    def check(
-        self, pandera_dtype: pa_dtypes.DataType, data_container: pd.Series | None = None
-    ) -> bool | Iterable[bool]:
-        if (
-            data_container is not None
-            and data_container.dtype == object
-            and infer_dtype(data_container, skipna=True) in ("string", "empty")
-        ):
-            return True
-        return super().check(pandera_dtype, data_container)
 
 
 class _Base(pa.DataFrameModel):
