@@ -29,6 +29,7 @@ from benchmarks.dagster_ui import (
     graphql,
     running_ui,
 )
+from benchmarks.memory import vm_hwm
 from benchmarks.postgres import ROOT, LocalPostgres
 from ploomes_cx.sandbox import CustomerXSandbox, PloomesDataset, PloomesSandbox
 
@@ -77,9 +78,9 @@ def _sample_runs(peaks: dict[int, int]) -> None:
             cmdline = (proc / "cmdline").read_bytes()
             if b"execute_run" not in cmdline and b"spawn_main" not in cmdline:
                 continue
-            for line in (proc / "status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    peaks[int(proc.name)] = max(peaks.get(int(proc.name), 0), int(line.split()[1]) * 1024)
+            peak = vm_hwm((proc / "status").read_text())
+            if peak is not None:
+                peaks[int(proc.name)] = max(peaks.get(int(proc.name), 0), peak)
         except OSError:
             continue
 

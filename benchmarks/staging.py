@@ -14,7 +14,6 @@ import datetime as dt
 import hashlib
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -106,6 +105,7 @@ def measure(path: Path, steps: bool = False) -> None:
     import dagster as dg
     from dagster_duckdb import DuckDBResource
 
+    from benchmarks.memory import peak_rss
     from ploomes_cx.mapping import parse_mapping
     from ploomes_cx.runtime.duckdb_io import PloomesCxDuckDBIOManager
     from ploomes_cx.staging.assets import build_staging_assets
@@ -130,7 +130,7 @@ def measure(path: Path, steps: bool = False) -> None:
         raise_on_error=True,
     )
     seconds = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = peak_rss()
     for event in result.get_asset_materialization_events():
         mat = event.step_materialization_data.materialization
         shown = {
@@ -157,9 +157,8 @@ def measure(path: Path, steps: bool = False) -> None:
 
 
 def copy_cache(source: Path, target: Path) -> None:
-    """Copies in the kernel, never through this process's memory: the measuring process is
-    forked from this one and its reported peak RSS counted what this one had held, so a 2.3 GB
-    cache read into memory here showed up as the staging run's peak."""
+    """Copies in the kernel, never through this process's memory: a 2.3 GB cache read into
+    memory here only to be written out again made this process hold it all at once."""
     shutil.copyfile(source, target)
 
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
-import resource
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from typing import Any
+
+from benchmarks.memory import peak_rss
 
 # (module that calls it, name it is called by there, label)
 STEPS = [
@@ -43,7 +44,7 @@ TOP_LEVEL = ("build_staging", "apply_contracts", "asset_checks", "writing_tables
 class StepTimer:
     def __init__(self) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
-        # the process's peak RSS when the step last returned (KiB): the first step showing the
+        # the process's peak RSS when the step last returned (bytes): the first step showing the
         # run's peak is the one that reached it
         self.peak: dict[str, int] = defaultdict(int)
 
@@ -85,11 +86,11 @@ class StepTimer:
 
     def _count(self, label: str, started: float) -> None:
         self.seconds[label] += time.perf_counter() - started
-        self.peak[label] = max(self.peak[label], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+        self.peak[label] = max(self.peak[label], peak_rss())
 
     def report(self, total: float) -> str:
         lines = [
-            f"  {label:<40} {self.seconds.get(label, 0.0):6.1f}s   peak so far {self.peak[label] / 2**20:.2f} GiB"
+            f"  {label:<40} {self.seconds.get(label, 0.0):6.1f}s   peak so far {self.peak[label] / 2**30:.2f} GiB"
             for _, _, label in STEPS
         ]
         inside = sum(self.seconds.get(label, 0.0) for label in TOP_LEVEL)
