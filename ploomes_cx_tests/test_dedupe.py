@@ -9,7 +9,7 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ploomes_cx.staging.dedupe import cluster_by_identifiers, fuzzy_candidates
+from ploomes_cx.staging.dedupe import cluster_by_identifiers, fuzzy_candidates, groups_of
 
 T = dt.datetime(2026, 11, 2, 12)
 
@@ -187,3 +187,12 @@ def test_a_cluster_that_gains_a_document_in_a_shared_email_group_is_found_by_it(
         (3, 1, "52998224725", None, "x@a.com"),
     )
     assert survivors(f, ["email"]) == _reference(f, ["email"]) == {1: 1, 2: 1, 3: 1}
+
+
+def test_groups_of_lists_groups_of_two_or_more_with_their_labels() -> None:
+    members, labels = groups_of(
+        [7, 3, 7, 5, 3, 7], [30, 12, 10, 50, 11, 20], ["b", None, float("nan"), "x", "a", "b"]
+    )
+    assert members == {3: [11, 12], 7: [10, 20, 30]}  # group 5 has one row
+    assert labels == {3: {"a"}, 7: {"b"}}
+    assert list(members) == [3, 7]

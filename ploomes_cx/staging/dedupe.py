@@ -188,16 +188,7 @@ def fuzzy_candidates(frame: pd.DataFrame) -> list[dict[str, object]]:
             lowest[a] = min(lowest.get(a, 100.0), score)
     roots = np.array([_root(parent, k) for k in range(len(unique_keys))], dtype=np.int64)
     group_of_row = roots[inverse]
-    rows = pd.DataFrame({"group": group_of_row, "key": inverse, "id": ids})
-    rows = rows[rows["group"].duplicated(keep=False)].sort_values(["group", "id"])
-    # one loop over the grouped rows: tens of thousands of groups, each a Python call in pandas
-    members: dict[int, list[int]] = {}
-    keys_in: dict[int, set[int]] = {}
-    for group, key, pid in zip(
-        rows["group"].tolist(), rows["key"].tolist(), rows["id"].tolist(), strict=True
-    ):
-        members.setdefault(group, []).append(pid)
-        keys_in.setdefault(group, set()).add(key)
+    members, keys_in = groups_of(group_of_row, ids, inverse)
     return [
         {
             "members": ids_,
@@ -206,3 +197,24 @@ def fuzzy_candidates(frame: pd.DataFrame) -> list[dict[str, object]]:
         }
         for root, ids_ in members.items()
     ]
+
+
+def groups_of(
+    groups: object, members: object, labels: object
+) -> tuple[dict[int, list[int]], dict[int, set[object]]]:
+    """Groups of two or more rows: each group's members in ascending order, and the set of its
+    rows' labels (nulls left out), in ascending group order.
+
+    One loop over plain lists of the grouped rows only: pandas' grouped aggregations cost a
+    Python call and a frame slice per group, and a million records make tens of thousands."""
+    rows = pd.DataFrame({"group": groups, "member": members, "label": labels})
+    rows = rows[rows["group"].duplicated(keep=False)].sort_values(["group", "member"])
+    found: dict[int, list[int]] = {}
+    labelled: dict[int, set[object]] = {}
+    for group, member, label in zip(
+        rows["group"].tolist(), rows["member"].tolist(), rows["label"].tolist(), strict=True
+    ):
+        found.setdefault(group, []).append(member)
+        if label is not None and label == label:  # NaN is no label
+            labelled.setdefault(group, set()).add(label)
+    return found, labelled

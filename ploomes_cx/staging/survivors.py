@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ploomes_cx.staging.context import Context
-from ploomes_cx.staging.dedupe import cluster_by_identifiers
+from ploomes_cx.staging.dedupe import cluster_by_identifiers, groups_of
 from ploomes_cx.staging.normalize import normalize_names
 
 
@@ -51,19 +51,8 @@ def _list_clusters(
 ) -> dict[int, str]:
     """One `merged` cluster row per survivor with members; returns survivor id -> its aliases.
 
-    Only the records in a cluster of two or more (a few percent) are visited, in one loop over
-    plain lists: pandas' grouped string joins cost a Python call per group anyway, plus a frame
-    slice each, and a million contacts make tens of thousands of clusters."""
-    frame = pd.DataFrame({"pid": ids, "sid": survivor_ids, "rule": matched_by})
-    frame = frame[frame["sid"].duplicated(keep=False)].sort_values(["sid", "pid"])
-    members: dict[int, list[int]] = {}
-    rules: dict[int, set[str]] = {}
-    for pid, sid, rule in zip(
-        frame["pid"].tolist(), frame["sid"].tolist(), frame["rule"].tolist(), strict=True
-    ):
-        members.setdefault(sid, []).append(pid)
-        if rule is not None and rule == rule:  # NaN is not a rule
-            rules.setdefault(sid, set()).add(rule)
+    Only clusters of two or more are listed (`dedupe.groups_of`)."""
+    members, rules = groups_of(survivor_ids, ids, matched_by)
     aliases: dict[int, str] = {}
     for sid, pids in members.items():
         aliases[int(sid)] = ",".join(str(p) for p in pids if p != sid)
@@ -76,7 +65,7 @@ def _list_clusters(
                 "survivor_id": int(sid),
                 "member_ids": ",".join(map(str, pids)),
                 "size": len(pids),
-                "rule": "+".join(sorted(rules.get(sid, ()))),
+                "rule": "+".join(sorted(map(str, rules.get(sid, ())))),
                 "score": 1.0,
             }
         )
