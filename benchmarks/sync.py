@@ -43,6 +43,7 @@ customerx:
   requests_per_minute: {customerx_rpm}
 sync:
   start: "2026-11-01"
+  windows_per_run: {windows_per_run}
 quality:
   max_rejected_ratio: 0.9
 """
@@ -80,6 +81,13 @@ def main() -> None:
     parser.add_argument("--persons", type=int, default=1200, help="size of the sandbox account")
     parser.add_argument("--windows", type=int, default=7, help="daily windows, from 2026-11-01 (history)")
     parser.add_argument("--speedup", type=float, default=10, help="both rate limits multiplied by this")
+    parser.add_argument(
+        "--windows-per-run",
+        type=int,
+        default=31,
+        help="the mapping's sync.windows_per_run: fewer than --windows runs the range in chunks, each "
+        "chunk's extraction beside the previous chunk's load",
+    )
     args = parser.parse_args()
     p_rpm, c_rpm = PLOOMES_RPM * args.speedup, CUSTOMERX_RPM * args.speedup
     dataset = PloomesDataset(persons=args.persons, seed=7)
@@ -90,7 +98,9 @@ def main() -> None:
     ):
         home = Path(tmp) / "state"
         mapping = Path(tmp) / "bench.yaml"
-        mapping.write_text(MAPPING.format(ploomes_rpm=p_rpm, customerx_rpm=c_rpm))
+        mapping.write_text(
+            MAPPING.format(ploomes_rpm=p_rpm, customerx_rpm=c_rpm, windows_per_run=args.windows_per_run)
+        )
         os.environ.update(
             PLOOMES_CX_HOME=str(home),
             PLOOMES_BASE_URL=ploomes.url,
@@ -109,7 +119,10 @@ def main() -> None:
         p_requests = len(ploomes.requests)
         p_floor_requests = minimal_ploomes_requests(home)
     p_floor, c_floor = p_floor_requests / p_rpm * 60, needed / c_rpm * 60
-    print(f"\nsync exit code {code}; {args.persons:,} persons, {args.windows} daily windows ({window})")
+    runs = math.ceil(args.windows / args.windows_per_run)
+    print(
+        f"\nsync exit code {code}; {args.persons:,} persons, {args.windows} daily windows ({window}), {runs} chunk(s)"
+    )
     print(f"limits: Ploomes {p_rpm:g}/min, CustomerX {c_rpm:g}/min (x{args.speedup:g} the real ones)")
     print(f"CustomerX: {needed:,} records needed, {len(writes):,} writes, {cx_requests:,} requests")
     print(f"  writes per needed write:   {len(writes) / needed:.3f}  (target 1.000)")

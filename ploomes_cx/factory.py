@@ -18,6 +18,7 @@ from ploomes_cx.runtime.state import home
 from ploomes_cx.staging.assets import build_staging_assets
 
 MAPPING_TAG = "ploomes_cx/mapping"
+LAYER_TAG = "ploomes_cx/layer"  # raw, staging or load: what a run over some layers selects by
 
 
 def build_sync_schedule(m: Mapping, job: dg.UnresolvedAssetJobDefinition) -> dg.ScheduleDefinition:
@@ -48,7 +49,7 @@ def build_integration_defs(m: Mapping) -> dg.Definitions:
         for layer, built in layers.items()
         for asset in dg.map_asset_specs(
             lambda spec, layer=layer: spec.merge_attributes(
-                owners=m.owners, tags={MAPPING_TAG: m.name, "ploomes_cx/layer": layer}
+                owners=m.owners, tags={MAPPING_TAG: m.name, LAYER_TAG: layer}
             ),
             built,
         )

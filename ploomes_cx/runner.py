@@ -1,9 +1,10 @@
 """Run a mapping's sync job for a list of windows on the persistent Dagster instance.
 
 Used by the CLI's `sync` and `demo`. A range of windows runs in chunks of `sync.windows_per_run`
-(one run per chunk: each window extracted, then one staging and one load for the chunk), oldest
-first, and the first failed run stops the rest, so CustomerX never receives a newer window before
-an older one.
+(each window extracted, then one staging and one load for the chunk), oldest first, and the first
+failed chunk stops the rest, so CustomerX never receives a newer window before an older one. One
+chunk is one run; several are three runs each (extract, stage, load), the next chunk's extraction
+running beside this chunk's load.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -19,17 +21,19 @@ from typing import Any
 
 import dagster as dg
 
-from ploomes_cx.factory import build_integration_defs
+from ploomes_cx.factory import LAYER_TAG, build_integration_defs
 from ploomes_cx.mapping import Mapping
 from ploomes_cx.partitions import chunks
 from ploomes_cx.plan import Plan
 from ploomes_cx.progress import RunWatcher
+from ploomes_cx.runtime.dagster_logging import skip_empty_log_config
 from ploomes_cx.runtime.housekeeping import HOST_TAG, PID_TAG, reclaim_abandoned_runs
 from ploomes_cx.runtime.pacing import exclusive
 from ploomes_cx.runtime.state import ensure_dagster_home, ensure_home
-from ploomes_cx.summary import WindowSummary, summarize
+from ploomes_cx.summary import WindowSummary, combine, summarize
 
 SYNC_TAG = "ploomes_cx/sync_id"
+WINDOWS_TAG = "ploomes_cx/windows"  # the windows a run is for, also on its unpartitioned staging and load
 
 
 class MissingEnvironment(Exception):
@@ -55,12 +59,13 @@ def check_env(m: Mapping, customerx: bool = True) -> None:
         )
 
 
-def run_config(m: Mapping, dry_run: bool, sync_id: str = "") -> dict[str, Any]:
+def run_config(m: Mapping, dry_run: bool, sync_id: str = "", loads: bool = True) -> dict[str, Any]:
     """Quiet console logs (the CLI prints its own summary), the load assets' dry-run flag, and the
-    id shared by every window of one `sync` command (a refused record is sent once per sync)."""
+    id shared by every window of one `sync` command (a refused record is sent once per sync);
+    `loads` False for a run without the load steps, whose config Dagster would refuse."""
     plan = Plan.of(m)
     config = {"dry_run": dry_run, "sync_id": sync_id}
-    ops = {plan.load_op(e): {"config": config} for e in plan.staged}
+    ops = {plan.load_op(e): {"config": config} for e in plan.staged} if loads else {}
     return {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}, "ops": ops}
 
 
@@ -91,45 +96,142 @@ def _run_windows(
 ) -> list[WindowSummary]:
     ensure_dagster_home()
     instance = open_instance()
-    sync_id = str(uuid.uuid4())
-    plan = Plan.of(m)
-    job = build_integration_defs(m).resolve_job_def(plan.job)
-    results = []
     owner = {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
+    runs = _Runs(m, instance, str(uuid.uuid4()), {**owner, **(tags or {})}, dry_run, on_progress)
+    report = on_window or (lambda _: None)
     try:
-        for chunk in chunks(m, keys):
-            started = time.monotonic()
-            run_id = str(uuid.uuid4())
-            key = chunk[0] if len(chunk) == 1 else f"{chunk[0]}..{chunk[-1]}"
-            if on_progress:
-                on_progress(f"  window {key}: running (run {run_id})")
-            watcher = RunWatcher(instance, run_id, on_progress) if on_progress else contextlib.nullcontext()
-            with watcher:
-                result = job.execute_in_process(
-                    partition_key=chunk[0] if len(chunk) == 1 else None,
-                    instance=instance,
-                    raise_on_error=False,
-                    run_id=run_id,
-                    tags={
-                        "ploomes_cx/trigger": "cli",
-                        SYNC_TAG: sync_id,
-                        # the daemon's run retries are for launched runs; the CLI reports and stops
-                        "dagster/max_retries": "0",
-                        **_range_tags(chunk),
-                        **owner,
-                        **(tags or {}),
-                    },
-                    run_config=run_config(m, dry_run, sync_id),
-                )
-            window = summarize(plan, key, result, time.monotonic() - started)
-            results.append(window)
-            if on_window:
-                on_window(window)
-            if not window.success:
-                break
+        chunked = chunks(m, keys)
+        if len(chunked) == 1:
+            window = runs.run(chunked[0], LAYERS)
+            report(window)
+            return [window]
+        skip_empty_log_config()  # two runs at once: see runtime/dagster_logging.py
+        return _pipelined(runs, chunked, report)
     finally:
         instance.dispose()
+
+
+LAYERS = ("raw", "staging", "load")
+
+
+class _Runs:
+    """Starts the runs of one `sync` command: one instance, one sync id, the same tags and
+    progress lines; a run covers a chunk of windows and some (or all) of the job's layers."""
+
+    def __init__(
+        self,
+        m: Mapping,
+        instance: dg.DagsterInstance,
+        sync_id: str,
+        tags: dict[str, str],
+        dry_run: bool,
+        on_progress: Callable[[str], None] | None,
+    ) -> None:
+        self.m, self.instance, self.sync_id, self.tags = m, instance, sync_id, tags
+        self.dry_run, self.on_progress = dry_run, on_progress
+        self.plan = Plan.of(m)
+        defs = build_integration_defs(m)
+        self.job = defs.resolve_job_def(self.plan.job)
+        self.layers: dict[str, list[dg.AssetKey]] = {}
+        for spec in defs.resolve_all_asset_specs():
+            if spec.key != self.plan.reconcile_key:
+                self.layers.setdefault(spec.tags[LAYER_TAG], []).append(spec.key)
+
+    def run(self, chunk: list[str], layers: tuple[str, ...]) -> WindowSummary:
+        started = time.monotonic()
+        run_id = str(uuid.uuid4())
+        key = label(chunk)
+        whole = layers == LAYERS
+        if self.on_progress:
+            doing = (
+                "running"
+                if whole
+                else {"raw": "extracting", "staging": "staging", "load": "loading"}[layers[0]]
+            )
+            self.on_progress(f"  window {key}: {doing} (run {run_id})")
+        partitioned = "raw" in layers
+        watcher = (
+            RunWatcher(self.instance, run_id, self.on_progress)
+            if self.on_progress
+            else contextlib.nullcontext()
+        )
+        with watcher:
+            result = self.job.execute_in_process(
+                partition_key=chunk[0] if partitioned and len(chunk) == 1 else None,
+                asset_selection=None if whole else [k for layer in layers for k in self.layers[layer]],
+                instance=self.instance,
+                raise_on_error=False,
+                run_id=run_id,
+                tags={
+                    "ploomes_cx/trigger": "cli",
+                    SYNC_TAG: self.sync_id,
+                    WINDOWS_TAG: key,
+                    # the daemon's run retries are for launched runs; the CLI reports and stops
+                    "dagster/max_retries": "0",
+                    **(_range_tags(chunk) if partitioned else {}),
+                    **self.tags,
+                },
+                run_config=run_config(self.m, self.dry_run, self.sync_id, loads="load" in layers),
+            )
+        return summarize(self.plan, key, result, time.monotonic() - started, windows=len(chunk))
+
+
+def _pipelined(
+    runs: _Runs, chunked: list[list[str]], report: Callable[[WindowSummary], None]
+) -> list[WindowSummary]:
+    """Chunks one after another, with the next chunk's extraction running while this one loads:
+    Ploomes and CustomerX are different APIs with their own limits, so neither waits for the other
+    (issue 14, part 3). Staging sits between them: chunk k is staged before chunk k+1's rows are
+    extracted (so it sees no later window) and chunk k+1 is staged only after chunk k has loaded
+    (staging reads the crosswalk the load writes). A chunk that fails stops the rest, as before;
+    an extraction already under way finishes first, and its rows are simply re-read next time."""
+    results: list[WindowSummary] = []
+    extracted = runs.run(chunked[0], ("raw",))
+    for i, chunk in enumerate(chunked):
+        started = time.monotonic()
+        parts = [extracted]
+        if extracted.success:
+            parts.append(runs.run(chunk, ("staging",)))
+        ahead = None
+        if parts[-1].success:
+            if i + 1 < len(chunked):
+                ahead = _Background(runs.run, chunked[i + 1], ("raw",))
+            parts.append(runs.run(chunk, ("load",)))
+        window = combine(label(chunk), parts, extracted.seconds + time.monotonic() - started)
+        results.append(window)
+        report(window)
+        if ahead is not None:
+            extracted = ahead.result()
+        if not window.success:
+            break
     return results
+
+
+class _Background:
+    """A function run on a daemon thread: Ctrl-C in the main thread is not held up by it (the run
+    it leaves behind is marked failed by the next sync's housekeeping)."""
+
+    def __init__(self, fn: Callable[..., WindowSummary], *args: Any) -> None:
+        self._out: list[WindowSummary] = []
+        self._error: list[BaseException] = []
+        self._thread = threading.Thread(target=self._main, args=(fn, *args), name="next-chunk", daemon=True)
+        self._thread.start()
+
+    def _main(self, fn: Callable[..., WindowSummary], *args: Any) -> None:
+        try:
+            self._out.append(fn(*args))
+        except BaseException as exc:  # handed to the caller in result()
+            self._error.append(exc)
+
+    def result(self) -> WindowSummary:
+        self._thread.join()
+        if self._error:
+            raise self._error[0]
+        return self._out[0]
+
+
+def label(chunk: list[str]) -> str:
+    return chunk[0] if len(chunk) == 1 else f"{chunk[0]}..{chunk[-1]}"
 
 
 def _range_tags(chunk: list[str]) -> dict[str, str]:

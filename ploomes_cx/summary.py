@@ -29,6 +29,7 @@ class WindowSummary:
     records_failed: int = 0
     error_kinds: set[str] = field(default_factory=set)
     raw_entities: set[str] = field(default_factory=set)  # the counts' keys that are raw extracts
+    windows: int = 1  # how many windows the run (a chunk of a range) covered
 
     @property
     def extracted(self) -> int:
@@ -36,8 +37,12 @@ class WindowSummary:
         return sum(c.get(Count.EXTRACTED, 0) for e, c in self.counts.items() if e in self.raw_entities)
 
 
-def summarize(plan: Plan, key: str, result: dg.ExecuteInProcessResult, seconds: float) -> WindowSummary:
-    window = WindowSummary(key=key, success=result.success, seconds=seconds, run_id=result.run_id)
+def summarize(
+    plan: Plan, key: str, result: dg.ExecuteInProcessResult, seconds: float, windows: int = 1
+) -> WindowSummary:
+    window = WindowSummary(
+        key=key, success=result.success, seconds=seconds, run_id=result.run_id, windows=windows
+    )
     for event in result.get_asset_materialization_events():
         _count(plan, window, event.step_materialization_data.materialization)
     for event in result.all_events:
@@ -58,6 +63,26 @@ def summarize(plan: Plan, key: str, result: dg.ExecuteInProcessResult, seconds: 
             error = getattr(event.event_specific_data, "error", None)
             if error is not None:
                 window.errors.append(_root_message(error))
+    return window
+
+
+def combine(key: str, parts: list[WindowSummary], seconds: float) -> WindowSummary:
+    """One chunk's summary from its runs (extract, stage, load), which built disjoint assets."""
+    window = WindowSummary(
+        key=key,
+        success=all(p.success for p in parts),
+        seconds=seconds,
+        run_id=", ".join(p.run_id for p in parts),
+        windows=parts[0].windows,
+    )
+    for part in parts:
+        for entity, counts in part.counts.items():
+            window.counts.setdefault(entity, {}).update(counts)
+        window.errors += part.errors
+        window.checks += part.checks
+        window.records_failed += part.records_failed
+        window.error_kinds |= part.error_kinds
+        window.raw_entities |= part.raw_entities
     return window
 
 

@@ -4,15 +4,19 @@ one load, so a multi-window first sync writes each record once; each raw row kee
 from __future__ import annotations
 
 import datetime as dt
+import itertools
+import os
 from collections import Counter
 from zoneinfo import ZoneInfo
 
+import dagster as dg
 import duckdb
 import pytest
 
 from ploomes_cx.cli import main
 from ploomes_cx.mapping import load_mapping
 from ploomes_cx.partitions import partitions_def, window_cutter
+from ploomes_cx.runner import WINDOWS_TAG
 from ploomes_cx.runtime.duckdb_io import database_path
 from ploomes_cx.sandbox import PloomesDataset
 from ploomes_cx_tests.conftest import point_at, write_mapping
@@ -83,7 +87,20 @@ def test_re_running_one_day_of_a_range_run_touches_only_that_days_raw_rows(
             assert {r[1] for r in new} == old and old, table
 
 
-def test_a_long_range_runs_in_chunks_of_windows_per_run(
+def _chunk_runs(home) -> dict[tuple[str, str], dg.DagsterRun]:
+    """The runs of the one `sync` made so far, by (first window, layer run)."""
+    os.environ["DAGSTER_HOME"] = str(home / "dagster")
+    instance = dg.DagsterInstance.get()
+    runs = {}
+    for run in instance.get_runs():
+        first = run.tags[WINDOWS_TAG].split("..")[0]
+        layers = {key.path[-1].split("_")[0] for key in run.asset_selection or ()}
+        kind = "raw" if layers == {"raw"} else "load" if layers == {"load"} else "staging"
+        runs[(first, kind)] = (run, instance.get_run_stats(run.run_id))
+    return runs
+
+
+def test_a_long_range_runs_in_chunks_and_extracts_the_next_chunk_while_this_one_loads(
     tmp_path, home, ploomes, customerx, monkeypatch, capsys
 ):
     point_at(monkeypatch, ploomes, customerx)
@@ -96,6 +113,48 @@ def test_a_long_range_runs_in_chunks_of_windows_per_run(
     assert {row[0].date().isoformat() for row in _raw_rows(home, "chunked", "raw_persons")} == {
         f"2026-11-0{d}" for d in range(2, 9)
     }
+    # three runs a chunk; chunk k+1 is extracted after chunk k is staged and while it loads, and
+    # staged only after chunk k has loaded
+    runs = _chunk_runs(home)
+    firsts = ["2026-11-02", "2026-11-05", "2026-11-08"]
+    assert set(runs) == {(f, kind) for f in firsts for kind in ("raw", "staging", "load")}
+    for this, after in itertools.pairwise(firsts):
+        assert runs[(after, "raw")][1].start_time >= runs[(this, "staging")][1].end_time
+        extract, load = runs[(after, "raw")][1], runs[(this, "load")][1]
+        assert max(extract.start_time, load.start_time) < min(extract.end_time, load.end_time)  # overlapped
+        assert runs[(after, "staging")][1].start_time >= runs[(this, "load")][1].end_time
+        assert runs[(after, "staging")][1].start_time >= runs[(after, "raw")][1].end_time
+    assert {run.status for run, _ in runs.values()} == {dg.DagsterRunStatus.SUCCESS}
+    # every record CustomerX holds came once, through the crosswalk: no duplicate from the overlap
+    creates = Counter(
+        _identity(w["path"].split("?")[0].rsplit("/", 1)[-1], w["body"])
+        for w in customerx.writes
+        if w["method"] == "POST"
+    )
+    assert creates and max(creates.values()) == 1
+
+
+def test_a_chunk_that_fails_to_load_stops_the_range_after_the_next_extraction_ends(
+    tmp_path, home, ploomes, customerx, monkeypatch, capsys
+):
+    point_at(monkeypatch, ploomes, customerx)
+    monkeypatch.setenv("CUSTOMERX_TOKEN", "not-the-token")
+    path = write_mapping(tmp_path, "stopped", "quality:\n  max_rejected_ratio: 0.9\n")
+    path.write_text(path.read_text().replace("sync:\n", "sync:\n  windows_per_run: 3\n"))
+    assert main(["sync", str(path), "--window", WEEK]) == 3
+    err = capsys.readouterr().err
+    assert "window 2026-11-02..2026-11-04 failed; 4 later window(s) not loaded" in err
+    assert "not-the-token" not in err
+    runs = _chunk_runs(home)
+    assert set(runs) == {
+        ("2026-11-02", "raw"),
+        ("2026-11-02", "staging"),
+        ("2026-11-02", "load"),
+        ("2026-11-05", "raw"),  # was under way: it finished, and nothing after it started
+    }
+    assert runs[("2026-11-05", "raw")][0].status == dg.DagsterRunStatus.SUCCESS
+    assert runs[("2026-11-02", "load")][0].status == dg.DagsterRunStatus.FAILURE
+    assert not customerx.writes
 
 
 @pytest.mark.parametrize(

@@ -116,7 +116,8 @@ def test_wrong_key_fails_with_exit_3_naming_the_variable(
     err = capsys.readouterr().err
     assert "$PLOOMES_USER_KEY" in err and "HTTP 401" in err
     assert "wrong-key-123" not in err and "Traceback" not in err
-    assert "1 later window(s) not run" in err
+    # one run covered both windows: none is left for later (it once said "1 later window(s)")
+    assert "window 2026-11-02..2026-11-03 failed." in err and "later window" not in err
     assert len(ploomes.requests) == 1  # refused once, never retried
 
 

@@ -122,11 +122,10 @@ def _report(m: Mapping, keys: list[str], results: list, dry_run: bool) -> int:
             print(f"  {line}")
     failed = [w for w in results if not w.success]
     if failed:
-        skipped = len(keys) - len(results)
-        print(
-            f"\nwindow {failed[0].key} failed; {skipped} later window(s) not run, so none loads out of order.",
-            file=sys.stderr,
-        )
+        # a result covers a chunk of windows; the next chunk may have been extracted, never loaded
+        skipped = len(keys) - sum(w.windows for w in results)
+        later = f"; {skipped} later window(s) not loaded, so none loads out of order" if skipped else ""
+        print(f"\nwindow {failed[0].key} failed{later}.", file=sys.stderr)
         return EXIT_USAGE if ErrorKind.MAPPING in failed[0].error_kinds else EXIT_RUN_FAILED
     refused = sum(w.records_failed for w in results)
     if refused:
