@@ -30,6 +30,7 @@ STEPS = [
     ("ploomes_cx.staging.survivors", "cluster_by_identifiers", "  clustering (clients + contacts)"),
     ("ploomes_cx.staging.survivors", "_list_clusters", "  cluster_listing"),
     ("ploomes_cx.staging.clients", "fuzzy_candidates", "  fuzzy_candidates"),
+    ("ploomes_cx.staging.contacts", "merge_duplicates", "  contact_merge (clustering, survivors)"),
     ("ploomes_cx.staging.contacts", "_customerx_rules", "  contact_rules"),
     ("ploomes_cx.staging.assets", "_apply_contracts", "apply_contracts"),
     ("ploomes_cx.staging.assets", "split_valid", "  pandera"),

@@ -128,7 +128,8 @@ class _Runs:
         on_progress: Callable[[str], None] | None,
     ) -> None:
         self.m, self.instance, self.sync_id, self.tags = m, instance, sync_id, tags
-        self.dry_run, self.on_progress = dry_run, on_progress
+        # two runs at once (and their progress watchers) print from their own threads
+        self.dry_run, self.on_progress = dry_run, one_at_a_time(on_progress) if on_progress else None
         self.plan = Plan.of(m)
         defs = build_integration_defs(m)
         self.job = defs.resolve_job_def(self.plan.job)
@@ -228,6 +229,18 @@ class _Background:
         if self._error:
             raise self._error[0]
         return self._out[0]
+
+
+def one_at_a_time(emit: Callable[[str], None]) -> Callable[[str], None]:
+    """`emit` called by one thread at a time: `print` writes a line and its newline separately,
+    so two threads printing at once can run their lines together."""
+    lock = threading.Lock()
+
+    def locked(line: str) -> None:
+        with lock:
+            emit(line)
+
+    return locked
 
 
 def label(chunk: list[str]) -> str:

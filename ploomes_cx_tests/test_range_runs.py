@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import os
+import threading
+import time
 from collections import Counter
 from zoneinfo import ZoneInfo
 
@@ -16,7 +18,7 @@ import pytest
 from ploomes_cx.cli import main
 from ploomes_cx.mapping import load_mapping
 from ploomes_cx.partitions import partitions_def, window_cutter
-from ploomes_cx.runner import WINDOWS_TAG
+from ploomes_cx.runner import WINDOWS_TAG, one_at_a_time
 from ploomes_cx.runtime.duckdb_io import database_path
 from ploomes_cx.sandbox import PloomesDataset
 from ploomes_cx_tests.conftest import point_at, write_mapping
@@ -180,3 +182,23 @@ def test_each_row_of_a_range_run_goes_to_the_window_its_change_date_falls_in(
         max(stamp, window).replace(tzinfo=ZoneInfo(m.sync.timezone)).timestamp()
     )
     assert partitions_def(m).time_window_for_partition_key(key).start.replace(tzinfo=None) == window
+
+
+def test_progress_lines_from_two_runs_at_once_are_never_run_together() -> None:
+    written: list[str] = []
+
+    def slow_print(line: str) -> None:  # what print does: the text, then its newline, apart
+        for part in (line, "\n"):
+            written.append(part)
+            time.sleep(0.0005)
+
+    emit = one_at_a_time(slow_print)
+    threads = [
+        threading.Thread(target=lambda n=n: [emit(f"run {n} line {i}") for i in range(40)]) for n in range(2)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    lines = "".join(written).splitlines()
+    assert sorted(lines) == sorted(f"run {n} line {i}" for n in range(2) for i in range(40))
