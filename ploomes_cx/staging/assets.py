@@ -158,11 +158,13 @@ def build_staging_assets(m: Mapping) -> list[dg.AssetsDefinition]:
         duck: DuckDBResource = getattr(context.resources, resource_key)
         # Copy-on-write (pandas 3's default): a filtered or re-indexed frame of a million rows
         # shares its columns until one is written, instead of copying all of them each time
-        with pd.option_context("mode.copy_on_write", True):
-            with connection(duck) as con:
+        with connection(duck) as con:
+            with pd.option_context("mode.copy_on_write", True):
                 staged = build_staging(con, m, context.run_id)
-            tables = _apply_contracts(staged, entities, context.run_id)
-        yield from _table_outputs(tables, staged, entities)
+                tables = _apply_contracts(staged, entities, context.run_id)
+            # Still open while the IO manager writes each output: its connections then join the
+            # loaded database instead of opening (and checkpointing) the file once per table.
+            yield from _table_outputs(tables, staged, entities)
         yield from checks.staging_check_results(plan, m, tables, staged.counts)
 
     return [_staging]

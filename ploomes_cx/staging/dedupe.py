@@ -38,7 +38,7 @@ class Clusters:
 
     survivor: np.ndarray
     matched_by: list[str | None]
-    values: dict[str, list[object]]  # identifier column -> cluster value per row (the survivor's)
+    values: dict[str, np.ndarray]  # identifier column -> cluster value per row (the survivor's)
 
 
 class _Forest:
@@ -133,8 +133,16 @@ def cluster_by_identifiers(frame: pd.DataFrame, identifiers: list[str]) -> Clust
         if (hop == survivors).all():
             break
         survivors = hop
-    cluster_values = {c: np.array(v, dtype=object)[survivors].tolist() for c, v in forest.value.items()}
+    # arrays, not lists: a column set from a list of a million values is converted once more
+    cluster_values = {c: _objects(v)[survivors] for c, v in forest.value.items()}
     return Clusters(survivor=survivors, matched_by=forest.matched_by, values=cluster_values)
+
+
+def _objects(values: list[object]) -> np.ndarray:
+    """A 1-D object array of `values` as they are (np.array would nest a list of tuples)."""
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
 
 
 def _root(parent: list[int], x: int) -> int:
