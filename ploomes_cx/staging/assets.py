@@ -156,11 +156,9 @@ def build_staging_assets(m: Mapping) -> list[dg.AssetsDefinition]:
     )
     def _staging(context: AssetExecutionContext):
         duck: DuckDBResource = getattr(context.resources, resource_key)
-        # Copy-on-write (pandas 3's default): a filtered or re-indexed frame of a million rows
-        # shares its columns until one is written, instead of copying all of them each time
         with connection(duck) as con:
-            with pd.option_context("mode.copy_on_write", True):
-                staged = build_staging(con, m, context.run_id)
+            staged = build_staging(con, m, context.run_id)
+            with pd.option_context("mode.copy_on_write", True):  # as in build_staging
                 tables = _apply_contracts(staged, entities, context.run_id)
             # Still open while the IO manager writes each output: its connections then join the
             # loaded database instead of opening (and checkpointing) the file once per table.

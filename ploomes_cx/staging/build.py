@@ -43,7 +43,15 @@ class Staged:
 
 
 def build_staging(con: duckdb.DuckDBPyConnection, m: Mapping, run_id: str) -> Staged:
-    """Compute every staging table of mapping `m` from its raw tables (schema `m.name`)."""
+    """Compute every staging table of mapping `m` from its raw tables (schema `m.name`).
+
+    With pandas copy-on-write (pandas 3's default): a filtered or re-indexed frame of a million
+    rows shares its columns until one is written, instead of copying all of them each time."""
+    with pd.option_context("mode.copy_on_write", True):
+        return _build(con, m, run_id)
+
+
+def _build(con: duckdb.DuckDBPyConnection, m: Mapping, run_id: str) -> Staged:
     # Keep DuckDB's own buffers modest: the frames below need the memory more.
     con.execute("set memory_limit = '256MB'")
     con.execute("set preserve_insertion_order = false")

@@ -267,8 +267,9 @@ def _marked(model: type[_Base], frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def validate(model: type[_Base], frame: pd.DataFrame, lazy: bool = False) -> pd.DataFrame:
-    """`model.validate`, remembered on the frame (`VALIDATED`)."""
-    return _marked(model, model.validate(frame, lazy=lazy))
+    """`model.validate`, remembered on the frame (`VALIDATED`). In place: the frames are staging's
+    own, and Pandera would otherwise copy a million-row table before checking it."""
+    return _marked(model, model.validate(frame, lazy=lazy, inplace=True))
 
 
 def split_valid(model: type[_Base], frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -40,7 +40,7 @@ def merge_duplicates(
     for col, values in result.values.items():
         party[col] = values
     aliases = _list_clusters(ctx, ids, survivor_ids, result.matched_by, entity, table)
-    survivors = party[is_survivor].copy()
+    survivors = party[is_survivor]  # copy-on-write (build.py): no copy needed to add columns
     survivors["aliases"] = survivors["ploomes_id"].map(aliases).fillna("")
     survivors["custom_attributes"] = survivors["ploomes_id"].map(attrs).fillna("{}") if len(attrs) else "{}"
     return survivors, alias_to_survivor, int((~is_survivor).sum())
