@@ -21,6 +21,7 @@ import pandas as pd
 from ploomes_cx.mapping import Mapping
 from ploomes_cx.plan import Plan
 from ploomes_cx.ploomes.custom_fields import mapped_field_types
+from ploomes_cx.runtime.duckdb_io import release_buffers
 from ploomes_cx.staging.clients import stage_clients
 from ploomes_cx.staging.contacts import stage_contacts
 from ploomes_cx.staging.context import Context
@@ -29,6 +30,8 @@ from ploomes_cx.staging.party import read_parties
 from ploomes_cx.staging.rejects import Rejects
 from ploomes_cx.staging.tables import CLUSTER_COLUMNS, missing_parents
 from ploomes_cx.staging.timeline import stage_timeline
+
+DUCKDB_MEMORY = "256MB"
 
 
 @dataclass
@@ -53,10 +56,11 @@ def build_staging(con: duckdb.DuckDBPyConnection, m: Mapping, run_id: str) -> St
 
 def _build(con: duckdb.DuckDBPyConnection, m: Mapping, run_id: str) -> Staged:
     # Keep DuckDB's own buffers modest: the frames below need the memory more.
-    con.execute("set memory_limit = '256MB'")
+    con.execute(f"set memory_limit = '{DUCKDB_MEMORY}'")
     con.execute("set preserve_insertion_order = false")
     ctx = Context(con, m, Rejects(run_id), mapped_field_types(con, m), missing=missing_parents(con, m.name))
     parties = read_parties(ctx, Plan.of(m).extracts)
+    release_buffers(con, DUCKDB_MEMORY)  # the payload pages the reads left cached
     counts: dict[str, dict[str, int]] = {}
     clients, counts["clients"], client_of = stage_clients(ctx, parties)
     contacts, counts["contacts"] = stage_contacts(ctx, parties, clients, client_of)
