@@ -446,3 +446,17 @@ def test_b2c_persons_as_clients_and_contacts_keep_distinct_cluster_ids(raw):
     assert json.loads(staged.contacts.iloc[0]["custom_attributes"]) == {"idade": 40}
     MODELS["duplicate_clusters"].validate(staged.clusters)  # raised SchemaError before the fix
     assert sorted(staged.clusters["cluster_id"]) == ["clients:persons:11", "contacts:persons:11"]
+
+
+def test_values_repeated_across_rows_are_one_string_each(raw):
+    """Memory at a million rows: a document kind, and a client's external id on its contacts, are
+    one shared string per value, not one per row (the values themselves are unchanged)."""
+    cnpj_c = cnpj_digits("554443330001")
+    raw.add("organizations", 2, [org(1, "Alfa", CNPJ_A), org(2, "Beta", CNPJ_B), org(3, "Gama", cnpj_c)])
+    raw.add("persons", 2, [person(10 + n, f"Pessoa {n}", 1 + n % 2, f"p{n}@x.com") for n in range(4)])
+    staged = build_staging(raw.con, mapping(), "r1")
+    clients, contacts = staged.clients, staged.contacts
+    assert clients["document_type"].tolist() == ["cnpj"] * 3
+    assert len({id(v) for v in clients["document_type"]}) == 1
+    assert sorted(contacts["client_external_id"]) == ["1", "1", "2", "2"]
+    assert len({id(v) for v in contacts["client_external_id"]}) == 2

@@ -71,10 +71,13 @@ def _resolver(ctx: Context, parties: Parties, alias: dict[int, int]) -> ClientRe
         direct = contact_ids.map(alias)
         if company_of is not None:
             direct = direct.fillna(contact_ids.map(company_of).map(alias))
-        found = direct.notna()
-        out = pd.Series(np.full(len(direct), None, dtype=object), index=contact_ids.index)
-        out[found] = direct[found].astype("int64").astype(str)
-        return out
+        found = direct.notna().to_numpy()
+        out = np.full(len(direct), None, dtype=object)
+        # one string per client, shared by its contacts: a million persons of 250,000 companies
+        # would otherwise hold a million strings
+        codes, ids = pd.factorize(direct.to_numpy()[found].astype("int64"))
+        out[found] = ids.astype(str).astype(object)[codes]
+        return pd.Series(out, index=contact_ids.index)
 
     return client_of_contact
 

@@ -41,6 +41,8 @@ class Field:
     steps: tuple[dict[str, str], ...]
     outputs: dict[str, str]
     flag: str = ""  # extra rows for Python, besides those outside the domain
+    # outputs with a closed set of values, which a reader can fetch as one shared string per value
+    closed: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 def _strip(raw: str) -> str:
@@ -99,6 +101,7 @@ def document_field(raw: str) -> Field:
             "document_type": f"case when {b} <> '' and _doc_r is null then _doc_k end",
             "document_reason": "_doc_r",
         },
+        closed=(("document_type", ("cpf", "cnpj")),),
     )
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ploomes_cx.ploomes import payloads
+from ploomes_cx.ploomes.custom_fields import sql_literal
 from ploomes_cx.staging.context import Context
 from ploomes_cx.staging.normalize import (
     Normalizer,
@@ -119,14 +120,25 @@ def _read(ctx: Context, view: str) -> pd.DataFrame:
     else:
         source = payloads.contacts_sql(view)
     fields = [f for f, _ in PARTY_FIELDS]
-    outputs = [c for f in fields for c in f.outputs]
+    # a column with a closed set of values arrives as a pandas categorical: one string per value,
+    # not one per row (a million `cpf`s are 50 MB)
+    closed = {column: values for f in fields for column, values in f.closed}
+    outputs = [
+        f"cast({c} as enum({', '.join(map(sql_literal, closed[c]))})) as {c}" if c in closed else c
+        for f in fields
+        for c in f.outputs
+    ]
     flags = [f"{f.name}_py" for f in fields]
     raws = [f"case when {when} then {raw} end as {raw}" for raw, when in KEEP_RAW.items()]
     sql = f"""select ploomes_id, window_start, changed_at, legal_name, company_id, contact_name,
             {", ".join(outputs + flags + raws)}
         from {normalized(f"({source})", fields)}"""
+    frame = ctx.con.execute(sql).fetchdf()
+    for column in closed:
+        shared = frame[column].astype(object)
+        frame[column] = shared.where(shared.notna(), None)
     # sorted here, not in SQL: DuckDB's sort of a million parsed rows needs more than its share
-    return ctx.con.execute(sql).fetchdf().sort_values("ploomes_id", ignore_index=True)
+    return frame.sort_values("ploomes_id", ignore_index=True)
 
 
 def normalize_party(frame: pd.DataFrame, entity: str, rejects: Rejects) -> pd.DataFrame:
