@@ -127,15 +127,15 @@ def _customerx_rules(ctx: Context, frame: pd.DataFrame, entity: str) -> pd.DataF
     emails, phones = _holders(ctx)
     no_email = frame["email"].isna()
     rejects.add(entity, frame, no_email, "email", frame["email"], "email_required_by_customerx")
-    frame = frame[~no_email].reset_index(drop=True)
     holds = (
         (frame["email"].map(emails) == frame["external_id"]).to_numpy()
         if emails
         else np.zeros(len(frame), bool)
     )
+    # a contact without e-mail has code -1, which `_taken` never counts: one filter, not two copies
     taken = pd.Series(_taken(frame, pd.factorize(frame["email"])[0], holds), index=frame.index)
     rejects.add(entity, frame, taken, "email", frame["email"], "email_used_by_another_contact")
-    frame = frame[~taken].reset_index(drop=True)
+    frame = frame[~no_email & ~taken].reset_index(drop=True)
     clients = pd.factorize(frame["client_external_id"])[0].astype("int64")
     numbers, found = pd.factorize(frame["phone"])
     pair = np.where(numbers >= 0, clients * (len(found) + 1) + numbers, -1)

@@ -28,9 +28,10 @@ def merge_duplicates(
         party.loc[missing, "name"] = legal["name"]
         party.loc[missing, "name_key"] = legal["name_key"]
     nameless = party["name_key"].isna()
-    reason = party["name_reason"].fillna("name_missing")
-    ctx.rejects.add(entity, party, nameless, "name", party["name_raw"], reason)
-    party = party[~nameless].reset_index(drop=True)
+    if nameless.any():  # rare for contacts, whose nameless records were rejected before
+        reason = party["name_reason"].fillna("name_missing")
+        ctx.rejects.add(entity, party, nameless, "name", party["name_raw"], reason)
+        party = party[~nameless].reset_index(drop=True)
     result = cluster_by_identifiers(party, ctx.m.identifiers)
     ids = party["ploomes_id"].to_numpy()
     survivor_ids = ids[result.survivor]
