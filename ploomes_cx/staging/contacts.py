@@ -16,7 +16,7 @@ from ploomes_cx.staging.rejects import Rejects
 from ploomes_cx.staging.survivors import merge_duplicates
 from ploomes_cx.staging.tables import CONTACT_COLUMNS, counts, shape
 
-# what deduplicating contacts reads: the full party frame is dropped before it
+# what deduplicating and staging contacts read: the party frame's other columns are not copied
 WORK_COLUMNS = [
     "ploomes_id",
     "window_start",
@@ -67,17 +67,16 @@ def stage_contacts(
     rejects.add(entity, frame, orphan, "client", frame["company_id"], rule)
     nameless = ~orphan & frame["name"].isna()
     rejects.add(entity, frame, nameless, "name", frame["name_raw"], "name_missing")
-    frame = frame[~orphan & ~nameless].reset_index(drop=True)
+    # only the columns deduplication reads are copied by the filter (copy-on-write, build.py)
+    frame = frame[[c for c in WORK_COLUMNS if c in frame]][~orphan & ~nameless].reset_index(drop=True)
     # the persons frame was read for the last time above: a million rows freed before deduplication
     parties.persons = parties.persons.iloc[0:0]
     merged = 0
     if entity != "organization_contacts" and len(frame):
-        work = frame[[c for c in WORK_COLUMNS if c in frame]]
-        del frame  # the full party frame is not needed past this point
         # the merge's name rejections are already listed above: a scratch list takes them
         scratch = Context(ctx.con, ctx.m, Rejects(rejects.run_id), ctx.types, ctx.clusters)
         frame, _, merged = merge_duplicates(
-            scratch, work, entity, parties.contact_attrs, "contacts", name_fallback=False, want_aliases=False
+            scratch, frame, entity, parties.contact_attrs, "contacts", name_fallback=False, want_aliases=False
         )
     else:
         frame["aliases"] = ""
