@@ -63,6 +63,8 @@ def _build(con: duckdb.DuckDBPyConnection, m: Mapping, run_id: str) -> Staged:
     release_buffers(con, DUCKDB_MEMORY)  # the payload pages the reads left cached
     counts: dict[str, dict[str, int]] = {}
     clients, counts["clients"], client_of = stage_clients(ctx, parties)
+    if m.contacts.source != "organizations":  # read for the last time: freed before the contacts
+        parties.orgs = parties.orgs.iloc[0:0]
     contacts, counts["contacts"] = stage_contacts(ctx, parties, clients, client_of)
     # a million-row account: free the party frames before the rest (the resolver keeps its maps)
     parties.orgs = parties.persons = parties.orgs.iloc[0:0]
