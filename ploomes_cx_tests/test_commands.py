@@ -49,8 +49,19 @@ def test_sandbox_command_serves_both_apis_and_prints_urls_and_tokens(tmp_path):
         assert httpx.get(f"{cx_url}/clients", headers={"Authorization": token}).json() == []
         assert httpx.get(f"{cx_url}/clients", headers={"Authorization": "nope"}).status_code == 401
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        _stop(proc)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL. In two clean-clone runs of the suite (2026-12-02) this command
+    outlived SIGTERM by 30 s in one test worker, never when the test ran alone; what serving
+    is tested for is above, and a stuck server must not outlive the test."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
 
 
 def test_demo_without_ui_syncs_three_windows_into_the_state_folder(tmp_path):
