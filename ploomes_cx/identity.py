@@ -13,7 +13,7 @@ external id is what its "Código" holds, and that is what a Ploomes external cod
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -30,13 +30,25 @@ def _present(value: Any) -> bool:
 
 def same_record(a: Mapping[str, Any], b: Mapping[str, Any], identifiers: list[str]) -> bool:
     """Whether two records (normalized values by column: document, external_code, email) are one."""
-    da, db = a.get("document"), b.get("document")
-    if _present(da) and _present(db) and da != db:
+    columns = ["document", *(IDENTIFIER_COLUMNS[i] for i in identifiers)]
+    values = [[_or_none(r.get(c)) for r in (a, b)] for c in columns]
+    return same_in_columns(values[0], values[1:], 0, 1)
+
+
+def _or_none(value: Any) -> Any:
+    return value if _present(value) else None
+
+
+def same_in_columns(documents: Sequence[Any], ordered: Sequence[Sequence[Any]], a: int, b: int) -> bool:
+    """`same_record` of rows `a` and `b` of column-wise values, absent values None: `documents`,
+    then each identifier's column in the mapping's order. Deduplication asks this a few hundred
+    thousand times per million records, so it indexes lists instead of building records."""
+    da, db = documents[a], documents[b]
+    if da is not None and db is not None and da != db:
         return False
-    for ident in identifiers:
-        column = IDENTIFIER_COLUMNS[ident]
-        va, vb = a.get(column), b.get(column)
-        if _present(va) and _present(vb):
+    for values in ordered:
+        va, vb = values[a], values[b]
+        if va is not None and vb is not None:
             return bool(va == vb)
     return False
 

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from rapidfuzz import fuzz, process
 
-from ploomes_cx.identity import IDENTIFIER_COLUMNS, same_record
+from ploomes_cx.identity import IDENTIFIER_COLUMNS, same_in_columns
 from ploomes_cx.staging.normalize import company_key
 
 FUZZY_THRESHOLD = 92.0
@@ -47,26 +47,23 @@ class _Forest:
     def __init__(self, frame: pd.DataFrame, identifiers: list[str], tracked: list[str]) -> None:
         n = len(frame)
         order = np.lexsort((frame["ploomes_id"].to_numpy(), -frame["changed_at"].to_numpy().astype("int64")))
-        self.rank = np.empty(n, dtype=np.int64)
-        self.rank[order] = np.arange(n)  # 0 = most recent
-        self.parent = np.arange(n)
-        self.identifiers, self.tracked = identifiers, tracked
+        rank = np.empty(n, dtype=np.int64)
+        rank[order] = np.arange(n)  # 0 = most recent
+        self.ranks = rank
+        # plain lists: the loops below read them one element at a time, which numpy makes slow
+        self.rank: list[int] = rank.tolist()
+        self.parent: list[int] = list(range(n))
+        self.tracked = tracked
         self.value = {c: frame[c].where(frame[c].notna(), None).tolist() for c in tracked}
+        self.ordered = [self.value[IDENTIFIER_COLUMNS[i]] for i in identifiers]
         self.matched_by: list[str | None] = [None] * n
 
     def find(self, x: int) -> int:
-        parent = self.parent
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return int(x)
+        return _root(self.parent, x)
 
     def compatible(self, a: int, b: int) -> bool:
         """The identity rule on the two clusters' values (each keeps one value per identifier)."""
-        value = self.value
-        return same_record(
-            {c: value[c][a] for c in self.tracked}, {c: value[c][b] for c in self.tracked}, self.identifiers
-        )
+        return same_in_columns(self.value["document"], self.ordered, a, b)
 
     def union(self, a: int, b: int, ident: str) -> int:
         keep, gone = (a, b) if self.rank[a] < self.rank[b] else (b, a)
@@ -75,7 +72,7 @@ class _Forest:
         for col in self.tracked:
             if self.value[col][keep] is None:
                 self.value[col][keep] = self.value[col][gone]
-        return int(keep)
+        return keep
 
     def join_group(self, members: list[int], ident: str) -> None:
         """Records sharing one value of `ident`, most recent first: each joins the first cluster
@@ -121,13 +118,15 @@ def cluster_by_identifiers(frame: pd.DataFrame, identifiers: list[str]) -> Clust
         if not shared.any():
             continue
         positions = np.flatnonzero(shared.to_numpy())
-        groups: dict[object, list[int]] = defaultdict(list)
-        for pos, key in zip(positions, series.to_numpy()[positions], strict=True):
-            groups[key].append(int(pos))
+        values = series.to_numpy()
+        # groups in the order of their first row, members most recent first
+        groups: dict[object, list[int]] = {key: [] for key in values[positions].tolist()}
+        positions = positions[np.argsort(forest.ranks[positions], kind="stable")]
+        for pos, key in zip(positions.tolist(), values[positions].tolist(), strict=True):
+            groups[key].append(pos)
         for members in groups.values():
-            members.sort(key=lambda p: forest.rank[p])
             forest.join_group(members, ident)
-    survivors = forest.parent.copy()
+    survivors = np.array(forest.parent)
     while True:  # full path compression, vectorized
         hop = survivors[survivors]
         if (hop == survivors).all():
