@@ -1,8 +1,11 @@
-"""Staging gives back the table pages DuckDB cached while reading the payloads (runtime/duckdb_io.py)."""
+"""DuckDB helpers staging reads with (runtime/duckdb_io.py): the pages a scan left cached are given
+back, and a large result becomes a frame without pandas' block copies."""
 
 import duckdb
+import pandas as pd
+import pandas.testing as pdt
 
-from ploomes_cx.runtime.duckdb_io import release_buffers
+from ploomes_cx.runtime.duckdb_io import fetch_frame, release_buffers
 
 
 def _cached(con: duckdb.DuckDBPyConnection) -> int:
@@ -27,3 +30,25 @@ def test_pages_a_scan_left_cached_are_given_back_and_the_limit_restored(tmp_path
             "244.1 MiB",
         )
         assert con.execute("select count(*) from t").fetchone()[0] == 400000  # still usable
+
+
+VALUES = """select * from (values
+    (3, true, 1, 1.5, timestamp '2020-01-03', 'cpf'::enum('cpf', 'cnpj'), 'três'),
+    (1, null, null, null, null, null, null),
+    (2, false, 7, 2.5, timestamp '2020-01-02', 'cnpj'::enum('cpf', 'cnpj'), 'um')
+) t(id, b, i, f, ts, e, s)"""
+
+
+def test_a_fetched_frame_holds_what_fetchdf_gives_sorted_with_one_block_per_column() -> None:
+    with duckdb.connect() as con:
+        expected = con.execute(VALUES).fetchdf().sort_values("id", ignore_index=True)
+        frame = fetch_frame(con, VALUES, sort_by="id")
+    assert frame["id"].tolist() == [1, 2, 3]
+    assert frame._mgr.nblocks == len(frame.columns)  # no column was copied into a shared block
+    assert frame["s"].tolist() == [None, "um", "três"]  # null text is None, as fetchdf gives it
+    # an ENUM comes as its values' strings (fetchdf: a categorical), one shared object per value
+    assert frame["e"].tolist()[1:] == ["cnpj", "cpf"] and pd.isna(frame["e"][0])
+    pdt.assert_frame_equal(frame.drop(columns="e"), expected.drop(columns="e"))
+    with duckdb.connect() as con:
+        unsorted = fetch_frame(con, "select * from range(3) r(i) order by i desc")
+    assert unsorted["i"].tolist() == [2, 1, 0]

@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 from dagster import OutputContext
 
@@ -121,3 +122,41 @@ def release_buffers(con: duckdb.DuckDBPyConnection, limit: str, floor: str = "64
     with contextlib.suppress(duckdb.Error):
         con.execute(f"set memory_limit = '{floor}'")
     con.execute(f"set memory_limit = '{limit}'")
+
+
+def fetch_frame(con: duckdb.DuckDBPyConnection, sql: str, sort_by: str | None = None) -> pd.DataFrame:
+    """The result of `sql` as a pandas frame with one block per column, sorted by `sort_by`.
+
+    `fetchdf()` hands pandas a dict of columns, and pandas copies every text column into one
+    two-dimensional block; sorting afterwards copies the frame again. On a million parsed contacts
+    that was 0.36 GiB of peak memory and most of a second. Here each column is taken from DuckDB's
+    numpy result once, put in sorted order, and its unsorted array dropped before the next one.
+    A null is None in a text column and <NA> in an integer one, as `fetchdf()` gives them.
+    """
+    arrays = con.execute(sql).fetchnumpy()
+    order = np.argsort(arrays[sort_by], kind="stable") if sort_by else None
+    n = len(next(iter(arrays.values()))) if arrays else 0
+    frame = pd.DataFrame(index=pd.RangeIndex(n))
+    for name in list(arrays):
+        values = _with_nulls(arrays.pop(name))
+        frame[name] = values if order is None else values[order]
+    return frame
+
+
+def _with_nulls(values: np.ndarray) -> np.ndarray | pd.api.extensions.ExtensionArray:
+    """DuckDB's masked array for a column with nulls, as the array `fetchdf()` would give."""
+    if not isinstance(values, np.ma.MaskedArray):
+        return values
+    mask = np.ma.getmaskarray(values)
+    kind = values.dtype.kind
+    if kind in "iu":
+        return pd.arrays.IntegerArray(values.data, mask)
+    if kind == "b":
+        return pd.arrays.BooleanArray(values.data, mask)
+    if kind == "f":
+        return values.filled(np.nan)
+    if kind in "mM":
+        return values.filled(np.datetime64("NaT"))
+    data = values.data.astype(object, copy=False)
+    data[mask] = None
+    return data

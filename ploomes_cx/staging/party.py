@@ -10,6 +10,7 @@ import pandas as pd
 
 from ploomes_cx.ploomes import payloads
 from ploomes_cx.ploomes.custom_fields import sql_literal
+from ploomes_cx.runtime.duckdb_io import fetch_frame
 from ploomes_cx.staging.context import Context
 from ploomes_cx.staging.normalize import (
     Normalizer,
@@ -120,7 +121,7 @@ def _read(ctx: Context, view: str) -> pd.DataFrame:
     else:
         source = payloads.contacts_sql(view)
     fields = [f for f, _ in PARTY_FIELDS]
-    # a column with a closed set of values arrives as a pandas categorical: one string per value,
+    # a column with a closed set of values (an ENUM) arrives as one shared string per value,
     # not one per row (a million `cpf`s are 50 MB)
     closed = {column: values for f in fields for column, values in f.closed}
     outputs = [
@@ -133,12 +134,12 @@ def _read(ctx: Context, view: str) -> pd.DataFrame:
     sql = f"""select ploomes_id, window_start, changed_at, legal_name, company_id, contact_name,
             {", ".join(outputs + flags + raws)}
         from {normalized(f"({source})", fields)}"""
-    frame = ctx.con.execute(sql).fetchdf()
+    # sorted here, not in SQL: DuckDB's sort of a million parsed rows needs more than its share
+    frame = fetch_frame(ctx.con, sql, sort_by="ploomes_id")
     for column in closed:
         shared = frame[column].astype(object)
         frame[column] = shared.where(shared.notna(), None)
-    # sorted here, not in SQL: DuckDB's sort of a million parsed rows needs more than its share
-    return frame.sort_values("ploomes_id", ignore_index=True)
+    return frame
 
 
 def normalize_party(frame: pd.DataFrame, entity: str, rejects: Rejects) -> pd.DataFrame:
