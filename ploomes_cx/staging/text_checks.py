@@ -48,17 +48,29 @@ class Text(pandas_engine.NpString):
 def _by_duckdb(values: pd.Series, test: str, *params: object) -> pd.Series:
     """`test` (SQL over the text `v`, parameters `$1`...) per value; a value that is not text
     fails. Nulls are the caller's: Pandera keeps them out of a check unless asked."""
-    text = np.ones(len(values), dtype=bool)
-    if infer_dtype(values, skipna=True) not in ("string", "empty"):  # a bug upstream, not data
+    texts = values.to_numpy(dtype=object)
+    if infer_dtype(values, skipna=True) in ("string", "empty"):
+        text = None  # every value: no copy of the column
+    else:  # a bug upstream, not data
         text = values.map(lambda v: isinstance(v, str)).to_numpy(dtype=bool)
+        texts = texts[text]
     out = np.zeros(len(values), dtype=bool)
-    if text.any():
-        column = pd.DataFrame({"v": values.to_numpy(dtype=object)[text]})
-        with duckdb.connect() as con:
-            con.register("texts", column)
-            result = con.execute(f"select coalesce({test}, false) as ok from texts", list(params))
-            out[text] = result.fetchnumpy()["ok"]
+    if len(texts):
+        with _DATABASE.cursor() as con:
+            con.register("texts", pd.DataFrame({"v": texts}, copy=False))
+            ok = con.execute(f"select coalesce({test}, false) as ok from texts", list(params)).fetchnumpy()[
+                "ok"
+            ]
+        if text is None:
+            out = np.asarray(ok, dtype=bool)
+        else:
+            out[text] = ok
     return pd.Series(out, index=values.index)
+
+
+# One in-memory database for every check; each check runs on a cursor of its own (a connection
+# per check cost a fifth of the checks' time on a million-row table).
+_DATABASE = duckdb.connect()
 
 
 @extensions.register_check_method(statistics=["pattern"], supported_types=pd.Series)
