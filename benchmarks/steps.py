@@ -31,7 +31,8 @@ STEPS = [
     ("ploomes_cx.staging.survivors", "_list_clusters", "  cluster_listing"),
     ("ploomes_cx.staging.clients", "fuzzy_candidates", "  fuzzy_candidates"),
     ("ploomes_cx.staging.contacts", "merge_duplicates", "  contact_merge (clustering, survivors)"),
-    ("ploomes_cx.staging.contacts", "_customerx_rules", "  contact_rules"),
+    ("ploomes_cx.staging.contacts", "_email_rules", "  contact_rules"),
+    ("ploomes_cx.staging.contacts", "_phone_rule", "  contact_rules"),
     ("ploomes_cx.staging.assets", "_apply_contracts", "apply_contracts"),
     ("ploomes_cx.staging.assets", "split_valid", "  pandera"),
     ("ploomes_cx.staging.checks", "staging_check_results", "asset_checks"),
@@ -92,7 +93,7 @@ class StepTimer:
     def report(self, total: float) -> str:
         lines = [
             f"  {label:<40} {self.seconds.get(label, 0.0):6.1f}s   peak so far {self.peak[label] / 2**30:.2f} GiB"
-            for _, _, label in STEPS
+            for label in dict.fromkeys(label for _, _, label in STEPS)
         ]
         inside = sum(self.seconds.get(label, 0.0) for label in TOP_LEVEL)
         lines.append(f"  {'the rest (metadata, Dagster)':<40} {total - inside:6.1f}s")

@@ -216,6 +216,7 @@ def test_every_extracted_record_is_staged_merged_or_rejected(raw):
             person(11, "Sem empresa", None),
             person(12, "Órfã", 999),
             person(13, "", 4),
+            person(14, "???", 1, "q@x.com"),  # a name without letters
         ],
     )
     staged = build_staging(raw.con, mapping(), "r1")
@@ -233,6 +234,7 @@ def test_every_extracted_record_is_staged_merged_or_rejected(raw):
         11: "person_without_company",
         12: "client_not_found",
         13: "name_missing",
+        14: "name_no_letters",
     }
     assert staged.counts["clients"] == {"extracted": 4, "staged": 2, "merged": 1, "rejected": 1}
 

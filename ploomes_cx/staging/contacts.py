@@ -12,20 +12,17 @@ from ploomes_cx.staging.clients import ClientResolver, client_owner
 from ploomes_cx.staging.context import Context
 from ploomes_cx.staging.normalize import normalize_names
 from ploomes_cx.staging.party import Parties
-from ploomes_cx.staging.rejects import Rejects
 from ploomes_cx.staging.survivors import merge_duplicates
 from ploomes_cx.staging.tables import CONTACT_COLUMNS, counts, shape
 
-# what deduplicating and staging contacts read: the party frame's other columns are not copied
+# what deduplicating and staging contacts read once the nameless are rejected: the party frame's
+# other columns are not copied (a million names' keys alone are 70 MB)
 WORK_COLUMNS = [
     "ploomes_id",
     "window_start",
     "changed_at",
     "client_external_id",
     "name",
-    "name_key",
-    "name_raw",
-    "name_reason",
     "email",
     "phone",
     "document",
@@ -65,25 +62,29 @@ def stage_contacts(
     no_company = orphan & frame["company_id"].isna() & (ctx.m.clients.source != "persons")
     rule = ctx.orphan_rule(frame["company_id"]).where(~no_company, "person_without_company")
     rejects.add(entity, frame, orphan, "client", frame["company_id"], rule)
-    nameless = ~orphan & frame["name"].isna()
-    rejects.add(entity, frame, nameless, "name", frame["name_raw"], "name_missing")
+    # a name is missing, or has no letters to match or show it by (name_key)
+    nameless = ~orphan & (frame["name"].isna() | frame["name_key"].isna())
+    reason = frame["name_reason"].where(frame["name"].notna(), "name_missing").fillna("name_no_letters")
+    rejects.add(entity, frame, nameless, "name", frame["name_raw"], reason)
     # only the columns deduplication reads are copied by the filter (copy-on-write, build.py)
     frame = frame[[c for c in WORK_COLUMNS if c in frame]][~orphan & ~nameless].reset_index(drop=True)
     # the persons frame was read for the last time above: a million rows freed before deduplication
     parties.persons = parties.persons.iloc[0:0]
     merged = 0
     if entity != "organization_contacts" and len(frame):
-        # the merge's name rejections are already listed above: a scratch list takes them
-        scratch = Context(ctx.con, ctx.m, Rejects(rejects.run_id), ctx.types, ctx.clusters)
         frame, _, merged = merge_duplicates(
-            scratch, frame, entity, parties.contact_attrs, "contacts", name_fallback=False, want_aliases=False
+            ctx, frame, entity, parties.contact_attrs, "contacts", want_aliases=False
         )
     else:
         frame["aliases"] = ""
         frame["custom_attributes"] = "{}"
     ids = frame["ploomes_id"].astype(str)
     frame["external_id"] = "org-" + ids if entity == "organization_contacts" else ids
-    frame = _customerx_rules(ctx, frame, entity)
+    # CustomerX's rules (`_email_rules`): the filtered frame replaces the whole one here, so the
+    # phone rule runs with one copy of a million contacts alive, not two
+    emails, phones = _holders(ctx)
+    frame = frame[_email_rules(ctx, frame, entity, emails)].reset_index(drop=True)
+    frame = _phone_rule(ctx, frame, entity, phones)
     staged = shape(frame, CONTACT_COLUMNS)
     return staged, counts(extracted, len(staged), merged)
 
@@ -114,16 +115,14 @@ def _taken(frame: pd.DataFrame, key: np.ndarray, holds: np.ndarray) -> np.ndarra
     return taken
 
 
-def _customerx_rules(ctx: Context, frame: pd.DataFrame, entity: str) -> pd.DataFrame:
-    """CustomerX refuses a contact without e-mail, and a second contact with an e-mail already in
-    the account: those are rejected here, with a reason. A shared switchboard number stays on one
-    contact of a client and is cleared on the others.
+def _email_rules(ctx: Context, frame: pd.DataFrame, entity: str, emails: dict[str, str]) -> np.ndarray:
+    """Which contacts CustomerX can take: it refuses a contact without e-mail, and a second
+    contact with an e-mail already in the account; those are rejected here, with a reason.
 
-    Who keeps a shared e-mail or phone: the contact that already holds it in CustomerX, else the
-    newest. CustomerX cannot take it back from its holder (a contact needs its e-mail), so a newer
-    contact claiming it would only be refused there."""
+    Who keeps a shared e-mail (or phone, `_phone_rule`): the contact that already holds it in
+    CustomerX, else the newest. CustomerX cannot take it back from its holder (a contact needs its
+    e-mail), so a newer contact claiming it would only be refused there."""
     rejects = ctx.rejects
-    emails, phones = _holders(ctx)
     no_email = frame["email"].isna()
     rejects.add(entity, frame, no_email, "email", frame["email"], "email_required_by_customerx")
     holds = (
@@ -134,7 +133,13 @@ def _customerx_rules(ctx: Context, frame: pd.DataFrame, entity: str) -> pd.DataF
     # a contact without e-mail has code -1, which `_taken` never counts: one filter, not two copies
     taken = pd.Series(_taken(frame, pd.factorize(frame["email"])[0], holds), index=frame.index)
     rejects.add(entity, frame, taken, "email", frame["email"], "email_used_by_another_contact")
-    frame = frame[~no_email & ~taken].reset_index(drop=True)
+    return (~no_email & ~taken).to_numpy()
+
+
+def _phone_rule(
+    ctx: Context, frame: pd.DataFrame, entity: str, phones: dict[tuple[str, str], str]
+) -> pd.DataFrame:
+    """A shared switchboard number stays on one contact of a client and is cleared on the others."""
     clients = pd.factorize(frame["client_external_id"])[0].astype("int64")
     numbers, found = pd.factorize(frame["phone"])
     pair = np.where(numbers >= 0, clients * (len(found) + 1) + numbers, -1)
@@ -143,7 +148,7 @@ def _customerx_rules(ctx: Context, frame: pd.DataFrame, entity: str) -> pd.DataF
         pairs = zip(frame["client_external_id"].astype(str), frame["phone"].astype(str), strict=True)
         holds = np.array([phones.get(p) for p in pairs], dtype=object) == frame["external_id"].to_numpy()
     phone_taken = pd.Series(_taken(frame, pair, holds), index=frame.index)
-    rejects.add(
+    ctx.rejects.add(
         entity, frame, phone_taken, "phone", frame["phone"], "phone_used_by_another_contact", "field_cleared"
     )
     frame.loc[phone_taken, "phone"] = None

@@ -16,22 +16,13 @@ def merge_duplicates(
     entity: str,
     attrs: pd.Series,
     table: str = "clients",
-    name_fallback: bool = True,
     want_aliases: bool = True,
 ) -> tuple[pd.DataFrame, dict[int, int], int]:
     """Deduplicated records (clients, or contacts); returns (survivors, member id -> survivor id,
     how many were merged away). Nameless records are rejected first, after a client falls back to
-    its legal name."""
-    missing = party["name_key"].isna()
-    if name_fallback and missing.any():
-        legal = normalize_names(party.loc[missing, "legal_name"])
-        party.loc[missing, "name"] = legal["name"]
-        party.loc[missing, "name_key"] = legal["name_key"]
-    nameless = party["name_key"].isna()
-    if nameless.any():  # rare for contacts, whose nameless records were rejected before
-        reason = party["name_reason"].fillna("name_missing")
-        ctx.rejects.add(entity, party, nameless, "name", party["name_raw"], reason)
-        party = party[~nameless].reset_index(drop=True)
+    its legal name; a frame without `name_key` (contacts) had its nameless rejected by the caller."""
+    if "name_key" in party:
+        party = _named(ctx, party, entity)
     result = cluster_by_identifiers(party, ctx.m.identifiers)
     ids = party["ploomes_id"].to_numpy()
     survivor_ids = ids[result.survivor]
@@ -45,6 +36,20 @@ def merge_duplicates(
     survivors["aliases"] = survivors["ploomes_id"].map(aliases).fillna("")
     survivors["custom_attributes"] = survivors["ploomes_id"].map(attrs).fillna("{}") if len(attrs) else "{}"
     return survivors, alias_to_survivor, int((~is_survivor).sum())
+
+
+def _named(ctx: Context, party: pd.DataFrame, entity: str) -> pd.DataFrame:
+    missing = party["name_key"].isna()
+    if missing.any():
+        legal = normalize_names(party.loc[missing, "legal_name"])
+        party.loc[missing, "name"] = legal["name"]
+        party.loc[missing, "name_key"] = legal["name_key"]
+    nameless = party["name_key"].isna()
+    if nameless.any():
+        reason = party["name_reason"].fillna("name_missing")
+        ctx.rejects.add(entity, party, nameless, "name", party["name_raw"], reason)
+        party = party[~nameless].reset_index(drop=True)
+    return party
 
 
 def _list_clusters(
