@@ -47,6 +47,12 @@ def test_same_document_merges_and_the_latest_change_survives():
     assert c.matched_by == ["cnpj_cpf", None]
 
 
+def test_an_empty_frame_has_no_clusters():  # a window with no records
+    empty = frame((1, 0, None, None, None)).iloc[0:0].astype({"ploomes_id": "int64"})
+    c = cluster_by_identifiers(empty, ALL)
+    assert len(c.survivor) == 0 and c.survivor.dtype.kind == "i"
+
+
 def test_two_valid_documents_never_merge_whatever_the_order():
     f = frame(
         (1, 0, "11222333000181", None, "shared@contab.com"),

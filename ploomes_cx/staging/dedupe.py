@@ -126,7 +126,7 @@ def cluster_by_identifiers(frame: pd.DataFrame, identifiers: list[str]) -> Clust
             groups[key].append(pos)
         for members in groups.values():
             forest.join_group(members, ident)
-    survivors = np.array(forest.parent)
+    survivors = np.array(forest.parent, dtype=np.int64)  # an empty list would make floats
     while True:  # full path compression, vectorized
         hop = survivors[survivors]
         if (hop == survivors).all():
