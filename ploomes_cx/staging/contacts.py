@@ -78,15 +78,21 @@ def stage_contacts(
     else:
         frame["aliases"] = ""
         frame["custom_attributes"] = "{}"
-    ids = frame["ploomes_id"].astype(str)
-    frame["external_id"] = "org-" + ids if entity == "organization_contacts" else ids
     # CustomerX's rules (`_email_rules`): the filtered frame replaces the whole one here, so the
-    # phone rule runs with one copy of a million contacts alive, not two
+    # phone rule runs with one copy of a million contacts alive, not two; the external ids are
+    # made for the contacts that pass
     emails, phones = _holders(ctx)
     frame = frame[_email_rules(ctx, frame, entity, emails)].reset_index(drop=True)
+    frame["external_id"] = _external_ids(frame, entity)
     frame = _phone_rule(ctx, frame, entity, phones)
     staged = shape(frame, CONTACT_COLUMNS)
     return staged, counts(extracted, len(staged), merged)
+
+
+def _external_ids(frame: pd.DataFrame, entity: str) -> pd.Series:
+    """Our external id of each contact: its Ploomes id, `org-` before it for an organization's own."""
+    ids = frame["ploomes_id"].astype(str)
+    return "org-" + ids if entity == "organization_contacts" else ids
 
 
 def _holders(ctx: Context) -> tuple[dict[str, str], dict[tuple[str, str], str]]:
@@ -126,7 +132,7 @@ def _email_rules(ctx: Context, frame: pd.DataFrame, entity: str, emails: dict[st
     no_email = frame["email"].isna()
     rejects.add(entity, frame, no_email, "email", frame["email"], "email_required_by_customerx")
     holds = (
-        (frame["email"].map(emails) == frame["external_id"]).to_numpy()
+        (frame["email"].map(emails) == _external_ids(frame, entity)).to_numpy()
         if emails
         else np.zeros(len(frame), bool)
     )

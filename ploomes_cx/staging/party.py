@@ -81,7 +81,8 @@ def read_parties(ctx: Context, extracts: tuple[str, ...]) -> Parties:
             client_attrs.append(ctx.custom_attributes(view, "clients", entity))
         if entity in CONTACT_PARTY_SOURCES[ctx.m.contacts.source]:
             contact_attrs.append(ctx.custom_attributes(view, "contacts", entity))
-        return normalize_party(_read(ctx, view), entity, ctx.rejects)
+        keyed = entity in PARTY_SOURCES[ctx.m.clients.source]
+        return normalize_party(_read(ctx, view, keyed), entity, ctx.rejects)
 
     orgs = party("organizations")
     persons = party("persons") if "persons" in extracts else orgs.iloc[0:0].copy()
@@ -111,9 +112,13 @@ KEEP_RAW = {
 CLEARED = (("document", "document_raw"), ("email", "email_raw"), ("phone", "phone_raw"))
 
 
-def _read(ctx: Context, view: str) -> pd.DataFrame:
+def _read(ctx: Context, view: str, keyed: bool = True) -> pd.DataFrame:
     """The party's fields, normalized in the query that reads the payloads (`normalize_sql.py`),
-    with the raw text of a value kept only where something still needs it."""
+    with the raw text of a value kept only where something still needs it.
+
+    Not `keyed` (a party that feeds no clients, so is never matched by name): `name_key` only
+    says whether there is one, '' standing for a key. Python keeps one empty string, so a million
+    contacts do not hold a million keys they never read (90 MB of the million-person peak)."""
     m = ctx.m
     if m.uses_external_code_custom_field:
         key = m.external_code_field
@@ -129,6 +134,8 @@ def _read(ctx: Context, view: str) -> pd.DataFrame:
         for f in fields
         for c in f.outputs
     ]
+    if not keyed:
+        outputs[outputs.index("name_key")] = "case when name_key is not null then '' end as name_key"
     flags = [f"{f.name}_py" for f in fields]
     raws = [f"case when {when} then {raw} end as {raw}" for raw, when in KEEP_RAW.items()]
     sql = f"""select ploomes_id, window_start, changed_at, legal_name, company_id, contact_name,
