@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from ploomes_cx.sandbox import PloomesDataset
 from ploomes_cx.staging import normalize_sql
-from ploomes_cx.staging.party import PARTY_FIELDS
+from ploomes_cx.staging.normalize import normalize_names
+from ploomes_cx.staging.party import PARTY_FIELDS, UNKEYED_NAME
 
 # ASCII (control characters and whitespace included), the Latin-1 letters names use, and a few
 # characters that must go to Python: NBSP, ª, combining marks, €, a non-Latin letter
@@ -38,7 +39,9 @@ def _compare(values: list[str | None]) -> dict[str, float]:
     shares = {}
     with duckdb.connect() as con:
         con.register("src", frame)
-        for field, python in PARTY_FIELDS:  # the values under the column each field reads
+        # the values under the column each field reads; the name also as a party never matched by
+        # name reads it, where a key is only there or not
+        for field, python in [*PARTY_FIELDS, (UNKEYED_NAME, normalize_names)]:
             sql = f"select * from {normalize_sql.normalized(f'(select i, raw as {field.raw} from src)', [field])} order by i"
             out = con.execute(sql).fetchdf()
             expected = python(frame["raw"])
@@ -46,6 +49,8 @@ def _compare(values: list[str | None]) -> dict[str, float]:
             for column in field.outputs:
                 got = out[column].astype(object).where(out[column].notna(), None)[mine]
                 want = expected[column].astype(object).where(expected[column].notna(), None)[mine]
+                if field is UNKEYED_NAME and column == "name_key":
+                    got, want = got.notna(), want.notna()
                 mismatched = [
                     (v, g, w) for v, g, w in zip(frame["raw"][mine], got, want, strict=True) if g != w
                 ]

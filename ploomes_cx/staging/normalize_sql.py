@@ -157,8 +157,12 @@ def phone_field(raw: str) -> Field:
     )
 
 
-def name_field(raw: str) -> Field:
-    """`name` (whitespace collapsed), `name_key` (folded), `name_reason` (`normalize_names`)."""
+def name_field(raw: str, keyed: bool = True) -> Field:
+    """`name` (whitespace collapsed), `name_key` (folded), `name_reason` (`normalize_names`).
+
+    Not `keyed`: `name_key` only says whether the name has one, '' standing for it (for records
+    never matched by name). A name with an ASCII letter or digit has one; folding runs only for
+    the others, so most names skip strip_accents, the field's costliest function."""
     c, f = "_nm_c", "_nm_f"
     # Most names need neither regexp_replace, and a search is cheaper than a replace: the
     # collapse runs where there is a run of whitespace, a control character or an edge space;
@@ -169,17 +173,26 @@ def name_field(raw: str) -> Field:
         f"case when {messy} then trim(regexp_replace({text}, '{WS_CLASS}+', ' ', 'g'), ' ') else {text} end"
     )
     folded = f"case when strlen({c}) = length({c}) then lower({c}) else strip_accents(lower({c})) end"
-    key = (
-        f"case when regexp_matches({f}, '[^a-z0-9 ]') "
-        f"then trim(regexp_replace({f}, '[^a-z0-9]+', ' ', 'g'), ' ') else {f} end"
-    )
+
+    def key(folded_name: str) -> str:
+        return (
+            f"case when regexp_matches({folded_name}, '[^a-z0-9 ]') "
+            f"then trim(regexp_replace({folded_name}, '[^a-z0-9]+', ' ', 'g'), ' ') else {folded_name} end"
+        )
+
     reason = f"case when {c} = '' then 'name_missing' when _nm_k = '' then 'name_no_letters' end"
+    if keyed:
+        steps: tuple[dict[str, str], ...] = ({c: collapsed}, {f: folded}, {"_nm_k": key(f)})
+        name_key = "nullif(_nm_k, '')"
+    else:
+        present = f"case when regexp_matches({c}, '[A-Za-z0-9]') then 'k' else {key(f'({folded})')} end"
+        steps, name_key = ({c: collapsed}, {"_nm_k": present}), "case when _nm_k <> '' then '' end"
     return Field(
         "name",
         raw,
         NAME_DOMAIN,
-        ({c: collapsed}, {f: folded}, {"_nm_k": key}),
-        {"name": f"nullif({c}, '')", "name_key": "nullif(_nm_k, '')", "name_reason": reason},
+        steps,
+        {"name": f"nullif({c}, '')", "name_key": name_key, "name_reason": reason},
     )
 
 

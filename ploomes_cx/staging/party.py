@@ -101,6 +101,7 @@ PARTY_FIELDS: tuple[tuple[Field, Normalizer], ...] = (
     (phone_field("phone_raw"), normalize_phones),
     (code_field("code_raw"), normalize_codes),
 )
+UNKEYED_NAME = name_field("name_raw", keyed=False)  # the name of a party never matched by name
 # when a raw value is still needed after SQL: for Python, for the rejected list, or for display
 KEEP_RAW = {
     "document_raw": "document_py or document_reason is not null",
@@ -125,7 +126,7 @@ def _read(ctx: Context, view: str, keyed: bool = True) -> pd.DataFrame:
         source = payloads.contacts_sql(view, key, ctx.types[key].slot)
     else:
         source = payloads.contacts_sql(view)
-    fields = [f for f, _ in PARTY_FIELDS]
+    fields = [f for f, _ in PARTY_FIELDS] if keyed else [UNKEYED_NAME, *(f for f, _ in PARTY_FIELDS[1:])]
     # a column with a closed set of values (an ENUM) arrives as one shared string per value,
     # not one per row (a million `cpf`s are 50 MB)
     closed = {column: values for f in fields for column, values in f.closed}
@@ -134,8 +135,6 @@ def _read(ctx: Context, view: str, keyed: bool = True) -> pd.DataFrame:
         for f in fields
         for c in f.outputs
     ]
-    if not keyed:
-        outputs[outputs.index("name_key")] = "case when name_key is not null then '' end as name_key"
     flags = [f"{f.name}_py" for f in fields]
     raws = [f"case when {when} then {raw} end as {raw}" for raw, when in KEEP_RAW.items()]
     sql = f"""select ploomes_id, window_start, changed_at, legal_name, company_id, contact_name,
