@@ -156,3 +156,11 @@ def test_names_keep_accents_for_display_and_fold_them_for_matching():
 @pytest.mark.parametrize(("raw", "code"), [(" ERP-1 ", "ERP-1"), ("", None), (None, None), ("  ", None)])
 def test_external_codes_are_trimmed(raw, code):
     assert one(normalize_codes, raw).external_code == code
+
+
+def test_values_that_differ_after_a_nul_are_cleaned_apart() -> None:
+    # pandas' factorize took 'Ana\x00Maria' for 'Ana': one value got the other's result
+    names = normalize_names(pd.Series(["Ana\x00Maria", "Ana", None, "\x00"], dtype=object))
+    assert names["name"].tolist() == ["Ana\x00Maria", "Ana", None, "\x00"]
+    emails = normalize_emails(pd.Series(["a@x.com\x00b", "a@x.com"], dtype=object))
+    assert emails["email"].tolist() == [None, "a@x.com"]

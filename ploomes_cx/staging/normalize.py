@@ -108,10 +108,13 @@ def _text(values: pd.Series) -> pd.Series:
 
 
 def _per_unique(text: pd.Series, fn: Callable[[str], Any]) -> list[Any]:
-    """`fn` applied once per distinct value (names and e-mails repeat across a big account)."""
-    codes, uniques = pd.factorize(text, use_na_sentinel=False)
-    results = [fn(u) for u in uniques]
-    return [results[c] for c in codes]
+    """`fn` applied once per distinct value (names and e-mails repeat across a big account).
+
+    Distinct by Python's equality: pandas' factorize compares text up to its first NUL, so it
+    took 'a\x00b' for 'a' and gave both one result."""
+    values = text.tolist()
+    results = {v: fn(v) for v in dict.fromkeys(values)}
+    return [results[v] for v in values]
 
 
 def _na(mask: pd.Series, values: pd.Series | str) -> pd.Series:
