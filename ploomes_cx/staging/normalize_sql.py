@@ -146,7 +146,7 @@ def phone_field(raw: str) -> Field:
     no_trunk = f"case when starts_with({d1}, '0') and length({d1}) in (11, 12) then {d1}[2:] else {d1} end"
     ok = f"""coalesce(try_cast({d}[1:2] as integer) in ({", ".join(map(str, sorted(DDD)))})
         and ((length({d}) = 11 and {d}[3] = '9') or (length({d}) = 10 and {d}[3] in ('2', '3', '4', '5')))
-        and not starts_with(ltrim(coalesce({raw}, ''), {WS_CHARS}), '+'), false)"""
+        and not regexp_matches({text}, '^{WS_CLASS}*[+]'), false)"""
     return Field(
         "phone",
         raw,
