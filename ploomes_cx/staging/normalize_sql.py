@@ -12,7 +12,8 @@ compare both sides on dirty and random values.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from ploomes_cx.ploomes.custom_fields import sql_literal
@@ -60,11 +61,15 @@ def _dropped(text: str, characters: str) -> str:
     return text
 
 
-def _weighted(bare: str, weights: Iterable[int]) -> str:
-    """Sum of (character value x weight) over the leading characters, one weight each; a
-    character is worth `ord(c) - 48`, as in the alphanumeric CNPJ rule. Written out term by term:
-    a list per row would cost more than the arithmetic."""
-    return "(" + " + ".join(f"{_digit(bare, i)} * {int(w)}" for i, w in enumerate(weights, start=1)) + ")"
+def _weighted(digit: Callable[[int], str], weights: Iterable[int]) -> str:
+    """Sum of (digit x weight) over the leading digits, one weight each; `digit(i)` is the SQL of
+    the i-th. Written out term by term: a list per row would cost more than the arithmetic."""
+    return "(" + " + ".join(f"{digit(i)} * {int(w)}" for i, w in enumerate(weights, start=1)) + ")"
+
+
+def _decimal_digit(number: str, position: int) -> str:
+    """The `position`th of an eleven-digit `number`'s decimal digits, from the left."""
+    return f"({number} // {10 ** (11 - position)} % 10)"
 
 
 def _cnpj_digit(total: str) -> str:
@@ -72,6 +77,7 @@ def _cnpj_digit(total: str) -> str:
 
 
 def _digit(bare: str, position: int) -> str:
+    """The i-th character's value, `ord(c) - 48`, as in the alphanumeric CNPJ rule."""
     return f"(ascii(substr({bare}, {position}, 1)) - 48)"
 
 
@@ -82,13 +88,17 @@ def document_field(raw: str) -> Field:
     text = f"coalesce({raw}, '')"
     bare = f"upper({_dropped(text, '.-/ ')})"
     b = "_doc_b"
+    # a CPF is eleven digits: read as one integer, a digit is two integer operations, where
+    # substr() and ascii() cost several times more (a CNPJ may hold letters: read by character)
+    n = "_doc_n"
+    cpf, cnpj = functools.partial(_decimal_digit, n), functools.partial(_digit, b)
     cpf_ok = (
-        f"({_digit(b, 10)} = {_weighted(b, range(10, 1, -1))} * 10 % 11 % 10 "
-        f"and {_digit(b, 11)} = {_weighted(b, range(11, 1, -1))} * 10 % 11 % 10)"
+        f"({cpf(10)} = {_weighted(cpf, range(10, 1, -1))} * 10 % 11 % 10 "
+        f"and {cpf(11)} = {_weighted(cpf, range(11, 1, -1))} * 10 % 11 % 10)"
     )
     cnpj_ok = (
-        f"({_digit(b, 13)} = {_cnpj_digit(_weighted(b, CNPJ_W1))} "
-        f"and {_digit(b, 14)} = {_cnpj_digit(_weighted(b, CNPJ_W2))})"
+        f"({cnpj(13)} = {_cnpj_digit(_weighted(cnpj, CNPJ_W1))} "
+        f"and {cnpj(14)} = {_cnpj_digit(_weighted(cnpj, CNPJ_W2))})"
     )
     kind = (
         f"case when length({b}) = 11 and regexp_full_match({b}, '[0-9]{{11}}') then 'cpf' "
@@ -103,7 +113,12 @@ def document_field(raw: str) -> Field:
         "document",
         raw,
         f"({ASCII} and not regexp_matches({{x}}, '{CONTROL_WS}'))",
-        ({b: bare}, {"_doc_k": kind}, {"_doc_r": reason}),
+        (
+            {b: bare},
+            {"_doc_k": kind},
+            {n: f"case when _doc_k = 'cpf' then cast({b} as bigint) end"},
+            {"_doc_r": reason},
+        ),
         {
             "document": f"case when {b} <> '' and _doc_r is null then {b} end",
             "document_type": f"case when {b} <> '' and _doc_r is null then _doc_k end",
