@@ -69,8 +69,9 @@ def _resolver(ctx: Context, parties: Parties, alias: dict[int, int]) -> ClientRe
         """Ploomes contact id -> client external id (or None): the contact itself when it is a
         client (or merged into one), else its organization's client."""
         direct = contact_ids.map(alias)
-        if company_of is not None:
-            direct = direct.fillna(contact_ids.map(company_of).map(alias))
+        missing = direct.isna()
+        if company_of is not None and missing.any():  # looked up only for the ones left
+            direct[missing] = contact_ids[missing].map(company_of).map(alias)
         found = direct.notna().to_numpy()
         out = np.full(len(direct), None, dtype=object)
         # one string per client, shared by its contacts: a million persons of 250,000 companies
