@@ -180,13 +180,19 @@ def fuzzy_candidates(frame: pd.DataFrame) -> list[dict[str, object]]:
     join their groups (`similar_name`, score = the lowest link). Never merged: for a person.
     Returns the clusters as dicts with `members`, `rule` and `score`.
     """
-    keys = frame["name_key"].fillna("").map(company_key).to_numpy(dtype=object)
-    usable = keys != ""
+    # in Python, once per distinct name: the suffix regexp per row, and numpy's sort of
+    # fixed-width copies of the keys, took most of the time on a quarter million clients
+    names = frame["name_key"].fillna("").tolist()
+    company = {name: company_key(name) for name in dict.fromkeys(names)}
+    keys = [company[name] for name in names]
+    usable = np.fromiter((k != "" for k in keys), dtype=bool, count=len(keys))
     ids = frame["ploomes_id"].to_numpy()[usable]
-    unique_keys, inverse = np.unique(keys[usable].astype(str), return_inverse=True)  # sorted
+    unique_keys = sorted({k for k in keys if k})
+    position = {k: i for i, k in enumerate(unique_keys)}
+    inverse = np.fromiter((position[k] for k in keys if k), dtype=np.int64, count=int(usable.sum()))
     parent = list(range(len(unique_keys)))
     lowest: dict[int, float] = {}
-    for i, j, score in _links(unique_keys.tolist()):
+    for i, j, score in _links(unique_keys):
         a, b = _root(parent, i), _root(parent, j)
         if a != b:
             parent[b] = a
