@@ -111,14 +111,18 @@ class _Forest:
 def cluster_by_identifiers(frame: pd.DataFrame, identifiers: list[str]) -> Clusters:
     """`frame` needs `ploomes_id`, `changed_at` and the normalized identifier columns."""
     columns = [IDENTIFIER_COLUMNS[i] for i in identifiers]
-    forest = _Forest(frame, identifiers, list(dict.fromkeys(["document", *columns])))
+    tracked = list(dict.fromkeys(["document", *columns]))
+    shared = {c: (frame[c].notna() & frame[c].duplicated(keep=False)).to_numpy() for c in columns}
+    # Only a row sharing a value with another can join a cluster: the forest holds those alone
+    # (a tenth of a million contacts), every other row is its own survivor.
+    rows = np.flatnonzero(np.logical_or.reduce([*shared.values(), np.zeros(len(frame), dtype=bool)]))
+    sharing = frame[["ploomes_id", "changed_at", *tracked]].iloc[rows]
+    forest = _Forest(sharing, identifiers, tracked)
     for ident, col in zip(identifiers, columns, strict=True):
-        series = frame[col]
-        shared = series.notna() & series.duplicated(keep=False)
-        if not shared.any():
+        positions = np.flatnonzero(shared[col][rows])
+        if not len(positions):
             continue
-        positions = np.flatnonzero(shared.to_numpy())
-        values = series.to_numpy()
+        values = sharing[col].to_numpy()
         # groups in the order of their first row, members most recent first
         groups: dict[object, list[int]] = {key: [] for key in values[positions].tolist()}
         positions = positions[np.argsort(forest.ranks[positions], kind="stable")]
@@ -126,15 +130,24 @@ def cluster_by_identifiers(frame: pd.DataFrame, identifiers: list[str]) -> Clust
             groups[key].append(pos)
         for members in groups.values():
             forest.join_group(members, ident)
-    survivors = np.array(forest.parent, dtype=np.int64)  # an empty list would make floats
+    local = np.array(forest.parent, dtype=np.int64)  # an empty list would make floats
     while True:  # full path compression, vectorized
-        hop = survivors[survivors]
-        if (hop == survivors).all():
+        hop = local[local]
+        if (hop == local).all():
             break
-        survivors = hop
-    # arrays, not lists: a column set from a list of a million values is converted once more
-    cluster_values = {c: _objects(v)[survivors] for c, v in forest.value.items()}
-    return Clusters(survivor=survivors, matched_by=forest.matched_by, values=cluster_values)
+        local = hop
+    survivors = np.arange(len(frame))
+    survivors[rows] = rows[local]
+    matched_by: list[str | None] = [None] * len(frame)
+    for row, ident in zip(rows.tolist(), forest.matched_by, strict=True):
+        matched_by[row] = ident
+    cluster_values = {}
+    for c in tracked:  # each row's own value, the cluster's where it shares one
+        values = frame[c].to_numpy(dtype=object, copy=True)
+        values[pd.isna(values)] = None
+        values[rows] = _objects(forest.value[c])[local]
+        cluster_values[c] = values
+    return Clusters(survivor=survivors, matched_by=matched_by, values=cluster_values)
 
 
 def _objects(values: list[object]) -> np.ndarray:
