@@ -39,10 +39,13 @@ def _apply_contracts(staged: Staged, entities: list[str], run_id: str) -> dict[s
     """Validate each table; rows breaking a contract, and rows left pointing at them, are rejected."""
     tables: dict[str, pd.DataFrame] = {}
     rejects = Rejects(run_id)
+    dropped_clients: set[str] = set()  # clients the contracts rejected
     for entity in entities:
         frame, before = getattr(staged, entity), len(getattr(staged, entity))
-        if entity != "clients":
-            orphan = ~frame["client_external_id"].isin(set(tables["clients"]["external_id"]))
+        if entity != "clients" and dropped_clients:
+            # staging points every row at a staged client (the client_exists check verifies it);
+            # only the clients rejected here leave rows without one
+            orphan = frame["client_external_id"].isin(dropped_clients)
             rejects.add(
                 f"stg_{entity}", frame, orphan, "client", frame["client_external_id"], "client_rejected"
             )
@@ -61,6 +64,8 @@ def _apply_contracts(staged: Staged, entities: list[str], run_id: str) -> dict[s
                 ("contract:" + first["check"].astype(str)).reindex(frame.index),
             )
         tables[entity] = valid.reset_index(drop=True)
+        if entity == "clients" and len(valid) < before:
+            dropped_clients = set(frame["external_id"]) - set(valid["external_id"])
         dropped = before - len(tables[entity])
         staged.counts[entity]["staged"] -= dropped
         staged.counts[entity]["rejected"] += dropped
