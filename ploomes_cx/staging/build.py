@@ -22,6 +22,7 @@ from ploomes_cx.mapping import Mapping
 from ploomes_cx.plan import Plan
 from ploomes_cx.ploomes.custom_fields import mapped_field_types
 from ploomes_cx.runtime.duckdb_io import release_buffers
+from ploomes_cx.runtime.gc_pause import paused_gc
 from ploomes_cx.staging.clients import stage_clients
 from ploomes_cx.staging.contacts import stage_contacts
 from ploomes_cx.staging.context import Context
@@ -49,8 +50,9 @@ def build_staging(con: duckdb.DuckDBPyConnection, m: Mapping, run_id: str) -> St
     """Compute every staging table of mapping `m` from its raw tables (schema `m.name`).
 
     With pandas copy-on-write (pandas 3's default): a filtered or re-indexed frame of a million
-    rows shares its columns until one is written, instead of copying all of them each time."""
-    with pd.option_context("mode.copy_on_write", True):
+    rows shares its columns until one is written, instead of copying all of them each time. With
+    Python's cycle collector paused (`runtime/gc_pause.py`)."""
+    with pd.option_context("mode.copy_on_write", True), paused_gc():
         return _build(con, m, run_id)
 
 
