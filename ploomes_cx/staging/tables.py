@@ -86,7 +86,10 @@ def shape(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
         else:  # copied only where needed: a million-row column costs a copy per step
             values = out[col] if out[col].dtype == object else out[col].astype(object)
             missing = values.isna()
-            out[col] = values.where(~missing, None) if missing.any() else values
+            # most text columns mark a missing value with None already: nothing to replace
+            if any(v is not None for v in values[missing].tolist()):
+                values = values.where(~missing, None)
+            out[col] = values
     return out
 
 
