@@ -17,9 +17,8 @@ from ploomes_cx.mapping import Mapping
 from ploomes_cx.metadata import Count, markdown
 from ploomes_cx.plan import Plan
 from ploomes_cx.runtime.duckdb_io import connection
-from ploomes_cx.runtime.gc_pause import paused_gc
 from ploomes_cx.staging import checks
-from ploomes_cx.staging.build import Staged, build_staging
+from ploomes_cx.staging.build import Staged, build_staging, staging_mode
 from ploomes_cx.staging.rejects import Rejects
 from ploomes_cx.staging.schemas import DAGSTER_TYPES, MODELS, split_valid, validate
 
@@ -164,7 +163,7 @@ def build_staging_assets(m: Mapping) -> list[dg.AssetsDefinition]:
         duck: DuckDBResource = getattr(context.resources, resource_key)
         with connection(duck) as con:
             staged = build_staging(con, m, context.run_id)
-            with pd.option_context("mode.copy_on_write", True), paused_gc():  # as in build_staging
+            with staging_mode():
                 tables = _apply_contracts(staged, entities, context.run_id)
             # Still open while the IO manager writes each output: its connections then join the
             # loaded database instead of opening (and checkpointing) the file once per table.

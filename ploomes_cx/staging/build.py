@@ -13,6 +13,8 @@ The tables are built in dependency order: clients first, since every other row n
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import duckdb
@@ -46,13 +48,19 @@ class Staged:
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
-def build_staging(con: duckdb.DuckDBPyConnection, m: Mapping, run_id: str) -> Staged:
-    """Compute every staging table of mapping `m` from its raw tables (schema `m.name`).
-
-    With pandas copy-on-write (pandas 3's default): a filtered or re-indexed frame of a million
-    rows shares its columns until one is written, instead of copying all of them each time. With
-    Python's cycle collector paused (`runtime/gc_pause.py`)."""
+@contextlib.contextmanager
+def staging_mode() -> Iterator[None]:
+    """How staging computes, here and where its tables are validated (`assets.py`): with pandas
+    copy-on-write (pandas 3's default), so a filtered or re-indexed frame of a million rows shares
+    its columns until one is written instead of copying all of them each time; and with Python's
+    cycle collector paused (`runtime/gc_pause.py`)."""
     with pd.option_context("mode.copy_on_write", True), paused_gc():
+        yield
+
+
+def build_staging(con: duckdb.DuckDBPyConnection, m: Mapping, run_id: str) -> Staged:
+    """Compute every staging table of mapping `m` from its raw tables (schema `m.name`)."""
+    with staging_mode():
         return _build(con, m, run_id)
 
 

@@ -47,11 +47,9 @@ class _Forest:
     def __init__(self, frame: pd.DataFrame, identifiers: list[str], tracked: list[str]) -> None:
         n = len(frame)
         order = np.lexsort((frame["ploomes_id"].to_numpy(), -frame["changed_at"].to_numpy().astype("int64")))
-        rank = np.empty(n, dtype=np.int64)
-        rank[order] = np.arange(n)  # 0 = most recent
-        self.ranks = rank
-        # plain lists: the loops below read them one element at a time, which numpy makes slow
-        self.rank: list[int] = rank.tolist()
+        self.rank = np.empty(n, dtype=np.int64)
+        self.rank[order] = np.arange(n)  # 0 = most recent
+        # a plain list: the loops below read it one element at a time, which numpy makes slow
         self.parent: list[int] = list(range(n))
         self.tracked = tracked
         self.value = {c: frame[c].where(frame[c].notna(), None).tolist() for c in tracked}
@@ -125,7 +123,7 @@ def cluster_by_identifiers(frame: pd.DataFrame, identifiers: list[str]) -> Clust
         values = sharing[col].to_numpy()
         # groups in the order of their first row, members most recent first
         groups: dict[object, list[int]] = {key: [] for key in values[positions].tolist()}
-        positions = positions[np.argsort(forest.ranks[positions], kind="stable")]
+        positions = positions[np.argsort(forest.rank[positions], kind="stable")]
         for pos, key in zip(positions.tolist(), values[positions].tolist(), strict=True):
             groups[key].append(pos)
         for members in groups.values():

@@ -126,7 +126,7 @@ def _read(ctx: Context, view: str, keyed: bool = True) -> pd.DataFrame:
         source = payloads.contacts_sql(view, key, ctx.types[key].slot)
     else:
         source = payloads.contacts_sql(view)
-    fields = [f for f, _ in PARTY_FIELDS] if keyed else [UNKEYED_NAME, *(f for f, _ in PARTY_FIELDS[1:])]
+    fields = [UNKEYED_NAME if f.name == "name" and not keyed else f for f, _ in PARTY_FIELDS]
     # a column with a closed set of values (an ENUM) arrives as one shared string per value,
     # not one per row (a million `cpf`s are 50 MB)
     closed = {column: values for f in fields for column, values in f.closed}

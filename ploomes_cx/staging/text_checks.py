@@ -12,6 +12,7 @@ Patterns are RE2 and must match the whole value. `SPACE` is Python's `\\s` (ever
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 import duckdb
@@ -56,7 +57,7 @@ def _by_duckdb(values: pd.Series, test: str, *params: object) -> pd.Series:
         texts = texts[text]
     out = np.zeros(len(values), dtype=bool)
     if len(texts):
-        with _DATABASE.cursor() as con:
+        with _database().cursor() as con:
             con.register("texts", pd.DataFrame({"v": texts}, copy=False))
             ok = con.execute(f"select coalesce({test}, false) as ok from texts", list(params)).fetchnumpy()[
                 "ok"
@@ -68,9 +69,11 @@ def _by_duckdb(values: pd.Series, test: str, *params: object) -> pd.Series:
     return pd.Series(out, index=values.index)
 
 
-# One in-memory database for every check; each check runs on a cursor of its own (a connection
-# per check cost a fifth of the checks' time on a million-row table).
-_DATABASE = duckdb.connect()
+@functools.cache
+def _database() -> duckdb.DuckDBPyConnection:
+    """One in-memory database for every check, made on first use; each check runs on a cursor of
+    its own (a connection per check cost a fifth of the checks' time on a million-row table)."""
+    return duckdb.connect()
 
 
 @extensions.register_check_method(statistics=["pattern"], supported_types=pd.Series)
