@@ -1,8 +1,10 @@
-"""The sandbox Ploomes API's HTTP handler: admission (faults, User-Key, rate limit), then OData reads."""
+"""The sandbox Ploomes API's HTTP handler: admission (faults, User-Key, rate limit), then OData
+reads and the `/Webhooks` registry (`ploomes_webhooks.py`)."""
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -15,6 +17,9 @@ from ploomes_cx.sandbox.ploomes_server import (
     ENTITY_SETS,
     PloomesSandbox,
 )
+from ploomes_cx.sandbox.ploomes_webhooks import WebhookError
+
+WEBHOOK_BY_KEY = re.compile(r"/Webhooks\((\d+)\)")
 
 
 class PloomesHandler(JsonHandler):
@@ -31,21 +36,56 @@ class PloomesHandler(JsonHandler):
                 float(body.get("delay", 0)),
             )
             return self.send_json(200, {"ok": True})
-        if path == "/_sandbox/touch":
-            self.sandbox.dataset.touch(
-                body["entity"], int(body["id"]), body.get("changes"), body.get("when_ms")
-            )
+        if path == "/_sandbox/touch":  # a record changed by a CRM user: its webhooks are called
+            self.sandbox.touch(body["entity"], int(body["id"]), body.get("changes"), body.get("when_ms"))
             return self.send_json(200, {"ok": True})
         if path == "/_sandbox/delete":  # a record deleted (or merged away) by a CRM user
-            self.sandbox.dataset.delete(body["entity"], int(body["id"]), body.get("when_ms"))
+            self.sandbox.delete(body["entity"], int(body["id"]), body.get("when_ms"))
             return self.send_json(200, {"ok": True})
-        self.send_json(405, {"error": {"message": "the sandbox Ploomes API is read-only"}})
+        if path == "/_sandbox/webhooks/switch":  # the next callbacks dropped or sent twice
+            self.sandbox.webhooks.switch(body["kind"], int(body.get("times", 1)))
+            return self.send_json(200, {"ok": True})
+        if path == "/Webhooks":
+            return self._webhooks(lambda: self.sandbox.webhooks.register(body))
+        self.send_json(405, {"error": {"message": "the sandbox Ploomes API only writes /Webhooks"}})
+
+    def do_PATCH(self) -> None:
+        body = self.read_json()
+        match = WEBHOOK_BY_KEY.fullmatch(urlsplit(self.path).path)
+        if match is None:
+            return self.send_json(
+                405, {"error": {"message": "the sandbox Ploomes API only writes /Webhooks"}}
+            )
+        self._webhooks(lambda: self.sandbox.webhooks.update(int(match.group(1)), body))
 
     def do_DELETE(self) -> None:
-        if urlsplit(self.path).path == "/_sandbox/faults":
+        path = urlsplit(self.path).path
+        if path == "/_sandbox/faults":
             self.sandbox.faults.clear()
             return self.send_json(200, {"ok": True})
-        self.send_json(405, {"error": {"message": "the sandbox Ploomes API is read-only"}})
+        match = WEBHOOK_BY_KEY.fullmatch(path)
+        if match is None:
+            return self.send_json(
+                405, {"error": {"message": "the sandbox Ploomes API only writes /Webhooks"}}
+            )
+        self._webhooks(lambda: self.sandbox.webhooks.remove(int(match.group(1))))
+
+    def _webhooks(self, act: Any) -> None:
+        """Admit, then run one registry call: 400 for a refused body, 404 for an unknown Id."""
+        admitted, _ = self._admit()
+        if not admitted:
+            return None
+        try:
+            result = act()
+        except WebhookError as exc:
+            return self.send_json(400, {"error": {"message": str(exc)}})
+        except KeyError:
+            return self.send_json(404, {"error": {"message": f"No entity found for {self.path}"}})
+        if result is None:
+            return self.send_empty(204)
+        return self.send_json(
+            200, {"@odata.context": f"{self.sandbox.url}/$metadata#Webhooks", "value": [result]}
+        )
 
     def do_GET(self) -> None:
         parts = urlsplit(self.path)
@@ -57,6 +97,11 @@ class PloomesHandler(JsonHandler):
                 "faults_served": self.sandbox.faults.served,
             }
             return self.send_json(200, stats)
+        if path == "/_sandbox/webhooks/deliveries":
+            self.sandbox.webhooks.idle()
+            return self.send_json(200, [vars(d) for d in self.sandbox.webhooks.deliveries])
+        if path.startswith("/Webhooks") or path == "/Fields@Entities":
+            return self._webhook_reads(path)
         admitted, fault = self._admit()
         if not admitted:
             return None
@@ -82,6 +127,28 @@ class PloomesHandler(JsonHandler):
             data = json.dumps(body).encode()
             return self.send_json(status, None, raw=data[: max(10, len(data) // 2)])
         return self.send_json(status, body)
+
+    def _webhook_reads(self, path: str) -> None:
+        admitted, _ = self._admit()
+        if not admitted:
+            return None
+        hooks = self.sandbox.webhooks
+        match = WEBHOOK_BY_KEY.fullmatch(path)
+        if path == "/Webhooks@Actions":
+            rows = hooks.catalogue("actions")
+        elif path == "/Fields@Entities":
+            rows = hooks.catalogue("entities")
+        elif path == "/Webhooks":
+            rows = hooks.listed()
+        elif match is not None:
+            rows = [h for h in hooks.listed() if h["Id"] == int(match.group(1))]
+            if not rows:
+                return self.send_json(404, {"error": {"message": f"No entity found for {path}"}})
+        else:
+            return self.send_json(404, {"error": {"message": f"No resource found for {path}"}})
+        self.send_json(
+            200, {"@odata.context": f"{self.sandbox.url}/$metadata#{path.lstrip('/')}", "value": rows}
+        )
 
     def _admit(self) -> tuple[bool, Any]:
         """Count the request, then serve an injected fault, a 401 or a 429 before any data;

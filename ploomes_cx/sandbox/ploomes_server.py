@@ -24,6 +24,7 @@ from ploomes_cx.sandbox.http import JsonHandler, LoopbackServer
 from ploomes_cx.sandbox.odata import FilterEvaluator, ODataError, parse_orderby, split_top_level
 from ploomes_cx.sandbox.ploomes_data import PloomesDataset
 from ploomes_cx.sandbox.ploomes_fields import fields_catalogue
+from ploomes_cx.sandbox.ploomes_webhooks import WebhookRegistry
 
 ENTITY_SETS = {
     "Contacts": "contacts",
@@ -58,6 +59,7 @@ class PloomesSandbox:
         date_offsets: bool = True,
         supports_count: bool = True,
         accepts_in: bool = True,
+        webhook_key_echo: str = "header",
     ) -> None:
         self.dataset = dataset or PloomesDataset()
         self.user_key = user_key
@@ -68,6 +70,8 @@ class PloomesSandbox:
         # (I) `Id in (...)` is OData 4.01; whether Ploomes takes it is not confirmed (ploomes-api.md §2)
         self.accepts_in = accepts_in
         self.faults = FaultPlan()
+        # (I) how Ploomes sends the ValidationKey back is not confirmed: header, body or both
+        self.webhooks = WebhookRegistry(self.dataset, key_echo=webhook_key_echo)
         self.bucket = TokenBucket(requests_per_minute, burst)
         self.requests: list[tuple[float, str]] = []  # (monotonic time, path?query)
         self.rate_limited = 0
@@ -87,6 +91,23 @@ class PloomesSandbox:
 
     def set_rate_limit(self, requests_per_minute: float, burst: int = 5) -> None:
         self.bucket = TokenBucket(requests_per_minute, burst)
+
+    def touch(
+        self, entity: str, record_id: int, changes: dict[str, Any] | None = None, when_ms: int | None = None
+    ) -> None:
+        """A CRM user's change: the record changes, and the webhooks registered for it are called."""
+        table = self.dataset.tables[entity]
+        old = self.dataset.render(entity, table.index_of(record_id), with_offset=False)
+        self.dataset.touch(entity, record_id, changes, when_ms)
+        new = self.dataset.render(entity, table.index_of(record_id), with_offset=False)
+        self.webhooks.changed(entity, record_id, old, new)
+
+    def delete(self, entity: str, record_id: int, when_ms: int | None = None) -> None:
+        """A CRM user's delete: the record vanishes from lists, and its webhooks are called."""
+        table = self.dataset.tables[entity]
+        old = self.dataset.render(entity, table.index_of(record_id), with_offset=False)
+        self.dataset.delete(entity, record_id, when_ms)
+        self.webhooks.changed(entity, record_id, old, None)
 
     def __enter__(self) -> PloomesSandbox:
         return self.start()
