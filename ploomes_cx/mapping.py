@@ -163,10 +163,22 @@ class DeletesSettings(_Strict):
     max_share: float = Field(0.10, ge=0, le=1)
 
 
+WebhookAction = Literal["create", "update", "delete", "win", "lose", "reopen"]
+WebhookEntity = Literal["contact", "deal", "order", "quote", "interaction_record", "task"]
+
+
 class WebhooksSettings(_Strict):
-    """§4.3: the environment variable holding the ValidationKey Ploomes sends back."""
+    """§4.3: the environment variable holding the ValidationKey Ploomes sends back.
+
+    Added: `action_ids` / `entity_ids` pin a number where an account's `/Webhooks@Actions` or
+    `/Fields@Entities` names it differently from what we look for (the numbers are inferred, I).
+    `key_echo` says where Ploomes puts the key in its calls (I): `any` accepts header or body.
+    """
 
     validation_key_env: str = Field("PLOOMES_WEBHOOK_KEY", pattern=ENV_NAME_PATTERN)
+    action_ids: dict[WebhookAction, int] = Field(default_factory=dict)
+    entity_ids: dict[WebhookEntity, int] = Field(default_factory=dict)
+    key_echo: Literal["any", "header", "body"] = "any"
 
 
 class CustomField(_Strict):

@@ -2,7 +2,7 @@
 
 Exit codes: 0 all good (or nothing to do), 1 some records failed or were refused by CustomerX,
 2 usage or mapping error, 3 the run failed (API unreachable, credentials missing or refused, bug).
-Each command is in a module of its own: `sync.py`, `reconcile.py`, `init.py`, `check.py`, `fields.py`, `servers.py` (sandbox,
+Each command is in a module of its own: `sync.py`, `reconcile.py`, `webhooks.py`, `init.py`, `check.py`, `fields.py`, `servers.py` (sandbox,
 demo, ui).
 """
 
@@ -18,6 +18,7 @@ from ploomes_cx.cli.init import add_init
 from ploomes_cx.cli.reconcile import add_reconcile
 from ploomes_cx.cli.servers import add_demo, add_sandbox, add_ui
 from ploomes_cx.cli.sync import add_sync
+from ploomes_cx.cli.webhooks import add_webhooks
 
 __all__ = ["EXIT_OK", "EXIT_RECORDS_FAILED", "EXIT_RUN_FAILED", "EXIT_USAGE", "PROJECT_ROOT", "main"]
 
@@ -30,6 +31,7 @@ examples:
   ploomes-cx check mappings/acme.yaml                 # credentials and custom fields, before a sync
   ploomes-cx fields mappings/acme.yaml                # the account's custom fields, a block to paste
   ploomes-cx reconcile sandbox --dry-run              # what Ploomes deletes would change
+  ploomes-cx webhooks register acme --url https://sync.example.com/ploomes/webhook
   ploomes-cx demo                                     # sandbox + 3 windows + the Dagster UI
   ploomes-cx ui                                       # the UI and daemon on the same instance
 
@@ -59,7 +61,17 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (add_sync, add_reconcile, add_init, add_check, add_fields, add_sandbox, add_demo, add_ui):
+    for add in (
+        add_sync,
+        add_reconcile,
+        add_webhooks,
+        add_init,
+        add_check,
+        add_fields,
+        add_sandbox,
+        add_demo,
+        add_ui,
+    ):
         add(sub)
     return parser
 

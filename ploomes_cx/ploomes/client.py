@@ -137,10 +137,23 @@ class PloomesApi:
             raise Transient("timeout") from None
         except httpx.TransportError as exc:  # refused, reset, dropped mid-response
             raise Transient(f"connection error ({type(exc).__name__})") from None
+        status = self._refusal(response, "GET", path, stats)
+        if status >= 500:
+            raise Transient(f"HTTP {status}")
+        try:
+            body = response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise Transient("malformed JSON") from None
+        if not isinstance(body, dict) or not isinstance(body.get("value", []), list):
+            raise Transient("unexpected response shape")
+        return body
+
+    def _refusal(self, response: httpx.Response, method: str, path: str, stats: CallStats) -> int:
+        """Raise for a refused key, a rate limit (transient) or a refused request; else the status."""
         status = response.status_code
         if status in (401, 403):
             raise PloomesAuthError(
-                f"Ploomes refused the key in ${self.user_key_env} (HTTP {status} on GET {path}). "
+                f"Ploomes refused the key in ${self.user_key_env} (HTTP {status} on {method} {path}). "
                 f"Set ${self.user_key_env} to the User-Key of an active integration user of this account."
             )
         if status == 429:
@@ -149,21 +162,52 @@ class PloomesApi:
             if retry_after is not None:
                 self.pacer.hold(retry_after)
             raise Transient("HTTP 429", retry_after)
-        if status >= 500:
-            raise Transient(f"HTTP {status}")
-        if status >= 400:
+        if 400 <= status < 500:
             raise PloomesRequestError(
-                f"Ploomes answered HTTP {status} to GET {path} ({_error_text(response)}); "
+                f"Ploomes answered HTTP {status} to {method} {path} ({_error_text(response)}); "
                 "this is not retried because the request itself was refused.",
                 status,
             )
+        return status
+
+    def write(
+        self, method: str, path: str, body: dict[str, Any] | None = None, stats: CallStats | None = None
+    ) -> dict[str, Any]:
+        """One POST, PATCH or DELETE. Retried only when the request surely did not take effect (a
+        429, a refused connection): a write that timed out or got a 5xx may have landed, so it is
+        reported instead of repeated, and the caller's whole operation is safe to run again."""
+        stats = stats if stats is not None else CallStats()
+
+        def once() -> dict[str, Any]:
+            self.pacer.wait()
+            stats.requests += 1
+            try:
+                response = self._http.request(method, path, json=body)
+            except httpx.ConnectError as exc:
+                raise Transient(f"connection error ({type(exc).__name__})") from None
+            except httpx.TransportError as exc:
+                raise PloomesUnavailableError(
+                    f"Ploomes {method} {path} got no answer ({type(exc).__name__}); it may or may not "
+                    "have taken effect: run the command again, it only does what is still missing."
+                ) from None
+            if self._refusal(response, method, path, stats) >= 500:
+                raise PloomesUnavailableError(
+                    f"Ploomes answered HTTP {response.status_code} to {method} {path} "
+                    f"({_error_text(response)}); run the command again, it only does what is still missing."
+                )
+            try:
+                answer = response.json() if response.content else {}
+            except ValueError:
+                answer = {}
+            return answer if isinstance(answer, dict) else {}
+
         try:
-            body = response.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise Transient("malformed JSON") from None
-        if not isinstance(body, dict) or not isinstance(body.get("value", []), list):
-            raise Transient("unexpected response shape")
-        return body
+            return self.retry.run(once, stats, f"Ploomes {method} {path}", self.log)
+        except Transient as exc:
+            raise PloomesUnavailableError(
+                f"Ploomes {method} {path} kept failing after {self.max_attempts} attempts (last: {exc.reason}). "
+                f"Check {self.base_url} is reachable and run the command again."
+            ) from None
 
     # ---- paging --------------------------------------------------------------------------------
     def iter_window(
@@ -265,6 +309,10 @@ class PloomesApi:
         for page in self._iter_keyset(DELETED_DEALS_PATH, flt, "", stats):
             out.update({int(r["Id"]): r.get("LastUpdateDate") for r in page})
         return out
+
+    def iter_pages(self, path: str, stats: CallStats) -> Iterator[list[dict[str, Any]]]:
+        """Every record of a set, a page at a time (keyset on Id)."""
+        return self._iter_keyset(path, "Id gt 0", "", stats)
 
     def fields(self, stats: CallStats, expand: str = "Type") -> list[dict[str, Any]]:
         """The whole field catalogue, native and custom (`/Fields`); `expand` adds e.g. the options

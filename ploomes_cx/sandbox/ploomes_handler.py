@@ -9,6 +9,8 @@ import time
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import numpy as np
+
 from ploomes_cx.sandbox.faults import retry_after_header
 from ploomes_cx.sandbox.http import JsonHandler
 from ploomes_cx.sandbox.odata import ODataError
@@ -138,8 +140,17 @@ class PloomesHandler(JsonHandler):
             rows = hooks.catalogue("actions")
         elif path == "/Fields@Entities":
             rows = hooks.catalogue("entities")
-        elif path == "/Webhooks":
-            rows = hooks.listed()
+        elif path == "/Webhooks":  # a list like any other: $filter, $orderby, $top, $count
+            listed = hooks.listed()
+            cols = {
+                k: np.array([h[k] for h in listed], dtype=np.int64) for k in ("Id", "EntityId", "ActionId")
+            }
+            query = {k: v[-1] for k, v in parse_qs(urlsplit(self.path).query).items()}
+            try:
+                idx, total = self.sandbox._select_rows(cols, np.ones(len(listed), bool), query, False)
+            except ODataError as exc:
+                return self.send_json(400, {"error": {"message": str(exc)}})
+            return self.send_json(200, self.sandbox._body("Webhooks", [listed[i] for i in idx], total, query))
         elif match is not None:
             rows = [h for h in hooks.listed() if h["Id"] == int(match.group(1))]
             if not rows:
