@@ -73,7 +73,7 @@ def test_bad_url_missing_key_and_unknown_action_are_clear_errors(
     home, tmp_path, dataset, customerx, monkeypatch, capsys
 ):
     renamed = {"Create": 11, "Update": 12, "Delete": 13, "Ganho": 14, "Lose": 15, "Reopen": 16}
-    with PloomesSandbox(dataset, user_key=SECRET_KEY) as ploomes:
+    with PloomesSandbox(dataset, user_key=SECRET_KEY, requests_per_minute=60_000, burst=1000) as ploomes:
         ploomes.webhooks.actions = renamed
         point_at(monkeypatch, ploomes, customerx)
         path = str(write_mapping(tmp_path))
