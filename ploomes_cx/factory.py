@@ -6,6 +6,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from ploomes_cx.customerx.resource import customerx_resource
+from ploomes_cx.live.assets import build_live_asset, build_live_job
 from ploomes_cx.load.assets import build_load_assets
 from ploomes_cx.mapping import Mapping
 from ploomes_cx.plan import Plan
@@ -18,7 +19,7 @@ from ploomes_cx.runtime.state import home
 from ploomes_cx.staging.assets import build_staging_assets
 
 MAPPING_TAG = "ploomes_cx/mapping"
-LAYER_TAG = "ploomes_cx/layer"  # raw, staging or load: what a run over some layers selects by
+LAYER_TAG = "ploomes_cx/layer"  # raw, staging, load or live: what a run over some layers selects by
 
 
 def build_sync_schedule(m: Mapping, job: dg.UnresolvedAssetJobDefinition) -> dg.ScheduleDefinition:
@@ -43,7 +44,12 @@ def build_integration_defs(m: Mapping) -> dg.Definitions:
     dependencies = build_dependencies_asset(m)
     raw = build_raw_assets(m) + ([dependencies] if dependencies else [])
     reconcile = build_reconcile_asset(m)
-    layers = {"raw": raw, "staging": build_staging_assets(m), "load": [*build_load_assets(m), reconcile]}
+    layers = {
+        "raw": raw,
+        "staging": build_staging_assets(m),
+        "load": [*build_load_assets(m), reconcile],
+        "live": [build_live_asset(m)],
+    }
     assets = [
         asset
         for layer, built in layers.items()
@@ -56,7 +62,7 @@ def build_integration_defs(m: Mapping) -> dg.Definitions:
     ]
     plan = Plan.of(m)
     database = str(database_path(home(), m.name))
-    synced = [a for a in assets if plan.reconcile_key not in a.keys]
+    synced = [a for a in assets if not a.keys & {plan.reconcile_key, plan.live_key}]
     reconcile_job, reconcile_schedule = build_reconcile_job(
         m, next(a for a in assets if plan.reconcile_key in a.keys), {MAPPING_TAG: m.name}
     )
@@ -74,7 +80,7 @@ def build_integration_defs(m: Mapping) -> dg.Definitions:
     )
     return dg.Definitions(
         assets=assets,
-        jobs=[job, reconcile_job],
+        jobs=[job, reconcile_job, build_live_job(m, {MAPPING_TAG: m.name})],
         schedules=[build_sync_schedule(m, job), reconcile_schedule],
         resources={
             plan.ploomes_resource: ploomes_resource(m),

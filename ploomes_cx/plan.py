@@ -157,6 +157,19 @@ class Plan:
     def reconcile_job(self) -> str:
         return f"{self.name}_reconcile"
 
+    @property
+    def live_key(self) -> dg.AssetKey:
+        """The records re-read for webhook events (§4.3)."""
+        return self.raw_key("live")
+
+    @property
+    def live_deletes_key(self) -> dg.AssetKey:
+        return dg.AssetKey([self.name, "live_deletes"])
+
+    @property
+    def live_job(self) -> str:
+        return f"{self.name}_live"
+
     def load_op(self, entity: str) -> str:
         """The op of a load asset (what run config addresses)."""
         return f"{self.name}__load_{entity}"
@@ -164,7 +177,7 @@ class Plan:
     def role(self, key: dg.AssetKey) -> tuple[str, str] | None:
         """(layer, entity) of one of this plan's assets: how a reader of a run's events learns what a
         step was, without parsing its name. None for keys this plan does not build."""
-        roles = {self.raw_key(e): ("raw", e) for e in self.raw_assets}
+        roles = {self.raw_key(e): ("raw", e) for e in (*self.raw_assets, "live")}
         roles |= {self.staging_key(e): ("staging", e) for e in self.staged}
         roles |= {self.load_key(e): ("load", e) for e in self.staged}
         return roles.get(key)

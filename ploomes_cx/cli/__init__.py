@@ -2,7 +2,7 @@
 
 Exit codes: 0 all good (or nothing to do), 1 some records failed or were refused by CustomerX,
 2 usage or mapping error, 3 the run failed (API unreachable, credentials missing or refused, bug).
-Each command is in a module of its own: `sync.py`, `reconcile.py`, `webhooks.py`, `init.py`, `check.py`, `fields.py`, `servers.py` (sandbox,
+Each command is in a module of its own: `sync.py`, `reconcile.py`, `webhooks.py`, `listen.py`, `init.py`, `check.py`, `fields.py`, `servers.py` (sandbox,
 demo, ui).
 """
 
@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 
 from ploomes_cx.cli.check import add_check
 from ploomes_cx.cli.codes import EXIT_OK, EXIT_RECORDS_FAILED, EXIT_RUN_FAILED, EXIT_USAGE, PROJECT_ROOT
 from ploomes_cx.cli.fields import add_fields
 from ploomes_cx.cli.init import add_init
+from ploomes_cx.cli.listen import add_listen
 from ploomes_cx.cli.reconcile import add_reconcile
 from ploomes_cx.cli.servers import add_demo, add_sandbox, add_ui
 from ploomes_cx.cli.sync import add_sync
@@ -32,6 +34,7 @@ examples:
   ploomes-cx fields mappings/acme.yaml                # the account's custom fields, a block to paste
   ploomes-cx reconcile sandbox --dry-run              # what Ploomes deletes would change
   ploomes-cx webhooks register acme --url https://sync.example.com/ploomes/webhook
+  ploomes-cx listen acme                              # receive them: changes land within seconds
   ploomes-cx demo                                     # sandbox + 3 windows + the Dagster UI
   ploomes-cx ui                                       # the UI and daemon on the same instance
 
@@ -41,6 +44,9 @@ exit codes: 0 ok, 1 some records failed or were refused by CustomerX (retried ne
 
 
 def main(argv: list[str] | None = None) -> int:
+    # our partitioned assets use `backfill_policy` on purpose (one run per range); the beta notice
+    # would open every command's output
+    warnings.filterwarnings("ignore", message="Parameter `backfill_policy`")
     parser = _parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
@@ -65,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
         add_sync,
         add_reconcile,
         add_webhooks,
+        add_listen,
         add_init,
         add_check,
         add_fields,

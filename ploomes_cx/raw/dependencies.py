@@ -62,8 +62,8 @@ def _fetch(
     return out
 
 
-def _frontier(con: duckdb.DuckDBPyConnection, fetched: list[Fetched]) -> dict[str, str]:
-    """The records fetched in the last round, as the next round's sources."""
+def frontier(con: duckdb.DuckDBPyConnection, fetched: list[Fetched]) -> dict[str, str]:
+    """Fetched records as `needed`'s sources (the last round's, or the records of webhook events)."""
     frame = pd.DataFrame(
         [(f.entity, f.id, _json(f.record), f.window_start) for f in fetched if f.record is not None],
         columns=["entity", "id", "payload", "window_start"],
@@ -84,7 +84,6 @@ def fetch_dependencies(
     con: duckdb.DuckDBPyConnection, api: PloomesApi, m: Mapping, window: dg.TimeWindow, stats: CallStats
 ) -> list[Fetched]:
     """Every parent the run's records need (its windows'), in rounds, each Id asked once."""
-    plan = Plan.of(m)
     children = {r.child for r in references(m)}
     start, end = (
         f"'{t.replace(tzinfo=None).isoformat(sep=' ')}'::timestamp" for t in (window.start, window.end)
@@ -95,12 +94,27 @@ def fetch_dependencies(
         for c in children
         if table_exists(con, m.name, f"raw_{c}")
     }
+    return fetch_needed(con, api, m, sources, f"not ({inside})", stats)
+
+
+def fetch_needed(
+    con: duckdb.DuckDBPyConnection,
+    api: PloomesApi,
+    m: Mapping,
+    sources: dict[str, str],
+    outside: str,
+    stats: CallStats,
+) -> list[Fetched]:
+    """The parents the `sources` records need and nothing holds, in rounds until a round needs
+    nothing new (a fetched deal may need its contact), each Id asked once (`needs.needed` says
+    what `sources` and `outside` are)."""
+    plan = Plan.of(m)
     asked: dict[str, set[int]] = {}
     fetched: list[Fetched] = []
     for _ in range(MAX_ROUNDS):
         needs = {
             parent: {i: by for i, by in ids.items() if i not in asked.get(parent, set())}
-            for parent, ids in needed(con, m, sources, f"not ({inside})").items()
+            for parent, ids in needed(con, m, sources, outside).items()
         }
         needs = {parent: ids for parent, ids in needs.items() if ids}
         if not needs:
@@ -110,7 +124,7 @@ def fetch_dependencies(
             asked.setdefault(parent, set()).update(ids)
             round_rows += _fetch(api, parent, ids, set(plan.extracts), stats)
         fetched += round_rows
-        sources = _frontier(con, round_rows)
+        sources = frontier(con, round_rows)
     return fetched
 
 

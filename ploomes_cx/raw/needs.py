@@ -4,7 +4,7 @@ A person needs its organization, a deal its contact (and its person when contact
 deals), a note, task or attachment its contact and deal, a won deal its orders and last quote
 (for `deal_products`). What the mapping's tables never read is never asked for. The references
 are read with DuckDB out of the stored payloads; "held" means present in any raw table of the
-mapping, or fetched for another window.
+mapping, fetched for another window, or read for a webhook event.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ STORED_AS = {
     QUOTES: ("quotes",),
 }
 DEPENDENCIES_TABLE = "raw_dependencies"
+LIVE_TABLE = "raw_live"  # records re-read by Id for webhook events (`live/assets.py`), and their parents
+FETCHED_TABLES = (DEPENDENCIES_TABLE, LIVE_TABLE)  # same columns: records fetched by Id, not by window
 
 
 def _held(con: duckdb.DuckDBPyConnection, schema: str, parent: str, outside: str) -> str:
@@ -34,11 +36,15 @@ def _held(con: duckdb.DuckDBPyConnection, schema: str, parent: str, outside: str
         for entity in STORED_AS[parent]
         if table_exists(con, schema, f"raw_{entity}")
     ]
+    entities = ", ".join(f"'{e}'" for e in STORED_AS[parent])
     if table_exists(con, schema, DEPENDENCIES_TABLE):
-        entities = ", ".join(f"'{e}'" for e in STORED_AS[parent])
         parts.append(
             f"select {column} as id from {schema}.{DEPENDENCIES_TABLE} where entity in ({entities}) "
             f"and payload is not null and {outside}"
+        )
+    if table_exists(con, schema, LIVE_TABLE):  # every live read counts: it is not any window's
+        parts.append(
+            f"select {column} as id from {schema}.{LIVE_TABLE} where entity in ({entities}) and payload is not null"
         )
     return " union all ".join(parts) or "select null::bigint as id where false"
 

@@ -154,7 +154,7 @@ def build_staging_assets(m: Mapping) -> list[dg.AssetsDefinition]:
     @dg.multi_asset(
         name=f"{m.name}_staging",
         outs=_outs(plan, [*entities, "rejected", "duplicate_clusters"]),
-        deps=[plan.raw_key(e) for e in plan.raw_assets],
+        deps=[plan.raw_key(e) for e in plan.raw_assets] + [plan.live_key],
         check_specs=checks.staging_check_specs(plan, m),
         required_resource_keys={resource_key},
         retry_policy=dg.RetryPolicy(max_retries=2, delay=5),

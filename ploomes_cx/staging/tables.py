@@ -7,6 +7,7 @@ import duckdb
 import pandas as pd
 
 from ploomes_cx.ploomes.entities import ENTITIES
+from ploomes_cx.raw.needs import FETCHED_TABLES
 from ploomes_cx.reconcile import tombstones
 from ploomes_cx.reconcile.origins import PARENT_KINDS
 from ploomes_cx.runtime.duckdb_io import has_column, table_exists
@@ -104,7 +105,7 @@ def counts(extracted: int, staged: int, merged: int = 0) -> dict[str, int]:
 
 def latest(con: duckdb.DuckDBPyConnection, schema: str, entity: str) -> str:
     """SQL for each record's latest version (by change date, then extraction time), from the
-    window extracts and the parents fetched by Id (`raw_dependencies`) alike, without the records
+    window extracts and the records fetched by Id (`raw_dependencies`, `raw_live`) alike, without the records
     a reconcile found gone from Ploomes (`reconcile/tombstones.py`).
 
     The latest row per id is picked by `rowid` first and only then joined back to its payload,
@@ -119,12 +120,13 @@ def latest(con: duckdb.DuckDBPyConnection, schema: str, entity: str) -> str:
 
 def _latest(con: duckdb.DuckDBPyConnection, schema: str, entity: str) -> str:
     """`latest` before the gone records are taken out."""
-    raw, deps = table_exists(con, schema, f"raw_{entity}"), table_exists(con, schema, "raw_dependencies")
+    raw = table_exists(con, schema, f"raw_{entity}")
+    fetched = [f"{schema}.{t}" for t in FETCHED_TABLES if table_exists(con, schema, t)]
     # the parts of the payload stored apart (`raw/frames.py`) are null where the rows lack them:
-    # parents fetched by Id, and tables written before they existed; readers use the payload there
+    # records fetched by Id, and tables written before they existed; readers use the payload there
     parts_apart = ("head", "custom_values")
     nulls = ", ".join(f"null::varchar as {c}" for c in parts_apart)
-    if not raw and not deps:
+    if not raw and not fetched:
         return (
             "(select null::bigint as id, null::timestamp as window_start, null::timestamp as changed_at, "
             f"null::timestamp as extracted_at, null::varchar as payload, {nulls} where false)"
@@ -135,25 +137,27 @@ def _latest(con: duckdb.DuckDBPyConnection, schema: str, entity: str) -> str:
         c if raw and has_column(con, schema, f"raw_{entity}", c) else f"null::varchar as {c}"
         for c in parts_apart
     )
-    if not deps:
+    if not fetched:
         return (
             f"(select {columns}, {stored} from {table} where rowid in "
             f"(select arg_max(rowid, [epoch_us(changed_at), epoch_us(extracted_at)]) from {table} group by id))"
         )
-    fetched = f"{schema}.raw_dependencies"
     mine = f"entity = '{entity}' and payload is not null"
-    versions = f"select 1 as src, rowid as rid, id, changed_at, extracted_at from {fetched} where {mine}"
+    # source 0 is the window extracts, 1.. the tables of records fetched by Id (dependencies, live)
+    versions = [
+        f"select {src} as src, rowid as rid, id, changed_at, extracted_at from {t} where {mine}"
+        for src, t in enumerate(fetched, start=1)
+    ]
     if raw:
-        versions = (
-            f"select 0 as src, rowid as rid, id, changed_at, extracted_at from {table} union all {versions}"
-        )
+        versions.insert(0, f"select 0 as src, rowid as rid, id, changed_at, extracted_at from {table}")
     best = (
         f"select arg_max([src, rid], [epoch_us(changed_at), epoch_us(extracted_at), -src]) as pick "
-        f"from ({versions}) group by id"
+        f"from ({' union all '.join(versions)}) group by id"
     )
     parts = [
-        f"select {columns}, {nulls} from {fetched} where {mine} "
-        "and rowid in (select pick[2] from best where pick[1] = 1)"
+        f"select {columns}, {nulls} from {t} where {mine} "
+        f"and rowid in (select pick[2] from best where pick[1] = {src})"
+        for src, t in enumerate(fetched, start=1)
     ]
     if raw:
         parts.insert(
@@ -165,12 +169,14 @@ def _latest(con: duckdb.DuckDBPyConnection, schema: str, entity: str) -> str:
 
 def missing_parents(con: duckdb.DuckDBPyConnection, schema: str) -> dict[str, set[int]]:
     """Parents asked for by Id that Ploomes no longer has, by kind (`contacts`, `deals`, `quotes`)."""
-    if not table_exists(con, schema, "raw_dependencies"):
-        return {kind: tombstones.gone_ids(con, schema, path) for path, kind in PARENT_KINDS.items()}
-    rows = con.execute(
-        f"""select entity, id from {schema}.raw_dependencies where payload is null
-            and id not in (select id from {schema}.raw_dependencies where payload is not null)"""
-    ).fetchall()
+    fetched = [f"{schema}.{t}" for t in FETCHED_TABLES if table_exists(con, schema, t)]
+    rows = []
+    if fetched:
+        every = " union all ".join(f"select entity, id, payload from {t}" for t in fetched)
+        rows = con.execute(
+            f"""select entity, id from ({every}) where payload is null
+                and id not in (select id from ({every}) where payload is not null)"""
+        ).fetchall()
     out: dict[str, set[int]] = {}
     for entity, pid in rows:
         out.setdefault(str(entity), set()).add(int(pid))

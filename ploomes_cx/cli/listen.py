@@ -1,0 +1,148 @@
+"""`ploomes-cx listen MAPPING [--host] [--port]`: receive Ploomes webhooks and keep CustomerX in
+sync by itself (mapping-and-cli.md §4.3)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import os
+import socket
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ploomes_cx.cli.codes import EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, ready_mapping
+
+if TYPE_CHECKING:
+    from ploomes_cx.mapping import Mapping
+
+
+def add_listen(sub: argparse._SubParsersAction) -> None:
+    listen = sub.add_parser(
+        "listen",
+        help="receive Ploomes webhooks and apply each change to CustomerX within seconds",
+        description="Serve POST /ploomes/webhook (and GET /health). A call without the key held by the variable "
+        "the mapping names in webhooks.validation_key_env gets 401 and is stored nowhere; a valid one is stored "
+        "durably under $PLOOMES_CX_HOME/live/ and answered 200. Stored events are processed in small batches "
+        "as runs of the job <name>_live on the Dagster instance: each record re-read from Ploomes by Id, then "
+        "staged and loaded like a window. An event whose run fails is retried with backoff, never dropped; "
+        "stopping listen (Ctrl-C, SIGTERM) lets the run under way finish, and events stored while it was down "
+        "are processed when it starts again. Put it behind a TLS reverse proxy for Ploomes to reach it.",
+        epilog=textwrap.dedent("""\
+            examples:
+              ploomes-cx listen acme                         # 127.0.0.1:8787, behind a reverse proxy
+              ploomes-cx listen acme --host 0.0.0.0 --port 9000
+
+            exit codes: 0 stopped, 2 usage or mapping error (or another listen of this mapping is running),
+                        3 a variable missing, the port taken, or the Dagster instance unreachable
+            """),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    listen.add_argument(
+        "mapping", metavar="MAPPING", help="path to a mapping YAML file, or the name of one in mappings/"
+    )
+    listen.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    listen.add_argument(
+        "--port", type=int, default=8787, help="port to listen on (default 8787; 0 picks a free one)"
+    )
+    listen.add_argument(
+        "--batch", type=int, default=50, help="most events one live run processes (default 50)"
+    )
+    listen.set_defaults(func=cmd_listen)
+
+
+@contextlib.contextmanager
+def _only_listener(path: Path) -> Iterator[bool]:
+    """Whether this is the only `listen` of the mapping (the lock is held while it runs)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def cmd_listen(args: argparse.Namespace) -> int:
+    m = ready_mapping(args.mapping)
+    if isinstance(m, int):
+        return m
+    key_env = m.webhooks.validation_key_env
+    key = os.environ.get(key_env, "")
+    if not key:
+        print(
+            f"error: ${key_env} is not set; it holds the ValidationKey given to `ploomes-cx webhooks register`",
+            file=sys.stderr,
+        )
+        return EXIT_RUN_FAILED
+    from ploomes_cx.runtime.state import ensure_home
+
+    with _only_listener(ensure_home() / "locks" / f"listen-{m.name}.lock") as alone:
+        if not alone:
+            print(
+                f"error: another `ploomes-cx listen {m.name}` is running on this state folder",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        try:
+            sock = socket.create_server((args.host, args.port))
+        except OSError as exc:
+            print(f"error: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+            return EXIT_RUN_FAILED
+        with sock:
+            return _serve(m, key, sock, args.batch)
+
+
+def _serve(m: Mapping, key: str, sock: socket.socket, batch: int) -> int:
+    import uvicorn
+
+    from ploomes_cx.live.events import EventStore, store_path
+    from ploomes_cx.live.receiver import build_app
+    from ploomes_cx.live.worker import Batch, LiveWorker
+    from ploomes_cx.runner import InstanceError, open_instance
+    from ploomes_cx.runtime.state import ensure_dagster_home, home
+
+    ensure_dagster_home()
+    try:
+        instance = open_instance()
+    except InstanceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_RUN_FAILED
+
+    def report(b: Batch) -> None:
+        o = b.outcome
+        done = "done" if o.success else f"FAILED, retried with backoff: {'; '.join(o.errors)[:300]}"
+        writes = {e: c for e, c in o.counts.items() if any(c.get(k) for k in ("created", "updated"))}
+        print(
+            f"  events {b.events[0].seq}..{b.events[-1].seq} ({len(b.events)}): {done} in {o.seconds:.1f} s "
+            f"(run {o.run_id}); writes: {writes or 'none'}",
+            flush=True,
+        )
+
+    with EventStore(store_path(home(), m.name)) as store:
+        worker = LiveWorker(m, store, instance, batch=batch, on_batch=report)
+        app = build_app(store, key, m.webhooks.key_echo, worker.wake, lambda: {"processing": worker.alive})
+        server = uvicorn.Server(
+            uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=5)
+        )
+        host, port = sock.getsockname()[:2]
+        print(
+            f"listening for Ploomes webhooks of mapping {m.name} on http://{host}:{port}/ploomes/webhook "
+            f"(health: /health); events are stored in {store.path}",
+            flush=True,
+        )
+        worker.start()
+        try:
+            server.run(sockets=[sock])
+        finally:
+            print("stopping: the run under way finishes, stored events wait for the next start", flush=True)
+            worker.stop()
+            instance.dispose()
+    return EXIT_OK

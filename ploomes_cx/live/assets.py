@@ -1,0 +1,157 @@
+"""The mapping's live job (§4.3): `<name>_live` = the records of a batch of webhook events re-read
+by Id (`raw_live`), then the same staging and load as a window, then the deletes the events
+confirmed. No `from __future__ import annotations` here: Dagster reads the context annotation.
+"""
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+import duckdb
+import pandas as pd
+from dagster import AssetExecutionContext
+from dagster_duckdb import DuckDBResource
+
+from ploomes_cx.live.events import Event, EventStore, store_path
+from ploomes_cx.live.reread import Reread, reread
+from ploomes_cx.mapping import Mapping
+from ploomes_cx.metadata import RECORDS, markdown
+from ploomes_cx.partitions import window_cutter
+from ploomes_cx.plan import Plan
+from ploomes_cx.ploomes.client import CallStats, PloomesAuthError, PloomesRequestError
+from ploomes_cx.ploomes.entities import ENTITIES
+from ploomes_cx.ploomes.resource import PloomesResource
+from ploomes_cx.raw.assets import STEP_RETRIES, _failure
+from ploomes_cx.raw.dependencies import fetch_needed, frontier
+from ploomes_cx.raw.frames import DEPENDENCY_COLUMNS, dependency_frame
+from ploomes_cx.raw.needs import LIVE_TABLE
+from ploomes_cx.reconcile import tombstones
+from ploomes_cx.reconcile.origins import Origin
+from ploomes_cx.runtime.duckdb_io import connection, table_exists
+from ploomes_cx.runtime.state import home
+
+EVENTS_TAG = "ploomes_cx/live_events"  # the first..last event seq a live run processes
+
+
+class LiveConfig(dg.Config):
+    """The events (seqs in the mapping's event store) this run processes; set by whoever claimed them."""
+
+    events: list[int]
+
+
+def _describe(m: Mapping) -> str:
+    return (
+        "Records Ploomes webhooks said changed (`ploomes-cx listen`), each re-read by Id — the webhook's "
+        "payload is a hint, never the truth — with the parents they need that nothing holds, appended to "
+        f"`{m.name}.{LIVE_TABLE}`. Staging reads them beside the window extracts (the latest version of a "
+        "record wins), so the same staging rules and the same load follow. A record Ploomes no longer has "
+        f"after a delete event is written to `{m.name}.ploomes_gone`. Only the `{m.name}_live` job runs it, "
+        "with the events it processes in its run config and metadata."
+    )
+
+
+def _events_frame(events: list[Event]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [(e.seq, e.received_at, e.entity_set, e.record_id, e.action, e.attempts) for e in events],
+        columns=["seq", "received_at", "entity", "record_id", "action", "earlier_attempts"],
+    )
+
+
+def _live_frame(m: Mapping, got: Reread, parents: list, run_id: str) -> pd.DataFrame:
+    """The rows to append: each in the window its change date falls in, as the extracts place them."""
+    zone = ZoneInfo(m.sync.timezone)
+    now = dt.datetime.now(zone)
+    frame = dependency_frame(
+        got.fetched + parents, dg.TimeWindow(now, now), ZoneInfo(m.ploomes.naive_datetime_timezone), run_id
+    )
+    cut = window_cutter(m)
+    dated = frame["changed_at"].notna()
+    frame.loc[dated, "window_start"] = frame.loc[dated, "changed_at"].map(cut)
+    return frame
+
+
+def _append(con: duckdb.DuckDBPyConnection, schema: str, frame: pd.DataFrame) -> None:
+    con.execute(f"create schema if not exists {schema}")
+    con.register("_live_rows", frame)
+    try:
+        if not table_exists(con, schema, LIVE_TABLE):
+            con.execute(f"create table {schema}.{LIVE_TABLE} as select * from _live_rows limit 0")
+        con.execute(f"insert into {schema}.{LIVE_TABLE} select * from _live_rows")
+    finally:
+        con.unregister("_live_rows")
+
+
+def _tombstones(con: duckdb.DuckDBPyConnection, schema: str, got: Reread, run_id: str) -> int:
+    """Remember what delete events confirmed gone; forget a record found again (restored)."""
+    tombstones.ensure(con, schema)
+    tombstones.remember(con, schema, {Origin(path, i): when for (path, i), when in got.gone.items()}, run_id)
+    found = {Origin(ENTITIES[f.entity].path, f.id) for f in got.fetched}
+    restored = found & tombstones.known(con, schema)
+    tombstones.forget(con, schema, restored)
+    return len(restored)
+
+
+def build_live_asset(m: Mapping) -> dg.AssetsDefinition:
+    plan = Plan.of(m)
+    ploomes_key, duck_key = plan.ploomes_resource, plan.duckdb_resource
+
+    @dg.asset(
+        key=plan.live_key,
+        group_name=plan.group("raw"),
+        kinds={"ploomes", "duckdb"},
+        required_resource_keys={ploomes_key, duck_key},
+        pool=plan.ploomes_pool,
+        retry_policy=STEP_RETRIES,
+        metadata={"dagster/column_schema": DEPENDENCY_COLUMNS},
+        description=_describe(m),
+    )
+    def raw_live(context: AssetExecutionContext, config: LiveConfig) -> dg.MaterializeResult:
+        resource: PloomesResource = getattr(context.resources, ploomes_key)
+        duck: DuckDBResource = getattr(context.resources, duck_key)
+        with EventStore(store_path(home(), m.name)) as store:
+            events = [e for e, _ in store.events(config.events)]
+        stats = CallStats()
+        with (
+            resource.one_step_at_a_time(context.log),
+            resource.api(context.log) as api,
+            connection(duck) as con,
+        ):
+            try:
+                got = reread(api, m, events, stats)
+                parents = fetch_needed(con, api, m, frontier(con, got.fetched), "true", stats)
+            except (PloomesAuthError, PloomesRequestError) as exc:
+                raise _failure(exc) from None
+            frame = _live_frame(m, got, parents, context.run_id)
+            _append(con, m.name, frame)
+            restored = _tombstones(con, m.name, got, context.run_id)
+        return dg.MaterializeResult(
+            metadata={
+                "events": markdown(_events_frame(events), limit=20),
+                "event_count": len(events),
+                RECORDS: len(got.fetched),
+                "parents_fetched": sum(1 for p in parents if p.record is not None),
+                "gone": dg.MetadataValue.json([f"{p} {i}" for p, i in got.gone]),
+                "restored": restored,
+                "not_found": dg.MetadataValue.json([f"{s} {i}" for s, i in got.not_found]),
+                "not_read_by_this_mapping": len(got.ignored),
+                "requests": stats.requests,
+                "preview": markdown(frame[["entity", "id", "changed_at", "needed_by"]], limit=10),
+            }
+        )
+
+    return raw_live
+
+
+def build_live_job(m: Mapping, tags: dict[str, str]) -> "dg.UnresolvedAssetJobDefinition":
+    """Re-read, stage, load: the window's path for the records of a batch of events."""
+    plan = Plan.of(m)
+    keys = [plan.live_key, *[plan.staging_key(e) for e in (*plan.staged, "rejected", "duplicate_clusters")]]
+    keys += [plan.load_key(e) for e in plan.staged]
+    return dg.define_asset_job(
+        plan.live_job,
+        selection=dg.AssetSelection.assets(*keys),
+        description=f"Apply a batch of Ploomes webhook events for mapping {m.name!r}: re-read each record by Id, "
+        "stage and load like a window (`ploomes-cx listen`, or the live sensor when the daemon runs).",
+        tags=tags,
+        executor_def=dg.in_process_executor,
+    )

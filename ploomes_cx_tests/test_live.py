@@ -1,0 +1,197 @@
+"""Live sync (§4.3): `ploomes-cx listen` as its own process, the sandbox calling it over real HTTP
+for changes made through its touch endpoint, CustomerX written by `<name>_live` runs."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import duckdb
+import httpx
+import pytest
+
+from ploomes_cx.cli import main
+from ploomes_cx.live.events import store_path
+from ploomes_cx.runtime.duckdb_io import database_path
+from ploomes_cx_tests.conftest import point_at, write_mapping
+
+CLI = str(Path(sys.executable).parent / "ploomes-cx")
+KEY = "whk-SECRET-live-5521"
+LOOSE = "quality:\n  max_rejected_ratio: 0.9\n"
+WINDOW = "2026-11-01..2026-11-03"
+
+
+class Listener:
+    """`ploomes-cx listen` in a subprocess on a free port, its output collected."""
+
+    def __init__(self, mapping: str) -> None:
+        self.mapping = mapping
+        self.proc: subprocess.Popen[str] | None = None
+        self.url = ""
+        self.lines: list[str] = []
+
+    def start(self) -> Listener:
+        self.proc = subprocess.Popen(
+            [CLI, "listen", self.mapping, "--port", "0"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=os.environ.copy(),
+        )
+        assert self.proc.stdout is not None
+        match = None
+        while match is None:
+            line = self.proc.stdout.readline()
+            assert line, "".join(self.lines) + self.proc.stdout.read()
+            self.lines.append(line)
+            match = re.search(r"on (http://\S+/ploomes/webhook)", line)
+        self.url = match.group(1)
+        return self
+
+    @property
+    def base(self) -> str:
+        return self.url.removesuffix("/ploomes/webhook")
+
+    def stop(self, sig: int = signal.SIGTERM) -> str:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        try:
+            out, _ = self.proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, _ = self.proc.communicate()
+        self.lines.append(out)
+        return "".join(self.lines)
+
+
+@pytest.fixture
+def listener_of() -> Iterator[Callable[[str], Listener]]:
+    started: list[Listener] = []
+
+    def start(mapping: str) -> Listener:
+        started.append(Listener(mapping).start())
+        return started[-1]
+
+    yield start
+    for one in started:
+        if one.proc and one.proc.poll() is None:
+            one.stop(signal.SIGKILL)
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 60.0, what: str = "") -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def queue(base: str) -> dict:
+    return httpx.get(f"{base}/health").json()
+
+
+def _open_deal_of_a_loaded_client(home: Path, name: str) -> int:
+    with duckdb.connect(str(database_path(home, name)), read_only=True) as con:
+        return con.execute(
+            f"""select d.id from {name}.raw_deals d
+                where (d.payload->>'$.StatusId')::int = 1
+                  and (d.payload->>'$.ContactId') in (select external_id from {name}.stg_clients)
+                order by d.id limit 1"""
+        ).fetchall()[0][0]
+
+
+def _first_loaded_org(customerx) -> str:
+    return sorted(c["external_id_client"] for c in customerx.store.records["clients"].values())[0]
+
+
+def test_a_won_deal_and_a_renamed_organization_reach_customerx_through_the_webhook_alone(
+    home, tmp_path, ploomes, customerx, monkeypatch, listener_of
+):
+    point_at(monkeypatch, ploomes, customerx)
+    monkeypatch.setenv("PLOOMES_WEBHOOK_KEY", KEY)
+    path = str(write_mapping(tmp_path, "live", LOOSE))
+    assert main(["sync", path, "--window", WINDOW]) == 0
+    deal, org = _open_deal_of_a_loaded_client(home, "live"), _first_loaded_org(customerx)
+    listener = listener_of(path)
+    assert main(["webhooks", "register", path, "--url", listener.url]) == 0
+    writes = len(customerx.writes)
+
+    ploomes.touch("deals", deal, {"StatusId": 2})
+    ploomes.touch("contacts", int(org), {"Name": "Acme Renomeada Ltda"})
+    contracts = customerx.store.records["contracts"]
+    wait_for(
+        lambda: any(c["external_id_contract"] == str(deal) for c in contracts.values()), what="the contract"
+    )
+    clients = customerx.store.records["clients"]
+    wait_for(
+        lambda: any(c["trading_name"] == "Acme Renomeada Ltda" for c in clients.values()), what="the new name"
+    )
+    wait_for(
+        lambda: queue(listener.base)["pending"] + queue(listener.base)["claimed"] == 0, what="an empty queue"
+    )
+    new = sorted((w["method"], w["path"]) for w in customerx.writes[writes:])
+    assert len(new) == 2 and new[0] == ("POST", "/api/v1/contracts") and new[1][0] == "PUT", new
+    out = listener.stop()
+    assert "events" in out and "done" in out and KEY not in out
+    with duckdb.connect(str(database_path(home, "live")), read_only=True) as con:
+        live = con.execute(
+            "select entity, id from live.raw_live where needed_by like 'webhook%' order by 1"
+        ).fetchall()
+    assert live == [("deals", deal), ("organizations", int(org))]
+
+
+def test_a_call_without_the_right_key_gets_401_and_is_stored_nowhere(
+    home, tmp_path, ploomes, customerx, monkeypatch, listener_of
+):
+    point_at(monkeypatch, ploomes, customerx)
+    monkeypatch.setenv("PLOOMES_WEBHOOK_KEY", KEY)
+    path = str(write_mapping(tmp_path, "keys", LOOSE))
+    listener = listener_of(path)
+    body = {
+        "Action": "Update",
+        "Entity": "Contacts",
+        "New": {"Id": 1000},
+        "Old": {"Id": 1000},
+        "WebhookId": 1,
+    }
+    for headers, sent in (
+        ({}, body),
+        ({"X-Ploomes-Validation-Key": "wrong"}, body),
+        ({}, {**body, "ValidationKey": KEY[:-1]}),
+        ({"X-Ploomes-Validation-Key": ""}, body),
+    ):
+        assert httpx.post(listener.url, json=sent, headers=headers).status_code == 401
+    assert (
+        httpx.post(listener.url, content=b"{not json", headers={"X-Ploomes-Validation-Key": "x"}).status_code
+        == 401
+    )
+    assert queue(listener.base) == {
+        "status": "ok",
+        "pending": 0,
+        "claimed": 0,
+        "done": 0,
+        "retrying": 0,
+        "oldest_open_received_at": None,
+        "processing": True,
+    }
+    big = {**body, "New": {"Id": 1000, "Notes": "x" * 3 * 2**20}}
+    assert httpx.post(listener.url, json=big, headers={"X-Ploomes-Validation-Key": KEY}).status_code == 413
+    assert (
+        httpx.post(
+            listener.url, json={"Entity": "Contacts"}, headers={"X-Ploomes-Validation-Key": KEY}
+        ).status_code
+        == 400
+    )
+    listener.stop()
+    import sqlite3
+
+    with sqlite3.connect(store_path(home, "keys")) as db:
+        assert db.execute("select count(*) from events").fetchone()[0] == 0
