@@ -19,7 +19,8 @@ import pytest
 from ploomes_cx.cli import main
 from ploomes_cx.live.events import store_path
 from ploomes_cx.runtime.duckdb_io import database_path
-from ploomes_cx_tests.conftest import point_at, write_mapping
+from ploomes_cx.sandbox.clock import to_ms
+from ploomes_cx_tests.conftest import local, point_at, write_mapping
 
 CLI = str(Path(sys.executable).parent / "ploomes-cx")
 KEY = "whk-SECRET-live-5521"
@@ -112,6 +113,18 @@ def _first_loaded_org(customerx) -> str:
     return sorted(c["external_id_client"] for c in customerx.store.records["clients"].values())[0]
 
 
+def _orgs_of_the_window(home: Path, name: str, n: int) -> list[str]:
+    """Clients the synced windows extracted (a parent fetched by Id may carry a sandbox-future
+    change date, which a change dated in the next window would not beat)."""
+    with duckdb.connect(str(database_path(home, name)), read_only=True) as con:
+        rows = con.execute(
+            f"""select o.id::varchar from {name}.raw_organizations o join {name}.stg_clients c on c.external_id = o.id::varchar
+                where o.id not in (select id from {name}.raw_dependencies where payload is not null)
+                order by o.id limit {n}"""
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
 def test_a_won_deal_and_a_renamed_organization_reach_customerx_through_the_webhook_alone(
     home, tmp_path, ploomes, customerx, monkeypatch, listener_of
 ):
@@ -195,3 +208,118 @@ def test_a_call_without_the_right_key_gets_401_and_is_stored_nowhere(
 
     with sqlite3.connect(store_path(home, "keys")) as db:
         assert db.execute("select count(*) from events").fetchone()[0] == 0
+
+
+OWN_KEY = {
+    "clients": "external_id_client",
+    "contacts": "external_id_contact",
+    "contracts": "external_id_contract",
+}
+
+
+def _written(writes: list[dict]) -> list[str]:
+    """`<resource> <external id>` of each CustomerX write that carried its record's own external id."""
+    out = []
+    for w in writes:
+        resource = w["path"].split("?")[0].split("/")[3]
+        body = w.get("body") if isinstance(w.get("body"), dict) else {}
+        if resource in OWN_KEY and body.get(OWN_KEY[resource]):
+            out.append(f"{resource} {body[OWN_KEY[resource]]}")
+    return out
+
+
+def _sent(url: str, body: dict) -> int:
+    return httpx.post(url, json=body, headers={"X-Ploomes-Validation-Key": KEY}).status_code
+
+
+def _callback(ploomes, entity: str, record_id: int, action: str = "Update") -> dict:
+    """A callback body like the sandbox's, for a record as it is now."""
+    table = ploomes.dataset.tables[entity]
+    record = ploomes.dataset.render(entity, table.index_of(record_id), with_offset=False)
+    sets = {"contacts": "Contacts", "deals": "Deals"}
+    return {
+        "AccountId": 1,
+        "Action": action,
+        "ActionUserId": 1,
+        "Entity": sets[entity],
+        "New": record,
+        "Old": record,
+        "WebhookId": 9,
+        "WebhookCreatorId": 1,
+    }
+
+
+def test_the_same_event_twice_makes_one_write(home, tmp_path, ploomes, customerx, monkeypatch, listener_of):
+    point_at(monkeypatch, ploomes, customerx)
+    monkeypatch.setenv("PLOOMES_WEBHOOK_KEY", KEY)
+    path = str(write_mapping(tmp_path, "twice", LOOSE))
+    assert main(["sync", path, "--window", WINDOW]) == 0
+    org = _first_loaded_org(customerx)
+    listener = listener_of(path)
+    assert main(["webhooks", "register", path, "--url", listener.url]) == 0
+    writes = len(customerx.writes)
+    ploomes.webhooks.switch("duplicate")
+    ploomes.touch("contacts", int(org), {"Name": "Duas Vezes Ltda"})
+    assert ploomes.webhooks.idle() and len(ploomes.webhooks.deliveries) == 1
+    wait_for(lambda: queue(listener.base)["done"] == 1, what="the event processed")
+    # and the same callback once more, after it was processed: stored once, nothing written
+    body = _callback(ploomes, "contacts", int(org))
+    assert _sent(listener.url, body) == 200 and _sent(listener.url, body) == 200
+    wait_for(
+        lambda: queue(listener.base)["pending"] + queue(listener.base)["claimed"] == 0, what="an empty queue"
+    )
+    assert queue(listener.base)["done"] == 2
+    assert [w["method"] for w in customerx.writes[writes:]] == ["PUT"]
+    listener.stop()
+
+
+def test_listen_killed_right_after_a_200_loses_nothing(
+    home, tmp_path, ploomes, customerx, monkeypatch, listener_of
+):
+    point_at(monkeypatch, ploomes, customerx)
+    monkeypatch.setenv("PLOOMES_WEBHOOK_KEY", KEY)
+    path = str(write_mapping(tmp_path, "killed", LOOSE))
+    assert main(["sync", path, "--window", WINDOW]) == 0
+    org = _first_loaded_org(customerx)
+    ploomes.dataset.touch("contacts", int(org), {"Name": "Depois Do Kill Ltda"})  # no webhook fired
+    first = listener_of(path)
+    assert _sent(first.url, _callback(ploomes, "contacts", int(org))) == 200
+    first.stop(signal.SIGKILL)
+    clients = customerx.store.records["clients"]
+    assert not any(c["trading_name"] == "Depois Do Kill Ltda" for c in clients.values())
+    second = listener_of(path)
+    wait_for(
+        lambda: any(c["trading_name"] == "Depois Do Kill Ltda" for c in clients.values()), what="the change"
+    )
+    wait_for(lambda: queue(second.base)["done"] == 1, what="the event marked done")
+    second.stop()
+
+
+def test_a_dropped_webhook_is_caught_by_the_next_window_with_no_second_write_for_the_others(
+    home, tmp_path, ploomes, customerx, monkeypatch, listener_of
+):
+    point_at(monkeypatch, ploomes, customerx)
+    monkeypatch.setenv("PLOOMES_WEBHOOK_KEY", KEY)
+    path = str(write_mapping(tmp_path, "dropped", LOOSE))
+    assert main(["sync", path, "--window", WINDOW]) == 0
+    first, second = _orgs_of_the_window(home, "dropped", 2)
+    listener = listener_of(path)
+    assert main(["webhooks", "register", path, "--url", listener.url]) == 0
+    when = to_ms(local(2026, 11, 4, 10))  # in the next window, not synced yet
+    ploomes.webhooks.switch("drop")
+    ploomes.touch("contacts", int(first), {"Name": "Nunca Avisada Ltda"}, when_ms=when)
+    ploomes.touch("contacts", int(second), {"Name": "Avisada Ltda"}, when_ms=when)
+    wait_for(lambda: queue(listener.base)["done"] == 1, what="the delivered event processed")
+    clients = {c["external_id_client"]: c for c in customerx.store.records["clients"].values()}
+    assert (clients[first]["trading_name"], clients[second]["trading_name"]) != (
+        "Nunca Avisada Ltda",
+        "Avisada Ltda",
+    )
+    assert clients[second]["trading_name"] == "Avisada Ltda"
+    listener.stop()
+    writes = len(customerx.writes)
+    assert main(["sync", path, "--window", "2026-11-04"]) == 0
+    clients = {c["external_id_client"]: c for c in customerx.store.records["clients"].values()}
+    assert clients[first]["trading_name"] == "Nunca Avisada Ltda"
+    window_writes = _written(customerx.writes[writes:])
+    assert f"clients {first}" in window_writes and f"clients {second}" not in window_writes
