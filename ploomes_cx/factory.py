@@ -6,7 +6,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from ploomes_cx.customerx.resource import customerx_resource
-from ploomes_cx.live.assets import build_live_asset, build_live_job
+from ploomes_cx.live.assets import build_live_asset, build_live_deletes_asset, build_live_job
 from ploomes_cx.load.assets import build_load_assets
 from ploomes_cx.mapping import Mapping
 from ploomes_cx.plan import Plan
@@ -48,7 +48,7 @@ def build_integration_defs(m: Mapping) -> dg.Definitions:
         "raw": raw,
         "staging": build_staging_assets(m),
         "load": [*build_load_assets(m), reconcile],
-        "live": [build_live_asset(m)],
+        "live": [build_live_asset(m), build_live_deletes_asset(m)],
     }
     assets = [
         asset
@@ -62,7 +62,7 @@ def build_integration_defs(m: Mapping) -> dg.Definitions:
     ]
     plan = Plan.of(m)
     database = str(database_path(home(), m.name))
-    synced = [a for a in assets if not a.keys & {plan.reconcile_key, plan.live_key}]
+    synced = [a for a in assets if not a.keys & {plan.reconcile_key, plan.live_key, plan.live_deletes_key}]
     reconcile_job, reconcile_schedule = build_reconcile_job(
         m, next(a for a in assets if plan.reconcile_key in a.keys), {MAPPING_TAG: m.name}
     )

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import signal
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -12,6 +13,7 @@ import pytest
 
 from ploomes_cx.mapping import Mapping, load_mapping
 from ploomes_cx.sandbox import CustomerXSandbox, PloomesDataset, PloomesSandbox, sandbox_env
+from ploomes_cx_tests.listener import Listener
 
 SP = ZoneInfo("America/Sao_Paulo")
 SECRET_KEY = "pk-Zq8-SECRET-do-not-print-7731"
@@ -106,3 +108,18 @@ def sandbox_environ(
 def mapping_with_timeline(tmp_path: Path) -> Mapping:
     """The test mapping with all timeline kinds and contracts from won deals (the defaults)."""
     return load_mapping(write_mapping(tmp_path, "fullsync", "quality:\n  max_rejected_ratio: 0.5\n"))
+
+
+@pytest.fixture
+def listener_of() -> Iterator[Callable[[str], Listener]]:
+    """Start `ploomes-cx listen MAPPING` processes; any still running at the end is killed."""
+    started: list[Listener] = []
+
+    def start(mapping: str) -> Listener:
+        started.append(Listener(mapping).start())
+        return started[-1]
+
+    yield start
+    for one in started:
+        if one.proc and one.proc.poll() is None:
+            one.stop(signal.SIGKILL)

@@ -3,100 +3,22 @@ for changes made through its touch endpoint, CustomerX written by `<name>_live` 
 
 from __future__ import annotations
 
-import os
-import re
 import signal
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import duckdb
 import httpx
-import pytest
 
 from ploomes_cx.cli import main
 from ploomes_cx.live.events import store_path
 from ploomes_cx.runtime.duckdb_io import database_path
 from ploomes_cx.sandbox.clock import to_ms
 from ploomes_cx_tests.conftest import local, point_at, write_mapping
+from ploomes_cx_tests.listener import queue, wait_for
 
-CLI = str(Path(sys.executable).parent / "ploomes-cx")
 KEY = "whk-SECRET-live-5521"
 LOOSE = "quality:\n  max_rejected_ratio: 0.9\n"
 WINDOW = "2026-11-01..2026-11-03"
-
-
-class Listener:
-    """`ploomes-cx listen` in a subprocess on a free port, its output collected."""
-
-    def __init__(self, mapping: str) -> None:
-        self.mapping = mapping
-        self.proc: subprocess.Popen[str] | None = None
-        self.url = ""
-        self.lines: list[str] = []
-
-    def start(self) -> Listener:
-        self.proc = subprocess.Popen(
-            [CLI, "listen", self.mapping, "--port", "0"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=os.environ.copy(),
-        )
-        assert self.proc.stdout is not None
-        match = None
-        while match is None:
-            line = self.proc.stdout.readline()
-            assert line, "".join(self.lines) + self.proc.stdout.read()
-            self.lines.append(line)
-            match = re.search(r"on (http://\S+/ploomes/webhook)", line)
-        self.url = match.group(1)
-        return self
-
-    @property
-    def base(self) -> str:
-        return self.url.removesuffix("/ploomes/webhook")
-
-    def stop(self, sig: int = signal.SIGTERM) -> str:
-        assert self.proc is not None
-        self.proc.send_signal(sig)
-        try:
-            out, _ = self.proc.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            out, _ = self.proc.communicate()
-        self.lines.append(out)
-        return "".join(self.lines)
-
-
-@pytest.fixture
-def listener_of() -> Iterator[Callable[[str], Listener]]:
-    started: list[Listener] = []
-
-    def start(mapping: str) -> Listener:
-        started.append(Listener(mapping).start())
-        return started[-1]
-
-    yield start
-    for one in started:
-        if one.proc and one.proc.poll() is None:
-            one.stop(signal.SIGKILL)
-
-
-def wait_for(condition: Callable[[], object], timeout: float = 60.0, what: str = "") -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-def queue(base: str) -> dict:
-    return httpx.get(f"{base}/health").json()
 
 
 def _open_deal_of_a_loaded_client(home: Path, name: str) -> int:

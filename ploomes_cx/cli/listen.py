@@ -105,7 +105,8 @@ def _serve(m: Mapping, key: str, sock: socket.socket, batch: int) -> int:
 
     from ploomes_cx.live.events import EventStore, store_path
     from ploomes_cx.live.receiver import build_app
-    from ploomes_cx.live.worker import Batch, LiveWorker
+    from ploomes_cx.live.worker import Batch, LiveWorker, events_label
+    from ploomes_cx.metadata import Count
     from ploomes_cx.runner import InstanceError, open_instance
     from ploomes_cx.runtime.state import ensure_dagster_home, home
 
@@ -119,10 +120,11 @@ def _serve(m: Mapping, key: str, sock: socket.socket, batch: int) -> int:
     def report(b: Batch) -> None:
         o = b.outcome
         done = "done" if o.success else f"FAILED, retried with backoff: {'; '.join(o.errors)[:300]}"
-        writes = {e: c for e, c in o.counts.items() if any(c.get(k) for k in ("created", "updated"))}
+        kinds = (Count.CREATED, Count.UPDATED, Count.FAILED)
+        writes = [f"{e} {c[k]} {k.value}" for e, c in o.counts.items() for k in kinds if c.get(k)]
         print(
-            f"  events {b.events[0].seq}..{b.events[-1].seq} ({len(b.events)}): {done} in {o.seconds:.1f} s "
-            f"(run {o.run_id}); writes: {writes or 'none'}",
+            f"  events {events_label(b.events)} ({len(b.events)}): {done} in {o.seconds:.1f} s (run {o.run_id}); "
+            f"CustomerX: {', '.join(writes) or 'no write'}",
             flush=True,
         )
 

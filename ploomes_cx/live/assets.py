@@ -12,10 +12,13 @@ import pandas as pd
 from dagster import AssetExecutionContext
 from dagster_duckdb import DuckDBResource
 
+from ploomes_cx.customerx.client import CustomerXAuthError, CustomerXUnavailableError
+from ploomes_cx.customerx.resource import CustomerXResource
 from ploomes_cx.live.events import Event, EventStore, store_path
 from ploomes_cx.live.reread import Reread, reread
+from ploomes_cx.load import ledger
 from ploomes_cx.mapping import Mapping
-from ploomes_cx.metadata import RECORDS, markdown
+from ploomes_cx.metadata import RECORDS, ErrorKind, failure, markdown
 from ploomes_cx.partitions import window_cutter
 from ploomes_cx.plan import Plan
 from ploomes_cx.ploomes.client import CallStats, PloomesAuthError, PloomesRequestError
@@ -25,7 +28,9 @@ from ploomes_cx.raw.assets import STEP_RETRIES, _failure
 from ploomes_cx.raw.dependencies import fetch_needed, frontier
 from ploomes_cx.raw.frames import DEPENDENCY_COLUMNS, dependency_frame
 from ploomes_cx.raw.needs import LIVE_TABLE
-from ploomes_cx.reconcile import tombstones
+from ploomes_cx.reconcile import report, tombstones
+from ploomes_cx.reconcile.apply import apply
+from ploomes_cx.reconcile.decide import decide_confirmed
 from ploomes_cx.reconcile.origins import Origin
 from ploomes_cx.runtime.duckdb_io import connection, table_exists
 from ploomes_cx.runtime.state import home
@@ -142,11 +147,78 @@ def build_live_asset(m: Mapping) -> dg.AssetsDefinition:
     return raw_live
 
 
+def _confirmed_gone(
+    con: duckdb.DuckDBPyConnection, schema: str, events: list[Event]
+) -> dict[Origin, str | None]:
+    """The records of the batch's delete events that the re-read confirmed gone (`ploomes_gone`)."""
+    deleted = {Origin(f"/{e.entity_set}", e.record_id) for e in events if e.action.lower() == "delete"}
+    if not deleted or not table_exists(con, schema, tombstones.TABLE):
+        return {}
+    rows = con.execute(
+        f"select ploomes_set, ploomes_id, deleted_at from {schema}.{tombstones.TABLE}"
+    ).fetchall()
+    return {Origin(str(s), int(i)): w for s, i, w in rows if Origin(str(s), int(i)) in deleted}
+
+
+def build_live_deletes_asset(m: Mapping) -> dg.AssetsDefinition:
+    plan = Plan.of(m)
+    cx_key, duck_key = plan.customerx_resource, plan.duckdb_resource
+
+    @dg.asset(
+        key=plan.live_deletes_key,
+        group_name=plan.group("load"),
+        kinds={"customerx", "duckdb"},
+        deps=[plan.load_key(e) for e in plan.staged],
+        required_resource_keys={cx_key, duck_key},
+        pool=plan.customerx_pool,
+        description=f"The records a batch's delete webhooks named and Ploomes no longer has, handled by "
+        f"`deletes.policy` ({m.deletes.policy}) as `reconcile` would, with the same `deletes.max_share` guard "
+        "(above it nothing is removed and the run says so; `reconcile` can then be run by hand).",
+    )
+    def live_deletes(context: AssetExecutionContext, config: LiveConfig) -> dg.MaterializeResult:
+        customerx: CustomerXResource = getattr(context.resources, cx_key)
+        duck: DuckDBResource = getattr(context.resources, duck_key)
+        with EventStore(store_path(home(), m.name)) as store:
+            events = [e for e, _ in store.events(config.events)]
+        with customerx.one_step_at_a_time(context.log), connection(duck) as con:
+            gone = _confirmed_gone(con, m.name, events)
+            if not gone:
+                return dg.MaterializeResult(metadata={"gone": 0, "summary": "no delete in this batch"})
+            statuses = (
+                ledger.contract_statuses(con, m.name) if table_exists(con, m.name, "contract_status") else {}
+            )
+            today = dt.datetime.now(ZoneInfo(m.sync.timezone)).date()
+            held = tombstones.held(con, m.name, dt.datetime.now(dt.UTC).replace(tzinfo=None))
+            decision = decide_confirmed(
+                m, held, statuses, gone, tombstones.known(con, m.name) - set(gone), today
+            )
+            if decision.guard:
+                context.log.warning("live deletes removed nothing: " + "; ".join(decision.guard))
+                return dg.MaterializeResult(metadata={"gone": len(gone), "guard": "; ".join(decision.guard)})
+            api = customerx.api(context.log)
+            try:
+                applied = apply(decision, api, con, m.name, context.run_id)
+            except (CustomerXAuthError, CustomerXUnavailableError) as exc:
+                raise failure(str(exc), ErrorKind.CUSTOMERX) from None
+            finally:
+                api.close()
+        return dg.MaterializeResult(
+            metadata={
+                "gone": len(gone),
+                "policy": decision.policy,
+                "outcomes": dg.MetadataValue.json(dict(applied.counts)),
+                "actions": markdown(report.actions_frame(decision), limit=20),
+            }
+        )
+
+    return live_deletes
+
+
 def build_live_job(m: Mapping, tags: dict[str, str]) -> "dg.UnresolvedAssetJobDefinition":
     """Re-read, stage, load: the window's path for the records of a batch of events."""
     plan = Plan.of(m)
     keys = [plan.live_key, *[plan.staging_key(e) for e in (*plan.staged, "rejected", "duplicate_clusters")]]
-    keys += [plan.load_key(e) for e in plan.staged]
+    keys += [plan.load_key(e) for e in plan.staged] + [plan.live_deletes_key]
     return dg.define_asset_job(
         plan.live_job,
         selection=dg.AssetSelection.assets(*keys),

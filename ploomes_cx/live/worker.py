@@ -48,7 +48,11 @@ def live_run_config(m: Mapping, seqs: list[int], sync_id: str) -> dict:
     loads = {plan.load_op(e): {"config": {"dry_run": False, "sync_id": sync_id}} for e in plan.staged}
     return {
         "loggers": {"console": {"config": {"log_level": "CRITICAL"}}},
-        "ops": {"__".join(plan.live_key.path): {"config": {"events": seqs}}, **loads},
+        "ops": {
+            "__".join(key.path): {"config": {"events": seqs}}
+            for key in (plan.live_key, plan.live_deletes_key)
+        }
+        | loads,
     }
 
 

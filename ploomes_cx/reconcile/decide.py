@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from ploomes_cx.mapping import Mapping
 from ploomes_cx.ploomes.dates import parse
-from ploomes_cx.reconcile.listing import Listing
+from ploomes_cx.reconcile.listing import Listing, SetListing
 from ploomes_cx.reconcile.origins import DEALS_SET, Origin, origin
 from ploomes_cx.reconcile.tombstones import Held
 
@@ -149,3 +149,22 @@ def _actions(
                     Action(entity, h.external_id, op, today, f"Ploomes contact {o.ploomes_id} was deleted")
                 )
     return actions
+
+
+def decide_confirmed(
+    m: Mapping,
+    held: list[Held],
+    statuses: dict[str, str],
+    gone: dict[Origin, str | None],
+    known_gone: set[Origin],
+    today: dt.date,
+) -> Decision:
+    """The decision for records confirmed gone one by one (a delete webhook, then Ploomes not
+    returning the Id): as a reconcile whose listing holds every other record we hold, so the
+    policy, the order of actions and the `deletes.max_share` share are the same."""
+    listing = Listing()
+    for path in {o.ploomes_set for o in gone}:
+        ids = {o.ploomes_id for h in held if (o := origin(h.entity, h.external_id)) and o.ploomes_set == path}
+        listing.sets[path] = SetListing(path, ids - {o.ploomes_id for o in gone if o.ploomes_set == path})
+    listing.deleted_deals = {o.ploomes_id: when for o, when in gone.items() if o.ploomes_set == DEALS_SET}
+    return decide(m, held, statuses, listing, known_gone, today)
