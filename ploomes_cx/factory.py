@@ -7,6 +7,7 @@ from dagster_duckdb import DuckDBResource
 
 from ploomes_cx.customerx.resource import customerx_resource
 from ploomes_cx.live.assets import build_live_asset, build_live_deletes_asset, build_live_job
+from ploomes_cx.live.sensor import build_live_sensor
 from ploomes_cx.load.assets import build_load_assets
 from ploomes_cx.mapping import Mapping
 from ploomes_cx.plan import Plan
@@ -78,9 +79,11 @@ def build_integration_defs(m: Mapping) -> dg.Definitions:
         # window for a dozen steps, measured with the backfill test).
         executor_def=dg.in_process_executor,
     )
+    live_job = build_live_job(m, {MAPPING_TAG: m.name})
     return dg.Definitions(
         assets=assets,
-        jobs=[job, reconcile_job, build_live_job(m, {MAPPING_TAG: m.name})],
+        jobs=[job, reconcile_job, live_job],
+        sensors=[build_live_sensor(m, live_job)],
         schedules=[build_sync_schedule(m, job), reconcile_schedule],
         resources={
             plan.ploomes_resource: ploomes_resource(m),

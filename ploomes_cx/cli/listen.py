@@ -97,10 +97,10 @@ def cmd_listen(args: argparse.Namespace) -> int:
             print(f"error: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
             return EXIT_RUN_FAILED
         with sock:
-            return _serve(m, key, sock, args.batch)
+            return _serve(m, key, sock, args.batch, args.receive_only)
 
 
-def _serve(m: Mapping, key: str, sock: socket.socket, batch: int) -> int:
+def _serve(m: Mapping, key: str, sock: socket.socket, batch: int, receive_only: bool) -> int:
     import uvicorn
 
     from ploomes_cx.live.events import EventStore, store_path
@@ -130,7 +130,13 @@ def _serve(m: Mapping, key: str, sock: socket.socket, batch: int) -> int:
 
     with EventStore(store_path(home(), m.name)) as store:
         worker = LiveWorker(m, store, instance, batch=batch, on_batch=report)
-        app = build_app(store, key, m.webhooks.key_echo, worker.wake, lambda: {"processing": worker.alive})
+        app = build_app(
+            store,
+            key,
+            m.webhooks.key_echo,
+            (lambda: None) if receive_only else worker.wake,
+            lambda: {"processing": "sensor" if receive_only else worker.alive},
+        )
         server = uvicorn.Server(
             uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=5)
         )
@@ -140,11 +146,15 @@ def _serve(m: Mapping, key: str, sock: socket.socket, batch: int) -> int:
             f"(health: /health); events are stored in {store.path}",
             flush=True,
         )
-        worker.start()
+        if receive_only:
+            print(f"receive only: start the sensor {m.name}_live_sensor where the daemon runs", flush=True)
+        else:
+            worker.start()
         try:
             server.run(sockets=[sock])
         finally:
             print("stopping: the run under way finishes, stored events wait for the next start", flush=True)
-            worker.stop()
+            if not receive_only:
+                worker.stop()
             instance.dispose()
     return EXIT_OK

@@ -214,6 +214,25 @@ def build_live_deletes_asset(m: Mapping) -> dg.AssetsDefinition:
     return live_deletes
 
 
+def live_run_config(m: Mapping, seqs: list[int], sync_id: str) -> dict:
+    """The live op's events, and the loads' sync id: a record CustomerX refused is sent again once
+    per `listen` session, not once per batch."""
+    plan = Plan.of(m)
+    loads = {plan.load_op(e): {"config": {"dry_run": False, "sync_id": sync_id}} for e in plan.staged}
+    return {
+        "loggers": {"console": {"config": {"log_level": "CRITICAL"}}},
+        "ops": {
+            "__".join(key.path): {"config": {"events": seqs}}
+            for key in (plan.live_key, plan.live_deletes_key)
+        }
+        | loads,
+    }
+
+
+def events_label(events: list[Event]) -> str:
+    return f"{events[0].seq}..{events[-1].seq}" if len(events) > 1 else str(events[0].seq)
+
+
 def build_live_job(m: Mapping, tags: dict[str, str]) -> "dg.UnresolvedAssetJobDefinition":
     """Re-read, stage, load: the window's path for the records of a batch of events."""
     plan = Plan.of(m)

@@ -198,6 +198,14 @@ class EventStore:
                     (run_id, error[:2000], now, MAX_BACKOFF, seq),
                 )
 
+    def renew(self, owner: str, lease: float) -> None:
+        """A claimer still at work keeps its claim `lease` seconds more."""
+        with self._transaction() as db:
+            db.execute(
+                "update events set claimed_until = ? where state = 'claimed' and claimed_by = ?",
+                (time.time() + lease, owner),
+            )
+
     def release(self, owner_prefix: str) -> int:
         """Give back the claims of a claimer that is gone (a killed `listen`), due at once."""
         with self._transaction() as db:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import dagster as dg
 
 from ploomes_cx.factory import build_integration_defs
-from ploomes_cx.live.assets import EVENTS_TAG
+from ploomes_cx.live.assets import EVENTS_TAG, events_label, live_run_config
 from ploomes_cx.live.events import Event, EventStore
 from ploomes_cx.mapping import Mapping
 from ploomes_cx.plan import Plan
@@ -39,25 +39,6 @@ class Batch:
     events: list[Event]
     outcome: WindowSummary
     received_to_done: list[float]  # seconds from each event's receipt to the end of its run
-
-
-def live_run_config(m: Mapping, seqs: list[int], sync_id: str) -> dict:
-    """The live op's events, and the loads' sync id: a record CustomerX refused is sent again once
-    per `listen` session, not once per batch."""
-    plan = Plan.of(m)
-    loads = {plan.load_op(e): {"config": {"dry_run": False, "sync_id": sync_id}} for e in plan.staged}
-    return {
-        "loggers": {"console": {"config": {"log_level": "CRITICAL"}}},
-        "ops": {
-            "__".join(key.path): {"config": {"events": seqs}}
-            for key in (plan.live_key, plan.live_deletes_key)
-        }
-        | loads,
-    }
-
-
-def events_label(events: list[Event]) -> str:
-    return f"{events[0].seq}..{events[-1].seq}" if len(events) > 1 else str(events[0].seq)
 
 
 class LiveWorker:
