@@ -9,7 +9,7 @@ DG     := VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(BIN)):$$PATH $(BIN)/dg
 CHROMIUM     ?= /usr/bin/chromium
 CHROMEDRIVER ?= /usr/bin/chromedriver
 
-.PHONY: install browser-deps demo test lint validate ui bench-extract bench-parallel bench-staging bench-load bench-fidelity bench-reconcile bench-sync bench-scale postgres-deps clean
+.PHONY: install browser-deps demo test lint validate ui bench-extract bench-parallel bench-staging bench-load bench-fidelity bench-reconcile bench-sync bench-scale bench-live postgres-deps clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -79,6 +79,10 @@ bench-reconcile: $(STAMP)
 ## A first sync of a 7-window dirty account at enforced limits: writes and requests per needed write, time / floor
 bench-sync: $(STAMP)
 	$(BIN)/python -m benchmarks.sync
+
+## Seconds from a Ploomes change to its CustomerX write through webhooks and `listen`, CustomerX at 60/min
+bench-live: $(STAMP)
+	$(BIN)/python -m benchmarks.live
 
 ## 20 mappings synced at once through the run queue and the daemon on a PostgreSQL instance
 bench-scale: $(STAMP) postgres-deps

@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from ploomes_cx.live.process import ListenProcess
 from ploomes_cx.mapping import Mapping, load_mapping
 from ploomes_cx.sandbox import CustomerXSandbox, PloomesDataset, PloomesSandbox, sandbox_env
-from ploomes_cx_tests.listener import Listener
 
 SP = ZoneInfo("America/Sao_Paulo")
 SECRET_KEY = "pk-Zq8-SECRET-do-not-print-7731"
@@ -111,15 +111,15 @@ def mapping_with_timeline(tmp_path: Path) -> Mapping:
 
 
 @pytest.fixture
-def listener_of() -> Iterator[Callable[[str], Listener]]:
+def listener_of() -> Iterator[Callable[[str], ListenProcess]]:
     """Start `ploomes-cx listen MAPPING` processes; any still running at the end is killed."""
-    started: list[Listener] = []
+    started: list[ListenProcess] = []
 
-    def start(mapping: str) -> Listener:
-        started.append(Listener(mapping).start())
+    def start(mapping: str) -> ListenProcess:
+        started.append(ListenProcess(mapping).start())
         return started[-1]
 
     yield start
     for one in started:
-        if one.proc and one.proc.poll() is None:
+        if one.running():
             one.stop(signal.SIGKILL)

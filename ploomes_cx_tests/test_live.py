@@ -11,10 +11,10 @@ import httpx
 
 from ploomes_cx.cli import main
 from ploomes_cx.live.events import store_path
+from ploomes_cx.live.process import wait_for
 from ploomes_cx.runtime.duckdb_io import database_path
 from ploomes_cx.sandbox.clock import to_ms
 from ploomes_cx_tests.conftest import local, point_at, write_mapping
-from ploomes_cx_tests.listener import queue, wait_for
 
 KEY = "whk-SECRET-live-5521"
 LOOSE = "quality:\n  max_rejected_ratio: 0.9\n"
@@ -69,9 +69,7 @@ def test_a_won_deal_and_a_renamed_organization_reach_customerx_through_the_webho
     wait_for(
         lambda: any(c["trading_name"] == "Acme Renomeada Ltda" for c in clients.values()), what="the new name"
     )
-    wait_for(
-        lambda: queue(listener.base)["pending"] + queue(listener.base)["claimed"] == 0, what="an empty queue"
-    )
+    wait_for(listener.idle, what="an empty queue")
     new = sorted((w["method"], w["path"]) for w in customerx.writes[writes:])
     assert len(new) == 2 and new[0] == ("POST", "/api/v1/contracts") and new[1][0] == "PUT", new
     out = listener.stop()
@@ -108,7 +106,7 @@ def test_a_call_without_the_right_key_gets_401_and_is_stored_nowhere(
         httpx.post(listener.url, content=b"{not json", headers={"X-Ploomes-Validation-Key": "x"}).status_code
         == 401
     )
-    assert queue(listener.base) == {
+    assert listener.health() == {
         "status": "ok",
         "pending": 0,
         "claimed": 0,
@@ -183,14 +181,12 @@ def test_the_same_event_twice_makes_one_write(home, tmp_path, ploomes, customerx
     ploomes.webhooks.switch("duplicate")
     ploomes.touch("contacts", int(org), {"Name": "Duas Vezes Ltda"})
     assert ploomes.webhooks.idle() and len(ploomes.webhooks.deliveries) == 1
-    wait_for(lambda: queue(listener.base)["done"] == 1, what="the event processed")
+    wait_for(lambda: listener.health()["done"] == 1, what="the event processed")
     # and the same callback once more, after it was processed: stored once, nothing written
     body = _callback(ploomes, "contacts", int(org))
     assert _sent(listener.url, body) == 200 and _sent(listener.url, body) == 200
-    wait_for(
-        lambda: queue(listener.base)["pending"] + queue(listener.base)["claimed"] == 0, what="an empty queue"
-    )
-    assert queue(listener.base)["done"] == 2
+    wait_for(listener.idle, what="an empty queue")
+    assert listener.health()["done"] == 2
     assert [w["method"] for w in customerx.writes[writes:]] == ["PUT"]
     listener.stop()
 
@@ -213,7 +209,7 @@ def test_listen_killed_right_after_a_200_loses_nothing(
     wait_for(
         lambda: any(c["trading_name"] == "Depois Do Kill Ltda" for c in clients.values()), what="the change"
     )
-    wait_for(lambda: queue(second.base)["done"] == 1, what="the event marked done")
+    wait_for(lambda: second.health()["done"] == 1, what="the event marked done")
     second.stop()
 
 
@@ -231,7 +227,7 @@ def test_a_dropped_webhook_is_caught_by_the_next_window_with_no_second_write_for
     ploomes.webhooks.switch("drop")
     ploomes.touch("contacts", int(first), {"Name": "Nunca Avisada Ltda"}, when_ms=when)
     ploomes.touch("contacts", int(second), {"Name": "Avisada Ltda"}, when_ms=when)
-    wait_for(lambda: queue(listener.base)["done"] == 1, what="the delivered event processed")
+    wait_for(lambda: listener.health()["done"] == 1, what="the delivered event processed")
     clients = {c["external_id_client"]: c for c in customerx.store.records["clients"].values()}
     assert (clients[first]["trading_name"], clients[second]["trading_name"]) != (
         "Nunca Avisada Ltda",

@@ -8,9 +8,9 @@ from pathlib import Path
 import duckdb
 
 from ploomes_cx.cli import main
+from ploomes_cx.live.process import wait_for
 from ploomes_cx.runtime.duckdb_io import database_path
 from ploomes_cx_tests.conftest import point_at, write_mapping
-from ploomes_cx_tests.listener import queue, wait_for
 
 KEY = "whk-SECRET-deletes-0831"
 LOOSE = "quality:\n  max_rejected_ratio: 0.9\n"
@@ -46,8 +46,8 @@ def test_a_lost_deal_and_a_deleted_deal_cancel_their_contracts_once_through_the_
 
     ploomes.touch("deals", int(lost), {"StatusId": 3})
     ploomes.delete("deals", int(deleted))
-    wait_for(lambda: queue(listener.base)["done"] == 2, what="both events processed")
-    wait_for(lambda: queue(listener.base)["claimed"] == 0, what="no batch under way")
+    wait_for(lambda: listener.health()["done"] == 2, what="both events processed")
+    wait_for(lambda: listener.health()["claimed"] == 0, what="no batch under way")
     after = _status(customerx)
     assert (after[lost], after[deleted]) == ("canceled", "canceled")
     assert {k: v for k, v in after.items() if k not in (lost, deleted)} == {

@@ -51,6 +51,11 @@ def add_listen(sub: argparse._SubParsersAction) -> None:
     listen.add_argument(
         "--batch", type=int, default=50, help="most events one live run processes (default 50)"
     )
+    listen.add_argument(
+        "--receive-only",
+        action="store_true",
+        help="store events and leave processing to the daemon's <name>_live_sensor (start that sensor)",
+    )
     listen.set_defaults(func=cmd_listen)
 
 

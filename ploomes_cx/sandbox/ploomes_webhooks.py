@@ -60,6 +60,8 @@ class Delivery:
     status: int | None = None  # the receiver's answer to the last attempt; None if it never answered
     attempts: int = 0
     dropped: bool = False  # a `drop` switch swallowed it: the receiver never saw it
+    queued_at: float = 0.0  # time.time() when the change was made
+    answered_in: float | None = None  # seconds the receiver took to answer the last attempt
 
 
 @dataclass
@@ -172,7 +174,9 @@ class WebhookRegistry:
                     "WebhookId": hook["Id"],
                     "WebhookCreatorId": hook["CreatorId"],
                 }
-                delivery = Delivery(hook["Id"], hook["CallbackUrl"], action, entity_set, record_id)
+                delivery = Delivery(
+                    hook["Id"], hook["CallbackUrl"], action, entity_set, record_id, queued_at=time.time()
+                )
                 self.deliveries.append(delivery)
                 if switch == "drop":
                     delivery.dropped = True
@@ -212,10 +216,12 @@ class WebhookRegistry:
         payload = {**body, "ValidationKey": key} if key and self.key_echo in ("body", "both") else body
         for attempt in range(self.retries + 1):
             delivery.attempts += 1
+            started = time.monotonic()
             try:
                 delivery.status = http.post(hook["CallbackUrl"], json=payload, headers=headers).status_code
             except httpx.HTTPError:
                 delivery.status = None
+            delivery.answered_in = time.monotonic() - started
             if delivery.status is not None and delivery.status < 500:
                 return  # answered: a 4xx is the receiver's final word, as a 2xx is
             time.sleep(self.backoff * 2**attempt)
