@@ -64,7 +64,7 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.wait(timeout=10)
 
 
-def test_demo_without_ui_syncs_three_windows_into_the_state_folder(tmp_path):
+def test_demo_live_without_ui_syncs_three_windows_then_a_won_deal_arrives_through_a_webhook(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PLOOMES", "DAGSTER"))}
     env["PLOOMES_CX_HOME"] = str(tmp_path / "state")
     proc = subprocess.run(
@@ -72,6 +72,7 @@ def test_demo_without_ui_syncs_three_windows_into_the_state_folder(tmp_path):
             CLI,
             "demo",
             "--no-ui",
+            "--live",
             "--ploomes-port",
             "0",
             "--customerx-port",
@@ -89,6 +90,8 @@ def test_demo_without_ui_syncs_three_windows_into_the_state_folder(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count(": ok in ") == 1  # one run extracts the three windows
+    won = re.search(r"live: deal (\d+) won in the Ploomes sandbox", proc.stdout)
+    assert won and f"live: contract {won.group(1)} created in CustomerX" in proc.stdout, proc.stdout[-2000:]
     with duckdb.connect(str(tmp_path / "state" / "warehouse_sandbox.duckdb"), read_only=True) as con:
         windows = con.execute("select count(distinct window_start) from sandbox.raw_persons").fetchone()[0]
         persons = con.execute("select count(*) from sandbox.raw_persons").fetchone()[0]

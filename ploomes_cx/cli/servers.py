@@ -38,7 +38,7 @@ def add_demo(sub: argparse._SubParsersAction) -> None:
         help="sandbox + a few synced windows + the Dagster UI, no credentials needed",
         description="Start the sandbox, sync a few windows of mappings/sandbox.yaml into $PLOOMES_CX_HOME, then "
         "start the Dagster webserver on the same instance and print the URL to open.",
-        epilog="examples:\n  ploomes-cx demo\n  ploomes-cx demo --windows 2026-11-01..2026-11-05 --no-ui",
+        epilog="examples:\n  ploomes-cx demo\n  ploomes-cx demo --live\n  ploomes-cx demo --windows 2026-11-01..2026-11-05 --no-ui",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _sandbox_options(demo)
@@ -48,6 +48,11 @@ def add_demo(sub: argparse._SubParsersAction) -> None:
         "--no-ui", action="store_true", help="stop after the sync instead of starting the webserver"
     )
     demo.add_argument("--ui-port", type=int, default=3000)
+    demo.add_argument(
+        "--live",
+        action="store_true",
+        help="then run `listen`, register the webhooks and win a deal in the sandbox: watch it arrive",
+    )
     demo.set_defaults(func=cmd_demo)
 
 
@@ -147,6 +152,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 # ---- demo ------------------------------------------------------------------------------------
 def cmd_demo(args: argparse.Namespace) -> int:
+    from ploomes_cx.cli.demo_live import show_live
     from ploomes_cx.runtime.state import ensure_dagster_home, ensure_home
     from ploomes_cx.sandbox import sandbox_env
 
@@ -162,16 +168,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"sandbox Ploomes API at {ploomes.url}, CustomerX API at {customerx.url}; state in {home}", flush=True
     )
     code = run_sync(m, keys, dry_run=False)
-    if code != EXIT_OK or args.no_ui:
-        ploomes.stop()
-        customerx.stop()
-        return code
-    print(
-        f"\nasset groups {m.name}_raw, {m.name}_staging, {m.name}_load. Ctrl-C stops the UI and the sandbox."
-    )
+    listener = show_live(m, ploomes, customerx) if code == EXIT_OK and args.live else None
     try:
+        if code != EXIT_OK or args.no_ui:
+            return code
+        print(
+            f"\nasset groups {m.name}_raw, {m.name}_staging, {m.name}_load. Ctrl-C stops the UI and the sandbox."
+        )
         return _run_ui(home, dagster_home, "127.0.0.1", args.ui_port)
     finally:
+        if listener is not None:
+            listener.stop()
         ploomes.stop()
         customerx.stop()
 
