@@ -241,3 +241,25 @@ def test_a_dropped_webhook_is_caught_by_the_next_window_with_no_second_write_for
     assert clients[first]["trading_name"] == "Nunca Avisada Ltda"
     window_writes = _written(customerx.writes[writes:])
     assert f"clients {first}" in window_writes and f"clients {second}" not in window_writes
+
+
+def test_a_webhook_is_answered_while_a_live_run_waits_on_customerx(
+    home, tmp_path, ploomes, customerx, monkeypatch, listener_of
+):
+    point_at(monkeypatch, ploomes, customerx)
+    monkeypatch.setenv("PLOOMES_WEBHOOK_KEY", KEY)
+    path = str(write_mapping(tmp_path, "busy", LOOSE))
+    assert main(["sync", path, "--window", WINDOW]) == 0
+    first, second = _orgs_of_the_window(home, "busy", 2)
+    listener = listener_of(path)
+    customerx.faults.inject("slow", times=2, delay=6)  # CustomerX stalls the first batch's writes
+    ploomes.dataset.touch("contacts", int(first), {"Name": "Primeira Ltda"})
+    assert _sent(listener.url, _callback(ploomes, "contacts", int(first))) == 200
+    wait_for(lambda: listener.health()["claimed"] == 1, what="the first batch under way")
+    ploomes.dataset.touch("contacts", int(second), {"Name": "Segunda Ltda"})
+    assert _sent(listener.url, _callback(ploomes, "contacts", int(second))) == 200
+    queue = listener.health()
+    assert (queue["claimed"], queue["pending"]) == (1, 1)  # stored while the first run still waits
+    wait_for(listener.idle, what="both processed")
+    names = {c["external_id_client"]: c["trading_name"] for c in customerx.store.records["clients"].values()}
+    assert (names[first], names[second]) == ("Primeira Ltda", "Segunda Ltda")
