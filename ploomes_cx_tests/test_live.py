@@ -242,6 +242,18 @@ def test_a_dropped_webhook_is_caught_by_the_next_window_with_no_second_write_for
     window_writes = _written(customerx.writes[writes:])
     assert f"clients {first}" in window_writes and f"clients {second}" not in window_writes
 
+    # the next live run drops the live row the window has caught up with
+    third = _orgs_of_the_window(home, "dropped", 3)[2]
+    again = listener_of(path)
+    assert _sent(again.url, _callback(ploomes, "contacts", int(third))) == 200
+    wait_for(again.idle, what="the event processed")
+    again.stop()
+    with duckdb.connect(str(database_path(home, "dropped")), read_only=True) as con:
+        live = con.execute(
+            "select id from dropped.raw_live where needed_by like 'webhook%' order by id"
+        ).fetchall()
+    assert live == [(int(third),)]
+
 
 def test_a_webhook_is_answered_while_a_live_run_waits_on_customerx(
     home, tmp_path, ploomes, customerx, monkeypatch, listener_of

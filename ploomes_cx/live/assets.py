@@ -86,6 +86,23 @@ def _append(con: duckdb.DuckDBPyConnection, schema: str, frame: pd.DataFrame) ->
         con.unregister("_live_rows")
 
 
+def _prune(con: duckdb.DuckDBPyConnection, schema: str) -> int:
+    """Drop the live rows a window extract has since caught up with (the same record, changed as
+    late or later): they decide nothing any more, and the table would otherwise only grow."""
+    if not table_exists(con, schema, LIVE_TABLE):
+        return 0
+    pruned = 0
+    for (entity,) in con.execute(f"select distinct entity from {schema}.{LIVE_TABLE}").fetchall():
+        if not table_exists(con, schema, f"raw_{entity}"):
+            continue
+        pruned += con.execute(
+            f"""delete from {schema}.{LIVE_TABLE} l where l.entity = ? and l.payload is not null
+                and exists (select 1 from {schema}.raw_{entity} r where r.id = l.id and r.changed_at >= l.changed_at)""",
+            [entity],
+        ).fetchone()[0]
+    return pruned
+
+
 def _tombstones(con: duckdb.DuckDBPyConnection, schema: str, got: Reread, run_id: str) -> int:
     """Remember what delete events confirmed gone; forget a record found again (restored)."""
     tombstones.ensure(con, schema)
@@ -127,6 +144,7 @@ def build_live_asset(m: Mapping) -> dg.AssetsDefinition:
             except (PloomesAuthError, PloomesRequestError) as exc:
                 raise _failure(exc) from None
             frame = _live_frame(m, got, parents, context.run_id)
+            pruned = _prune(con, m.name)
             _append(con, m.name, frame)
             restored = _tombstones(con, m.name, got, context.run_id)
         return dg.MaterializeResult(
@@ -137,6 +155,7 @@ def build_live_asset(m: Mapping) -> dg.AssetsDefinition:
                 "parents_fetched": sum(1 for p in parents if p.record is not None),
                 "gone": dg.MetadataValue.json([f"{p} {i}" for p, i in got.gone]),
                 "restored": restored,
+                "superseded_rows_pruned": pruned,
                 "not_found": dg.MetadataValue.json([f"{s} {i}" for s, i in got.not_found]),
                 "not_read_by_this_mapping": len(got.ignored),
                 "requests": stats.requests,
