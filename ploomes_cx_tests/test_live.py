@@ -18,7 +18,7 @@ from ploomes_cx_tests.conftest import local, point_at, write_mapping
 
 KEY = "whk-SECRET-live-5521"
 LOOSE = "quality:\n  max_rejected_ratio: 0.9\n"
-WINDOW = "2026-11-01..2026-11-03"
+WINDOW = "2026-11-01"
 
 
 def _open_deal_of_a_loaded_client(home: Path, name: str) -> int:
@@ -223,7 +223,7 @@ def test_a_dropped_webhook_is_caught_by_the_next_window_with_no_second_write_for
     first, second = _orgs_of_the_window(home, "dropped", 2)
     listener = listener_of(path)
     assert main(["webhooks", "register", path, "--url", listener.url]) == 0
-    when = to_ms(local(2026, 11, 4, 10))  # in the next window, not synced yet
+    when = to_ms(local(2026, 11, 2, 10))  # in the next window, not synced yet
     ploomes.webhooks.switch("drop")
     ploomes.touch("contacts", int(first), {"Name": "Nunca Avisada Ltda"}, when_ms=when)
     ploomes.touch("contacts", int(second), {"Name": "Avisada Ltda"}, when_ms=when)
@@ -236,7 +236,7 @@ def test_a_dropped_webhook_is_caught_by_the_next_window_with_no_second_write_for
     assert clients[second]["trading_name"] == "Avisada Ltda"
     listener.stop()
     writes = len(customerx.writes)
-    assert main(["sync", path, "--window", "2026-11-04"]) == 0
+    assert main(["sync", path, "--window", "2026-11-02"]) == 0
     clients = {c["external_id_client"]: c for c in customerx.store.records["clients"].values()}
     assert clients[first]["trading_name"] == "Nunca Avisada Ltda"
     window_writes = _written(customerx.writes[writes:])

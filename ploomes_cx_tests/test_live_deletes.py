@@ -14,7 +14,7 @@ from ploomes_cx_tests.conftest import point_at, write_mapping
 
 KEY = "whk-SECRET-deletes-0831"
 LOOSE = "quality:\n  max_rejected_ratio: 0.9\n"
-WINDOW = "2026-11-01..2026-11-03"
+WINDOW = "2026-11-01"
 
 
 def _contracts_of_the_windows(home: Path, name: str, n: int) -> list[str]:

@@ -18,6 +18,8 @@ from dagster_duckdb import DuckDBResource
 
 from ploomes_cx.cli import main
 from ploomes_cx.factory import build_integration_defs
+from ploomes_cx.live.assets import live_run_config
+from ploomes_cx.live.events import EventStore, store_path
 from ploomes_cx.mapping import load_mapping
 from ploomes_cx.plan import Plan
 from ploomes_cx.runtime.duckdb_io import connection, database_path
@@ -298,6 +300,11 @@ def test_every_asset_explains_itself_in_the_ui(home, mapping_with_timeline, ploo
     assert main(["sync", m.source_path, "--window", "2026-11-03"]) == 0
     assert main(["reconcile", m.source_path]) == 0
     instance = dg.DagsterInstance.get()
+    with EventStore(store_path(home, m.name)) as store:  # one webhook event, as `listen` stores it
+        record = ploomes.dataset.render("contacts", 0, with_offset=False)
+        seq, _ = store.add({"Action": "Update", "Entity": "Contacts", "New": record, "Old": record})
+    job = build_integration_defs(m).resolve_job_def(f"{m.name}_live")
+    assert job.execute_in_process(run_config=live_run_config(m, [seq], "test"), instance=instance).success
     for key in keys:
         event = instance.get_latest_materialization_event(key)
         assert event is not None, key
@@ -430,8 +437,10 @@ def test_the_housekeeping_sensor_fails_dead_cli_runs_and_frees_their_slots(home)
 def _rows_held(home: Path, name: str, table: str) -> int:
     """What an asset's row count must say: its rows in the window, the table, or its crosswalk rows."""
     with duckdb.connect(str(database_path(home, name)), read_only=True) as con:
-        if table == "reconcile":
+        if table in ("reconcile", "live_deletes"):
             sql, params = f"select count(*) from {name}.ploomes_gone", []
+        elif table == "raw_live":
+            sql, params = f"select count(*) from {name}.raw_live", []
         elif table.startswith("load_"):
             sql, params = f"select count(*) from {name}.crosswalk where entity = ?", [table[5:]]
         elif table.startswith("raw_"):

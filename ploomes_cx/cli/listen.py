@@ -128,7 +128,8 @@ def _serve(m: Mapping, key: str, sock: socket.socket, batch: int, receive_only: 
         kinds = (Count.CREATED, Count.UPDATED, Count.FAILED)
         writes = [f"{e} {c[k]} {k.value}" for e, c in o.counts.items() for k in kinds if c.get(k)]
         print(
-            f"  events {events_label(b.events)} ({len(b.events)}): {done} in {o.seconds:.1f} s (run {o.run_id}); "
+            f"  events {events_label(b.events)} ({len(b.events)}): {done} in {o.seconds:.1f} s, "
+            f"{max(b.received_to_done):.1f} s after the first arrived (run {o.run_id}); "
             f"CustomerX: {', '.join(writes) or 'no write'}",
             flush=True,
         )

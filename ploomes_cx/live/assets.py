@@ -26,11 +26,12 @@ from ploomes_cx.ploomes.entities import ENTITIES
 from ploomes_cx.ploomes.resource import PloomesResource
 from ploomes_cx.raw.assets import STEP_RETRIES, _failure
 from ploomes_cx.raw.dependencies import fetch_needed, frontier
-from ploomes_cx.raw.frames import DEPENDENCY_COLUMNS, dependency_frame
+from ploomes_cx.raw.frames import DEPENDENCY_COLUMNS, Fetched, dependency_frame
 from ploomes_cx.raw.needs import LIVE_TABLE
 from ploomes_cx.reconcile import report, tombstones
-from ploomes_cx.reconcile.apply import apply
-from ploomes_cx.reconcile.decide import decide_confirmed
+from ploomes_cx.reconcile.apply import Applied, apply
+from ploomes_cx.reconcile.assets import GONE_COLUMNS
+from ploomes_cx.reconcile.decide import Decision, decide_confirmed
 from ploomes_cx.reconcile.origins import Origin
 from ploomes_cx.runtime.duckdb_io import connection, table_exists
 from ploomes_cx.runtime.state import home
@@ -62,7 +63,7 @@ def _events_frame(events: list[Event]) -> pd.DataFrame:
     )
 
 
-def _live_frame(m: Mapping, got: Reread, parents: list, run_id: str) -> pd.DataFrame:
+def _live_frame(m: Mapping, got: Reread, parents: list[Fetched], run_id: str) -> pd.DataFrame:
     """The rows to append: each in the window its change date falls in, as the extracts place them."""
     zone = ZoneInfo(m.sync.timezone)
     now = dt.datetime.now(zone)
@@ -119,7 +120,7 @@ def build_live_asset(m: Mapping) -> dg.AssetsDefinition:
 
     @dg.asset(
         key=plan.live_key,
-        group_name=plan.group("raw"),
+        group_name=plan.group("live"),
         kinds={"ploomes", "duckdb"},
         required_resource_keys={ploomes_key, duck_key},
         pool=plan.ploomes_pool,
@@ -131,7 +132,7 @@ def build_live_asset(m: Mapping) -> dg.AssetsDefinition:
         resource: PloomesResource = getattr(context.resources, ploomes_key)
         duck: DuckDBResource = getattr(context.resources, duck_key)
         with EventStore(store_path(home(), m.name)) as store:
-            events = [e for e, _ in store.events(config.events)]
+            events = store.events(config.events)
         stats = CallStats()
         with (
             resource.one_step_at_a_time(context.log),
@@ -147,6 +148,7 @@ def build_live_asset(m: Mapping) -> dg.AssetsDefinition:
             pruned = _prune(con, m.name)
             _append(con, m.name, frame)
             restored = _tombstones(con, m.name, got, context.run_id)
+            held = int(con.execute(f"select count(*) from {m.name}.{LIVE_TABLE}").fetchall()[0][0])
         return dg.MaterializeResult(
             metadata={
                 "events": markdown(_events_frame(events), limit=20),
@@ -156,6 +158,7 @@ def build_live_asset(m: Mapping) -> dg.AssetsDefinition:
                 "gone": dg.MetadataValue.json([f"{p} {i}" for p, i in got.gone]),
                 "restored": restored,
                 "superseded_rows_pruned": pruned,
+                "dagster/row_count": held,
                 "not_found": dg.MetadataValue.json([f"{s} {i}" for s, i in got.not_found]),
                 "not_read_by_this_mapping": len(got.ignored),
                 "requests": stats.requests,
@@ -179,17 +182,42 @@ def _confirmed_gone(
     return {Origin(str(s), int(i)): w for s, i, w in rows if Origin(str(s), int(i)) in deleted}
 
 
+def _apply_deletes(
+    m: Mapping,
+    con: duckdb.DuckDBPyConnection,
+    customerx: CustomerXResource,
+    context: AssetExecutionContext,
+    gone: dict[Origin, str | None],
+) -> tuple[Decision, Applied | None]:
+    """`deletes.policy` for the confirmed gone, as a reconcile decides it; nothing above the guard."""
+    statuses = ledger.contract_statuses(con, m.name) if table_exists(con, m.name, "contract_status") else {}
+    today = dt.datetime.now(ZoneInfo(m.sync.timezone)).date()
+    held = tombstones.held(con, m.name, dt.datetime.now(dt.UTC).replace(tzinfo=None))
+    decision = decide_confirmed(m, held, statuses, gone, tombstones.known(con, m.name) - set(gone), today)
+    if decision.guard:
+        context.log.warning("live deletes removed nothing: " + "; ".join(decision.guard))
+        return decision, None
+    api = customerx.api(context.log)
+    try:
+        return decision, apply(decision, api, con, m.name, context.run_id)
+    except (CustomerXAuthError, CustomerXUnavailableError) as exc:
+        raise failure(str(exc), ErrorKind.CUSTOMERX) from None
+    finally:
+        api.close()
+
+
 def build_live_deletes_asset(m: Mapping) -> dg.AssetsDefinition:
     plan = Plan.of(m)
     cx_key, duck_key = plan.customerx_resource, plan.duckdb_resource
 
     @dg.asset(
         key=plan.live_deletes_key,
-        group_name=plan.group("load"),
+        group_name=plan.group("live"),
         kinds={"customerx", "duckdb"},
         deps=[plan.load_key(e) for e in plan.staged],
         required_resource_keys={cx_key, duck_key},
         pool=plan.customerx_pool,
+        metadata={"dagster/column_schema": GONE_COLUMNS},
         description=f"The records a batch's delete webhooks named and Ploomes no longer has, handled by "
         f"`deletes.policy` ({m.deletes.policy}) as `reconcile` would, with the same `deletes.max_share` guard "
         "(above it nothing is removed and the run says so; `reconcile` can then be run by hand).",
@@ -198,35 +226,19 @@ def build_live_deletes_asset(m: Mapping) -> dg.AssetsDefinition:
         customerx: CustomerXResource = getattr(context.resources, cx_key)
         duck: DuckDBResource = getattr(context.resources, duck_key)
         with EventStore(store_path(home(), m.name)) as store:
-            events = [e for e, _ in store.events(config.events)]
+            events = store.events(config.events)
         with customerx.one_step_at_a_time(context.log), connection(duck) as con:
             gone = _confirmed_gone(con, m.name, events)
-            if not gone:
-                return dg.MaterializeResult(metadata={"gone": 0, "summary": "no delete in this batch"})
-            statuses = (
-                ledger.contract_statuses(con, m.name) if table_exists(con, m.name, "contract_status") else {}
-            )
-            today = dt.datetime.now(ZoneInfo(m.sync.timezone)).date()
-            held = tombstones.held(con, m.name, dt.datetime.now(dt.UTC).replace(tzinfo=None))
-            decision = decide_confirmed(
-                m, held, statuses, gone, tombstones.known(con, m.name) - set(gone), today
-            )
-            if decision.guard:
-                context.log.warning("live deletes removed nothing: " + "; ".join(decision.guard))
-                return dg.MaterializeResult(metadata={"gone": len(gone), "guard": "; ".join(decision.guard)})
-            api = customerx.api(context.log)
-            try:
-                applied = apply(decision, api, con, m.name, context.run_id)
-            except (CustomerXAuthError, CustomerXUnavailableError) as exc:
-                raise failure(str(exc), ErrorKind.CUSTOMERX) from None
-            finally:
-                api.close()
+            decision, applied = _apply_deletes(m, con, customerx, context, gone) if gone else (None, None)
+            held_gone = tombstones.count(con, m.name)
         return dg.MaterializeResult(
             metadata={
-                "gone": len(gone),
-                "policy": decision.policy,
-                "outcomes": dg.MetadataValue.json(dict(applied.counts)),
-                "actions": markdown(report.actions_frame(decision), limit=20),
+                "gone_in_this_batch": len(gone),
+                "policy": m.deletes.policy,
+                "guard": "; ".join(decision.guard) if decision is not None else "",
+                "outcomes": dg.MetadataValue.json(dict(applied.counts) if applied else {}),
+                "preview": markdown(report.actions_frame(decision) if decision else pd.DataFrame(), limit=20),
+                "dagster/row_count": held_gone,
             }
         )
 

@@ -9,6 +9,7 @@ job and a window never write at the same time.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import socket
@@ -64,7 +65,6 @@ class LiveWorker:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=f"live-{m.name}", daemon=True)
-        self.last: Batch | None = None
 
     def start(self) -> LiveWorker:
         # one `listen` per mapping (its lock): claims of an earlier one that died are ours to redo
@@ -98,8 +98,8 @@ class LiveWorker:
             try:
                 while not self._stop.is_set() and self.process_once():
                     pass
-            except Exception:  # the loop must outlive any one batch; the events stay claimed
-                log.exception("live processing failed; the batch's events are retried after their lease")
+            except Exception:  # the loop must outlive any one batch; its events are due again later
+                log.exception("live processing failed; the batch's events are retried with backoff")
 
     def process_once(self) -> bool:
         """One batch, if any is due; whether there was one."""
@@ -109,20 +109,24 @@ class LiveWorker:
         seqs = [e.seq for e in events]
         run_id = str(uuid.uuid4())
         started = time.monotonic()
-        with exclusive(self.lock):
-            result = self.job.execute_in_process(
-                instance=self.instance,
-                raise_on_error=False,
-                run_id=run_id,
-                tags={
-                    "ploomes_cx/trigger": "listen",
-                    EVENTS_TAG: events_label(events),
-                    "dagster/max_retries": "0",
-                    PID_TAG: str(os.getpid()),
-                    HOST_TAG: socket.gethostname(),
-                },
-                run_config=live_run_config(self.m, seqs, self.sync_id),
-            )
+        try:
+            with exclusive(self.lock):
+                result = self.job.execute_in_process(
+                    instance=self.instance,
+                    raise_on_error=False,
+                    run_id=run_id,
+                    tags={
+                        "ploomes_cx/trigger": "listen",
+                        EVENTS_TAG: events_label(events),
+                        "dagster/max_retries": "0",
+                        PID_TAG: str(os.getpid()),
+                        HOST_TAG: socket.gethostname(),
+                    },
+                    run_config=live_run_config(self.m, seqs, self.sync_id),
+                )
+        except Exception as exc:  # the run could not even start (the instance, a bug): retried later
+            self.store.failed(seqs, run_id, f"{type(exc).__name__}: {exc}")
+            raise
         outcome = summarize(
             Plan.of(self.m), f"events {events_label(events)}", result, time.monotonic() - started
         )
@@ -131,13 +135,9 @@ class LiveWorker:
         else:
             self.store.failed(seqs, run_id, "; ".join(outcome.errors) or "the live run failed")
         now = time.time()
-        batch = Batch(events, outcome, [now - _epoch(e.received_at) for e in events])
-        self.last = batch
-        self.on_batch(batch)
+        self.on_batch(
+            Batch(
+                events, outcome, [now - dt.datetime.fromisoformat(e.received_at).timestamp() for e in events]
+            )
+        )
         return True
-
-
-def _epoch(iso: str) -> float:
-    import datetime as dt
-
-    return dt.datetime.fromisoformat(iso).timestamp()
