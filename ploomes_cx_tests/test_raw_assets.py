@@ -186,7 +186,10 @@ def test_each_mapping_file_adds_its_own_prefixed_asset_graph(tmp_path, monkeypat
     assert {"south/raw_orders", "south/raw_quotes"} <= south
     assert loaded.resolve_job_def("north_sync") and loaded.resolve_job_def("south_sync")
     groups = {loaded.resolve_assets_def(k).group_names_by_key[k] for k in loaded.resolve_all_asset_keys()}
-    assert groups == {f"{n}_{layer}" for n in ("north", "south") for layer in ("raw", "staging", "load")}
+    assert groups == {
+        f"{n}_{layer}" for n in ("north", "south") for layer in ("raw", "staging", "load", "live")
+    }
+    assert loaded.resolve_job_def("north_live") and loaded.resolve_sensor_def("south_live_sensor")
 
 
 def test_hourly_mapping_partitions_follow_its_timezone(tmp_path):
