@@ -203,3 +203,34 @@ def test_groups_of_lists_groups_of_two_or_more_with_their_labels() -> None:
     assert members == {3: [11, 12], 7: [10, 20, 30]}  # group 5 has one row
     assert labels == {3: {"a"}, 7: {"b"}}
     assert list(members) == [3, 7]
+
+
+def _decided(
+    f: pd.DataFrame, same: list[tuple[int, ...]], apart: set[tuple[int, int]]
+) -> tuple[dict[int, int], list]:
+    c = cluster_by_identifiers(f, ALL, same, apart)
+    ids = f["ploomes_id"].tolist()
+    return {ids[i]: ids[s] for i, s in enumerate(c.survivor)}, c.unjoined
+
+
+def test_a_same_decision_joins_records_whatever_their_identifiers_and_different_splits_a_shared_email():
+    f = frame(
+        (1, 3, "11222333000181", None, "a@x.com"),  # typo'd CNPJ of the same company as 2
+        (2, 1, "11222333000100", None, "b@x.com"),
+        (3, 2, None, None, "contabil@escritorio.com"),  # two firms of one accountant
+        (4, 0, None, None, "contabil@escritorio.com"),
+        (5, 0, None, None, "c@x.com"),
+    )
+    assert survivors(f, ALL) == {1: 1, 2: 2, 3: 3, 4: 3, 5: 5}  # the identifiers alone
+    decided, unjoined = _decided(f, [(2, 1), (99, 5)], {(3, 4)})
+    assert decided == {1: 1, 2: 1, 3: 3, 4: 4, 5: 5} and unjoined == []  # 99 is not here: nothing to join
+
+
+def test_a_same_decision_that_a_different_one_blocks_through_a_cluster_is_reported_not_applied():
+    f = frame(
+        (1, 3, None, "ERP-1", None),
+        (2, 2, None, "ERP-1", None),  # joins 1 by its code
+        (3, 1, None, None, "z@x.com"),
+    )
+    decided, unjoined = _decided(f, [(3, 2)], {(1, 3)})
+    assert decided == {1: 1, 2: 1, 3: 3} and unjoined == [(3, 2)]

@@ -51,11 +51,13 @@ def add_sync(sub: argparse._SubParsersAction) -> None:
 # ---- sync ------------------------------------------------------------------------------------
 def mapping_and_windows(mapping_ref: str, window_spec: str) -> tuple[Mapping, list[str]] | None:
     """The mapping and its partition keys, or None after printing why (exit code 2)."""
+    from ploomes_cx.decisions import load_decisions
     from ploomes_cx.mapping import MappingError, resolve_mapping
     from ploomes_cx.partitions import WindowError, window_keys
 
     try:
         m = resolve_mapping(mapping_ref)
+        load_decisions(m)  # checked before any run, like the mapping (a DecisionsError is a MappingError)
         return m, window_keys(m, window_spec)
     except (MappingError, WindowError) as exc:
         print(f"error: {exc}", file=sys.stderr)

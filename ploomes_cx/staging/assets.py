@@ -13,8 +13,9 @@ import pandas as pd
 from dagster import AssetExecutionContext
 from dagster_duckdb import DuckDBResource
 
+from ploomes_cx.decisions import DecisionsError
 from ploomes_cx.mapping import Mapping
-from ploomes_cx.metadata import Count, markdown
+from ploomes_cx.metadata import Count, ErrorKind, failure, markdown
 from ploomes_cx.plan import Plan
 from ploomes_cx.runtime.duckdb_io import connection
 from ploomes_cx.staging import checks
@@ -141,6 +142,10 @@ def _table_outputs(
         metadata={
             "merged_clusters": int((clusters["kind"] == "merged").sum()),
             "candidate_clusters": int((clusters["kind"] == "candidate").sum()),
+            # a person's decisions (`<name>.decisions.csv`): kept apart, naming Ids no record has, blocked
+            "decided_different": int((clusters["kind"] == "different").sum()),
+            "decisions_with_missing_ids": int((clusters["kind"] == "missing").sum()),
+            "same_decisions_blocked": int((clusters["kind"] == "unjoined").sum()),
             "preview": markdown(largest),
         },
     )
@@ -162,7 +167,10 @@ def build_staging_assets(m: Mapping) -> list[dg.AssetsDefinition]:
     def _staging(context: AssetExecutionContext):
         duck: DuckDBResource = getattr(context.resources, resource_key)
         with connection(duck) as con:
-            staged = build_staging(con, m, context.run_id)
+            try:
+                staged = build_staging(con, m, context.run_id)
+            except DecisionsError as exc:
+                raise failure(str(exc), ErrorKind.MAPPING) from None
             with staging_mode():
                 tables = _apply_contracts(staged, entities, context.run_id)
             # Still open while the IO manager writes each output: its connections then join the

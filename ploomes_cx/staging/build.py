@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import duckdb
 import pandas as pd
 
+from ploomes_cx.decisions import load_decisions
 from ploomes_cx.mapping import Mapping
 from ploomes_cx.plan import Plan
 from ploomes_cx.ploomes.custom_fields import mapped_field_types
@@ -31,6 +32,7 @@ from ploomes_cx.staging.context import Context
 from ploomes_cx.staging.contracts import stage_contracts
 from ploomes_cx.staging.party import read_parties
 from ploomes_cx.staging.rejects import Rejects
+from ploomes_cx.staging.survivors import decision_rows
 from ploomes_cx.staging.tables import CLUSTER_COLUMNS, missing_parents
 from ploomes_cx.staging.timeline import stage_timeline
 
@@ -68,7 +70,14 @@ def _build(con: duckdb.DuckDBPyConnection, m: Mapping, run_id: str) -> Staged:
     # Keep DuckDB's own buffers modest: the frames below need the memory more.
     con.execute(f"set memory_limit = '{DUCKDB_MEMORY}'")
     con.execute("set preserve_insertion_order = false")
-    ctx = Context(con, m, Rejects(run_id), mapped_field_types(con, m), missing=missing_parents(con, m.name))
+    ctx = Context(
+        con,
+        m,
+        Rejects(run_id),
+        mapped_field_types(con, m),
+        missing=missing_parents(con, m.name),
+        decisions=load_decisions(m),
+    )
     parties = read_parties(ctx, Plan.of(m).extracts)
     release_buffers(con, DUCKDB_MEMORY)  # the payload pages the reads left cached
     counts: dict[str, dict[str, int]] = {}
@@ -80,6 +89,7 @@ def _build(con: duckdb.DuckDBPyConnection, m: Mapping, run_id: str) -> Staged:
     parties.orgs = parties.persons = parties.orgs.iloc[0:0]
     contracts, counts["contracts"] = stage_contracts(ctx, parties, client_of)
     timeline, counts["timeline"] = stage_timeline(ctx, parties, client_of)
+    ctx.clusters += decision_rows(ctx.decisions, ctx.decided_seen)
     return Staged(
         clients=clients,
         contacts=contacts,

@@ -7,17 +7,21 @@ from collections.abc import Iterator
 import dagster as dg
 import pandas as pd
 
+from ploomes_cx.decisions import apart_pairs, load_decisions
 from ploomes_cx.identity import IDENTIFIER_COLUMNS, any_same_record
 from ploomes_cx.mapping import Mapping
 from ploomes_cx.metadata import markdown
 from ploomes_cx.plan import Plan
 
 
-def duplicate_identifiers(frame: pd.DataFrame, identifiers: list[str]) -> pd.DataFrame:
+def duplicate_identifiers(
+    frame: pd.DataFrame, identifiers: list[str], apart: set[tuple[int, int]] | None = None
+) -> pd.DataFrame:
     """Groups of staged rows sharing a mapped identifier that the identity rule says are one record.
 
     Sharing a value is allowed exactly when the rule keeps the rows apart (two different valid
-    documents, or a higher-priority identifier that differs), which is when dedupe left them apart.
+    documents, or a higher-priority identifier that differs), which is when dedupe left them apart,
+    or when a person decided every pair of the group different (`apart`, Ploomes Ids).
     """
     found = []
     columns = [c for c in ("document", "external_code", "email") if c in frame]
@@ -27,7 +31,7 @@ def duplicate_identifiers(frame: pd.DataFrame, identifiers: list[str]) -> pd.Dat
             continue
         shared = frame[frame[col].notna() & frame[col].duplicated(keep=False)]
         for value, group in shared.groupby(col):
-            if not any_same_record(group[columns], identifiers):
+            if not any_same_record(group[columns], identifiers) or _decided_apart(group, apart):
                 continue
             found.append(
                 {
@@ -40,10 +44,17 @@ def duplicate_identifiers(frame: pd.DataFrame, identifiers: list[str]) -> pd.Dat
     return pd.DataFrame(found, columns=["identifier", "value", "rows", "external_ids"])
 
 
+def _decided_apart(group: pd.DataFrame, apart: set[tuple[int, int]] | None) -> bool:
+    if not apart or "ploomes_id" not in group:
+        return False
+    ids = sorted(int(i) for i in group["ploomes_id"])
+    return all((a, b) in apart for n, a in enumerate(ids) for b in ids[n + 1 :])
+
+
 def no_duplicate_identifiers(
-    key: dg.AssetKey, frame: pd.DataFrame, identifiers: list[str]
+    key: dg.AssetKey, frame: pd.DataFrame, identifiers: list[str], apart: set[tuple[int, int]] | None = None
 ) -> dg.AssetCheckResult:
-    offenders = duplicate_identifiers(frame, identifiers)
+    offenders = duplicate_identifiers(frame, identifiers, apart)
     return dg.AssetCheckResult(
         asset_key=key,
         check_name="no_duplicate_identifiers",
@@ -160,8 +171,9 @@ def staging_check_results(
 ) -> Iterator[dg.AssetCheckResult]:
     """The results of every check `staging_check_specs` declares, in the same order."""
     key = plan.staging_key
+    apart = apart_pairs(load_decisions(m))
     for entity in ("clients", "contacts"):
-        yield no_duplicate_identifiers(key(entity), tables[entity], m.identifiers)
+        yield no_duplicate_identifiers(key(entity), tables[entity], m.identifiers, apart)
     for entity in plan.staged:
         if entity != "clients":
             yield referential_integrity(key(entity), tables[entity], tables["clients"])

@@ -12,6 +12,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from ploomes_cx.decisions import apart_pairs
 from ploomes_cx.staging.context import Context
 from ploomes_cx.staging.dedupe import fuzzy_candidates
 from ploomes_cx.staging.party import Parties
@@ -44,9 +45,13 @@ def stage_clients(ctx: Context, parties: Parties) -> tuple[pd.DataFrame, dict[st
 
 
 def _list_candidates(ctx: Context, clients: pd.DataFrame, entity: str) -> None:
-    """Look-alike clients, listed for a person to decide; they never merge."""
+    """Look-alike clients, listed for a person to decide; they never merge. A group every pair of
+    which a person decided different is no longer a candidate."""
+    apart = apart_pairs(ctx.decisions)
     for g in fuzzy_candidates(clients):
         members = g["members"]
+        if apart and all((a, b) in apart for i, a in enumerate(members) for b in members[i + 1 :]):
+            continue
         ctx.clusters.append(
             {
                 "cluster_id": f"clients:{entity}:fuzzy:{members[0]}",

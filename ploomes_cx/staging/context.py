@@ -9,6 +9,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from ploomes_cx.decisions import Decision
 from ploomes_cx.mapping import Mapping
 from ploomes_cx.ploomes.custom_fields import read_fields
 from ploomes_cx.ploomes.fields import FieldType
@@ -25,6 +26,8 @@ class Context:
     clusters: list[dict[str, Any]] = field(default_factory=list)
     # parents asked for by Id that Ploomes no longer has, by kind (`raw_dependencies` without payload)
     missing: dict[str, set[int]] = field(default_factory=dict)
+    decisions: list[Decision] = field(default_factory=list)  # a person's (`<name>.decisions.csv`)
+    decided_seen: set[int] = field(default_factory=set)  # the decisions' Ids some party frame holds
 
     def orphan_rule(
         self, parents: pd.Series, kind: str = "contacts", otherwise: str = "client_not_found"

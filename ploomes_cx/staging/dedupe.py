@@ -12,6 +12,10 @@ others become its aliases, so whatever points at them follows the survivor.
 
 Fuzzy candidates (same folded company name, or near-identical names, with different or missing
 identifiers) are only reported, for a person to decide; they never merge.
+
+A person's decisions (`ploomes_cx/decisions.py`) come last and first: records decided
+`different` never share a cluster, whatever joins them; records decided `same` are joined after
+the identifiers, whatever their values (rule `decision`).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from __future__ import annotations
 import bisect
 import heapq
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -39,13 +43,24 @@ class Clusters:
     survivor: np.ndarray
     matched_by: list[str | None]
     values: dict[str, np.ndarray]  # identifier column -> cluster value per row (the survivor's)
+    unjoined: list[tuple[int, ...]] = field(default_factory=list)  # `same` groups a `different` kept apart
 
 
 class _Forest:
     """The union-find the clusters grow in: each root keeps its cluster's identifier values."""
 
-    def __init__(self, frame: pd.DataFrame, identifiers: list[str], tracked: list[str]) -> None:
+    def __init__(
+        self,
+        frame: pd.DataFrame,
+        identifiers: list[str],
+        tracked: list[str],
+        apart: dict[int, set[int]] | None = None,
+    ) -> None:
         n = len(frame)
+        # rows decided `different` (local positions): each row's opposites, and per root the
+        # decided rows its cluster holds
+        self.apart = apart or {}
+        self.holds: dict[int, set[int]] = {p: {p} for p in self.apart}
         order = np.lexsort((frame["ploomes_id"].to_numpy(), -frame["changed_at"].to_numpy().astype("int64")))
         self.rank = np.empty(n, dtype=np.int64)
         self.rank[order] = np.arange(n)  # 0 = most recent
@@ -61,12 +76,21 @@ class _Forest:
 
     def compatible(self, a: int, b: int) -> bool:
         """The identity rule on the two clusters' values (each keeps one value per identifier)."""
-        return same_in_columns(self.value["document"], self.ordered, a, b)
+        return same_in_columns(self.value["document"], self.ordered, a, b) and not self.kept_apart(a, b)
+
+    def kept_apart(self, a: int, b: int) -> bool:
+        """Whether the clusters of roots `a` and `b` hold two records decided different."""
+        if not self.holds:
+            return False
+        theirs = self.holds.get(b, set())
+        return any(self.apart[x] & theirs for x in self.holds.get(a, ()))
 
     def union(self, a: int, b: int, ident: str) -> int:
         keep, gone = (a, b) if self.rank[a] < self.rank[b] else (b, a)
         self.parent[gone] = keep
         self.matched_by[gone] = ident
+        if gone in self.holds:
+            self.holds.setdefault(keep, set()).update(self.holds.pop(gone))
         for col in self.tracked:
             if self.value[col][keep] is None:
                 self.value[col][keep] = self.value[col][gone]
@@ -106,16 +130,27 @@ class _Forest:
                 bisect.insort(by_document[documents[root]], target)
 
 
-def cluster_by_identifiers(frame: pd.DataFrame, identifiers: list[str]) -> Clusters:
-    """`frame` needs `ploomes_id`, `changed_at` and the normalized identifier columns."""
+def cluster_by_identifiers(
+    frame: pd.DataFrame,
+    identifiers: list[str],
+    same: list[tuple[int, ...]] | None = None,
+    apart: set[tuple[int, int]] | None = None,
+) -> Clusters:
+    """`frame` needs `ploomes_id`, `changed_at` and the normalized identifier columns; `same` and
+    `apart` are a person's decisions by Ploomes Id (those not in `frame` are ignored)."""
     columns = [IDENTIFIER_COLUMNS[i] for i in identifiers]
     tracked = list(dict.fromkeys(["document", *columns]))
     shared = {c: (frame[c].notna() & frame[c].duplicated(keep=False)).to_numpy() for c in columns}
-    # Only a row sharing a value with another can join a cluster: the forest holds those alone
-    # (a tenth of a million contacts), every other row is its own survivor.
-    rows = np.flatnonzero(np.logical_or.reduce([*shared.values(), np.zeros(len(frame), dtype=bool)]))
+    ids = frame["ploomes_id"].to_numpy()
+    decided = np.isin(
+        ids, [i for group in same or [] for i in group] + [i for pair in apart or () for i in pair]
+    )
+    # Only a row sharing a value with another, or named by a decision, can join a cluster: the
+    # forest holds those alone (a tenth of a million contacts), every other row is its own survivor.
+    rows = np.flatnonzero(np.logical_or.reduce([*shared.values(), decided]))
     sharing = frame[["ploomes_id", "changed_at", *tracked]].iloc[rows]
-    forest = _Forest(sharing, identifiers, tracked)
+    local_of = {int(i): p for p, i in enumerate(ids[rows].tolist())}
+    forest = _Forest(sharing, identifiers, tracked, _apart_positions(apart or set(), local_of))
     for ident, col in zip(identifiers, columns, strict=True):
         positions = np.flatnonzero(shared[col][rows])
         if not len(positions):
@@ -128,6 +163,7 @@ def cluster_by_identifiers(frame: pd.DataFrame, identifiers: list[str]) -> Clust
             groups[key].append(pos)
         for members in groups.values():
             forest.join_group(members, ident)
+    unjoined = _join_decided(forest, same or [], local_of)
     local = np.array(forest.parent, dtype=np.int64)  # an empty list would make floats
     while True:  # full path compression, vectorized
         hop = local[local]
@@ -145,7 +181,35 @@ def cluster_by_identifiers(frame: pd.DataFrame, identifiers: list[str]) -> Clust
         values[pd.isna(values)] = None
         values[rows] = _objects(forest.value[c])[local]
         cluster_values[c] = values
-    return Clusters(survivor=survivors, matched_by=matched_by, values=cluster_values)
+    return Clusters(survivor=survivors, matched_by=matched_by, values=cluster_values, unjoined=unjoined)
+
+
+def _apart_positions(apart: set[tuple[int, int]], local_of: dict[int, int]) -> dict[int, set[int]]:
+    out: dict[int, set[int]] = {}
+    for a, b in apart:
+        if a in local_of and b in local_of:
+            out.setdefault(local_of[a], set()).add(local_of[b])
+            out.setdefault(local_of[b], set()).add(local_of[a])
+    return out
+
+
+def _join_decided(
+    forest: _Forest, same: list[tuple[int, ...]], local_of: dict[int, int]
+) -> list[tuple[int, ...]]:
+    """Join each `same` group's records present here; a group a `different` decision keeps apart
+    (through the clusters its records are in) is returned, not joined."""
+    unjoined = []
+    for group in same:
+        present = [local_of[i] for i in group if i in local_of]
+        for p in present[1:]:
+            a, b = forest.find(present[0]), forest.find(p)
+            if a == b:
+                continue
+            if forest.kept_apart(a, b):
+                unjoined.append(group)
+                break
+            forest.union(a, b, "decision")
+    return unjoined
 
 
 def _objects(values: list[object]) -> np.ndarray:

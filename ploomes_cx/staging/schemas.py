@@ -197,13 +197,16 @@ class Rejected(_Base):
 
 
 class DuplicateClusters(_Base):
-    """Records merged by identifier (kind merged) and look-alikes left for a person (kind candidate)."""
+    """Records merged by identifier or decision (kind merged), look-alikes left for a person (kind
+    candidate), and a person's decisions: pairs kept apart (different), decisions naming Ids no
+    record has (missing), `same` decisions a `different` one blocked (unjoined)."""
 
     cluster_id: Series[Text] = pa.Field(description="Stable id of the cluster", unique=True)
     entity: Series[Text] = pa.Field(description="clients or contacts")
     kind: Series[Text] = pa.Field(
-        description="merged (by identifier) or candidate (look-alike names, for review)",
-        isin=["merged", "candidate"],
+        description="merged (by identifier or decision), candidate (look-alikes, for review), "
+        "different (decided apart), missing (a decision naming Ids no record has), unjoined",
+        isin=["merged", "candidate", "different", "missing", "unjoined"],
     )
     survivor_id: Series[pd.Int64Dtype] = pa.Field(
         description="Ploomes Id that stays (merged clusters)", nullable=True

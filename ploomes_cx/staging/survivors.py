@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ploomes_cx.decisions import Decision, apart_pairs, same_groups
 from ploomes_cx.staging.context import Context
 from ploomes_cx.staging.dedupe import cluster_by_identifiers, groups_of
 from ploomes_cx.staging.normalize import normalize_names
@@ -23,8 +24,16 @@ def merge_duplicates(
     its legal name; a frame without `name_key` (contacts) had its nameless rejected by the caller."""
     if "name_key" in party:
         party = _named(ctx, party, entity)
-    result = cluster_by_identifiers(party, ctx.m.identifiers)
     ids = party["ploomes_id"].to_numpy()
+    named = {i for d in ctx.decisions for i in d.ids}
+    ctx.decided_seen.update(named.intersection(ids.tolist()) if named else ())
+    result = cluster_by_identifiers(
+        party, ctx.m.identifiers, same_groups(ctx.decisions), apart_pairs(ctx.decisions)
+    )
+    for group in result.unjoined:
+        ctx.clusters.append(
+            _decision_row(entity, "unjoined", group, "same, but a different decision keeps them apart")
+        )
     survivor_ids = ids[result.survivor]
     # a million contacts need no id map: nothing points at a contact
     alias_to_survivor = dict(zip(ids.tolist(), survivor_ids.tolist(), strict=True)) if want_aliases else {}
@@ -76,3 +85,35 @@ def _list_clusters(
             }
         )
     return aliases
+
+
+def _decision_row(entity: str, kind: str, ids: tuple[int, ...], rule: str) -> dict[str, object]:
+    """A `duplicate_clusters` row about a person's decision rather than a cluster found."""
+    return {
+        "cluster_id": f"decision:{entity}:{kind}:{'-'.join(map(str, ids))}",
+        "entity": entity,
+        "kind": kind,
+        "survivor_id": None,
+        "member_ids": ",".join(map(str, ids)),
+        "size": len(ids),
+        "rule": rule,
+        "score": 1.0,
+    }
+
+
+def decision_rows(decisions: list[Decision], seen: set[int]) -> list[dict[str, object]]:
+    """What the UI lists about the decisions: pairs kept apart, and decisions naming Ids no staged
+    party holds (deleted, merged away in Ploomes, or a typo): reported, never fatal."""
+    rows = []
+    for d in decisions:
+        absent = [i for i in d.ids if i not in seen]
+        where = f"line {d.line}" + (f" by {d.decided_by}" if d.decided_by else "")
+        if absent:
+            rows.append(
+                _decision_row(
+                    "decisions", "missing", d.ids, f"{where}: no record has Id {' '.join(map(str, absent))}"
+                )
+            )
+        elif d.decision == "different":
+            rows.append(_decision_row("decisions", "different", d.ids, f"{where}: decided different"))
+    return rows
