@@ -2,7 +2,7 @@
 
 Exit codes: 0 all good (or nothing to do), 1 some records failed or were refused by CustomerX,
 2 usage or mapping error, 3 the run failed (API unreachable, credentials missing or refused, bug).
-Each command is in a module of its own: `sync.py`, `reconcile.py`, `webhooks.py`, `listen.py`, `init.py`, `check.py`, `fields.py`, `servers.py` (sandbox,
+Each command is in a module of its own: `sync.py`, `reconcile.py`, `webhooks.py`, `listen.py`, `review.py`, `init.py`, `check.py`, `fields.py`, `servers.py` (sandbox,
 demo, ui).
 """
 
@@ -18,6 +18,7 @@ from ploomes_cx.cli.fields import add_fields
 from ploomes_cx.cli.init import add_init
 from ploomes_cx.cli.listen import add_listen
 from ploomes_cx.cli.reconcile import add_reconcile
+from ploomes_cx.cli.review import add_review
 from ploomes_cx.cli.servers import add_demo, add_sandbox, add_ui
 from ploomes_cx.cli.sync import add_sync
 from ploomes_cx.cli.webhooks import add_webhooks
@@ -35,6 +36,7 @@ examples:
   ploomes-cx reconcile sandbox --dry-run              # what Ploomes deletes would change
   ploomes-cx webhooks register acme --url https://sync.example.com/ploomes/webhook
   ploomes-cx listen acme                              # receive them: changes land within seconds
+  ploomes-cx review sandbox                           # decide look-alikes: same, different, skip
   ploomes-cx demo                                     # sandbox + 3 windows + the Dagster UI
   ploomes-cx ui                                       # the UI and daemon on the same instance
 
@@ -72,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
         add_reconcile,
         add_webhooks,
         add_listen,
+        add_review,
         add_init,
         add_check,
         add_fields,
