@@ -110,10 +110,9 @@ def same_groups(decisions: list[Decision]) -> list[tuple[int, ...]]:
 
 def apart_pairs(decisions: list[Decision]) -> set[tuple[int, int]]:
     """Every pair of Ids decided different, smaller Id first."""
-    return {
-        (min(a, b), max(a, b))
-        for d in decisions
-        if d.decision == "different"
-        for i, a in enumerate(d.ids)
-        for b in d.ids[i + 1 :]
-    }
+    return decided_pairs([d for d in decisions if d.decision == "different"])
+
+
+def decided_pairs(decisions: list[Decision]) -> set[tuple[int, int]]:
+    """Every pair of Ids a decision settled, either way, smaller Id first: no longer candidates."""
+    return {(min(a, b), max(a, b)) for d in decisions for i, a in enumerate(d.ids) for b in d.ids[i + 1 :]}

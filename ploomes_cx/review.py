@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import duckdb
 
-from ploomes_cx.decisions import COLUMNS, Decision, decisions_path, load_decisions
+from ploomes_cx.decisions import COLUMNS, Decision, decided_pairs, decisions_path, load_decisions
 from ploomes_cx.mapping import Mapping
 from ploomes_cx.runtime.duckdb_io import database_path, table_exists
 from ploomes_cx.runtime.state import home
@@ -47,7 +47,7 @@ def open_candidates(m: Mapping) -> list[Candidate]:
     path = database_path(home(), m.name)
     if not path.exists():
         raise NothingStaged(f"nothing staged yet for mapping {m.name} ({path}): run `ploomes-cx sync` first")
-    settled = _settled(load_decisions(m))
+    settled = decided_pairs(load_decisions(m))
     with duckdb.connect(str(path), read_only=True) as con:
         if not table_exists(con, m.name, "duplicate_clusters"):
             raise NothingStaged(f"nothing staged yet for mapping {m.name}: run `ploomes-cx sync` first")
@@ -61,10 +61,6 @@ def open_candidates(m: Mapping) -> list[Candidate]:
         groups = [g for g in groups if not _all_settled(g[0], settled)]
         records = _records(con, m.name, {i for ids, _, _ in groups for i in ids})
     return [Candidate(ids, rule, score, {i: records.get(i, {}) for i in ids}) for ids, rule, score in groups]
-
-
-def _settled(decisions: list[Decision]) -> set[tuple[int, int]]:
-    return {(min(a, b), max(a, b)) for d in decisions for n, a in enumerate(d.ids) for b in d.ids[n + 1 :]}
 
 
 def _all_settled(ids: tuple[int, ...], settled: set[tuple[int, int]]) -> bool:

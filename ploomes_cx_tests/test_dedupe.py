@@ -9,7 +9,7 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ploomes_cx.staging.dedupe import cluster_by_identifiers, fuzzy_candidates, groups_of
+from ploomes_cx.staging.dedupe import cluster_by_identifiers, fuzzy_candidates, groups_of, related_candidates
 
 T = dt.datetime(2026, 11, 2, 12)
 
@@ -234,3 +234,16 @@ def test_a_same_decision_that_a_different_one_blocks_through_a_cluster_is_report
     )
     decided, unjoined = _decided(f, [(3, 2)], {(1, 3)})
     assert decided == {1: 1, 2: 1, 3: 3} and unjoined == [(3, 2)]
+
+
+def test_branches_of_one_cnpj_root_and_a_shared_phone_are_candidates_with_their_reason():
+    f = pd.DataFrame(
+        {
+            "ploomes_id": [1, 2, 3, 4, 5, 6],
+            "document": ["11222333000181", "11222333000262", "99888777000100", "12345678901", None, None],
+            "document_type": ["cnpj", "cnpj", "cnpj", "cpf", None, None],
+            "phone": ["+551130000000", None, None, "+551130000000", "+5521999990000", "+5521999990001"],
+        }
+    )
+    found = sorted((g["rule"], g["members"], g["score"]) for g in related_candidates(f))
+    assert found == [("cnpj_branch", [1, 2], 80.0), ("same_phone", [1, 4], 85.0)]

@@ -12,9 +12,9 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from ploomes_cx.decisions import apart_pairs
+from ploomes_cx.decisions import decided_pairs
 from ploomes_cx.staging.context import Context
-from ploomes_cx.staging.dedupe import fuzzy_candidates
+from ploomes_cx.staging.dedupe import fuzzy_candidates, related_candidates
 from ploomes_cx.staging.party import Parties
 from ploomes_cx.staging.survivors import merge_duplicates
 from ploomes_cx.staging.tables import CLIENT_COLUMNS, counts, shape
@@ -45,23 +45,32 @@ def stage_clients(ctx: Context, parties: Parties) -> tuple[pd.DataFrame, dict[st
 
 
 def _list_candidates(ctx: Context, clients: pd.DataFrame, entity: str) -> None:
-    """Look-alike clients, listed for a person to decide; they never merge. A group every pair of
-    which a person decided different is no longer a candidate."""
-    apart = apart_pairs(ctx.decisions)
-    for g in fuzzy_candidates(clients):
-        members = g["members"]
-        if apart and all((a, b) in apart for i, a in enumerate(members) for b in members[i + 1 :]):
+    """Look-alike clients, listed for a person to decide; they never merge. A group listed for
+    several reasons is one candidate whose rule names them all; a group every pair of which a
+    person decided (either way) is no longer a candidate."""
+    settled = decided_pairs(ctx.decisions)
+    groups: dict[tuple[int, ...], dict[str, object]] = {}
+    for g in fuzzy_candidates(clients) + related_candidates(clients):
+        members = tuple(int(i) for i in g["members"])
+        if settled and all((a, b) in settled for i, a in enumerate(members) for b in members[i + 1 :]):
             continue
+        known = groups.get(members)
+        if known is None:
+            groups[members] = dict(g)
+            continue
+        known["rule"] = f"{known['rule']}+{g['rule']}"
+        known["score"] = max(float(known["score"]), float(g["score"]))
+    for members, g in groups.items():
         ctx.clusters.append(
             {
-                "cluster_id": f"clients:{entity}:fuzzy:{members[0]}",
+                "cluster_id": f"clients:{entity}:{str(g['rule']).split('+')[0]}:{members[0]}",
                 "entity": entity,
                 "kind": "candidate",
                 "survivor_id": None,
                 "member_ids": ",".join(map(str, members)),
                 "size": len(members),
                 "rule": g["rule"],
-                "score": g["score"] / 100,
+                "score": float(g["score"]) / 100,
             }
         )
 

@@ -306,3 +306,34 @@ def groups_of(
         if label is not None and label == label:  # NaN is no label
             labelled.setdefault(group, set()).add(label)
     return found, labelled
+
+
+# scores of the candidates found by a shared detail rather than by name: how likely the same client
+RELATED = {
+    "cnpj_branch": 0.80,  # same company root, another branch: head office and branch, rarely one client
+    "same_phone": 0.85,  # one switchboard for two records: a re-entry, or a group sharing a reception
+}
+
+
+def related_candidates(frame: pd.DataFrame) -> list[dict[str, object]]:
+    """Groups of survivors sharing a CNPJ root with different branches (`cnpj_branch`), or a
+    phone (`same_phone`). Scores are fixed per reason (`RELATED`, 0-100 like the name scores);
+    reported for a person, never merged."""
+    out: list[dict[str, object]] = []
+    ids = frame["ploomes_id"].to_numpy()
+    cnpj = frame["document"].where(frame["document_type"] == "cnpj") if "document_type" in frame else None
+    if cnpj is not None and cnpj.notna().any():
+        root = cnpj.str[:8].where(cnpj.notna())
+        branches = cnpj.groupby(root).transform("nunique")
+        keep = (branches > 1).to_numpy() & root.notna().to_numpy()
+        out += _grouped(root.to_numpy()[keep], ids[keep], "cnpj_branch")
+    if "phone" in frame:
+        phone = frame["phone"]
+        keep = (phone.notna() & phone.duplicated(keep=False)).to_numpy()
+        out += _grouped(phone.to_numpy()[keep], ids[keep], "same_phone")
+    return out
+
+
+def _grouped(keys: np.ndarray, ids: np.ndarray, rule: str) -> list[dict[str, object]]:
+    members, _ = groups_of(keys, ids, keys)
+    return [{"members": m, "rule": rule, "score": RELATED[rule] * 100} for m in members.values()]
