@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import duckdb
 
@@ -15,7 +15,7 @@ from ploomes_cx.mapping import Mapping
 from ploomes_cx.runtime.duckdb_io import database_path, table_exists
 from ploomes_cx.runtime.state import home
 
-# what a person compares, in the order shown
+# what a person compares, in the order shown: clients
 FIELDS = [
     ("name", "name"),
     ("legal_name", "legal name"),
@@ -26,6 +26,15 @@ FIELDS = [
     ("changed_at", "changed"),
     ("contacts", "contacts"),
     ("deals", "won deals"),
+]
+CONTACT_FIELDS = [
+    ("name", "name"),
+    ("email", "e-mail"),
+    ("phone", "phone"),
+    ("document", "CPF"),
+    ("external_code", "code"),
+    ("changed_at", "changed"),
+    ("client_external_id", "client"),
 ]
 
 
@@ -39,6 +48,7 @@ class Candidate:
     rule: str
     score: float
     records: dict[int, dict[str, object]]  # Ploomes Id -> field -> value
+    fields: list[tuple[str, str]] = field(default_factory=lambda: list(FIELDS))  # (column, label) shown
 
 
 def open_candidates(m: Mapping) -> list[Candidate]:
@@ -52,15 +62,26 @@ def open_candidates(m: Mapping) -> list[Candidate]:
         if not table_exists(con, m.name, "duplicate_clusters"):
             raise NothingStaged(f"nothing staged yet for mapping {m.name}: run `ploomes-cx sync` first")
         rows = con.execute(
-            f"select member_ids, rule, score from {m.name}.duplicate_clusters where kind = 'candidate' "
-            "order by score desc, member_ids"
+            f"select member_ids, rule, score, cluster_id like 'contacts:%' from {m.name}.duplicate_clusters "
+            "where kind = 'candidate' order by score desc, member_ids"
         ).fetchall()
         groups = [
-            (tuple(int(i) for i in str(ids).split(",")), str(rule), float(score)) for ids, rule, score in rows
+            (tuple(int(i) for i in str(ids).split(",")), str(rule), float(score), bool(contacts))
+            for ids, rule, score, contacts in rows
         ]
         groups = [g for g in groups if not _all_settled(g[0], settled)]
-        records = _records(con, m.name, {i for ids, _, _ in groups for i in ids})
-    return [Candidate(ids, rule, score, {i: records.get(i, {}) for i in ids}) for ids, rule, score in groups]
+        clients = _records(con, m.name, {i for g in groups if not g[3] for i in g[0]})
+        contacts = _contact_records(con, m.name, {i for g in groups if g[3] for i in g[0]})
+    return [
+        Candidate(
+            ids,
+            rule,
+            score,
+            {i: (contacts if is_contact else clients).get(i, {}) for i in ids},
+            list(CONTACT_FIELDS if is_contact else FIELDS),
+        )
+        for ids, rule, score, is_contact in groups
+    ]
 
 
 def _all_settled(ids: tuple[int, ...], settled: set[tuple[int, int]]) -> bool:
@@ -82,6 +103,19 @@ def _records(con: duckdb.DuckDBPyConnection, schema: str, ids: set[int]) -> dict
     return {int(r[0]): dict(zip(names, r[1:], strict=True)) for r in rows}
 
 
+def _contact_records(
+    con: duckdb.DuckDBPyConnection, schema: str, ids: set[int]
+) -> dict[int, dict[str, object]]:
+    if not ids:
+        return {}
+    columns = [f for f, _ in CONTACT_FIELDS]
+    shown = ", ".join(f"strftime({c}, '%Y-%m-%d %H:%M')" if c == "changed_at" else c for c in columns)
+    rows = con.execute(
+        f"select ploomes_id, {shown} from {schema}.stg_contacts where ploomes_id in ({','.join(map(str, sorted(ids)))})"
+    ).fetchall()
+    return {int(r[0]): dict(zip(columns, r[1:], strict=True)) for r in rows}
+
+
 def _deals(con: duckdb.DuckDBPyConnection, schema: str) -> str:
     if not table_exists(con, schema, "stg_contracts"):
         return "0"
@@ -92,15 +126,15 @@ def side_by_side(candidate: Candidate, most: int = 40) -> str:
     """The records as columns, one line per field, `≠` where their values differ."""
     ids = candidate.ids
     cells = {
-        field: ["" if (v := candidate.records[i].get(field)) is None else str(v) for i in ids]
-        for field, _ in FIELDS
+        name: ["" if (v := candidate.records[i].get(name)) is None else str(v) for i in ids]
+        for name, _ in candidate.fields
     }
     width = min(most, max(len(v) for values in cells.values() for v in values) + 2)
     lines = [f"{'':<13}" + "".join(f"{'Ploomes ' + str(i):<{width}}" for i in ids).rstrip()]
-    for field, label in FIELDS:
-        mark = " " if len(set(cells[field])) == 1 else "≠"
+    for name, label in candidate.fields:
+        mark = " " if len(set(cells[name])) == 1 else "≠"
         lines.append(
-            (f"{mark} {label:<11}" + "".join(f"{v[: width - 2]:<{width}}" for v in cells[field])).rstrip()
+            (f"{mark} {label:<11}" + "".join(f"{v[: width - 2]:<{width}}" for v in cells[name])).rstrip()
         )
     return "\n".join(lines)
 

@@ -476,3 +476,20 @@ def test_a_client_its_contract_rejects_takes_its_contacts_with_it_and_no_other(r
     rules = by_id(tables["rejected"][tables["rejected"]["entity"].str.startswith("stg_")])
     assert rules[1]["rule"].startswith("contract:") and rules[10]["rule"] == "client_rejected"
     assert staged.counts["contacts"] == {"extracted": 2, "staged": 1, "merged": 0, "rejected": 1}
+
+
+def test_two_people_of_one_client_with_one_name_are_a_candidate_not_a_merge(raw):
+    raw.add("organizations", 2, [org(1, "Açaí do Norte", CNPJ_A), org(2, "Outra Ltda", CNPJ_B)])
+    raw.add(
+        "persons",
+        2,
+        [
+            person(10, "Ana Souza", 1, "ana@norte.com"),
+            person(11, "ANA SOUZA", 1, "ana.souza@gmail.com"),
+            person(12, "Ana Souza", 2, "ana@outra.com"),  # the same name at another client
+        ],
+    )
+    staged = build_staging(raw.con, mapping(), "r1")
+    assert sorted(staged.contacts["ploomes_id"]) == [10, 11, 12]
+    found = staged.clusters[staged.clusters["kind"] == "candidate"]
+    assert found[["member_ids", "rule", "score"]].values.tolist() == [["10,11", "same_name_same_client", 0.9]]

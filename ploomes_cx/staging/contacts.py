@@ -7,9 +7,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ploomes_cx.decisions import decided_pairs
 from ploomes_cx.runtime.duckdb_io import table_exists
 from ploomes_cx.staging.clients import ClientResolver, client_owner
 from ploomes_cx.staging.context import Context
+from ploomes_cx.staging.dedupe import groups_of
 from ploomes_cx.staging.normalize import normalize_names
 from ploomes_cx.staging.party import Parties
 from ploomes_cx.staging.survivors import merge_duplicates
@@ -85,8 +87,43 @@ def stage_contacts(
     frame = frame[_email_rules(ctx, frame, entity, emails)].reset_index(drop=True)
     frame["external_id"] = _external_ids(frame, entity)
     frame = _phone_rule(ctx, frame, entity, phones)
+    if entity != "organization_contacts":
+        _list_namesakes(ctx, frame, entity)
     staged = shape(frame, CONTACT_COLUMNS)
     return staged, counts(extracted, len(staged), merged)
+
+
+NAMESAKE_SCORE = 0.90  # two people of one client with one name: usually the same person entered twice
+
+
+def _list_namesakes(ctx: Context, frame: pd.DataFrame, entity: str) -> None:
+    """Contacts of one client with the same name (letter case aside) that nothing merged: listed
+    for a person (`same_name_same_client`), never merged. Decided pairs are left out. The names
+    are compared lower-cased, not folded: contact-only persons carry no folded key (`party.py`),
+    and folding a million names costs seconds."""
+    pair = pd.DataFrame({"client": frame["client_external_id"], "name": frame["name"].str.lower()})
+    shared = pair["name"].notna() & pair.duplicated(["client", "name"], keep=False)
+    if not shared.any():
+        return
+    some = pair[shared]
+    keys = (some["client"].astype(str) + "\x1f" + some["name"]).to_numpy()
+    members, _ = groups_of(keys, frame["ploomes_id"].to_numpy()[shared.to_numpy()], keys)
+    settled = decided_pairs(ctx.decisions)
+    for ids in members.values():
+        if settled and all((a, b) in settled for i, a in enumerate(ids) for b in ids[i + 1 :]):
+            continue
+        ctx.clusters.append(
+            {
+                "cluster_id": f"contacts:{entity}:same_name_same_client:{ids[0]}",
+                "entity": entity,
+                "kind": "candidate",
+                "survivor_id": None,
+                "member_ids": ",".join(map(str, ids)),
+                "size": len(ids),
+                "rule": "same_name_same_client",
+                "score": NAMESAKE_SCORE,
+            }
+        )
 
 
 def _external_ids(frame: pd.DataFrame, entity: str) -> pd.Series:
