@@ -101,13 +101,19 @@ def _list_namesakes(ctx: Context, frame: pd.DataFrame, entity: str) -> None:
     for a person (`same_name_same_client`), never merged. Decided pairs are left out. The names
     are compared lower-cased, not folded: contact-only persons carry no folded key (`party.py`),
     and folding a million names costs seconds."""
-    pair = pd.DataFrame({"client": frame["client_external_id"], "name": frame["name"].str.lower()})
-    shared = pair["name"].notna() & pair.duplicated(["client", "name"], keep=False)
+    # names of one length at one client first, as one integer key (cheap): a tenth of a million
+    # contacts are then lower-cased instead of all of them (a second and 80 MB, measured)
+    client = pd.factorize(frame["client_external_id"])[0].astype(np.int64)
+    length = frame["name"].str.len().fillna(-1).to_numpy(dtype=np.int64)
+    maybe = pd.Series(client * 4096 + length).duplicated(keep=False).to_numpy() & (length >= 0)
+    if not maybe.any():
+        return
+    lowered = pd.factorize(frame["name"][maybe].str.lower())[0].astype(np.int64)
+    key = client[maybe] * (int(lowered.max()) + 1) + lowered
+    shared = pd.Series(key).duplicated(keep=False).to_numpy()
     if not shared.any():
         return
-    some = pair[shared]
-    keys = (some["client"].astype(str) + "\x1f" + some["name"]).to_numpy()
-    members, _ = groups_of(keys, frame["ploomes_id"].to_numpy()[shared.to_numpy()], keys)
+    members, _ = groups_of(key[shared], frame["ploomes_id"].to_numpy()[maybe][shared], key[shared])
     settled = decided_pairs(ctx.decisions)
     for ids in members.values():
         if settled and all((a, b) in settled for i, a in enumerate(ids) for b in ids[i + 1 :]):
