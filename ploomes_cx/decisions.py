@@ -116,3 +116,9 @@ def apart_pairs(decisions: list[Decision]) -> set[tuple[int, int]]:
 def decided_pairs(decisions: list[Decision]) -> set[tuple[int, int]]:
     """Every pair of Ids a decision settled, either way, smaller Id first: no longer candidates."""
     return {(min(a, b), max(a, b)) for d in decisions for i, a in enumerate(d.ids) for b in d.ids[i + 1 :]}
+
+
+def all_decided(ids: tuple[int, ...] | list[int], pairs: set[tuple[int, int]]) -> bool:
+    """Whether every pair of `ids` is among `pairs` (smaller Id first, as `decided_pairs` gives them)."""
+    ordered = sorted(int(i) for i in ids)
+    return bool(pairs) and all((a, b) in pairs for n, a in enumerate(ordered) for b in ordered[n + 1 :])

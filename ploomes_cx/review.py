@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import duckdb
 
-from ploomes_cx.decisions import COLUMNS, Decision, decided_pairs, decisions_path, load_decisions
+from ploomes_cx.decisions import COLUMNS, Decision, all_decided, decided_pairs, decisions_path, load_decisions
 from ploomes_cx.mapping import Mapping
 from ploomes_cx.runtime.duckdb_io import database_path, table_exists
 from ploomes_cx.runtime.state import home
@@ -69,7 +69,7 @@ def open_candidates(m: Mapping) -> list[Candidate]:
             (tuple(int(i) for i in str(ids).split(",")), str(rule), float(score), bool(contacts))
             for ids, rule, score, contacts in rows
         ]
-        groups = [g for g in groups if not _all_settled(g[0], settled)]
+        groups = [g for g in groups if not all_decided(g[0], settled)]
         clients = _records(con, m.name, {i for g in groups if not g[3] for i in g[0]})
         contacts = _contact_records(con, m.name, {i for g in groups if g[3] for i in g[0]})
     return [
@@ -82,10 +82,6 @@ def open_candidates(m: Mapping) -> list[Candidate]:
         )
         for ids, rule, score, is_contact in groups
     ]
-
-
-def _all_settled(ids: tuple[int, ...], settled: set[tuple[int, int]]) -> bool:
-    return all((min(a, b), max(a, b)) in settled for n, a in enumerate(ids) for b in ids[n + 1 :])
 
 
 def _records(con: duckdb.DuckDBPyConnection, schema: str, ids: set[int]) -> dict[int, dict[str, object]]:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import dagster as dg
 import pandas as pd
 
-from ploomes_cx.decisions import apart_pairs, load_decisions
+from ploomes_cx.decisions import all_decided, apart_pairs, load_decisions
 from ploomes_cx.identity import IDENTIFIER_COLUMNS, any_same_record
 from ploomes_cx.mapping import Mapping
 from ploomes_cx.metadata import markdown
@@ -45,10 +45,7 @@ def duplicate_identifiers(
 
 
 def _decided_apart(group: pd.DataFrame, apart: set[tuple[int, int]] | None) -> bool:
-    if not apart or "ploomes_id" not in group:
-        return False
-    ids = sorted(int(i) for i in group["ploomes_id"])
-    return all((a, b) in apart for n, a in enumerate(ids) for b in ids[n + 1 :])
+    return bool(apart) and "ploomes_id" in group and all_decided(list(group["ploomes_id"]), apart or set())
 
 
 def no_duplicate_identifiers(

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from ploomes_cx.decisions import decided_pairs
+from ploomes_cx.decisions import all_decided, decided_pairs
 from ploomes_cx.staging.context import Context
 from ploomes_cx.staging.dedupe import fuzzy_candidates, related_candidates
 from ploomes_cx.staging.party import Parties
@@ -52,7 +52,7 @@ def _list_candidates(ctx: Context, clients: pd.DataFrame, entity: str) -> None:
     groups: dict[tuple[int, ...], dict[str, object]] = {}
     for g in fuzzy_candidates(clients) + related_candidates(clients):
         members = tuple(int(i) for i in g["members"])
-        if settled and all((a, b) in settled for i, a in enumerate(members) for b in members[i + 1 :]):
+        if all_decided(members, settled):
             continue
         known = groups.get(members)
         if known is None:

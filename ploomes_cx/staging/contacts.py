@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ploomes_cx.decisions import decided_pairs
+from ploomes_cx.decisions import all_decided, decided_pairs
 from ploomes_cx.runtime.duckdb_io import table_exists
 from ploomes_cx.staging.clients import ClientResolver, client_owner
 from ploomes_cx.staging.context import Context
@@ -116,7 +116,7 @@ def _list_namesakes(ctx: Context, frame: pd.DataFrame, entity: str) -> None:
     members, _ = groups_of(key[shared], frame["ploomes_id"].to_numpy()[maybe][shared], key[shared])
     settled = decided_pairs(ctx.decisions)
     for ids in members.values():
-        if settled and all((a, b) in settled for i, a in enumerate(ids) for b in ids[i + 1 :]):
+        if all_decided(ids, settled):
             continue
         ctx.clusters.append(
             {
