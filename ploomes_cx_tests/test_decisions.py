@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 import pytest
 
@@ -152,3 +153,9 @@ def test_different_on_two_organizations_sharing_only_an_email_gives_two_clients(
         home, "apart", "select kind, member_ids from {s}.duplicate_clusters where kind = 'different'"
     )
     assert listed == [("different", f"{a},{b}")]
+    event = dg.DagsterInstance.get().get_latest_materialization_event(
+        dg.AssetKey(["apart", "duplicate_clusters"])
+    )
+    meta = event.asset_materialization.metadata
+    assert (meta["decided_different"].value, meta["decisions_with_missing_ids"].value) == (1, 1)
+    assert "999998,999999" in meta["decisions"].value and f"{a},{b}" in meta["decisions"].value

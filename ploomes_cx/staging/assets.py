@@ -147,6 +147,20 @@ def _table_outputs(
             "decisions_with_missing_ids": int((clusters["kind"] == "missing").sum()),
             "same_decisions_blocked": int((clusters["kind"] == "unjoined").sum()),
             "preview": markdown(largest),
+            # what `ploomes-cx review` goes through, best first; and what the decisions file did
+            "open_candidates": markdown(
+                clusters[clusters["kind"] == "candidate"].sort_values("score", ascending=False)[
+                    ["member_ids", "rule", "score"]
+                ],
+                limit=15,
+            ),
+            "decisions": markdown(
+                clusters[
+                    clusters["kind"].isin(["different", "missing", "unjoined"])
+                    | clusters["rule"].str.contains("decision", regex=False)
+                ][["kind", "member_ids", "rule"]],
+                limit=15,
+            ),
         },
     )
 
