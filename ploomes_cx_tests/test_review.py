@@ -16,7 +16,7 @@ from ploomes_cx_tests.conftest import point_at, write_mapping
 
 CLI = str(Path(sys.executable).parent / "ploomes-cx")
 LOOSE = "quality:\n  max_rejected_ratio: 0.9\n"
-WINDOW = "2026-11-01..2026-11-03"
+WINDOW = "2026-11-01"
 
 
 def _listed(capsys, mapping: str) -> list[list[int]]:
