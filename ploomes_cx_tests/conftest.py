@@ -57,6 +57,27 @@ def point_at(
     monkeypatch.setenv("CUSTOMERX_TOKEN", customerx.token)
 
 
+def live_mapping(
+    monkeypatch: pytest.MonkeyPatch,
+    ploomes: PloomesSandbox,
+    customerx: CustomerXSandbox,
+    directory: Path,
+    name: str,
+    key: str,
+    window: str | None = "2026-11-01",
+) -> str:
+    """For the live tests: the environment pointed at the sandboxes with a webhook key, a mapping
+    that tolerates the sandbox's dirt, and its `window` synced (None: nothing synced)."""
+    from ploomes_cx.cli import main
+
+    point_at(monkeypatch, ploomes, customerx)
+    monkeypatch.setenv("PLOOMES_WEBHOOK_KEY", key)
+    path = str(write_mapping(directory, name, "quality:\n  max_rejected_ratio: 0.9\n"))
+    if window is not None:
+        assert main(["sync", path, "--window", window]) == 0
+    return path
+
+
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "state"

@@ -14,11 +14,9 @@ from ploomes_cx.live.events import store_path
 from ploomes_cx.live.process import wait_for
 from ploomes_cx.runtime.duckdb_io import database_path
 from ploomes_cx.sandbox.clock import to_ms
-from ploomes_cx_tests.conftest import local, point_at, write_mapping
+from ploomes_cx_tests.conftest import live_mapping, local
 
 KEY = "whk-SECRET-live-5521"
-LOOSE = "quality:\n  max_rejected_ratio: 0.9\n"
-WINDOW = "2026-11-01"
 
 
 def _open_deal_of_a_loaded_client(home: Path, name: str) -> int:
@@ -50,10 +48,7 @@ def _orgs_of_the_window(home: Path, name: str, n: int) -> list[str]:
 def test_a_won_deal_and_a_renamed_organization_reach_customerx_through_the_webhook_alone(
     home, tmp_path, ploomes, customerx, monkeypatch, listener_of
 ):
-    point_at(monkeypatch, ploomes, customerx)
-    monkeypatch.setenv("PLOOMES_WEBHOOK_KEY", KEY)
-    path = str(write_mapping(tmp_path, "live", LOOSE))
-    assert main(["sync", path, "--window", WINDOW]) == 0
+    path = live_mapping(monkeypatch, ploomes, customerx, tmp_path, "live", KEY)
     deal, org = _open_deal_of_a_loaded_client(home, "live"), _first_loaded_org(customerx)
     listener = listener_of(path)
     assert main(["webhooks", "register", path, "--url", listener.url]) == 0
@@ -84,9 +79,7 @@ def test_a_won_deal_and_a_renamed_organization_reach_customerx_through_the_webho
 def test_a_call_without_the_right_key_gets_401_and_is_stored_nowhere(
     home, tmp_path, ploomes, customerx, monkeypatch, listener_of
 ):
-    point_at(monkeypatch, ploomes, customerx)
-    monkeypatch.setenv("PLOOMES_WEBHOOK_KEY", KEY)
-    path = str(write_mapping(tmp_path, "keys", LOOSE))
+    path = live_mapping(monkeypatch, ploomes, customerx, tmp_path, "keys", KEY, window=None)
     listener = listener_of(path)
     body = {
         "Action": "Update",
@@ -170,10 +163,7 @@ def _callback(ploomes, entity: str, record_id: int, action: str = "Update") -> d
 
 
 def test_the_same_event_twice_makes_one_write(home, tmp_path, ploomes, customerx, monkeypatch, listener_of):
-    point_at(monkeypatch, ploomes, customerx)
-    monkeypatch.setenv("PLOOMES_WEBHOOK_KEY", KEY)
-    path = str(write_mapping(tmp_path, "twice", LOOSE))
-    assert main(["sync", path, "--window", WINDOW]) == 0
+    path = live_mapping(monkeypatch, ploomes, customerx, tmp_path, "twice", KEY)
     org = _first_loaded_org(customerx)
     listener = listener_of(path)
     assert main(["webhooks", "register", path, "--url", listener.url]) == 0
@@ -194,10 +184,7 @@ def test_the_same_event_twice_makes_one_write(home, tmp_path, ploomes, customerx
 def test_listen_killed_right_after_a_200_loses_nothing(
     home, tmp_path, ploomes, customerx, monkeypatch, listener_of
 ):
-    point_at(monkeypatch, ploomes, customerx)
-    monkeypatch.setenv("PLOOMES_WEBHOOK_KEY", KEY)
-    path = str(write_mapping(tmp_path, "killed", LOOSE))
-    assert main(["sync", path, "--window", WINDOW]) == 0
+    path = live_mapping(monkeypatch, ploomes, customerx, tmp_path, "killed", KEY)
     org = _first_loaded_org(customerx)
     ploomes.dataset.touch("contacts", int(org), {"Name": "Depois Do Kill Ltda"})  # no webhook fired
     first = listener_of(path)
@@ -216,10 +203,7 @@ def test_listen_killed_right_after_a_200_loses_nothing(
 def test_a_dropped_webhook_is_caught_by_the_next_window_with_no_second_write_for_the_others(
     home, tmp_path, ploomes, customerx, monkeypatch, listener_of
 ):
-    point_at(monkeypatch, ploomes, customerx)
-    monkeypatch.setenv("PLOOMES_WEBHOOK_KEY", KEY)
-    path = str(write_mapping(tmp_path, "dropped", LOOSE))
-    assert main(["sync", path, "--window", WINDOW]) == 0
+    path = live_mapping(monkeypatch, ploomes, customerx, tmp_path, "dropped", KEY)
     first, second = _orgs_of_the_window(home, "dropped", 2)
     listener = listener_of(path)
     assert main(["webhooks", "register", path, "--url", listener.url]) == 0
@@ -258,10 +242,7 @@ def test_a_dropped_webhook_is_caught_by_the_next_window_with_no_second_write_for
 def test_a_webhook_is_answered_while_a_live_run_waits_on_customerx(
     home, tmp_path, ploomes, customerx, monkeypatch, listener_of
 ):
-    point_at(monkeypatch, ploomes, customerx)
-    monkeypatch.setenv("PLOOMES_WEBHOOK_KEY", KEY)
-    path = str(write_mapping(tmp_path, "busy", LOOSE))
-    assert main(["sync", path, "--window", WINDOW]) == 0
+    path = live_mapping(monkeypatch, ploomes, customerx, tmp_path, "busy", KEY)
     first, second = _orgs_of_the_window(home, "busy", 2)
     listener = listener_of(path)
     customerx.faults.inject("slow", times=2, delay=6)  # CustomerX stalls the first batch's writes

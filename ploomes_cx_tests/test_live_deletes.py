@@ -10,10 +10,9 @@ import duckdb
 from ploomes_cx.cli import main
 from ploomes_cx.live.process import wait_for
 from ploomes_cx.runtime.duckdb_io import database_path
-from ploomes_cx_tests.conftest import point_at, write_mapping
+from ploomes_cx_tests.conftest import live_mapping
 
 KEY = "whk-SECRET-deletes-0831"
-LOOSE = "quality:\n  max_rejected_ratio: 0.9\n"
 WINDOW = "2026-11-01"
 
 
@@ -34,10 +33,7 @@ def _status(customerx) -> dict[str, str]:
 def test_a_lost_deal_and_a_deleted_deal_cancel_their_contracts_once_through_the_webhooks(
     home, tmp_path, ploomes, customerx, monkeypatch, listener_of
 ):
-    point_at(monkeypatch, ploomes, customerx)
-    monkeypatch.setenv("PLOOMES_WEBHOOK_KEY", KEY)
-    path = str(write_mapping(tmp_path, "gone", LOOSE))
-    assert main(["sync", path, "--window", WINDOW]) == 0
+    path = live_mapping(monkeypatch, ploomes, customerx, tmp_path, "gone", KEY)
     lost, deleted = _contracts_of_the_windows(home, "gone", 2)
     before = _status(customerx)
     listener = listener_of(path)

@@ -45,6 +45,12 @@ class LiveConfig(dg.Config):
     events: list[int]
 
 
+def _batch(m: Mapping, config: LiveConfig) -> list[Event]:
+    """The events a run processes, read from the mapping's event store."""
+    with EventStore(store_path(home(), m.name)) as store:
+        return store.events(config.events)
+
+
 def _describe(m: Mapping) -> str:
     return (
         "Records Ploomes webhooks said changed (`ploomes-cx listen`), each re-read by Id — the webhook's "
@@ -131,8 +137,7 @@ def build_live_asset(m: Mapping) -> dg.AssetsDefinition:
     def raw_live(context: AssetExecutionContext, config: LiveConfig) -> dg.MaterializeResult:
         resource: PloomesResource = getattr(context.resources, ploomes_key)
         duck: DuckDBResource = getattr(context.resources, duck_key)
-        with EventStore(store_path(home(), m.name)) as store:
-            events = store.events(config.events)
+        events = _batch(m, config)
         stats = CallStats()
         with (
             resource.one_step_at_a_time(context.log),
@@ -225,8 +230,7 @@ def build_live_deletes_asset(m: Mapping) -> dg.AssetsDefinition:
     def live_deletes(context: AssetExecutionContext, config: LiveConfig) -> dg.MaterializeResult:
         customerx: CustomerXResource = getattr(context.resources, cx_key)
         duck: DuckDBResource = getattr(context.resources, duck_key)
-        with EventStore(store_path(home(), m.name)) as store:
-            events = store.events(config.events)
+        events = _batch(m, config)
         with customerx.one_step_at_a_time(context.log), connection(duck) as con:
             gone = _confirmed_gone(con, m.name, events)
             decision, applied = _apply_deletes(m, con, customerx, context, gone) if gone else (None, None)

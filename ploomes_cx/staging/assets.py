@@ -190,6 +190,6 @@ def build_staging_assets(m: Mapping) -> list[dg.AssetsDefinition]:
             # Still open while the IO manager writes each output: its connections then join the
             # loaded database instead of opening (and checkpointing) the file once per table.
             yield from _table_outputs(tables, staged, entities)
-        yield from checks.staging_check_results(plan, m, tables, staged.counts)
+        yield from checks.staging_check_results(plan, m, tables, staged.counts, staged.decisions)
 
     return [_staging]

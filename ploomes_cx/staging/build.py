@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import duckdb
 import pandas as pd
 
-from ploomes_cx.decisions import load_decisions
+from ploomes_cx.decisions import Decision, load_decisions
 from ploomes_cx.mapping import Mapping
 from ploomes_cx.plan import Plan
 from ploomes_cx.ploomes.custom_fields import mapped_field_types
@@ -48,6 +48,7 @@ class Staged:
     rejected: pd.DataFrame
     clusters: pd.DataFrame
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    decisions: list[Decision] = field(default_factory=list)  # the ones this run honoured
 
 
 @contextlib.contextmanager
@@ -100,4 +101,5 @@ def _build(con: duckdb.DuckDBPyConnection, m: Mapping, run_id: str) -> Staged:
             {"score": "float64", "size": "int64", "survivor_id": "Int64"}
         ),
         counts=counts,
+        decisions=ctx.decisions,
     )

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import dagster as dg
 import pandas as pd
 
-from ploomes_cx.decisions import all_decided, apart_pairs, load_decisions
+from ploomes_cx.decisions import Decision, all_decided, apart_pairs
 from ploomes_cx.identity import IDENTIFIER_COLUMNS, any_same_record
 from ploomes_cx.mapping import Mapping
 from ploomes_cx.metadata import markdown
@@ -164,11 +164,15 @@ def staging_check_specs(plan: Plan, m: Mapping) -> list[dg.AssetCheckSpec]:
 
 
 def staging_check_results(
-    plan: Plan, m: Mapping, tables: dict[str, pd.DataFrame], counts: dict[str, dict[str, int]]
+    plan: Plan,
+    m: Mapping,
+    tables: dict[str, pd.DataFrame],
+    counts: dict[str, dict[str, int]],
+    decisions: list[Decision] | None = None,
 ) -> Iterator[dg.AssetCheckResult]:
     """The results of every check `staging_check_specs` declares, in the same order."""
     key = plan.staging_key
-    apart = apart_pairs(load_decisions(m))
+    apart = apart_pairs(decisions or [])
     for entity in ("clients", "contacts"):
         yield no_duplicate_identifiers(key(entity), tables[entity], m.identifiers, apart)
     for entity in plan.staged:

@@ -149,7 +149,10 @@ def cluster_by_identifiers(
     # forest holds those alone (a tenth of a million contacts), every other row is its own survivor.
     rows = np.flatnonzero(np.logical_or.reduce([*shared.values(), decided]))
     sharing = frame[["ploomes_id", "changed_at", *tracked]].iloc[rows]
-    local_of = {int(i): p for p, i in enumerate(ids[rows].tolist())}
+    # Ploomes Id -> forest position, for the decided records only (none without a decisions file)
+    local_of = (
+        {int(i): p for p, i in enumerate(ids[rows].tolist()) if decided[rows[p]]} if decided.any() else {}
+    )
     forest = _Forest(sharing, identifiers, tracked, _apart_positions(apart or set(), local_of))
     for ident, col in zip(identifiers, columns, strict=True):
         positions = np.flatnonzero(shared[col][rows])
