@@ -202,7 +202,7 @@ def test_a_create_refused_as_already_taken_adopts_the_record_carrying_our_id(tmp
     ):
         ledger.ensure(con, "taken")
         load = EntityLoad(m, "contracts", api, con, "run-1")
-        found = load._create(Planned({"external_id": "K-ours"}, "K-ours", body, "digest"))
+        found = load.create(Planned({"external_id": "K-ours"}, "K-ours", body, "digest"))
     assert found is not None and found["external_id_contract"] == "K-ours"
 
 

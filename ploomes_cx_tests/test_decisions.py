@@ -81,14 +81,16 @@ def _clients_with_children(home: Path, name: str) -> list[str]:
     return [r[0] for r in rows]
 
 
-def _children(customerx, client: str) -> dict[str, int]:
-    """How many contacts, contracts and timeline entries CustomerX links to `client`."""
+def _on(customerx, client: str, kind: str) -> list[dict]:
+    """The records of `kind` CustomerX links to `client` (by its numeric id, as it serves them)."""
     records = customerx.store.records
     numeric = {c["id"] for c in records["clients"].values() if c["external_id_client"] == client}
-    return {
-        kind: sum(1 for r in records[kind].values() if r.get("client_id") in numeric)
-        for kind in ("contacts", "contracts", "timelines")
-    }
+    return [r for r in records[kind].values() if r.get("client_id") in numeric]
+
+
+def _children(customerx, client: str) -> dict[str, int]:
+    """How many contacts, contracts and timeline entries CustomerX links to `client`."""
+    return {kind: len(_on(customerx, client, kind)) for kind in ("contacts", "contracts", "timelines")}
 
 
 def test_same_on_two_look_alike_organizations_gives_one_client_with_both_records_children(
@@ -159,3 +161,105 @@ def test_different_on_two_organizations_sharing_only_an_email_gives_two_clients(
     meta = event.asset_materialization.metadata
     assert (meta["decided_different"].value, meta["decisions_with_missing_ids"].value) == (1, 1)
     assert "999998,999999" in meta["decisions"].value and f"{a},{b}" in meta["decisions"].value
+
+
+def _ledger(home: Path, name: str, where: str) -> list[tuple]:
+    return _staged(home, name, f"select entity, external_id, outcome, detail from {{s}}.ledger where {where}")
+
+
+def _loaded_then_decided(home, tmp_path, customerx, policy: str, before_deciding=None):
+    """Two clients loaded with their children, then decided `same`: (mapping, kept, away, the
+    children CustomerX held under each before the decision)."""
+    mapping = write_mapping(tmp_path, "late", LOOSE + f"deletes:\n  policy: {policy}\n")
+    assert main(["sync", str(mapping), "--window", WINDOW]) == 0
+    a, b = _clients_with_children(home, "late")[:2]
+    before = {c: _children(customerx, c) for c in (a, b)}
+    assert all(n > 0 for counts in before.values() for n in counts.values()), before
+    if before_deciding is not None:
+        before_deciding(a, b)
+    _decide(mapping, f"same,{a} {b},one company entered twice,ana@cs.example,2026-12-02")
+    refused = before_deciding is not None  # a record CustomerX refuses is exit 1 (§2)
+    assert main(["sync", str(mapping), "--window", WINDOW]) == (1 if refused else 0)
+    survivor = _staged(
+        home, "late", f"select external_id from {{s}}.stg_clients where external_id in ('{a}', '{b}')"
+    )
+    assert len(survivor) == 1
+    kept = survivor[0][0]
+    return mapping, kept, ({a, b} - {kept}).pop(), before
+
+
+def _settled(home, away: str) -> list[tuple]:
+    return _ledger(
+        home,
+        "late",
+        f"entity = 'clients' and external_id = '{away}' and outcome not in ('created', 'unchanged')",
+    )
+
+
+def _writes_nothing_more(mapping: Path, customerx) -> None:
+    writes = len(customerx.successful_writes())
+    assert main(["sync", str(mapping), "--window", WINDOW]) == 0
+    assert len(customerx.successful_writes()) == writes
+
+
+def test_a_decision_added_after_both_were_loaded_moves_the_children_and_keeps_the_merged_away_client_per_ignore(
+    home, tmp_path, ploomes, customerx, monkeypatch
+):
+    point_at(monkeypatch, ploomes, customerx)
+    mapping, kept, away, before = _loaded_then_decided(home, tmp_path, customerx, "ignore")
+    after = _children(customerx, kept)
+    assert after == {
+        k: before[kept][k] + before[away][k] for k in after
+    }  # timeline entries posted again there
+    clients = {c["external_id_client"] for c in customerx.store.records["clients"].values()}
+    # kept as it is: nothing of ours left on it but the timeline entries it always had
+    assert away in clients
+    assert _children(customerx, away) == {
+        "contacts": 0,
+        "contracts": 0,
+        "timelines": before[away]["timelines"],
+    }
+    settled = _settled(home, away)
+    assert [r[2] for r in settled] == ["merged_away"] and f"merged into client {kept}" in settled[0][3]
+    moved = _ledger(home, "late", "outcome = 'moved'")
+    assert {r[0] for r in moved} == {"contacts", "contracts", "timeline"}
+    assert len(moved) == sum(before[away].values())
+    _writes_nothing_more(mapping, customerx)
+
+
+def test_a_decision_added_after_both_were_loaded_deletes_the_merged_away_client_only_once_it_holds_nothing(
+    home, tmp_path, ploomes, customerx, monkeypatch
+):
+    """deletes.policy: delete. A contact CustomerX refuses on the survivor is put back where it
+    was, and its client is not deleted while it holds it; the next sync moves it and deletes."""
+    point_at(monkeypatch, ploomes, customerx)
+    victims: dict[str, str] = {}  # e-mail -> the client it is on
+
+    def refuse_one_contact_each(a: str, b: str) -> None:
+        for client in (a, b):
+            victims[_on(customerx, client, "contacts")[0]["email"]] = client
+        customerx.refuse(
+            "contacts",
+            lambda body: (
+                body.get("email") in victims and body.get("external_id_client") != victims[body["email"]]
+            ),
+            {"phones": ["has already been taken for this client"]},
+        )
+
+    mapping, kept, away, before = _loaded_then_decided(
+        home, tmp_path, customerx, "delete", refuse_one_contact_each
+    )
+    victim = next(email for email, client in victims.items() if client == away)
+    on_away = [c["email"] for c in _on(customerx, away, "contacts")]
+    assert on_away == [victim]  # put back, and the only record left on it
+    refused = _ledger(home, "late", "entity = 'contacts' and outcome = 'rejected'")
+    assert len(refused) == 1 and f"put back on client {away}" in refused[0][3]
+    assert _settled(home, away) == []
+
+    customerx.refusals.clear()
+    assert main(["sync", str(mapping), "--window", WINDOW]) == 0
+    clients = {c["external_id_client"] for c in customerx.store.records["clients"].values()}
+    assert away not in clients and [r[2] for r in _settled(home, away)] == ["deleted"]
+    after = _children(customerx, kept)
+    assert after == {k: before[kept][k] + before[away][k] for k in after}
+    _writes_nothing_more(mapping, customerx)

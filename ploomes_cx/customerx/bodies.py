@@ -141,3 +141,9 @@ def without_client_move(
             f"move a contact between clients, so it stays on {held_by}"
         ),
     )
+
+
+def client_of(record: dict[str, Any]) -> str | None:
+    """The external id of the client a CustomerX record belongs to, at the top level or nested
+    (`client{external_id_client}`, customerx-api.md §8.2)."""
+    return record.get("external_id_client") or (record.get("client") or {}).get("external_id_client")

@@ -17,6 +17,7 @@ from ploomes_cx.customerx.client import CustomerXAuthError, CustomerXUnavailable
 from ploomes_cx.customerx.resource import CustomerXResource
 from ploomes_cx.load import ledger
 from ploomes_cx.load.loop import EntityLoad, LoadOptions
+from ploomes_cx.load.merges import retire
 from ploomes_cx.mapping import Mapping
 from ploomes_cx.metadata import Count, ErrorKind, failure, markdown
 from ploomes_cx.partitions import freshness_policy
@@ -83,6 +84,9 @@ def _load_asset(m: Mapping, entity: str) -> dg.AssetsDefinition:
             try:
                 options = LoadOptions(dry_run=config.dry_run, sync_id=config.sync_id)
                 report = EntityLoad(m, entity, api, con, context.run_id, options).run(frame, context.log)
+                # a client merged into another once both were in CustomerX: settled by the step that
+                # moved its last record (load/merges.py)
+                settled = Counter() if config.dry_run else retire(m, api, con, context.run_id, report.stats)
             except (CustomerXAuthError, CustomerXUnavailableError) as exc:
                 raise failure(str(exc), ErrorKind.CUSTOMERX) from None
             finally:
@@ -103,6 +107,8 @@ def _load_asset(m: Mapping, entity: str) -> dg.AssetsDefinition:
             metadata["refusals"] = markdown(pd.DataFrame(report.refusals))
         if report.diffs:
             metadata["changes_sample"] = dg.MetadataValue.json(report.diffs)
+        if settled:  # merged-away clients, per deletes.policy (their rows in the ledger, entity clients)
+            metadata["merged_away_clients"] = dg.MetadataValue.json(dict(settled))
         if report.adoption:  # how new records were matched with CustomerX's, and what it cost
             metadata["adoption"] = dg.MetadataValue.json(report.adoption)
         return dg.MaterializeResult(metadata=metadata)
@@ -120,6 +126,7 @@ def _count_metadata(counts: Counter) -> dict[str, int]:
         + counts["would_update"]
         + counts["cancelled"]
         + counts["reactivated"]
+        + counts["moved"]
         + counts["would_cancel"],
         "adopted": counts["adopted"],
         Count.UNCHANGED.value: counts["unchanged"],
@@ -131,6 +138,8 @@ def _count_metadata(counts: Counter) -> dict[str, int]:
         "cancelled": counts["cancelled"] + counts["would_cancel"],
         "left_won_kept": counts["left_won"] + counts["would_keep"],
         "reactivated": counts["reactivated"],
+        # held under a client merged into theirs, now on the survivor (load/merges.py)
+        "moved": counts["moved"],
     }
 
 
@@ -142,6 +151,7 @@ def _summary(entity: str, counts: dict[str, int], dry_run: bool) -> str:
         )
     return (
         f"{counts['created']} created, {counts['updated']} updated, {counts['adopted']} adopted, "
+        f"{counts['moved']} moved to the client theirs was merged into, "
         f"{counts['unchanged']} unchanged, {counts['rejected']} refused, {counts['failed']} failed after retries, "
         f"{counts['waiting_for_client']} waiting for their client."
     )

@@ -37,6 +37,11 @@ class Known:
     state: str
 
 
+def now() -> dt.datetime:
+    """UTC without an offset, as every timestamp of these tables."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
 def ensure(con: duckdb.DuckDBPyConnection, schema: str) -> None:
     con.execute(f"create schema if not exists {schema}")
     con.execute(f"""create table if not exists {schema}.crosswalk (
@@ -189,6 +194,16 @@ def set_contract_status(
             f"insert into {schema}.contract_status values (?, ?, ?, ?)",
             [external_id, status, dt.datetime.now(dt.UTC).replace(tzinfo=None), run_id],
         )
+
+
+def set_state(
+    con: duckdb.DuckDBPyConnection, schema: str, entity: str, external_id: str, state: str, run_id: str
+) -> None:
+    """Change one crosswalk row's state, keeping what CustomerX holds (id, hash, body)."""
+    con.execute(
+        f"update {schema}.crosswalk set state = ?, updated_at = ?, run_id = ? where entity = ? and external_id = ?",
+        [state, now(), run_id, entity, external_id],
+    )
 
 
 def forget(con: duckdb.DuckDBPyConnection, schema: str, entity: str, external_id: str) -> None:

@@ -22,7 +22,13 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from ploomes_cx.customerx.bodies import BUILDERS, cancel_body, reactivate_body, without_client_move
+from ploomes_cx.customerx.bodies import (
+    BUILDERS,
+    cancel_body,
+    client_of,
+    reactivate_body,
+    without_client_move,
+)
 from ploomes_cx.customerx.client import (
     CallStats,
     CustomerXApi,
@@ -30,7 +36,7 @@ from ploomes_cx.customerx.client import (
     CustomerXUnavailableError,
 )
 from ploomes_cx.customerx.endpoints import RESOURCES
-from ploomes_cx.load import ledger
+from ploomes_cx.load import ledger, merges
 from ploomes_cx.load.adoption import Adoption
 from ploomes_cx.load.hashes import content_hash, field_diff
 from ploomes_cx.load.progress import LoadProgress
@@ -84,8 +90,10 @@ class EntityLoad:
     adoption: Adoption | None = None
     # contracts only: those cancelled by us or kept after their deal left won (`ledger.contract_status`)
     statuses: dict[str, str] = field(default_factory=dict)
+    # children only: merged-away client -> its survivor, both held by CustomerX (load/merges.py)
+    merged: dict[str, str] = field(default_factory=dict)
     _ledger_rows: list[tuple[Any, ...]] = field(default_factory=list)
-    _now: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC).replace(tzinfo=None))
+    _now: dt.datetime = field(default_factory=ledger.now)
 
     @property
     def schema(self) -> str:
@@ -94,6 +102,10 @@ class EntityLoad:
     def note(self, ext: str, outcome: str, status: int | None = None, detail: str | None = None) -> None:
         self.report.counts[outcome] += 1
         self._ledger_rows.append((self.run_id, self.entity, ext, outcome, status, detail, self._now))
+
+    def reject(self, ext: str, why: str) -> None:
+        """A record refused without a call: CustomerX would refuse it, or did earlier in this sync."""
+        self.note(ext, "rejected", None, why)
 
     def remember(self, ext: str, cx_id: Any, digest: str | None, body: dict | None, state: str) -> None:
         ledger.record(self.con, self.schema, self.entity, ext, cx_id, digest, body, state, self.run_id)
@@ -108,12 +120,10 @@ class EntityLoad:
             ledger.append_ledger(self.con, self.schema, self._ledger_rows)
             if self.adoption is not None:
                 self.report.adoption = self.adoption.metadata()
-        counts = self.report.counts
-        if counts["rejected"] or counts["failed"]:
-            log.warning(
-                f"{self.entity}: {counts['rejected']} rejected, {counts['failed']} failed; "
-                f"see {self.schema}.ledger (run_id = '{self.run_id}')"
-            )
+        rejected, failed = self.report.counts["rejected"], self.report.counts["failed"]
+        if rejected or failed:
+            where = f"see {self.schema}.ledger (run_id = '{self.run_id}')"
+            log.warning(f"{self.entity}: {rejected} rejected, {failed} failed; {where}")
         return self.report
 
     def _plan(self, frame: pd.DataFrame) -> list[Planned]:
@@ -127,22 +137,12 @@ class EntityLoad:
             body, ext = build(row, self.m), row["external_id"]
             if self.entity == "contacts":
                 if not body.get("email"):
-                    self.note(
-                        ext,
-                        "rejected",
-                        None,
-                        "CustomerX requires an e-mail for a contact; this contact has none",
-                    )
+                    self.reject(ext, "CustomerX requires an e-mail for a contact; this contact has none")
                     continue
                 first = emails_seen.setdefault(body["email"], ext)
                 if first != ext:
-                    self.note(
-                        ext,
-                        "rejected",
-                        None,
-                        f"e-mail {body['email']} already belongs to contact {first} "
-                        "(CustomerX e-mails are unique in the account)",
-                    )
+                    unique = "(CustomerX e-mails are unique in the account)"
+                    self.reject(ext, f"e-mail {body['email']} already belongs to contact {first} {unique}")
                     continue
             planned.append(Planned(row, ext, body, content_hash(body)))
         return planned
@@ -151,6 +151,8 @@ class EntityLoad:
         known = ledger.read(self.con, self.schema, self.entity)
         if self.entity == "contracts":
             self.statuses = ledger.contract_statuses(self.con, self.schema)
+        if self.entity != "clients" and not self.options.dry_run:
+            self.merged = merges.merged_away(self.con, self.schema)
         sync_id = self.options.sync_id
         refused = ledger.refusals(self.con, self.schema, self.entity, sync_id) if sync_id else {}
         # a contact, contract or timeline entry is sent once its client is in CustomerX
@@ -175,7 +177,7 @@ class EntityLoad:
             if progress is not None and not self.options.dry_run:
                 progress.tick(done - 1, self.report.stats.requests)
             mine = known.get(item.ext)
-            if self._skipped(item, mine, landed, refused):
+            if not self._moving(item, mine) and self._skipped(item, mine, landed, refused):
                 continue
             if self.options.dry_run:
                 self._dry_run(item, mine)
@@ -214,14 +216,17 @@ class EntityLoad:
             return True
         earlier = refused.get(item.ext)
         if earlier is not None:
-            self.note(
-                item.ext,
-                "rejected",
-                None,
-                f"refused earlier in this sync (HTTP {earlier[1]}): not sent again until the next sync",
-            )
+            again = "not sent again until the next sync"
+            self.reject(item.ext, f"refused earlier in this sync (HTTP {earlier[1]}): {again}")
             return True
         return False
+
+    def _moving(self, item: Planned, mine: ledger.Known | None) -> bool:
+        """Whether CustomerX holds this record under a client merged into the record's client."""
+        held = (
+            client_of(mine.body or {}) if self.merged and mine is not None and mine.state == "sent" else None
+        )
+        return held is not None and self.merged.get(held) == item.row.get("client_external_id")
 
     def _dry_run(self, item: Planned, mine: ledger.Known | None) -> None:
         outcome = "would_update" if mine is not None and mine.state == "sent" else "would_create"
@@ -235,7 +240,10 @@ class EntityLoad:
     def _send(self, item: Planned, mine: ledger.Known | None) -> CustomerXUnavailableError | None:
         """One record's calls; the error when CustomerX stayed unavailable after retries."""
         try:
-            if self.entity == "timeline":
+            if self._moving(item, mine):
+                assert mine is not None
+                outcome, detail = merges.move(self, item, mine)
+            elif self.entity == "timeline":
                 outcome, detail = self._post_once(item, mine), None
             elif item.row.get("status") == "left_won":
                 outcome, detail = self._leave_won(item)
@@ -265,7 +273,7 @@ class EntityLoad:
             return exc
         return None
 
-    def _call(self, operation: str, **kwargs: Any) -> Any:
+    def call(self, operation: str, **kwargs: Any) -> Any:
         assert self.api is not None, "a load that writes needs a CustomerX client"
         return self.api.call(operation, stats=self.report.stats, **kwargs)
 
@@ -276,24 +284,24 @@ class EntityLoad:
             sent, held, moved = without_client_move(
                 self.entity, item.body, (mine.body or {}).get("external_id_client")
             )
-            self._call(ops.update, external_id=item.ext, body=sent)
+            self.call(ops.update, external_id=item.ext, body=sent)
             self.remember(item.ext, mine.customerx_id, item.digest, held, "sent")
             return "updated", moved
         assert self.adoption is not None
         existing, passed_over = self.adoption.match(item.ext, item.row)
         if existing is None:
-            existing = self._create(item)
+            existing = self.create(item)
             if existing is None:
                 return "created", passed_over and f"{passed_over}; created a new one"
-        return self._adopt(item, existing)
+        return self.adopt(item, existing)
 
-    def _create(self, item: Planned) -> dict[str, Any] | None:
+    def create(self, item: Planned) -> dict[str, Any] | None:
         """POST a new record (crosswalk `pending` first); None once created, or the record a lost
         answer already created, to be adopted instead of created twice."""
         ops = RESOURCES[self.entity]
         self.remember(item.ext, None, None, None, "pending")
         try:
-            result, _ = self._call(ops.create, body=item.body)
+            result, _ = self.call(ops.create, body=item.body)
         except CustomerXRejected as exc:
             if exc.status != 422 or "already" not in exc.body:
                 raise
@@ -312,7 +320,7 @@ class EntityLoad:
         self.adoption.claim(cx_id, item.ext)
         return None
 
-    def _adopt(self, item: Planned, existing: dict[str, Any]) -> tuple[str, str | None]:
+    def adopt(self, item: Planned, existing: dict[str, Any]) -> tuple[str, str | None]:
         """Take over a record CustomerX already has (ours from a killed run, or made by someone
         else), addressed by its external id, else its numeric id; the body carries our external
         id, so after this one write it is found by ours."""
@@ -321,7 +329,7 @@ class EntityLoad:
         held_by = client_of(existing)
         sent, held, moved = without_client_move(self.entity, item.body, held_by)
         if current_ext:
-            self._call(ops.update, external_id=str(current_ext), body=sent)
+            self.call(ops.update, external_id=str(current_ext), body=sent)
         else:
             self._update_by_id(int(existing["id"]), sent)
         cx_id = existing.get("id")
@@ -342,12 +350,12 @@ class EntityLoad:
         """
         ops = RESOURCES[self.entity]
         try:
-            self._call(ops.update_by_id, external_id=str(customerx_id), body=body)
+            self.call(ops.update_by_id, external_id=str(customerx_id), body=body)
         except CustomerXRejected as exc:
             ambiguous = self.adoption is None or self.adoption.carries_external_id(str(customerx_id))
             if exc.status not in (400, 404, 405) or ambiguous:
                 raise
-            self._call(ops.update_by_path_id, external_id=str(customerx_id), body=body)
+            self.call(ops.update_by_path_id, external_id=str(customerx_id), body=body)
 
     def _leave_won(self, item: Planned) -> tuple[str, str]:
         """A contract whose deal is no longer won: cancelled as of the day it left (one call), or
@@ -357,7 +365,7 @@ class EntityLoad:
         if self.m.contracts.on_leave_won == "keep":
             ledger.set_contract_status(self.con, self.schema, item.ext, "left_won", self.run_id)
             return "left_won", f"{deal}; kept active (contracts.on_leave_won: keep)"
-        self._call("cancel_contract", body=item.body)
+        self.call("cancel_contract", body=item.body)
         ledger.set_contract_status(self.con, self.schema, item.ext, "cancelled", self.run_id)
         return "cancelled", f"{deal}; cancelled as of {since}"
 
@@ -365,11 +373,11 @@ class EntityLoad:
         """A deal won again: its cancelled contract is reactivated as of the sale date, then updated
         when its content changed too."""
         when = item.row.get("sale_date") or dt.datetime.now()
-        self._call("reactivate_contract", body=reactivate_body(item.ext, when))
+        self.call("reactivate_contract", body=reactivate_body(item.ext, when))
         ledger.set_contract_status(self.con, self.schema, item.ext, None, self.run_id)
         self.statuses.pop(item.ext, None)
         if mine is not None and mine.content_hash != item.digest:
-            self._call(RESOURCES[self.entity].update, external_id=item.ext, body=item.body)
+            self.call(RESOURCES[self.entity].update, external_id=item.ext, body=item.body)
             self.remember(item.ext, mine.customerx_id, item.digest, item.body, "sent")
         return "reactivated", f"deal {item.row['ploomes_id']} is won again; contract reactivated"
 
@@ -387,12 +395,6 @@ class EntityLoad:
                     self.remember(item.ext, entry.get("id"), item.digest, body, "sent")
                     return "adopted"
         self.remember(item.ext, None, None, None, "pending")
-        result, _ = self._call("create_timeline", body=body)
+        result, _ = self.call("create_timeline", body=body)
         self.remember(item.ext, (result or {}).get("id"), item.digest, body, "sent")
         return "created"
-
-
-def client_of(record: dict[str, Any]) -> str | None:
-    """The external id of the client a CustomerX record belongs to, at the top level or nested
-    (`client{external_id_client}`, customerx-api.md §8.2)."""
-    return record.get("external_id_client") or (record.get("client") or {}).get("external_id_client")
