@@ -171,8 +171,12 @@ def _loaded_then_decided(home, tmp_path, customerx, policy: str, before_deciding
     """Two clients loaded with their children, then decided `same`: (mapping, kept, away, the
     children CustomerX held under each before the decision)."""
     mapping = write_mapping(tmp_path, "late", LOOSE + f"deletes:\n  policy: {policy}\n")
+    mapping.write_text(mapping.read_text().replace("customerx:\n", "customerx:\n  max_attempts: 2\n"))
     assert main(["sync", str(mapping), "--window", WINDOW]) == 0
-    a, b = _clients_with_children(home, "late")[:2]
+    two_contacts = [
+        c for c in _clients_with_children(home, "late") if len(_on(customerx, c, "contacts")) >= 2
+    ]
+    a, b = two_contacts[:2]
     before = {c: _children(customerx, c) for c in (a, b)}
     assert all(n > 0 for counts in before.values() for n in counts.values()), before
     if before_deciding is not None:
@@ -231,23 +235,29 @@ def test_a_decision_added_after_both_were_loaded_deletes_the_merged_away_client_
     home, tmp_path, ploomes, customerx, monkeypatch
 ):
     """deletes.policy: delete. A contact CustomerX refuses on the survivor is put back where it
-    was, and its client is not deleted while it holds it; the next sync moves it and deletes."""
+    was, and its client is not deleted while it holds it; a contact whose move breaks halfway
+    (deleted, then CustomerX down) is created on the survivor by the next sync, which also moves
+    the refused one and deletes the client."""
     point_at(monkeypatch, ploomes, customerx)
-    victims: dict[str, str] = {}  # e-mail -> the client it is on
+    victims: dict[str, str] = {}  # e-mail -> the client it is on: refused (422) on the other
+    broken: dict[str, str] = {}  # the same, failing (500) on the other
 
-    def refuse_one_contact_each(a: str, b: str) -> None:
-        for client in (a, b):
-            victims[_on(customerx, client, "contacts")[0]["email"]] = client
-        customerx.refuse(
-            "contacts",
-            lambda body: (
-                body.get("email") in victims and body.get("external_id_client") != victims[body["email"]]
-            ),
-            {"phones": ["has already been taken for this client"]},
+    def elsewhere(chosen: dict[str, str]):
+        return lambda body: (
+            body.get("email") in chosen and body.get("external_id_client") != chosen[body["email"]]
         )
 
+    def refuse_two_contacts_each(a: str, b: str) -> None:
+        for client in (a, b):
+            first, second = _on(customerx, client, "contacts")[:2]
+            victims[first["email"]], broken[second["email"]] = client, client
+        customerx.refuse(
+            "contacts", elsewhere(victims), {"phones": ["has already been taken for this client"]}
+        )
+        customerx.refuse("contacts", elsewhere(broken), {"base": ["boom"]}, status=500)
+
     mapping, kept, away, before = _loaded_then_decided(
-        home, tmp_path, customerx, "delete", refuse_one_contact_each
+        home, tmp_path, customerx, "delete", refuse_two_contacts_each
     )
     victim = next(email for email, client in victims.items() if client == away)
     on_away = [c["email"] for c in _on(customerx, away, "contacts")]
@@ -255,6 +265,9 @@ def test_a_decision_added_after_both_were_loaded_deletes_the_merged_away_client_
     refused = _ledger(home, "late", "entity = 'contacts' and outcome = 'rejected'")
     assert len(refused) == 1 and f"put back on client {away}" in refused[0][3]
     assert _settled(home, away) == []
+    halfway = next(email for email, client in broken.items() if client == away)
+    assert halfway not in {c["email"] for c in customerx.store.records["contacts"].values()}
+    assert [r[2] for r in _ledger(home, "late", "entity = 'contacts' and outcome = 'failed'")] == ["failed"]
 
     customerx.refusals.clear()
     assert main(["sync", str(mapping), "--window", WINDOW]) == 0
