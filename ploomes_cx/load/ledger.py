@@ -86,7 +86,7 @@ def record(
             content_hash,
             None if body is None else json.dumps(body, ensure_ascii=False),
             state,
-            dt.datetime.now(dt.UTC).replace(tzinfo=None),
+            now(),
             run_id,
         ],
     )
@@ -127,7 +127,7 @@ def remember_refusal(
 ) -> None:
     con.execute(
         f"insert or replace into {schema}.refusals values (?, ?, ?, ?, ?, ?)",
-        [entity, external_id, content_hash, sync_id, status, dt.datetime.now(dt.UTC).replace(tzinfo=None)],
+        [entity, external_id, content_hash, sync_id, status, now()],
     )
 
 
@@ -192,7 +192,7 @@ def set_contract_status(
     if status is not None:
         con.execute(
             f"insert into {schema}.contract_status values (?, ?, ?, ?)",
-            [external_id, status, dt.datetime.now(dt.UTC).replace(tzinfo=None), run_id],
+            [external_id, status, now(), run_id],
         )
 
 

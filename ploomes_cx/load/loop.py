@@ -244,7 +244,7 @@ class EntityLoad:
                 assert mine is not None
                 outcome, detail = merges.move(self, item, mine)
             elif self.entity == "timeline":
-                outcome, detail = self._post_once(item, mine), None
+                outcome, detail = self.post_once(item, mine), None
             elif item.row.get("status") == "left_won":
                 outcome, detail = self._leave_won(item)
             elif self.statuses.get(item.ext) == "cancelled":
@@ -381,7 +381,7 @@ class EntityLoad:
             self.remember(item.ext, mine.customerx_id, item.digest, item.body, "sent")
         return "reactivated", f"deal {item.row['ploomes_id']} is won again; contract reactivated"
 
-    def _post_once(self, item: Planned, mine: ledger.Known | None) -> str:
+    def post_once(self, item: Planned, mine: ledger.Known | None) -> str:
         """A timeline entry is posted once, ever; one left `pending` by a killed run is looked up first."""
         body = item.body
         if mine is not None and mine.state == "pending":

@@ -77,9 +77,7 @@ def move(load: EntityLoad, item: Planned, mine: ledger.Known) -> tuple[str, str]
         load.remember(item.ext, mine.customerx_id, content_hash(body), body, "sent")
         return "moved", f"{why}; updated onto {survivor}"
     if load.entity == "timeline":
-        load.remember(item.ext, None, None, None, "pending")
-        result, _ = load.call("create_timeline", body=item.body)
-        load.remember(item.ext, (result or {}).get("id"), item.digest, item.body, "sent")
+        load.post_once(item, None)  # a new entry, on the survivor
         return (
             "moved",
             f"{why}; posted again on {survivor} (the entry on {held} stays: entries are never deleted)",
