@@ -227,8 +227,7 @@ def test_a_timeline_entry_left_pending_is_found_on_its_own_client(tmp_path, cust
         load = EntityLoad(m, "timeline", api, con, "run-1")
         pending = ledger.Known(None, None, None, "pending")
         assert (
-            load.post_once(Planned({"external_id": "note-1"}, "note-1", ours, "digest"), pending)
-            == "adopted"
+            load.post_once(Planned({"external_id": "note-1"}, "note-1", ours, "digest"), pending) == "adopted"
         )
         held = ledger.read(con, "notes", "timeline")["note-1"].customerx_id
     b1 = next(t for t in customerx.store.records["timelines"].values() if t.get("client_id") != 1)
