@@ -229,6 +229,7 @@ def test_a_timeline_entry_left_pending_is_found_on_its_own_client(tmp_path, cust
         assert (
             load.post_once(Planned({"external_id": "note-1"}, "note-1", ours, "digest"), pending) == "adopted"
         )
+        load.crosswalk.flush()  # as the end of a load does
         held = ledger.read(con, "notes", "timeline")["note-1"].customerx_id
     b1 = next(t for t in customerx.store.records["timelines"].values() if t.get("client_id") != 1)
     assert held == b1["id"] and len(customerx.store.records["timelines"]) == 2

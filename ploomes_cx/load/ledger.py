@@ -1,9 +1,11 @@
 """The load's memory, in DuckDB next to the staging tables: crosswalk and ledger.
 
 `crosswalk` maps each record we own (entity, our external id) to its CustomerX id, with the
-hash and body last sent. A row is written *before* a create (`state = pending`) and completed
-as soon as the record lands (`sent`), so a run killed at any point leaves at most one record per
-entity in doubt, and the next run checks that one instead of creating it twice.
+hash and body last sent. A row is written *before* a create (`state = pending`); the rows of
+calls that landed (`sent`) are written a few at a time (`Crosswalk`). A run killed at any point
+leaves in doubt only the records of its last second or so: a pending one is looked up in
+CustomerX before it is created again (load/adoption.py), an update is sent again. Nothing is
+created twice.
 
 `ledger` keeps every record's outcome per run: created, updated, adopted, unchanged, rejected
 (by CustomerX, with status and body, or by us before any call), failed (after retries),
@@ -20,8 +22,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass
-from typing import Any
+import time
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import duckdb
 import pandas as pd
@@ -76,20 +79,68 @@ def record(
     state: str,
     run_id: str,
 ) -> None:
-    """Write one crosswalk row now (autocommit): the load's progress survives a kill."""
-    con.execute(
-        f"insert or replace into {schema}.crosswalk values (?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            entity,
-            external_id,
-            customerx_id,
-            content_hash,
-            None if body is None else json.dumps(body, ensure_ascii=False),
-            state,
-            now(),
-            run_id,
-        ],
-    )
+    """Write one crosswalk row now (autocommit)."""
+    row = (entity, external_id, customerx_id, content_hash, _json(body), state, now(), run_id)
+    _write(con, schema, [row])
+
+
+def _json(body: dict[str, Any] | None) -> str | None:
+    return None if body is None else json.dumps(body, ensure_ascii=False)
+
+
+def _write(con: duckdb.DuckDBPyConnection, schema: str, rows: list[tuple[Any, ...]]) -> None:
+    """One statement for many rows: DuckDB spends about 2.5 ms on any single-row insert."""
+    if rows:
+        values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * len(rows))
+        con.execute(
+            f"insert or replace into {schema}.crosswalk values {values}", [v for r in rows for v in r]
+        )
+
+
+@dataclass
+class Crosswalk:
+    """One entity's crosswalk writes in one load.
+
+    A `pending` row is written at once, with whatever waits: it must be on disk before the call
+    it announces. The rows of calls that landed wait for the next pending row, for `BATCH` of
+    them, or for `SECONDS`, whichever comes first. Written one by one they cost about as much as
+    the calls against a fast CustomerX (4.0 s of a 17.4 s first sync of the test sandbox). A kill
+    loses only the rows that waited, which the next run settles as the module docstring says."""
+
+    con: duckdb.DuckDBPyConnection
+    schema: str
+    entity: str
+    run_id: str
+    waiting: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    since: float = 0.0
+
+    BATCH: ClassVar[int] = 50
+    SECONDS: ClassVar[float] = 1.0
+
+    def remember(
+        self, ext: str, cx_id: Any, digest: str | None, body: dict[str, Any] | None, state: str
+    ) -> None:
+        if not self.waiting:
+            self.since = time.monotonic()
+        self.waiting[ext] = (self.entity, ext, cx_id, digest, _json(body), state, now(), self.run_id)
+        if (
+            state != "sent"
+            or len(self.waiting) >= self.BATCH
+            or time.monotonic() - self.since >= self.SECONDS
+        ):
+            self.flush()
+
+    def flush(self) -> None:
+        rows, self.waiting = list(self.waiting.values()), {}
+        _write(self.con, self.schema, rows)
+
+    def hand_over(self, customerx_id: int, external_id: str) -> None:
+        """The record merged into `external_id` no longer holds `customerx_id`: its survivor does."""
+        self.flush()
+        self.con.execute(
+            f"delete from {self.schema}.crosswalk where entity = ? and customerx_id = ? and external_id != ?",
+            [self.entity, customerx_id, external_id],
+        )
 
 
 def append_ledger(con: duckdb.DuckDBPyConnection, schema: str, rows: list[tuple[Any, ...]]) -> None:
@@ -146,16 +197,6 @@ def owners(con: duckdb.DuckDBPyConnection, schema: str, entity: str) -> dict[int
         [entity],
     ).fetchall()
     return {int(r[0]): str(r[1]) for r in rows}
-
-
-def hand_over(
-    con: duckdb.DuckDBPyConnection, schema: str, entity: str, customerx_id: int, external_id: str
-) -> None:
-    """The record merged into `external_id` no longer holds `customerx_id`: its survivor does."""
-    con.execute(
-        f"delete from {schema}.crosswalk where entity = ? and customerx_id = ? and external_id != ?",
-        [entity, customerx_id, external_id],
-    )
 
 
 def held(con: duckdb.DuckDBPyConnection, schema: str, entity: str) -> int:

@@ -22,19 +22,8 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from ploomes_cx.customerx.bodies import (
-    BUILDERS,
-    cancel_body,
-    client_of,
-    reactivate_body,
-    without_client_move,
-)
-from ploomes_cx.customerx.client import (
-    CallStats,
-    CustomerXApi,
-    CustomerXRejected,
-    CustomerXUnavailableError,
-)
+from ploomes_cx.customerx.bodies import BUILDERS, cancel_body, client_of, reactivate_body, without_client_move
+from ploomes_cx.customerx.client import CallStats, CustomerXApi, CustomerXRejected, CustomerXUnavailableError
 from ploomes_cx.customerx.endpoints import RESOURCES
 from ploomes_cx.load import ledger, merges
 from ploomes_cx.load.adoption import Adoption
@@ -93,7 +82,11 @@ class EntityLoad:
     # children only: merged-away client -> its survivor, both held by CustomerX (load/merges.py)
     merged: dict[str, str] = field(default_factory=dict)
     _ledger_rows: list[tuple[Any, ...]] = field(default_factory=list)
+    crosswalk: ledger.Crosswalk = field(init=False)
     _now: dt.datetime = field(default_factory=ledger.now)
+
+    def __post_init__(self) -> None:
+        self.crosswalk = ledger.Crosswalk(self.con, self.schema, self.entity, self.run_id)
 
     @property
     def schema(self) -> str:
@@ -108,7 +101,7 @@ class EntityLoad:
         self.note(ext, "rejected", None, why)
 
     def remember(self, ext: str, cx_id: Any, digest: str | None, body: dict | None, state: str) -> None:
-        ledger.record(self.con, self.schema, self.entity, ext, cx_id, digest, body, state, self.run_id)
+        self.crosswalk.remember(ext, cx_id, digest, body, state)
 
     def run(self, frame: pd.DataFrame, log: logging.Logger | logging.LoggerAdapter) -> LoadReport:
         ledger.ensure(self.con, self.schema)
@@ -117,6 +110,7 @@ class EntityLoad:
             progress = LoadProgress(len(planned), self.m.customerx.requests_per_minute, log)
             self._send_all(planned, progress)
         finally:
+            self.crosswalk.flush()
             ledger.append_ledger(self.con, self.schema, self._ledger_rows)
             if self.adoption is not None:
                 self.report.adoption = self.adoption.metadata()
@@ -335,7 +329,7 @@ class EntityLoad:
         cx_id = existing.get("id")
         self.remember(item.ext, cx_id, item.digest, held, "sent")
         if cx_id is not None:
-            ledger.hand_over(self.con, self.schema, self.entity, int(cx_id), item.ext)
+            self.crosswalk.hand_over(int(cx_id), item.ext)
         assert self.adoption is not None
         self.adoption.claim(cx_id, item.ext)
         return "adopted", "; ".join(x for x in (f"adopted CustomerX record {cx_id}", moved) if x)
