@@ -43,7 +43,7 @@ test: $(STAMP) browser-deps postgres-deps
 	$(BIN)/ruff format --check ploomes_cx ploomes_cx_tests benchmarks
 	DAGSTER_HOME= PLOOMES_CX_HOME=$$(mktemp -d) $(DG) check defs
 	DAGSTER_HOME= PLOOMES_CX_HOME=$$(mktemp -d) $(DG) list defs --json > /dev/null
-	$(BIN)/pytest -q -p no:cacheprovider -n 2
+	$(BIN)/pytest -q -p no:cacheprovider -n 3
 
 lint: $(STAMP)
 	$(BIN)/ruff check ploomes_cx ploomes_cx_tests benchmarks
