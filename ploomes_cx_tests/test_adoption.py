@@ -168,8 +168,10 @@ def test_the_read_is_chosen_by_counting(tmp_path):
         assert chosen(0).mode == "none"
         assert chosen(3).mode == "listing" and "first load" in chosen(3).reason
         listing.save(con, "count", "clients", "sync-1", [{"id": i} for i in range(1, 401)])
+        held = ledger.Crosswalk(con, "count", "clients", "run")
         for i in range(1, 401):
-            ledger.record(con, "count", "clients", f"o{i}", i, "h", {}, "sent", "run")
+            held.remember(f"o{i}", i, "h", {}, "sent")
+        held.flush()
         few, many = chosen(3), chosen(50)
         # 400 records are 20 pages; 3 new records cost 3 x (2 document forms + 1 code) = 9 lookups
         assert (few.mode, few.estimates) == ("lookup", {"listing": 20, "lookup": 9})

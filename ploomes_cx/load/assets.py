@@ -2,8 +2,8 @@
 
 Each reads its staging table and makes CustomerX hold it (`load/loop.py`): unchanged
 records cost no call, the crosswalk follows the records that land (`ledger.Crosswalk`), every
-outcome goes to the ledger. With `dry_run: true` in the run config (or `ploomes-cx sync --dry-run`) nothing is
-written to CustomerX and the metadata shows what would change.
+outcome goes to the ledger. With `dry_run: true` in the run config (or `ploomes-cx sync
+--dry-run`) nothing is written to CustomerX and the metadata shows what would change.
 """
 
 from collections import Counter

@@ -68,22 +68,6 @@ def read(con: duckdb.DuckDBPyConnection, schema: str, entity: str) -> dict[str, 
     return {r[0]: Known(r[1], r[2], json.loads(r[3]) if r[3] else None, r[4]) for r in rows}
 
 
-def record(
-    con: duckdb.DuckDBPyConnection,
-    schema: str,
-    entity: str,
-    external_id: str,
-    customerx_id: int | None,
-    content_hash: str | None,
-    body: dict[str, Any] | None,
-    state: str,
-    run_id: str,
-) -> None:
-    """Write one crosswalk row now (autocommit)."""
-    row = (entity, external_id, customerx_id, content_hash, _json(body), state, now(), run_id)
-    _write(con, schema, [row])
-
-
 def _json(body: dict[str, Any] | None) -> str | None:
     return None if body is None else json.dumps(body, ensure_ascii=False)
 
