@@ -182,14 +182,30 @@ def _loaded_then_decided(home, tmp_path, customerx, policy: str, before_deciding
     if before_deciding is not None:
         before_deciding(a, b)
     _decide(mapping, f"same,{a} {b},one company entered twice,ana@cs.example,2026-12-02")
-    refused = before_deciding is not None  # a record CustomerX refuses is exit 1 (§2)
-    assert main(["sync", str(mapping), "--window", WINDOW]) == (1 if refused else 0)
+    writes = len(customerx.successful_writes())
+    assert main(["sync", str(mapping), "--window", WINDOW, "--dry-run"]) == 0
+    assert len(customerx.successful_writes()) == writes
     survivor = _staged(
         home, "late", f"select external_id from {{s}}.stg_clients where external_id in ('{a}', '{b}')"
     )
     assert len(survivor) == 1
     kept = survivor[0][0]
-    return mapping, kept, ({a, b} - {kept}).pop(), before
+    away = ({a, b} - {kept}).pop()
+    # the dry run tells what the decision will do
+    told = {step: _load_metadata(step) for step in ("clients", "contacts", "contracts", "timeline")}
+    verb = "would_delete" if policy == "delete" else "would_keep"
+    assert told["clients"]["merged_away_clients"].value == {verb: 1}
+    moving = {"contacts": "contacts", "contracts": "contracts", "timeline": "timelines"}
+    assert {s: told[s]["moved"].value for s in moving} == {s: before[away][k] for s, k in moving.items()}
+
+    refused = before_deciding is not None  # a record CustomerX refuses is exit 1 (§2)
+    assert main(["sync", str(mapping), "--window", WINDOW]) == (1 if refused else 0)
+    return mapping, kept, away, before
+
+
+def _load_metadata(entity: str) -> dict:
+    event = dg.DagsterInstance.get().get_latest_materialization_event(dg.AssetKey(["late", f"load_{entity}"]))
+    return event.asset_materialization.metadata
 
 
 def _settled(home, away: str) -> list[tuple]:

@@ -17,7 +17,7 @@ from ploomes_cx.customerx.client import CustomerXAuthError, CustomerXUnavailable
 from ploomes_cx.customerx.resource import CustomerXResource
 from ploomes_cx.load import ledger
 from ploomes_cx.load.loop import EntityLoad, LoadOptions
-from ploomes_cx.load.merges import retire
+from ploomes_cx.load.merges import retire, would_settle
 from ploomes_cx.mapping import Mapping
 from ploomes_cx.metadata import Count, ErrorKind, failure, markdown
 from ploomes_cx.partitions import freshness_policy
@@ -86,7 +86,10 @@ def _load_asset(m: Mapping, entity: str) -> dg.AssetsDefinition:
                 report = EntityLoad(m, entity, api, con, context.run_id, options).run(frame, context.log)
                 # a client merged into another once both were in CustomerX: settled by the step that
                 # moved its last record (load/merges.py)
-                settled = Counter() if config.dry_run else retire(m, api, con, context.run_id, report.stats)
+                if not config.dry_run:
+                    settled = retire(m, api, con, context.run_id, report.stats)
+                else:  # told once, by the clients' step
+                    settled = would_settle(m, con) if entity == "clients" else Counter()
             except (CustomerXAuthError, CustomerXUnavailableError) as exc:
                 raise failure(str(exc), ErrorKind.CUSTOMERX) from None
             finally:
@@ -127,6 +130,7 @@ def _count_metadata(counts: Counter) -> dict[str, int]:
         + counts["cancelled"]
         + counts["reactivated"]
         + counts["moved"]
+        + counts["would_move"]
         + counts["would_cancel"],
         "adopted": counts["adopted"],
         Count.UNCHANGED.value: counts["unchanged"],
@@ -139,7 +143,7 @@ def _count_metadata(counts: Counter) -> dict[str, int]:
         "left_won_kept": counts["left_won"] + counts["would_keep"],
         "reactivated": counts["reactivated"],
         # held under a client merged into theirs, now on the survivor (load/merges.py)
-        "moved": counts["moved"],
+        "moved": counts["moved"] + counts["would_move"],
     }
 
 
@@ -147,7 +151,8 @@ def _summary(entity: str, counts: dict[str, int], dry_run: bool) -> str:
     if dry_run:
         return (
             f"Dry run, nothing written: {counts['would_create']} {entity} would be created, "
-            f"{counts['would_update']} updated, {counts['unchanged']} left unchanged."
+            f"{counts['would_update']} updated, {counts['would_move']} moved to the client theirs was merged "
+            f"into, {counts['unchanged']} left unchanged."
         )
     return (
         f"{counts['created']} created, {counts['updated']} updated, {counts['adopted']} adopted, "

@@ -145,7 +145,7 @@ class EntityLoad:
         known = ledger.read(self.con, self.schema, self.entity)
         if self.entity == "contracts":
             self.statuses = ledger.contract_statuses(self.con, self.schema)
-        if self.entity != "clients" and not self.options.dry_run:
+        if self.entity != "clients":
             self.merged = merges.merged_away(self.con, self.schema)
         sync_id = self.options.sync_id
         refused = ledger.refusals(self.con, self.schema, self.entity, sync_id) if sync_id else {}
@@ -226,6 +226,7 @@ class EntityLoad:
         outcome = "would_update" if mine is not None and mine.state == "sent" else "would_create"
         if item.row.get("status") == "left_won":
             outcome = f"would_{'keep' if self.m.contracts.on_leave_won == 'keep' else 'cancel'}"
+        outcome = "would_move" if self._moving(item, mine) else outcome
         self.report.counts[outcome] += 1
         if len(self.report.diffs) < SAMPLES:
             changes = field_diff(mine.body if mine else None, item.body)

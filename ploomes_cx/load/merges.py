@@ -117,6 +117,17 @@ def _put_back(load: EntityLoad, item: Planned, mine: ledger.Known) -> str:
     return f"put back on client {client_of(mine.body or {})}"
 
 
+def would_settle(m: Mapping, con: duckdb.DuckDBPyConnection) -> Counter:
+    """What a dry run says: every merged-away client, as the step moving its last record would
+    handle it (`would_delete` or `would_keep`)."""
+    found = len(merged_away(con, m.name))
+    return (
+        Counter({"would_delete" if m.deletes.policy == "delete" else "would_keep": found})
+        if found
+        else Counter()
+    )
+
+
 def retire(
     m: Mapping, api: CustomerXApi, con: duckdb.DuckDBPyConnection, run_id: str, stats: CallStats
 ) -> Counter:
