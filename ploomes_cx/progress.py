@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import dagster as dg
 
@@ -42,6 +43,7 @@ def describe(record: dg.EventLogEntry, started: float) -> str | None:
             for k, label in PROGRESS_COUNTS
             if k in mat.metadata and isinstance(mat.metadata[k].value, int | float)
         ]
+        counts += _merges(mat.metadata)
         if not counts:
             return None
         return f"    {elapsed} {mat.asset_key.path[-1]}: {', '.join(counts)}"
@@ -54,6 +56,25 @@ def describe(record: dg.EventLogEntry, started: float) -> str | None:
         # another run on the same credential holds the pool's slot: say why nothing moves
         return f"    {elapsed} {event.step_key}: waiting, {event.message[0].lower()}{event.message[1:]}"
     return None
+
+
+SETTLED = {
+    "deleted": "deleted",
+    "merged_away": "kept",
+    "rejected": "refused its deletion",
+    "would_delete": "would be deleted",
+    "would_keep": "would be kept",
+}
+
+
+def _merges(metadata: Mapping[str, Any]) -> list[str]:
+    """What a load did about clients merged after both were loaded (load/merges.py), when it did."""
+    moved = metadata.get("moved")
+    said = [f"{int(moved.value)} moved to the client theirs was merged into"] if moved and moved.value else []
+    settled = metadata.get("merged_away_clients")
+    for outcome, n in (settled.value if settled is not None else {}).items():
+        said.append(f"{n} merged-away client{'s' if n > 1 else ''} {SETTLED.get(outcome, outcome)}")
+    return said
 
 
 class RunWatcher:

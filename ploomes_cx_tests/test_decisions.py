@@ -223,10 +223,15 @@ def _writes_nothing_more(mapping: Path, customerx) -> None:
 
 
 def test_a_decision_added_after_both_were_loaded_moves_the_children_and_keeps_the_merged_away_client_per_ignore(
-    home, tmp_path, ploomes, customerx, monkeypatch
+    home, tmp_path, ploomes, customerx, monkeypatch, capsys
 ):
     point_at(monkeypatch, ploomes, customerx)
     mapping, kept, away, before = _loaded_then_decided(home, tmp_path, customerx, "ignore")
+    said = capsys.readouterr()
+    assert "load_clients: " in said.out + said.err
+    assert "1 merged-away client would be kept" in said.out + said.err  # the dry run
+    assert "1 merged-away client kept" in said.out + said.err
+    assert f"{before[away]['contacts']} moved to the client theirs was merged into" in said.out + said.err
     after = _children(customerx, kept)
     assert after == {
         k: before[kept][k] + before[away][k] for k in after
