@@ -13,7 +13,8 @@ from ploomes_cx.cli import main
 from ploomes_cx.decisions import COLUMNS, DecisionsError, load_decisions
 from ploomes_cx.mapping import load_mapping
 from ploomes_cx.runtime.duckdb_io import database_path
-from ploomes_cx_tests.conftest import point_at, write_mapping
+from ploomes_cx.sandbox.clock import to_ms
+from ploomes_cx_tests.conftest import local, point_at, write_mapping
 
 LOOSE = "quality:\n  max_rejected_ratio: 0.9\n"
 WINDOW = "2026-11-01..2026-11-03"
@@ -250,6 +251,20 @@ def test_a_decision_added_after_both_were_loaded_moves_the_children_and_keeps_th
     assert {r[0] for r in moved} == {"contacts", "contracts", "timeline"}
     assert len(moved) == sum(before[away].values())
     _writes_nothing_more(mapping, customerx)
+
+    # the merged-away record changes last in Ploomes (the sandbox's last day, later than any
+    # record): it survives again, takes back its own CustomerX record (whose external id nothing
+    # else may take), and the other one is merged away in turn
+    ploomes.touch("contacts", int(away), when_ms=to_ms(local(2026, 11, 14, 23, 59)))
+    assert main(["sync", str(mapping), "--window", "2026-11-14"]) == 0
+    survivor = f"select external_id from {{s}}.stg_clients where external_id in ('{kept}', '{away}')"
+    assert _staged(home, "late", survivor) == [(away,)]
+    both = {k: before[kept][k] + before[away][k] for k in before[kept]}
+    now_on = _children(customerx, away)
+    assert all(now_on[k] >= both[k] for k in both), (now_on, both)  # the last day may add some
+    assert _children(customerx, kept) == {"contacts": 0, "contracts": 0, "timelines": both["timelines"]}
+    assert [r[2] for r in _settled(home, kept)] == ["merged_away"]
+    assert _ledger(home, "late", "outcome = 'rejected'") == []
 
 
 def test_a_decision_added_after_both_were_loaded_deletes_the_merged_away_client_only_once_it_holds_nothing(

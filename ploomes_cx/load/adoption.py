@@ -151,7 +151,13 @@ class Adoption:
         """The CustomerX record our new record is (or None), and why a match was passed over.
 
         A record merged into ours that we sent is ours, at the CustomerX id the crosswalk holds:
-        no read needed, and no listing taken before it landed can miss it."""
+        no read needed, and no listing taken before it landed can miss it. Our own record kept
+        in CustomerX when it was merged away (`load/merges.py`) comes first: it survives again
+        (the older record of the pair changed last), so it takes back its own record, whose
+        external id no other record can take, and the other one is the merged-away one now."""
+        own = self.known.get(ext)
+        if own is not None and own.state == ledger.MERGED and own.customerx_id is not None:
+            return {**(own.body or {}), "id": own.customerx_id, self.ext_key: ext}, None
         for alias in aliases_of(row):
             held = self.known.get(alias)
             if held is not None and held.state == "sent" and held.customerx_id is not None:

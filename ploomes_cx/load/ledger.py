@@ -29,6 +29,9 @@ from typing import Any, ClassVar
 import duckdb
 import pandas as pd
 
+# the crosswalk state of a client merged away after it was loaded and kept in CustomerX
+# (load/merges.py): CustomerX holds it under our external id, and no sync writes it
+MERGED = "merged"
 LEDGER_COLUMNS = ["run_id", "entity", "external_id", "outcome", "http_status", "detail", "recorded_at"]
 
 

@@ -23,6 +23,10 @@ no longer update. So, in every load step:
   so there is nothing of ours left to cancel). Either way its crosswalk row leaves the `sent`
   state for `merged`, so we stop updating it, and the ledger says which client took it.
 
+If the kept one later survives again (its Ploomes record changed last), it takes back its own
+CustomerX record (`load/adoption.py`: its external id is taken there, so it cannot adopt the
+other's) and the other one is merged away in turn, by the same steps.
+
 A merged-away client whose survivor CustomerX does not hold yet needs none of this: the survivor
 adopts its CustomerX record (`load/adoption.py`), children and all.
 """
@@ -46,7 +50,6 @@ if TYPE_CHECKING:
     from ploomes_cx.load.loop import EntityLoad, Planned
 
 CHILD_TABLES = {"contacts": "stg_contacts", "contracts": "stg_contracts", "timeline": "stg_timeline"}
-MERGED = "merged"  # the crosswalk state of a merged-away client: CustomerX may hold it, we no longer write it
 
 
 def merged_away(con: duckdb.DuckDBPyConnection, schema: str) -> dict[str, str]:
@@ -161,7 +164,7 @@ def _retire_one(
 ) -> tuple[str, int | None, str]:
     what = f"merged into client {survivor} (see duplicate_clusters); its contacts, contracts and timeline moved there"
     if m.deletes.policy != "delete":
-        ledger.set_state(con, m.name, "clients", alias, MERGED, run_id)
+        ledger.set_state(con, m.name, "clients", alias, ledger.MERGED, run_id)
         kept = (
             "deletes.policy: ignore"
             if m.deletes.policy == "ignore"
