@@ -7,6 +7,7 @@ outcome goes to the ledger. With `dry_run: true` in the run config (or `ploomes-
 """
 
 from collections import Counter
+from typing import Any
 
 import dagster as dg
 import pandas as pd
@@ -16,7 +17,7 @@ from dagster_duckdb import DuckDBResource
 from ploomes_cx.customerx.client import CustomerXAuthError, CustomerXUnavailableError
 from ploomes_cx.customerx.resource import CustomerXResource
 from ploomes_cx.load import ledger
-from ploomes_cx.load.loop import EntityLoad, LoadOptions
+from ploomes_cx.load.loop import EntityLoad, LoadOptions, LoadReport
 from ploomes_cx.load.merges import retire, would_settle
 from ploomes_cx.mapping import Mapping
 from ploomes_cx.metadata import Count, ErrorKind, failure, markdown
@@ -96,27 +97,32 @@ def _load_asset(m: Mapping, entity: str) -> dg.AssetsDefinition:
                 api.close()
             held = ledger.held(con, m.name, entity)
             outcomes = ledger.run_outcomes(con, m.name, entity, context.run_id, limit=10)
-        metadata = {
-            "dry_run": config.dry_run,
-            **_count_metadata(report.counts),
-            "requests": report.stats.requests,
-            "writes": report.stats.writes,
-            "retries": report.stats.retries,
-            "summary": dg.MetadataValue.md(_summary(entity, report.counts, config.dry_run)),
-            "dagster/row_count": held,
-            "preview": markdown(outcomes, limit=10),
-        }
-        if report.refusals:
-            metadata["refusals"] = markdown(pd.DataFrame(report.refusals))
-        if report.diffs:
-            metadata["changes_sample"] = dg.MetadataValue.json(report.diffs)
-        if settled:  # merged-away clients, per deletes.policy (their rows in the ledger, entity clients)
-            metadata["merged_away_clients"] = dg.MetadataValue.json(dict(settled))
-        if report.adoption:  # how new records were matched with CustomerX's, and what it cost
-            metadata["adoption"] = dg.MetadataValue.json(report.adoption)
+        metadata = _metadata(entity, config.dry_run, report, settled)
+        metadata |= {"dagster/row_count": held, "preview": markdown(outcomes, limit=10)}
         return dg.MaterializeResult(metadata=metadata)
 
     return _load
+
+
+def _metadata(entity: str, dry_run: bool, report: LoadReport, settled: Counter) -> dict[str, Any]:
+    """What the UI shows of one load: counts, cost, and the samples worth a look."""
+    metadata: dict[str, Any] = {
+        "dry_run": dry_run,
+        **_count_metadata(report.counts),
+        "requests": report.stats.requests,
+        "writes": report.stats.writes,
+        "retries": report.stats.retries,
+        "summary": dg.MetadataValue.md(_summary(entity, report.counts, dry_run)),
+    }
+    if report.refusals:
+        metadata["refusals"] = markdown(pd.DataFrame(report.refusals))
+    if report.diffs:
+        metadata["changes_sample"] = dg.MetadataValue.json(report.diffs)
+    if settled:  # merged-away clients, per deletes.policy (their rows in the ledger, entity clients)
+        metadata["merged_away_clients"] = dg.MetadataValue.json(dict(settled))
+    if report.adoption:  # how new records were matched with CustomerX's, and what it cost
+        metadata["adoption"] = dg.MetadataValue.json(report.adoption)
+    return metadata
 
 
 def _count_metadata(counts: Counter) -> dict[str, int]:
