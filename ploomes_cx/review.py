@@ -26,6 +26,8 @@ FIELDS = [
     ("changed_at", "changed"),
     ("contacts", "contacts"),
     ("deals", "won deals"),
+    # both loaded: `same` moves what one holds to the other and applies deletes.policy to it
+    ("customerx", "CustomerX"),
 ]
 CONTACT_FIELDS = [
     ("name", "name"),
@@ -92,7 +94,7 @@ def _records(con: duckdb.DuckDBPyConnection, schema: str, ids: set[int]) -> dict
         f"""select c.ploomes_id, c.name, c.legal_name, c.document, c.email, c.phone, c.external_code,
                    strftime(c.changed_at, '%Y-%m-%d %H:%M'),
                    (select count(*) from {schema}.stg_contacts k where k.client_external_id = c.external_id),
-                   {_deals(con, schema)}
+                   {_deals(con, schema)}, {_held(con, schema)}
             from {schema}.stg_clients c where c.ploomes_id in ({marks})"""
     ).fetchall()
     names = [f for f, _ in FIELDS]
@@ -116,6 +118,15 @@ def _deals(con: duckdb.DuckDBPyConnection, schema: str) -> str:
     if not table_exists(con, schema, "stg_contracts"):
         return "0"
     return f"(select count(*) from {schema}.stg_contracts d where d.client_external_id = c.external_id)"
+
+
+def _held(con: duckdb.DuckDBPyConnection, schema: str) -> str:
+    """Which CustomerX client holds the record, if a sync loaded it."""
+    if not table_exists(con, schema, "crosswalk"):
+        return "'not loaded'"
+    return f"""coalesce((select 'client ' || x.customerx_id from {schema}.crosswalk x
+                         where x.entity = 'clients' and x.external_id = c.external_id and x.state = 'sent'),
+                        'not loaded')"""
 
 
 def side_by_side(candidate: Candidate, most: int = 40) -> str:

@@ -11,6 +11,8 @@ import duckdb
 import pexpect
 
 from ploomes_cx.cli import main
+from ploomes_cx.mapping import load_mapping
+from ploomes_cx.review import open_candidates
 from ploomes_cx.runtime.duckdb_io import database_path
 from ploomes_cx_tests.conftest import point_at, write_mapping
 
@@ -31,9 +33,18 @@ def test_review_for_scripts_lists_records_and_refuses_a_contradiction(
     mapping = str(write_mapping(tmp_path, "rev", LOOSE))
     assert main(["review", mapping, "--list"]) == 2
     assert "nothing staged yet for mapping rev" in capsys.readouterr().err
-    assert main(["sync", mapping, "--window", WINDOW, "--dry-run"]) == 0
+    assert main(["sync", mapping, "--window", WINDOW]) == 0
     capsys.readouterr()
     first, *rest = _listed(capsys, mapping)
+    # loaded: each client candidate's records say which CustomerX client holds them
+    shown = [
+        r["customerx"]
+        for c in open_candidates(load_mapping(mapping))
+        for r in c.records.values()
+        if "customerx" in r
+    ]
+    numbers = {f"client {c['id']}" for c in customerx.store.records["clients"].values()}
+    assert shown and set(shown) <= numbers | {"not loaded"} and set(shown) & numbers
     assert len(first) >= 2
     assert (
         main(["review", mapping, "--different", *map(str, first), "--note", "two branches", "--by", "ana"])
