@@ -20,8 +20,9 @@ no longer update. So, in every load step:
 - then the merged-away client, once no staged record is held under it any more (`retire`, at the
   end of every load step, so the step that moves the last child settles it in the same run):
   `delete` deletes it in CustomerX; `ignore` and `cancel` keep it as it is (its contracts moved,
-  so there is nothing of ours left to cancel). Either way its crosswalk row leaves the `sent`
-  state for `merged`, so we stop updating it, and the ledger says which client took it.
+  so there is nothing of ours left to cancel). Deleted, it leaves the crosswalk; kept, its
+  crosswalk row leaves the `sent` state for `merged`, so we stop updating it. The ledger says
+  which client took it.
 
 If the kept one later survives again (its Ploomes record changed last), it takes back its own
 CustomerX record (`load/adoption.py`: its external id is taken there, so it cannot adopt the
