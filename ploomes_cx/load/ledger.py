@@ -91,7 +91,7 @@ class Crosswalk:
     A `pending` row is written at once, with whatever waits: it must be on disk before the call
     it announces. The rows of calls that landed wait for the next pending row, for `BATCH` of
     them, or for `SECONDS`, whichever comes first. Written one by one they cost about as much as
-    the calls against a fast CustomerX (4.0 s of a 17.4 s first sync of the test sandbox). A kill
+    the calls against a fast CustomerX (`python -m benchmarks.crosswalk`). A kill
     loses only the rows that waited, which the next run settles as the module docstring says."""
 
     con: duckdb.DuckDBPyConnection
