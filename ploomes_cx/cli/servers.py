@@ -89,6 +89,17 @@ def _sandbox_options(p: argparse.ArgumentParser) -> None:
         help="CustomerX rate limit the sandbox enforces (default 3000, what mappings/sandbox.yaml paces to; "
         "a real account allows 60)",
     )
+    p.add_argument(
+        "--reading",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="play another reading of what the API specs leave open, e.g. attributes=merge "
+        "(repeatable; `ploomes-cx sandbox --readings` lists them)",
+    )
+    p.add_argument(
+        "--readings", action="store_true", help="list the readings the sandboxes can play, and stop"
+    )
 
 
 # ---- sandbox ---------------------------------------------------------------------------------
@@ -96,7 +107,12 @@ def _start_sandboxes(args: argparse.Namespace) -> tuple[PloomesSandbox, Customer
     """Both sandbox servers; the CustomerX account is kept in `$PLOOMES_CX_HOME/sandbox/`."""
     from ploomes_cx.runtime.state import ensure_home
     from ploomes_cx.sandbox import CustomerXSandbox, PloomesDataset, PloomesSandbox
+    from ploomes_cx.sandbox.readings import ReadingError, parse
 
+    try:
+        chosen = parse(args.reading)
+    except ReadingError as exc:
+        raise SystemExit(f"error: {exc}") from None
     state = ensure_home() / "sandbox"
     state.mkdir(exist_ok=True)
     try:
@@ -105,6 +121,7 @@ def _start_sandboxes(args: argparse.Namespace) -> tuple[PloomesSandbox, Customer
             host=args.host,
             port=args.ploomes_port,
             requests_per_minute=args.rpm,
+            readings=chosen,
         )
         customerx = CustomerXSandbox(
             host=args.host,
@@ -114,6 +131,7 @@ def _start_sandboxes(args: argparse.Namespace) -> tuple[PloomesSandbox, Customer
             # where the GIL can bunch requests that the client spaced evenly
             burst=max(5, int(args.customerx_rpm / 60)),
             state_file=state / "customerx.json",
+            readings=chosen,
         )
     except OSError as exc:
         raise SystemExit(
@@ -123,13 +141,32 @@ def _start_sandboxes(args: argparse.Namespace) -> tuple[PloomesSandbox, Customer
     return ploomes.start(), customerx.start()
 
 
+def _played(readings: dict[str, str]) -> str:
+    from ploomes_cx.sandbox.readings import READINGS
+
+    other = [f"{k}={v}" for k, v in readings.items() if v != READINGS[k].default]
+    return "readings: " + (", ".join(other) if other else "the defaults (see --readings)")
+
+
+def _print_readings() -> int:
+    from ploomes_cx.sandbox.readings import READINGS
+
+    for r in READINGS.values():
+        print(f"{r.api:9} {r.name:24} {' | '.join(r.values)}   (default {r.default})")
+        print(textwrap.indent(textwrap.fill(r.spec, 90), " " * 10))
+    return EXIT_OK
+
+
 def cmd_sandbox(args: argparse.Namespace) -> int:
+    if args.readings:
+        return _print_readings()
     ploomes, customerx = _start_sandboxes(args)
     print(
         textwrap.dedent(f"""\
         Ploomes sandbox:    {ploomes.url}   User-Key: {ploomes.user_key}
         CustomerX sandbox:  {customerx.url}   token: {customerx.token}
         ({args.persons} persons, seed {args.seed}; {args.rpm:g} and {args.customerx_rpm:g} requests/min)
+        {_played(ploomes.readings | customerx.readings)}
 
         In another shell:
           export PLOOMES_BASE_URL={ploomes.url}

@@ -21,13 +21,14 @@ import json
 import math
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from ploomes_cx.sandbox.customerx_values import Refused, _custom_attributes, _now, _phone_digits, filtered
 from ploomes_cx.sandbox.faults import FaultPlan, TokenBucket
 from ploomes_cx.sandbox.http import JsonHandler, LoopbackServer
+from ploomes_cx.sandbox.readings import for_api
 
 PREFIX = "/api/v1"
 CANCEL = "_cancel"  # our route name for POST /cancel_contracts
@@ -83,7 +84,10 @@ class CustomerXSandbox:
         auth_schemes: tuple[str, ...] = ("raw", "bearer"),
         custom_attributes: list[str] | None = None,
         ignored_filters: frozenset[str] = frozenset(),
+        readings: Mapping[str, str] | None = None,
     ) -> None:
+        # the open readings of customerx-api.md this server plays (`sandbox/readings.py`)
+        self.readings = for_api("customerx", readings)
         self.token = token
         # list filters this server does not know and so ignores (the real API's set is LOW/I,
         # customerx-api.md §8.1, §8.2): a test can prove the load notices an unfiltered answer

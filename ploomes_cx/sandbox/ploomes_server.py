@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,7 @@ from ploomes_cx.sandbox.odata import FilterEvaluator, ODataError, parse_orderby,
 from ploomes_cx.sandbox.ploomes_data import PloomesDataset
 from ploomes_cx.sandbox.ploomes_fields import fields_catalogue
 from ploomes_cx.sandbox.ploomes_webhooks import WebhookRegistry
+from ploomes_cx.sandbox.readings import for_api
 
 ENTITY_SETS = {
     "Contacts": "contacts",
@@ -60,7 +62,10 @@ class PloomesSandbox:
         supports_count: bool = True,
         accepts_in: bool = True,
         webhook_key_echo: str = "header",
+        readings: Mapping[str, str] | None = None,
     ) -> None:
+        # the open readings of ploomes-api.md this server plays (`sandbox/readings.py`)
+        self.readings = for_api("ploomes", readings)
         self.dataset = dataset or PloomesDataset()
         self.user_key = user_key
         self.max_top = max_top

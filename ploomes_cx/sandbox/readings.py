@@ -1,0 +1,116 @@
+"""The readings of the two APIs that the specs leave open, one switch each, for both sandboxes.
+
+Nobody here can call the real Ploomes or CustomerX, so where `shared/specs/` marks a fact inferred
+(I) or partly confirmed, the sandboxes must be able to play every reading: a sandbox that plays
+only the reading our code assumed hides the defect that reading would cause. Each switch names the
+spec sentence it stands for; the first value is the default, the spec's most likely reading.
+`ploomes-cx sandbox --reading NAME=VALUE` and the test fixtures set them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+Api = Literal["ploomes", "customerx"]
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One open question about an API and the answers a sandbox can give to it."""
+
+    name: str
+    api: Api
+    values: tuple[str, ...]  # the first is the default
+    spec: str  # the spec's words the switch stands for
+
+    @property
+    def default(self) -> str:
+        return self.values[0]
+
+    @property
+    def alternatives(self) -> tuple[str, ...]:
+        return self.values[1:]
+
+
+_ALL = (
+    Reading(
+        "attributes",
+        "customerx",
+        ("replace", "merge"),
+        "customerx-api.md §8.6: whether an update replaces the attribute list or merges it by name is "
+        "not documented (I)",
+    ),
+    Reading(
+        "delete_by_external_id",
+        "customerx",
+        ("served", "404"),
+        "customerx-api.md §7/§8.1: DELETE by external id C [S1] (a catalogue, no path id), by numeric id "
+        "C [S2]; §6: a 404 is an unknown resource or a wrong path",
+    ),
+    Reading(
+        "timeline_client",
+        "customerx",
+        ("nested", "top_level", "id_only"),
+        "customerx-api.md §8.4: `GET /timelines` I [S5 only]; neither the list's shape nor its filters "
+        "are documented",
+    ),
+    Reading(
+        "timeline_filter",
+        "customerx",
+        ("honoured", "ignored"),
+        "customerx-api.md §8.4: `GET /timelines` I [S5 only]; its filters are not documented",
+    ),
+    Reading(
+        "timestamps",
+        "customerx",
+        ("echo", "utc_z"),
+        "customerx-api.md §3: timestamps in responses are ISO-8601, may end in `Z` (C [S2])",
+    ),
+    Reading(
+        "duplicate_create",
+        "customerx",
+        ("422_already", "422_other_words", "409"),
+        "customerx-api.md §7: duplicate external id on plain POST create is unknown (I: 422); §6: error "
+        "body shape not observed anywhere, never parse errors",
+    ),
+)
+
+READINGS: dict[str, Reading] = {r.name: r for r in _ALL}
+
+
+class ReadingError(ValueError):
+    """A `--reading` that names no switch or a value the switch does not have."""
+
+
+def parse(pairs: Iterable[str]) -> dict[str, str]:
+    """`NAME=VALUE` strings, as `--reading` takes them, checked against the switches."""
+    chosen: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise ReadingError(f"--reading {pair!r}: write NAME=VALUE, e.g. attributes=merge")
+        chosen[name.strip()] = value.strip()
+    return check(chosen)
+
+
+def check(chosen: Mapping[str, str]) -> dict[str, str]:
+    for name, value in chosen.items():
+        reading = READINGS.get(name)
+        if reading is None:
+            raise ReadingError(f"no sandbox reading {name!r}; known: {', '.join(sorted(READINGS))}")
+        if value not in reading.values:
+            raise ReadingError(f"reading {name}={value!r}: choose one of {', '.join(reading.values)}")
+    return dict(chosen)
+
+
+def for_api(api: Api, chosen: Mapping[str, str] | None) -> dict[str, str]:
+    """Every switch of one API's sandbox: the chosen value, else the default."""
+    chosen = check(chosen or {})
+    return {r.name: chosen.get(r.name, r.default) for r in READINGS.values() if r.api == api}
+
+
+def alternatives(api: Api | None = None) -> list[tuple[str, str]]:
+    """(switch, value) for every non-default reading: what a test matrix runs besides the default."""
+    return [(r.name, v) for r in READINGS.values() if api in (None, r.api) for v in r.alternatives]
