@@ -155,6 +155,55 @@ def test_ploomes_9_deleted_records_vanish_and_deleted_deals_are_listed_with_thei
         assert later == []
 
 
+def _readings_server(reading: str, value: str) -> PloomesSandbox:
+    return PloomesSandbox(
+        PloomesDataset(persons=60, seed=5), requests_per_minute=60_000, burst=1000, readings={reading: value}
+    )
+
+
+@pytest.mark.parametrize("value", ["in_list", "by_id_only"])
+def test_ploomes_6_attachments_url_comes_from_attachments_by_id_and_lists_may_omit_it(value):
+    """ploomes-api.md §6: "the expand may omit `Url` [...] ⇒ use `/Attachments?$filter=DealId eq N`
+    (or `ContactId`) and `/Attachments(id)` for `Url`" (C [S6]); reading `attachments_url`."""
+    with (
+        _readings_server("attachments_url", value) as server,
+        httpx.Client(base_url=server.url, headers={"User-Key": server.user_key}) as client,
+    ):
+        listed = client.get("/Attachments", params={"$orderby": "Id", "$top": "20"}).json()["value"]
+        some = listed[0]
+        by_contact = client.get("/Attachments", params={"$filter": f"ContactId eq {some['ContactId']}"})
+        by_id = client.get(f"/Attachments({some['Id']})").json()["value"]
+    assert listed and {"Id", "ContactId", "DealId", "CreateDate", "ContentType"} <= set(some)
+    assert some["Name"] == some["FileName"]  # `Name`/`FileName`
+    assert [a["Id"] for a in by_id] == [some["Id"]]  # `/Attachments(id)` is served, as a value list
+    assert by_id[0]["Url"].startswith("https://")  # and always carries the link
+    in_lists = [a for a in [*listed, *by_contact.json()["value"]] if "Url" in a]
+    if value == "in_list":
+        assert len(in_lists) == len(listed) + len(by_contact.json()["value"])
+    else:
+        assert in_lists == []  # no list answer has it, filtered or not
+
+
+@pytest.mark.parametrize("value", ["pt", "en", "renamed"])
+def test_ploomes_6_field_type_names_are_display_names_and_the_structure_stays(value):
+    """ploomes-api.md §6: `Type` `{Id, Name, NativeType}` [...] Known TypeIds: 7 = option list
+    [...] others: resolve via `/Fields?$expand=Type` at runtime; reading `field_type_names` (the
+    names are the account's language, or anything else: the Id, NativeType and options stay)."""
+    expand = {"$expand": "Type,OptionsTable($expand=Options)"}
+    with _readings_server("field_type_names", value) as server:
+        fields = httpx.get(f"{server.url}/Fields", params=expand, headers={"User-Key": server.user_key})
+    with _readings_server("field_type_names", "pt") as server:
+        pt = httpx.get(f"{server.url}/Fields", params=expand, headers={"User-Key": server.user_key})
+    names = {f["TypeId"]: f["Type"]["Name"] for f in fields.json()["value"]}
+    assert names[9] == {"pt": "Usuário", "en": "User", "renamed": "Tipo 9"}[value]
+    assert names[7] == {"pt": "Lista de opções", "en": "Option list", "renamed": "Tipo 7"}[value]
+
+    def structure(body: dict) -> list:
+        return [{**f, "Type": {**f["Type"], "Name": None}} for f in body["value"]]
+
+    assert structure(fields.json()) == structure(pt.json())  # only the names differ
+
+
 # ---- customerx-api.md --------------------------------------------------------------------------
 @pytest.fixture
 def cxs() -> Iterator[CustomerXSandbox]:

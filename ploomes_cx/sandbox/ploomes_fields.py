@@ -28,6 +28,20 @@ FIELD_TYPES: dict[int, tuple[str, str]] = {
     10: ("Verdadeiro ou falso", "Bool"),
     18: ("Imagem", "String"),
 }
+# The types' display names as an account in English shows them (`field_type_names=en`); the names
+# are the UI's, localised, so nothing may be decided from them (ploomes-api.md §6 says only that
+# `Type` carries a `Name`). `renamed` names every type by its Id: any other language or wording.
+ENGLISH_TYPE_NAMES = {
+    1: "Text",
+    2: "Long text",
+    4: "Integer",
+    5: "Date",
+    6: "Decimal",
+    7: "Option list",
+    9: "User",
+    10: "True or false",
+    18: "Image",
+}
 CHANNELS = ["Indicação", "Inbound", "Outbound", "Evento"]
 USERS = {100 + n: name for n, name in enumerate(["Ana Lima", "Bruno Reis", "Carla Dias", "Davi Rocha"])}
 OPTION_TABLES = {1: SEGMENTS, 2: CHANNELS}
@@ -95,12 +109,22 @@ def other_property(key: str, filled: dict[str, Any], all_slots: bool = True) -> 
     return item
 
 
-def fields_catalogue() -> list[dict[str, Any]]:
+def type_name(type_id: int, names: str = "pt") -> str:
+    """A type's display name in the `field_type_names` reading: `pt`, `en` or `renamed`."""
+    if names == "en":
+        return ENGLISH_TYPE_NAMES[type_id]
+    if names == "renamed":
+        return f"Tipo {type_id}"
+    return FIELD_TYPES[type_id][0]
+
+
+def fields_catalogue(names: str = "pt") -> list[dict[str, Any]]:
     """`/Fields` items with their `Type` and `OptionsTable` navigations filled (the server drops
-    them unless expanded): `Type {Id, Name, NativeType}`, `OptionsTable {Id, Options[{Id, Name}]}`."""
+    them unless expanded): `Type {Id, Name, NativeType}`, `OptionsTable {Id, Options[{Id, Name}]}`;
+    the types' names as the `field_type_names` reading `names` has them."""
     out = []
     for n, f in enumerate([*NATIVE_FIELDS, *CUSTOM_FIELDS], start=1):
-        type_name, native = FIELD_TYPES[f["TypeId"]]
+        native = FIELD_TYPES[f["TypeId"]][1]
         table = f.get("OptionsTableId")
         out.append(
             {
@@ -110,7 +134,7 @@ def fields_catalogue() -> list[dict[str, Any]]:
                 "Label": f["Name"],
                 "EntityId": f["EntityId"],
                 "TypeId": f["TypeId"],
-                "Type": {"Id": f["TypeId"], "Name": type_name, "NativeType": native},
+                "Type": {"Id": f["TypeId"], "Name": type_name(f["TypeId"], names), "NativeType": native},
                 "OptionsTableId": table,
                 "OptionsTable": None
                 if table is None

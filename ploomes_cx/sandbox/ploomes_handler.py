@@ -119,7 +119,7 @@ class PloomesHandler(JsonHandler):
             return self.send_json(404, {"error": {"message": f"No resource found for {path}"}})
         try:
             status, body = self.sandbox.list_entity(
-                entity_set, query, bool(fault and fault.kind == "short_page")
+                entity_set, query, bool(fault and fault.kind == "short_page"), by_key
             )
         except ODataError as exc:
             return self.send_json(400, {"error": {"message": str(exc)}})

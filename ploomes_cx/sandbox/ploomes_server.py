@@ -122,8 +122,9 @@ class PloomesSandbox:
 
     # ---- request handling (called from handler threads) -----------------------------------
     def list_entity(
-        self, entity_set: str, query: dict[str, str], short_page: bool = False
+        self, entity_set: str, query: dict[str, str], short_page: bool = False, by_key: bool = False
     ) -> tuple[int, dict[str, Any]]:
+        """A list answer, or with `by_key` the answer to `/<Set>(id)` (one entity, as a list)."""
         if entity_set == "Fields":
             return 200, self._fields(query)
         if entity_set == "Account":
@@ -139,11 +140,16 @@ class PloomesSandbox:
         idx, total = self._select_rows(cols, live, query, short_page)
         expand = {part.split("(")[0] for part in split_top_level(query.get("$expand", ""))}
         select = set(split_top_level(query.get("$select", ""))) if query.get("$select") else None
-        rows = [
-            self._shape(self.dataset.render(table.name, int(i), self.date_offsets), expand, select)
-            for i in idx
-        ]
+        rows = [self._shape(self._as_served(table.name, int(i), by_key), expand, select) for i in idx]
         return 200, self._body(entity_set, rows, total, query)
+
+    def _as_served(self, entity: str, i: int, by_key: bool) -> dict[str, Any]:
+        """A record as this reading serves it: with `attachments_url=by_id_only` a list leaves an
+        attachment's `Url` out and only `/Attachments(id)` has it (ploomes-api.md §6, C [S6])."""
+        record = self.dataset.render(entity, i, self.date_offsets)
+        if entity == "attachments" and not by_key and self.readings["attachments_url"] == "by_id_only":
+            record.pop("Url", None)
+        return record
 
     def deleted_deals(self, query: dict[str, str]) -> tuple[int, dict[str, Any]]:
         """`GET /Deals/GetDeletedDeals` (C [S2], filtered on `LastUpdateDate`): the deleted deals,
@@ -213,7 +219,7 @@ class PloomesSandbox:
         return top
 
     def _fields(self, query: dict[str, str]) -> dict[str, Any]:
-        rows = fields_catalogue()
+        rows = fields_catalogue(self.readings["field_type_names"])
         if "_key" in query:
             rows = [r for r in rows if r["Key"] == query["_key"]]
         top = self._top(query)

@@ -36,6 +36,20 @@ class Reading:
 
 _ALL = (
     Reading(
+        "attachments_url",
+        "ploomes",
+        ("in_list", "by_id_only"),
+        "ploomes-api.md §6: the expand may omit `Url` and may return fewer items than exist ⇒ use "
+        "`/Attachments?$filter=DealId eq N` (or `ContactId`) and `/Attachments(id)` for `Url` — C [S6]",
+    ),
+    Reading(
+        "field_type_names",
+        "ploomes",
+        ("pt", "en", "renamed"),
+        "ploomes-api.md §6: `Type` `{Id, Name, NativeType}` C [S2][S3][S4]; only TypeIds 7 and 18 are "
+        "known, others resolved via `/Fields?$expand=Type` at runtime (I); what `Name` says is not stated",
+    ),
+    Reading(
         "attributes",
         "customerx",
         ("replace", "merge"),
@@ -59,7 +73,7 @@ _ALL = (
     Reading(
         "timeline_filter",
         "customerx",
-        ("honoured", "ignored"),
+        ("ignored", "honoured"),
         "customerx-api.md §8.4: `GET /timelines` I [S5 only]; its filters are not documented",
     ),
     Reading(
