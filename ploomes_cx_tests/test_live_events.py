@@ -39,8 +39,8 @@ def test_a_record_s_events_are_claimed_together_in_order_and_one_claimer_at_a_ti
     with EventStore(tmp_path / "e.sqlite") as store:
         for record_id, name in ((1, "a"), (2, "a"), (1, "b"), (3, "a")):
             store.add(_body(record_id, name=name))
-        batch = store.claim("w1", limit=2)
-        assert [(e.seq, e.record_id) for e in batch] == [(1, 1), (2, 2), (3, 1)]  # two records, all of 1
+        batch = store.claim("w1", limit=3)  # three events: two records, all of 1
+        assert [(e.seq, e.record_id) for e in batch] == [(1, 1), (2, 2), (3, 1)]
         store.add(_body(1, name="c"))  # record 1 is being processed: its new event waits
         assert [e.record_id for e in store.claim("w2", limit=10)] == [3]
         store.done([1, 2, 3], "run-1")

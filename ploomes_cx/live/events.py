@@ -10,6 +10,11 @@ file takes one writing process; rather than an append-only log because events ch
 An event is never deleted by processing: it goes pending -> claimed -> done, or back to pending
 with a later `next_at` when its run failed (backoff doubling to `MAX_BACKOFF`), so nothing
 acknowledged is dropped. The same callback delivered twice (same body) is stored once.
+
+Payloads carry personal data (tax ids, e-mails), so the file is its owner's alone (0600, in a 0700
+folder, SQLite gives its -wal and -shm files the same mode) and an applied event is deleted once
+it is older than the retention and a window has caught up with it (`prune`); `secure_delete`
+zeroes what is deleted instead of leaving it in free pages.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -27,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 MAX_BACKOFF = 300.0  # seconds between attempts of an event that keeps failing
+INT64 = 2**63  # SQLite's integers are signed 64-bit: a larger Id cannot be stored, so it is no Id
 SCHEMA = """
 create table if not exists events (
     seq integer primary key autoincrement,
@@ -72,10 +79,14 @@ def parse(body: dict[str, Any]) -> tuple[str, int, str, int | None]:
     if not isinstance(entity_set, str) or not isinstance(action, str) or not isinstance(record, dict):
         raise BadEvent("not a Ploomes webhook call: Entity, Action and New or Old are required")
     record_id = record.get("Id")
-    if not isinstance(record_id, int) or isinstance(record_id, bool):
-        raise BadEvent("not a Ploomes webhook call: the record has no integer Id")
+    if not _int64(record_id):
+        raise BadEvent("not a Ploomes webhook call: the record has no 64-bit integer Id")
     webhook = body.get("WebhookId")
-    return entity_set, record_id, action, webhook if isinstance(webhook, int) else None
+    return entity_set, record_id, action, webhook if _int64(webhook) else None
+
+
+def _int64(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and -INT64 <= value < INT64
 
 
 def digest(body: dict[str, Any]) -> str:
@@ -84,15 +95,27 @@ def digest(body: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(kept, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
+def _private(path: Path) -> None:
+    """Create the file readable by its owner only, and tighten the files an older version left
+    0644 (the receiver, a run and the sensor all open it, so each does this)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+    for one in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(FileNotFoundError, PermissionError):
+            if one.stat().st_mode & 0o077:
+                one.chmod(0o600)
+
+
 class EventStore:
     """One connection, used by one thread at a time (the receiver's worker threads share it)."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _private(path)
         self.path = path
         self._db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
         self._db.execute("pragma journal_mode=wal")
         self._db.execute("pragma synchronous=full")
+        self._db.execute("pragma secure_delete=on")
         self._db.executescript(SCHEMA)
         self._lock = threading.RLock()
 
@@ -123,9 +146,13 @@ class EventStore:
     def add(self, body: dict[str, Any]) -> tuple[int, bool]:
         """Store one callback; (its seq, whether it is new). On disk when this returns."""
         entity_set, record_id, action, webhook = parse(body)
-        key = digest(body)
+        try:  # a lone surrogate (`"\ud800"`) parses but cannot be encoded: not an event either
+            key = digest(body)
+            kept = json.dumps({k: v for k, v in body.items() if k != "ValidationKey"}, ensure_ascii=False)
+            kept.encode()
+        except (ValueError, TypeError, RecursionError) as exc:
+            raise BadEvent(f"the body cannot be stored ({type(exc).__name__})") from None
         now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
-        kept = json.dumps({k: v for k, v in body.items() if k != "ValidationKey"}, ensure_ascii=False)
         with self._transaction() as db:
             cursor = db.execute(
                 "insert or ignore into events (digest, received_at, entity_set, record_id, action, webhook_id, body) "
@@ -138,13 +165,14 @@ class EventStore:
             return int(row[0]), False
 
     def claim(self, owner: str, limit: int = 50, lease: float = 900.0) -> list[Event]:
-        """The next batch: every open event of the records whose oldest open event is due, oldest
-        first, so a record's events are taken together and in order. A claim whose lease ran out
-        (its claimer died) is due again."""
-        now = time.time()
+        """The next batch: at most `limit` events (what `--batch` promises), oldest first, every
+        open event of a record taken together so they are applied in order. A record with more
+        open events than `limit` gives its oldest `limit`; the rest wait behind that claim. A claim
+        whose lease ran out (its claimer died) is due again."""
+        now, limit = time.time(), max(1, limit)
         due = "(state = 'pending' and next_at <= ?) or (state = 'claimed' and claimed_until < ?)"
         with self._transaction() as db:
-            records = db.execute(
+            records = db.execute(  # each record has an event, so `limit` records are enough
                 f"""select entity_set, record_id from events where state != 'done'
                     group by entity_set, record_id
                     having min(seq) in (select seq from events where {due})
@@ -155,16 +183,35 @@ class EventStore:
                 return []
             placeholders = " or ".join("(entity_set = ? and record_id = ?)" for _ in records)
             params = [v for r in records for v in r]
-            rows = db.execute(
-                f"""select seq, received_at, entity_set, record_id, action, attempts from events
-                    where state != 'done' and ({placeholders}) order by seq""",
-                params,
-            ).fetchall()
+            rows = _fill(
+                records,
+                db.execute(
+                    f"""select seq, received_at, entity_set, record_id, action, attempts from events
+                        where state != 'done' and ({placeholders}) order by seq""",
+                    params,
+                ).fetchall(),
+                limit,
+            )
             db.executemany(
                 "update events set state = 'claimed', claimed_by = ?, claimed_until = ? where seq = ?",
                 [(owner, now + lease, r[0]) for r in rows],
             )
         return [Event(*r) for r in rows]
+
+    def prune(self, retention_days: float, keep: set[int] | frozenset[int] = frozenset()) -> int:
+        """Delete the applied events done more than `retention_days` ago, except `keep` (those a
+        window has not caught up with yet); how many. Only done events: a pending, claimed or
+        retried one is never dropped. Once deleted, the same callback delivered again is stored
+        and re-read once more, which writes nothing, its content being what CustomerX holds."""
+        cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=retention_days)
+        with self._transaction() as db:
+            old = db.execute(
+                "select seq from events where state = 'done' and done_at <= ?",
+                (cutoff.isoformat(timespec="milliseconds"),),
+            ).fetchall()
+            gone = [(seq,) for (seq,) in old if seq not in keep]
+            db.executemany("delete from events where seq = ?", gone)
+        return len(gone)
 
     def claimed_by(self, owner_prefix: str) -> dict[str, list[int]]:
         """Open claims whose owner starts with `owner_prefix`: owner -> seqs."""
@@ -238,6 +285,22 @@ class EventStore:
             "retrying": int(retrying),
             "oldest_open_received_at": oldest,
         }
+
+
+def _fill(records: list[tuple], rows: list[tuple], limit: int) -> list[tuple]:
+    """`rows` (the open events of `records`, by seq) cut to `limit`: whole records in the order of
+    `records`, stopping at the first that does not fit, or the first record's oldest `limit`."""
+    by_record: dict[tuple, list[tuple]] = {}
+    for row in rows:
+        by_record.setdefault((row[2], row[3]), []).append(row)
+    taken: list[tuple] = []
+    for record in records:
+        its = by_record.get(tuple(record), [])
+        if len(taken) + len(its) > limit:
+            taken = taken or its[:limit]
+            break
+        taken += its
+    return sorted(taken)
 
 
 def store_path(home: Path, name: str) -> Path:
