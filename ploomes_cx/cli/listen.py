@@ -10,11 +10,12 @@ import os
 import socket
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ploomes_cx.cli.codes import EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, ready_mapping
+from ploomes_cx.live.limits import Limits
 
 if TYPE_CHECKING:
     from ploomes_cx.mapping import Mapping
@@ -49,14 +50,55 @@ def add_listen(sub: argparse._SubParsersAction) -> None:
         "--port", type=int, default=8787, help="port to listen on (default 8787; 0 picks a free one)"
     )
     listen.add_argument(
-        "--batch", type=int, default=50, help="most events one live run processes (default 50)"
+        "--batch",
+        type=_positive(int),
+        default=50,
+        help="most events one live run processes (default 50; a record's events go together)",
     )
+    _add_limits(listen)
     listen.add_argument(
         "--receive-only",
         action="store_true",
         help="store events and leave processing to the daemon's <name>_live_sensor (start that sensor)",
     )
     listen.set_defaults(func=cmd_listen)
+
+
+def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        value = kind(text)
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be above 0, not {text}")
+        return value
+
+    return parse
+
+
+def _add_limits(listen: argparse.ArgumentParser) -> None:
+    """What shields the receiver from slow and idle connections (issue 28; see live/server.py)."""
+    limits = Limits()
+    listen.add_argument(
+        "--header-timeout",
+        type=_positive(float),
+        default=limits.header_timeout,
+        metavar="SECONDS",
+        help="close a connection whose request headers are not complete this long after it opened "
+        f"or after its last answer (default {limits.header_timeout:g})",
+    )
+    listen.add_argument(
+        "--body-timeout",
+        type=_positive(float),
+        default=limits.body_timeout,
+        metavar="SECONDS",
+        help=f"close a connection whose body is not complete this long after its headers (default {limits.body_timeout:g})",
+    )
+    listen.add_argument(
+        "--max-connections",
+        type=_positive(int),
+        default=limits.max_connections,
+        metavar="N",
+        help=f"close new connections while N are open (default {limits.max_connections})",
+    )
 
 
 @contextlib.contextmanager
@@ -101,15 +143,15 @@ def cmd_listen(args: argparse.Namespace) -> int:
         except OSError as exc:
             print(f"error: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
             return EXIT_RUN_FAILED
+        limits = Limits(args.header_timeout, args.body_timeout, args.max_connections)
         with sock:
-            return _serve(m, key, sock, args.batch, args.receive_only)
+            return _serve(m, key, sock, args.batch, args.receive_only, limits)
 
 
-def _serve(m: Mapping, key: str, sock: socket.socket, batch: int, receive_only: bool) -> int:
-    import uvicorn
-
+def _serve(m: Mapping, key: str, sock: socket.socket, batch: int, receive_only: bool, limits: Limits) -> int:
     from ploomes_cx.live.events import EventStore, store_path
     from ploomes_cx.live.receiver import build_app
+    from ploomes_cx.live.server import make_server
     from ploomes_cx.live.worker import Batch, LiveWorker, events_label
     from ploomes_cx.metadata import Count
     from ploomes_cx.runner import InstanceError, open_instance
@@ -143,9 +185,7 @@ def _serve(m: Mapping, key: str, sock: socket.socket, batch: int, receive_only: 
             (lambda: None) if receive_only else worker.wake,
             lambda: {"processing": "sensor" if receive_only else worker.alive},
         )
-        server = uvicorn.Server(
-            uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=5)
-        )
+        server = make_server(app, limits)
         host, port = sock.getsockname()[:2]
         print(
             f"listening for Ploomes webhooks of mapping {m.name} on http://{host}:{port}/ploomes/webhook "
