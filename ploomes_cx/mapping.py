@@ -172,13 +172,14 @@ class WebhooksSettings(_Strict):
 
     Added: `action_ids` / `entity_ids` pin a number where an account's `/Webhooks@Actions` or
     `/Fields@Entities` names it differently from what we look for (the numbers are inferred, I).
-    `key_echo` says where Ploomes puts the key in its calls (I): `any` accepts header or body.
+    `key_echo` says where Ploomes puts the key (I): `any` header or body. `retention_days`: see live/events.py.
     """
 
     validation_key_env: str = Field("PLOOMES_WEBHOOK_KEY", pattern=ENV_NAME_PATTERN)
     action_ids: dict[WebhookAction, int] = Field(default_factory=dict)
     entity_ids: dict[WebhookEntity, int] = Field(default_factory=dict)
     key_echo: Literal["any", "header", "body"] = "any"
+    retention_days: float = Field(7.0, ge=0)  # an applied event's payload is personal data
 
 
 class CustomField(_Strict):

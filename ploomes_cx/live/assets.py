@@ -15,7 +15,7 @@ from dagster_duckdb import DuckDBResource
 from ploomes_cx.customerx.client import CustomerXAuthError, CustomerXUnavailableError
 from ploomes_cx.customerx.resource import CustomerXResource
 from ploomes_cx.live.events import Event, EventStore, store_path
-from ploomes_cx.live.reread import Reread, reread
+from ploomes_cx.live.reread import Reread, named_events, reread
 from ploomes_cx.load import ledger
 from ploomes_cx.mapping import Mapping
 from ploomes_cx.metadata import RECORDS, ErrorKind, failure, markdown
@@ -110,6 +110,22 @@ def _prune(con: duckdb.DuckDBPyConnection, schema: str) -> int:
     return pruned
 
 
+def forget_applied(m: Mapping, con: duckdb.DuckDBPyConnection) -> int:
+    """Delete from the event store the events applied more than `webhooks.retention_days` ago
+    whose live rows a window has caught up with (`_prune` dropped them): until then a live row
+    still decides what staging sees, and its event says why it is there. Their payloads hold
+    personal data (tax ids, e-mails) that nothing reads any more."""
+    named: set[int] = set()
+    if table_exists(con, m.name, LIVE_TABLE):
+        rows = con.execute(
+            f"select distinct needed_by from {m.name}.{LIVE_TABLE} where needed_by like 'webhook%'"
+        ).fetchall()
+        for (needed_by,) in rows:
+            named |= named_events(str(needed_by))
+    with EventStore(store_path(home(), m.name)) as store:
+        return store.prune(m.webhooks.retention_days, keep=named)
+
+
 def _tombstones(con: duckdb.DuckDBPyConnection, schema: str, got: Reread, run_id: str) -> int:
     """Remember what delete events confirmed gone; forget a record found again (restored)."""
     tombstones.ensure(con, schema)
@@ -151,6 +167,7 @@ def build_live_asset(m: Mapping) -> dg.AssetsDefinition:
                 raise _failure(exc) from None
             frame = _live_frame(m, got, parents, context.run_id)
             pruned = _prune(con, m.name)
+            forgotten = forget_applied(m, con)
             _append(con, m.name, frame)
             restored = _tombstones(con, m.name, got, context.run_id)
             held = int(con.execute(f"select count(*) from {m.name}.{LIVE_TABLE}").fetchall()[0][0])
@@ -163,6 +180,7 @@ def build_live_asset(m: Mapping) -> dg.AssetsDefinition:
                 "gone": dg.MetadataValue.json([f"{p} {i}" for p, i in got.gone]),
                 "restored": restored,
                 "superseded_rows_pruned": pruned,
+                "applied_events_forgotten": forgotten,
                 "dagster/row_count": held,
                 "not_found": dg.MetadataValue.json([f"{s} {i}" for s, i in got.not_found]),
                 "not_read_by_this_mapping": len(got.ignored),

@@ -4,6 +4,7 @@ fields come in another shape). HTTP only, through the client."""
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -24,6 +25,14 @@ SET_EXTRACTS = {
     "InteractionRecords": ("notes",),
     "Tasks": ("tasks",),
 }
+
+
+EVENT_MARK = re.compile(r"\(event (\d+)\)")  # how a live row's `needed_by` names its events
+
+
+def named_events(needed_by: str) -> set[int]:
+    """The event seqs a live row was read for (`webhook Update (event 12), Win (event 13)`)."""
+    return {int(seq) for seq in EVENT_MARK.findall(needed_by)}
 
 
 @dataclass
