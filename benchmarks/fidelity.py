@@ -132,7 +132,11 @@ def main() -> None:
                         for i in item["OtherProperties"]
                         if i["FieldKey"] in fields and expected_text(i) is not None
                     }
-                    held = {a["name"]: a["value"] for a in record.get("custom_attributes") or []}
+                    held = {
+                        a["name"]: a["value"]
+                        for a in record.get("custom_attributes") or []
+                        if a["value"] not in (None, "")  # emptied: sent as "" (§8.6)
+                    }
                     checked += len(want)
                     wrong += held != want
             documents: dict[str, set[str]] = {}

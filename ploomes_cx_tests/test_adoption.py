@@ -11,13 +11,14 @@ import httpx
 import pytest
 
 from ploomes_cx.cli import main
-from ploomes_cx.customerx.client import CallStats, CustomerXApi
+from ploomes_cx.customerx.client import CallStats, CustomerXApi, CustomerXRejected
 from ploomes_cx.load import ledger, listing
 from ploomes_cx.load.adoption import Adoption
 from ploomes_cx.load.loop import EntityLoad, Planned
 from ploomes_cx.mapping import load_mapping
 from ploomes_cx.runtime.duckdb_io import database_path
 from ploomes_cx.sandbox import CustomerXSandbox, PloomesDataset
+from ploomes_cx.sandbox.readings import READINGS
 from ploomes_cx_tests.conftest import CX_TOKEN, point_at, write_mapping
 from ploomes_cx_tests.helpers import cx_state
 
@@ -184,28 +185,60 @@ def test_the_read_is_chosen_by_counting(tmp_path):
         assert chosen(50).mode == "stored"  # listed earlier in this very sync: no request at all
 
 
-def test_a_create_refused_as_already_taken_adopts_the_record_carrying_our_id(tmp_path, customerx):
-    """The create answered "already taken" (its first answer was lost): the record is found by our
-    external id. The list filter for contracts is not in the spec, so CustomerX answers every
-    contract; the one carrying our id is taken, not the first listed."""
+@pytest.mark.parametrize("reading", READINGS["duplicate_create"].values)
+def test_a_create_whose_answer_was_lost_adopts_the_record_carrying_our_id_under_every_refusal(
+    tmp_path, reading
+):
+    """customerx-api.md §7: what a duplicate external id earns is unknown; §6: never parse error
+    text. The first answer is lost (the contract is created, its answer broken), the retry is
+    refused in each reading's words or status: a re-read by our external id finds it. The
+    contract filter is not in the spec, so CustomerX answers every contract; the one carrying
+    our id is taken, not the first listed."""
     m = load_mapping(write_mapping(tmp_path, "taken"))
-    for path, body in (
-        ("/clients", {"external_id_client": "C1", "company_name": "Cliente"}),
-        ("/contracts", {"external_id_client": "C1", "external_id_contract": "K-other", "contract_value": 1}),
-        ("/contracts", {"external_id_client": "C1", "external_id_contract": "K-ours", "contract_value": 2}),
-    ):
-        assert httpx.post(
-            customerx.url + path, json=body, headers={"Authorization": customerx.token}
-        ).is_success
+    with CustomerXSandbox(
+        token=CX_TOKEN, requests_per_minute=60_000, burst=1000, readings={"duplicate_create": reading}
+    ) as customerx:
+        for path, body in (
+            ("/clients", {"external_id_client": "C1", "company_name": "Cliente"}),
+            (
+                "/contracts",
+                {"external_id_client": "C1", "external_id_contract": "K-other", "contract_value": 1},
+            ),
+        ):
+            assert httpx.post(
+                customerx.url + path, json=body, headers={"Authorization": customerx.token}
+            ).is_success
+        body = {"external_id_client": "C1", "external_id_contract": "K-ours", "contract_value": 2}
+        customerx.faults.inject("malformed")
+        with (
+            duckdb.connect(str(tmp_path / "state.duckdb")) as con,
+            CustomerXApi(
+                customerx.url, customerx.token, requests_per_minute=60_000, backoff_initial_seconds=0.01
+            ) as api,
+        ):
+            ledger.ensure(con, "taken")
+            load = EntityLoad(m, "contracts", api, con, "run-1")
+            found = load.create(Planned({"external_id": "K-ours"}, "K-ours", body, "digest"))
+        assert found is not None and found["external_id_contract"] == "K-ours"
+        assert [w["status"] for w in customerx.writes[-2:]] == [201, 409 if reading == "409" else 422]
+        assert len(customerx.store.records["contracts"]) == 2  # made once
+
+
+def test_a_first_refusal_is_the_records_own_and_costs_no_re_read(tmp_path, customerx):
+    """A create refused at its first attempt (no answer was lost) cannot have been made by us: it
+    is the record's refusal, reported as such, with no listing read to look for it."""
+    m = load_mapping(write_mapping(tmp_path, "refused"))
+    customerx.refuse("contracts", lambda b: True, {"contract_value": ["já está em uso"]})
     body = {"external_id_client": "C1", "external_id_contract": "K-ours", "contract_value": 2}
     with (
         duckdb.connect(str(tmp_path / "state.duckdb")) as con,
         CustomerXApi(customerx.url, customerx.token, requests_per_minute=60_000) as api,
     ):
-        ledger.ensure(con, "taken")
+        ledger.ensure(con, "refused")
         load = EntityLoad(m, "contracts", api, con, "run-1")
-        found = load.create(Planned({"external_id": "K-ours"}, "K-ours", body, "digest"))
-    assert found is not None and found["external_id_contract"] == "K-ours"
+        with pytest.raises(CustomerXRejected):
+            load.create(Planned({"external_id": "K-ours"}, "K-ours", body, "digest"))
+    assert [method for _, method, _ in customerx.requests] == ["POST"]
 
 
 def test_a_timeline_entry_left_pending_is_found_on_its_own_client(tmp_path, customerx):
@@ -229,7 +262,8 @@ def test_a_timeline_entry_left_pending_is_found_on_its_own_client(tmp_path, cust
         load = EntityLoad(m, "timeline", api, con, "run-1")
         pending = ledger.Known(None, None, None, "pending")
         assert (
-            load.post_once(Planned({"external_id": "note-1"}, "note-1", ours, "digest"), pending) == "adopted"
+            load.post_once(Planned({"external_id": "note-1"}, "note-1", ours, "digest"), pending)[0]
+            == "adopted"
         )
         load.crosswalk.flush()  # as the end of a load does
         held = ledger.read(con, "notes", "timeline")["note-1"].customerx_id

@@ -67,7 +67,10 @@ class PloomesReader:
 
 
 def held_attributes(record: dict[str, Any]) -> dict[str, str]:
-    return {a["name"]: a["value"] for a in record.get("custom_attributes") or []}
+    """The attributes that hold a value (an emptied one is sent as `""`, customerx-api.md §8.6)."""
+    return {
+        a["name"]: a["value"] for a in record.get("custom_attributes") or [] if a["value"] not in (None, "")
+    }
 
 
 @pytest.fixture

@@ -31,9 +31,17 @@ def _date_br(v: Any) -> str | None:
     return None if v is None else dt.datetime.fromisoformat(str(v)).strftime("%d/%m/%Y")
 
 
-def _custom(text: Any) -> list[dict[str, str]]:
+def _custom(text: Any, m: Mapping, entity: str) -> list[dict[str, str]]:
+    """Every attribute the mapping sends for `entity`, `""` where Ploomes holds no value.
+
+    Whether CustomerX replaces the attribute list on an update or merges it by name is not
+    documented (customerx-api.md §8.6, I); §3 promises only that a key sent as `""` is cleared.
+    Leaving an emptied field out is right only under `replace`: under `merge` CustomerX would keep
+    the old value forever. Sending it as `""` clears it under both, and as the body's hash covers
+    it, an unchanged record still costs no write."""
     attrs = json.loads(text) if isinstance(text, str) and text else {}
-    return [{"label": k, "value": attribute_text(v)} for k, v in sorted(attrs.items())]
+    names = {f.customerx for f in getattr(m.custom_fields, entity, [])} | set(attrs)
+    return [{"label": k, "value": attribute_text(attrs[k]) if k in attrs else ""} for k in sorted(names)]
 
 
 def _phones(e164: Any) -> list[dict[str, Any]]:
@@ -51,7 +59,7 @@ def client_body(row: dict[str, Any], m: Mapping) -> dict[str, Any]:
         "trading_name": row["name"],
         "cnpj_cpf": _value(row.get("document")),  # null, never an invalid document
         "email": _value(row.get("email")),
-        "custom_attributes": _custom(row.get("custom_attributes")),
+        "custom_attributes": _custom(row.get("custom_attributes"), m, "clients"),
     }
 
 
@@ -63,7 +71,7 @@ def contact_body(row: dict[str, Any], m: Mapping) -> dict[str, Any]:
         "email": _value(row.get("email")),
         "document": _value(row.get("document")),
         "phones": _phones(row.get("phone")),
-        "custom_attributes": _custom(row.get("custom_attributes")),
+        "custom_attributes": _custom(row.get("custom_attributes"), m, "contacts"),
     }
 
 
@@ -77,7 +85,7 @@ def contract_body(row: dict[str, Any], m: Mapping) -> dict[str, Any]:
         "contract_value": round(float(row["value"]), 2),
         "date_sale": _date_br(row.get("sale_date")),
         "start_date": _date_br(row.get("sale_date")),
-        "custom_attributes": _custom(row.get("custom_attributes")),
+        "custom_attributes": _custom(row.get("custom_attributes"), m, "contracts"),
     }
 
 

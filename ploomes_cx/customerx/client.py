@@ -39,6 +39,16 @@ class CustomerXUnavailableError(CustomerXError):
     pass
 
 
+class CustomerXInDoubt(CustomerXUnavailableError):
+    """A write whose answer was lost (timeout, 5xx, broken body): it may have landed, so it is not
+    sent again blindly. Raised only for calls made with `resend=False` (timeline entries, which
+    CustomerX cannot find by an id of ours, customerx-api.md §8.4)."""
+
+
+class _MaybeLanded(Transient):
+    """A failure after the request reached CustomerX: retrying a create could make it twice."""
+
+
 class CustomerXRejected(CustomerXError):
     """CustomerX refused this call (a 4xx other than 401/403/429): the record's problem."""
 
@@ -134,19 +144,29 @@ class CustomerXApi:
         params: dict[str, str] | None = None,
         body: dict[str, Any] | None = None,
         stats: CallStats | None = None,
+        resend: bool = True,
     ) -> tuple[Any, httpx.Headers]:
+        """One operation, retried while it fails transiently. `resend=False`: a failure after the
+        request reached CustomerX is not retried but raised as `CustomerXInDoubt`, for a caller
+        that must look before it sends again (a 429 or a refused connection is still retried:
+        nothing was written)."""
         stats = stats if stats is not None else CallStats()
         endpoint = self.endpoints[operation]
         path, id_params = endpoint.url(external_id)
         query = {**(params or {}), **id_params}
 
+        def attempt() -> tuple[Any, httpx.Headers]:
+            try:
+                return self._once(endpoint, path, query, body, operation, external_id, stats)
+            except _MaybeLanded as exc:
+                if resend:
+                    raise
+                raise CustomerXInDoubt(
+                    f"CustomerX {endpoint.method} {path}: {exc.reason}; it may have been written"
+                ) from None
+
         try:
-            return self.retry.run(
-                lambda: self._once(endpoint, path, query, body, operation, external_id, stats),
-                stats,
-                f"CustomerX {endpoint.method} {path}",
-                self.log,
-            )
+            return self.retry.run(attempt, stats, f"CustomerX {endpoint.method} {path}", self.log)
         except Transient as exc:
             raise CustomerXUnavailableError(
                 f"CustomerX {endpoint.method} {path} kept failing after {self.max_attempts} attempts "
@@ -174,10 +194,12 @@ class CustomerXApi:
                 params=query or None,
                 content=None if body is None else json.dumps(body, ensure_ascii=False),
             )
-        except httpx.TimeoutException:
-            raise Transient("timeout") from None
-        except httpx.TransportError as exc:
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:  # never reached the server
             raise Transient(f"connection error ({type(exc).__name__})") from None
+        except httpx.TimeoutException:
+            raise _MaybeLanded("timeout") from None
+        except httpx.TransportError as exc:
+            raise _MaybeLanded(f"connection error ({type(exc).__name__})") from None
         status = response.status_code
         if status in (401, 403):
             raise CustomerXAuthError(
@@ -192,13 +214,13 @@ class CustomerXApi:
                 self.pacer.hold(hint)
             raise Transient("HTTP 429", hint)
         if status >= 500:
-            raise Transient(f"HTTP {status}")
+            raise _MaybeLanded(f"HTTP {status}")
         if status >= 400:
             raise CustomerXRejected(status, response.text, operation, external_id)
         try:
             payload = response.json() if response.content else None
         except (json.JSONDecodeError, UnicodeDecodeError):
-            raise Transient("malformed JSON") from None
+            raise _MaybeLanded("malformed JSON") from None
         return payload, response.headers
 
     # ---- paging ---------------------------------------------------------------------------------

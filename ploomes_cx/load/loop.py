@@ -25,7 +25,7 @@ import pandas as pd
 from ploomes_cx.customerx.bodies import BUILDERS, cancel_body, client_of, reactivate_body, without_client_move
 from ploomes_cx.customerx.client import CallStats, CustomerXApi, CustomerXRejected, CustomerXUnavailableError
 from ploomes_cx.customerx.endpoints import RESOURCES
-from ploomes_cx.load import ledger, merges
+from ploomes_cx.load import ledger, merges, timeline
 from ploomes_cx.load.adoption import Adoption
 from ploomes_cx.load.hashes import content_hash, field_diff
 from ploomes_cx.load.progress import LoadProgress
@@ -82,6 +82,7 @@ class EntityLoad:
     # children only: merged-away client -> its survivor, both held by CustomerX (load/merges.py)
     merged: dict[str, str] = field(default_factory=dict)
     _ledger_rows: list[tuple[Any, ...]] = field(default_factory=list)
+    _timeline_lookup: timeline.TimelineLookup | None = None
     crosswalk: ledger.Crosswalk = field(init=False)
     _now: dt.datetime = field(default_factory=ledger.now)
 
@@ -239,7 +240,7 @@ class EntityLoad:
                 assert mine is not None
                 outcome, detail = merges.move(self, item, mine)
             elif self.entity == "timeline":
-                outcome, detail = self.post_once(item, mine), None
+                outcome, detail = self.post_once(item, mine)
             elif item.row.get("status") == "left_won":
                 outcome, detail = self._leave_won(item)
             elif self.statuses.get(item.ext) == "cancelled":
@@ -295,17 +296,18 @@ class EntityLoad:
         answer already created, to be adopted instead of created twice."""
         ops = RESOURCES[self.entity]
         self.remember(item.ext, None, None, None, "pending")
+        retries = self.report.stats.retries
         try:
             result, _ = self.call(ops.create, body=item.body)
         except CustomerXRejected as exc:
-            if exc.status != 422 or "already" not in exc.body:
+            # What CustomerX answers a taken external id is unknown (customerx-api.md §7) and its
+            # error text is not to be parsed (§6). Our own POST can only have made the record when
+            # an attempt of this call was retried (its answer lost), or the server says 409: then a
+            # re-read by our external id decides. Any other refusal is the record's; if CustomerX
+            # held it all along, the next sync's adoption finds it by the same id.
+            if self.report.stats.retries == retries and exc.status != 409:
                 raise
-            assert self.api is not None
-            # the filter is inferred for contacts and contracts (customerx-api.md §8.2, §8.3): a
-            # server that ignores it answers every record, so the one carrying our id is picked
-            params = {ops.external_id_field: item.ext}
-            rows = self.api.list_all(ops.list, params=params, stats=self.report.stats)
-            found = next((r for r in rows if str(r.get(ops.external_id_field)) == item.ext), None)
+            found = self._held_with_our_id(item.ext)
             if found is None:
                 raise
             return found
@@ -314,6 +316,15 @@ class EntityLoad:
         assert self.adoption is not None
         self.adoption.claim(cx_id, item.ext)
         return None
+
+    def _held_with_our_id(self, ext: str) -> dict[str, Any] | None:
+        """The CustomerX record carrying our external id, if any. The list filter is inferred for
+        contacts and contracts (§8.2, §8.3): a server that ignores it answers every record, so the
+        one carrying our id is picked, not the first listed."""
+        assert self.api is not None
+        ops = RESOURCES[self.entity]
+        rows = self.api.list_all(ops.list, params={ops.external_id_field: ext}, stats=self.report.stats)
+        return next((r for r in rows if str(r.get(ops.external_id_field)) == ext), None)
 
     def adopt(self, item: Planned, existing: dict[str, Any]) -> tuple[str, str | None]:
         """Take over a record CustomerX already has (ours from a killed run, or made by someone
@@ -376,20 +387,11 @@ class EntityLoad:
             self.remember(item.ext, mine.customerx_id, item.digest, item.body, "sent")
         return "reactivated", f"deal {item.row['ploomes_id']} is won again; contract reactivated"
 
-    def post_once(self, item: Planned, mine: ledger.Known | None) -> str:
-        """A timeline entry is posted once, ever; one left `pending` by a killed run is looked up first."""
-        body = item.body
-        if mine is not None and mine.state == "pending":
-            assert self.api is not None
-            # I: GET /timelines filtered by client (customerx-api.md §8.4 lists neither the list nor
-            # its filters): an unfiltered answer is read whole, and the entry must be this client's
-            params = {"external_id_client": body["external_id_client"]}
-            for entry in self.api.list_all("list_timelines", params=params, stats=self.report.stats):
-                same = (client_of(entry), entry.get("title"), entry.get("created_at"))
-                if same == (body["external_id_client"], body["title"], body["created_at"]):
-                    self.remember(item.ext, entry.get("id"), item.digest, body, "sent")
-                    return "adopted"
-        self.remember(item.ext, None, None, None, "pending")
-        result, _ = self.call("create_timeline", body=body)
-        self.remember(item.ext, (result or {}).get("id"), item.digest, body, "sent")
-        return "created"
+    def post_once(self, item: Planned, mine: ledger.Known | None) -> tuple[str, str | None]:
+        return timeline.post_once(self, item, mine)
+
+    def timeline_lookup(self) -> timeline.TimelineLookup:
+        """One lookup per load: what it learnt of the listing's shape serves every entry."""
+        if self._timeline_lookup is None:
+            self._timeline_lookup = timeline.TimelineLookup(self)
+        return self._timeline_lookup

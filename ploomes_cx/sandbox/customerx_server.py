@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from ploomes_cx.sandbox.customerx_readings import attributes_after, duplicate_refusal, timeline_as_served
 from ploomes_cx.sandbox.customerx_values import Refused, _custom_attributes, _now, _phone_digits, filtered
 from ploomes_cx.sandbox.faults import FaultPlan, TokenBucket
 from ploomes_cx.sandbox.http import JsonHandler, LoopbackServer
@@ -214,10 +215,15 @@ class CustomerXSandbox:
 
     def _list(self, resource: str, query: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
         rows = list(self.store.records[resource].values())
-        if resource in ("contacts", "contracts", "timelines"):
+        if resource in ("contacts", "contracts"):
             rows = [self._with_client(r) for r in rows]
         if resource == "clients":  # derived, and a filter: computed before filtering
             rows = [{**r, "contract_status": self._contract_status(r["id"])} for r in rows]
+        if resource == "timelines":
+            clients = self.store.records["clients"]
+            rows = [timeline_as_served(self.readings, r, clients) for r in rows]
+            if self.readings["timeline_filter"] == "honoured" and query.get("external_id_client"):
+                rows = [r for r in rows if self._client_ext(r) == query["external_id_client"]]
         rows = filtered(resource, rows, query, self.ignored_filters)
         page = max(1, int(query.get("page", "1") or 1))
         size = query.get("per_page") or query.get("max_results") or str(self.per_page_cap)
@@ -253,6 +259,10 @@ class CustomerXSandbox:
             contract.update(status="active", cancellation_date=None, cancellation_reason=None)
         contract["updated_at"] = _now()
         return contract
+
+    def _client_ext(self, record: dict[str, Any]) -> str | None:
+        client = self.store.records["clients"].get(record.get("client_id"))
+        return None if client is None else client.get("external_id_client")
 
     def _with_client(self, record: dict[str, Any]) -> dict[str, Any]:
         """A record that belongs to a client, as served: linked by `client_id`, so its client's
@@ -307,7 +317,7 @@ class CustomerXSandbox:
         store = self.store
         key = RESOURCES[resource]
         if body.get(key) and store.by_external_id(resource, body[key]):
-            raise Refused(422, {key: ["has already been taken"]}, f"{key} {body[key]!r} already exists")
+            raise duplicate_refusal(self.readings["duplicate_create"], key, body[key])
         record: dict[str, Any] = {"id": 0, "created_at": _now(), "updated_at": _now()}
         self._apply(resource, record, body, creating=True)
         record["id"] = store.new_id()
@@ -332,7 +342,9 @@ class CustomerXSandbox:
             if k == "created_at" and resource != "timelines":
                 continue  # a timeline entry's created_at is the event's own date (§8.4, C [S8])
             if k == "custom_attributes":
-                record[k] = _custom_attributes(v)
+                record[k] = attributes_after(
+                    self.readings["attributes"], record.get(k), _custom_attributes(v), creating
+                )
             elif k in ("contract_value", "value"):
                 try:
                     record["contract_value"] = None if v is None else f"{float(v):.2f}"

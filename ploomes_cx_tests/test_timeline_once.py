@@ -1,0 +1,143 @@
+"""A timeline entry is posted once under every reading of `GET /timelines` (issue 28, point 3).
+
+customerx-api.md §8.4 knows the listing from one weak source: its filters and shape are not
+documented, and §3 says response timestamps may come back in UTC with a `Z`. An entry in doubt
+(a killed run left it pending, or an answer was lost) must be found whatever the listing shows,
+and when the listing cannot answer, it is posted and flagged rather than lost.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import httpx
+import pytest
+
+from ploomes_cx.customerx.client import CustomerXApi
+from ploomes_cx.customerx.endpoints import DEFAULT_ENDPOINTS, Endpoint
+from ploomes_cx.load import ledger
+from ploomes_cx.load.loop import EntityLoad, Planned
+from ploomes_cx.mapping import load_mapping
+from ploomes_cx.sandbox import CustomerXSandbox
+from ploomes_cx.sandbox.readings import READINGS
+from ploomes_cx_tests.conftest import CX_TOKEN, write_mapping
+
+LISTINGS = [
+    dict(zip(("timeline_client", "timestamps", "timeline_filter"), combo, strict=True))
+    for combo in itertools.product(
+        READINGS["timeline_client"].values, READINGS["timestamps"].values, READINGS["timeline_filter"].values
+    )
+]
+
+
+def _entry(client: str, title: str = "Reunião", when: str = "2026-11-03T10:00:00-03:00") -> dict:
+    return {
+        "external_id_client": client,
+        "title": title,
+        "body": "Falamos do contrato",
+        "created_at": when,
+        "operation": "client_note",
+    }
+
+
+@contextmanager
+def _account(tmp_path: Path, readings: dict[str, str]) -> Iterator[CustomerXSandbox]:
+    """Two clients, each with a note of the same title and time, which our crosswalk knows as sent."""
+    with CustomerXSandbox(token=CX_TOKEN, requests_per_minute=60_000, burst=1000, readings=readings) as cx:
+        headers = {"Authorization": cx.token}
+        for client in ("A1", "B1"):
+            made = httpx.post(
+                cx.url + "/clients",
+                json={"external_id_client": client, "company_name": client},
+                headers=headers,
+            )
+            assert made.is_success
+        yield cx
+
+
+@contextmanager
+def _load(tmp_path: Path, cx: CustomerXSandbox, **endpoints: Endpoint) -> Iterator[EntityLoad]:
+    m = load_mapping(write_mapping(tmp_path, "notes"))
+    with (
+        duckdb.connect(str(tmp_path / "state.duckdb")) as con,
+        CustomerXApi(
+            cx.url,
+            cx.token,
+            requests_per_minute=60_000,
+            backoff_initial_seconds=0.01,
+            endpoints={**DEFAULT_ENDPOINTS, **endpoints},
+        ) as api,
+    ):
+        ledger.ensure(con, "notes")
+        clients = ledger.Crosswalk(con, "notes", "clients", "run-0")
+        for cx_id, record in cx.store.records["clients"].items():
+            clients.remember(record["external_id_client"], cx_id, "h", {}, "sent")
+        clients.flush()
+        yield EntityLoad(m, "timeline", api, con, "run-1")
+
+
+PENDING = ledger.Known(None, None, None, "pending")
+
+
+@pytest.mark.parametrize("readings", LISTINGS, ids=lambda r: "-".join(r.values()))
+def test_an_entry_a_killed_run_posted_is_found_not_posted_twice(tmp_path, readings):
+    with _account(tmp_path, readings) as cx:
+        headers = {"Authorization": cx.token}
+        for client in ("A1", "B1"):  # the same title and time on another client is not ours
+            assert httpx.post(cx.url + "/timelines", json=_entry(client), headers=headers).is_success
+        with _load(tmp_path, cx) as load:
+            outcome = load.post_once(Planned({}, "note-1", _entry("B1"), "d"), PENDING)
+            load.crosswalk.flush()
+            held = ledger.read(load.con, "notes", "timeline")["note-1"].customerx_id
+        b1 = next(i for i, t in cx.store.records["timelines"].items() if t["external_id_client"] == "B1")
+        assert outcome == ("adopted", None)
+        assert held == b1 and len(cx.store.records["timelines"]) == 2
+
+
+@pytest.mark.parametrize("readings", LISTINGS, ids=lambda r: "-".join(r.values()))
+def test_an_entry_whose_answer_was_lost_is_looked_for_before_it_is_posted_again(tmp_path, readings):
+    with _account(tmp_path, readings) as cx, _load(tmp_path, cx) as load:
+        cx.faults.inject("malformed")  # the entry is made, its answer broken
+        assert load.post_once(Planned({}, "note-1", _entry("A1"), "d"), None) == ("adopted", None)
+        titles = [t["title"] for t in cx.store.records["timelines"].values()]
+        assert titles == ["Reunião"]
+
+
+def test_an_entry_not_there_is_posted_once(tmp_path):
+    with (
+        _account(tmp_path, {"timeline_client": "id_only", "timestamps": "utc_z"}) as cx,
+        _load(tmp_path, cx) as load,
+    ):
+        other = _entry("A1", when="2026-11-03T11:00:00-03:00")  # an hour later: another entry
+        assert httpx.post(cx.url + "/timelines", json=other, headers={"Authorization": cx.token}).is_success
+        assert load.post_once(Planned({}, "note-1", _entry("A1"), "d"), PENDING) == ("created", None)
+        assert len(cx.store.records["timelines"]) == 2
+
+
+def test_an_ignored_filter_costs_one_reading_of_the_timeline_per_load_not_one_per_entry(tmp_path):
+    with _account(tmp_path, {"timeline_filter": "ignored"}) as cx, _load(tmp_path, cx) as load:
+        for n in range(3):
+            entry = _entry("A1" if n % 2 else "B1", title=f"Nota {n}")
+            assert httpx.post(
+                cx.url + "/timelines", json=entry, headers={"Authorization": cx.token}
+            ).is_success
+        before = len(cx.requests)
+        for n in range(3):
+            entry = _entry("A1" if n % 2 else "B1", title=f"Nota {n}")
+            assert load.post_once(Planned({}, f"note-{n}", entry, "d"), PENDING)[0] == "adopted"
+        listings = [p for _, method, p in cx.requests[before:] if method == "GET" and "page=1&" in p + "&"]
+        assert len(listings) == 1
+
+
+def test_a_listing_that_cannot_answer_posts_the_entry_and_flags_a_possible_duplicate(tmp_path):
+    """Without a listing the entry in doubt may or may not be there: a duplicate someone can find
+    in the ledger is better than a lost note."""
+    gone = Endpoint("GET", "/timeline_entries")  # a listing this server does not have (404)
+    with _account(tmp_path, {}) as cx, _load(tmp_path, cx, list_timelines=gone) as load:
+        outcome, detail = load.post_once(Planned({}, "note-1", _entry("A1"), "d"), PENDING)
+        assert outcome == "created" and "duplicate" in (detail or "") and "HTTP 404" in (detail or "")
+        assert len(cx.store.records["timelines"]) == 1
