@@ -17,6 +17,9 @@ class EntitySpec:
     date_field: str  # which change date places a record in a window
     expand: tuple[str, ...]  # always expanded
     description: str
+    # fields a list answer may leave out that `<path>(id)` carries: a record listed without them is
+    # read again by key (`ploomes/by_key.py`)
+    by_key: tuple[str, ...] = ()
 
 
 ENTITIES: dict[str, EntitySpec] = {
@@ -80,13 +83,16 @@ ENTITIES: dict[str, EntitySpec] = {
             "Ploomes tasks: the activities that become CustomerX timeline entries.",
         ),
         # (I) No LastUpdateDate was seen on attachments, so they are windowed by CreateDate (contract §1).
+        # C [S6]: lists may omit `Url`; `/Attachments(id)` has it (ploomes-api.md §6).
         EntitySpec(
             "attachments",
             "/Attachments",
             None,
             "CreateDate",
             (),
-            "Ploomes attachment metadata (name, type, link), windowed by CreateDate.",
+            "Ploomes attachment metadata (name, type, link), windowed by CreateDate; an attachment "
+            "listed without its `Url` is read again by key (`/Attachments(id)`) for it.",
+            by_key=("Url",),
         ),
     )
 }

@@ -16,6 +16,7 @@ from ploomes_cx.mapping import Mapping
 from ploomes_cx.metadata import RECORDS, ErrorKind, failure, markdown
 from ploomes_cx.partitions import backfill_policy, opens_history, partitions_def, window_cutter
 from ploomes_cx.plan import Plan
+from ploomes_cx.ploomes import by_key
 from ploomes_cx.ploomes.catalogue import check_custom_fields, is_custom
 from ploomes_cx.ploomes.client import (
     CallStats,
@@ -190,6 +191,7 @@ def build_entity_asset(m: Mapping, spec: EntitySpec) -> dg.AssetsDefinition:
             try:
                 for page in api.iter_window(spec, None if history else window.start, window.end, stats):
                     records.extend(page)
+                read_by_key = by_key.complete(api, spec, records, stats)
             except (PloomesAuthError, PloomesRequestError) as exc:
                 raise _failure(exc) from None
         frame, outside = raw_frame(
@@ -206,6 +208,7 @@ def build_entity_asset(m: Mapping, spec: EntitySpec) -> dg.AssetsDefinition:
                 RECORDS: len(frame),
                 "history_window": history,
                 "out_of_window": len(outside),
+                "read_by_key": read_by_key,
                 "records_by_window": _by_window(m, frame),
                 "preview": _preview(frame),
             }
