@@ -336,6 +336,30 @@ def test_custom_fields_of_every_type_are_read_from_their_slot_and_typed(raw, sha
     assert json.loads(staged.clients.iloc[0]["custom_attributes"]) == EXPECTED
 
 
+@pytest.mark.parametrize(
+    "names",
+    [
+        {},  # the Portuguese names of CATALOGUE
+        {1: "Text", 2: "Long text", 4: "Integer", 7: "Option list", 9: "User", 10: "True or false"},
+        # names no word list knows, and a text type whose name says "contact" and "user"
+        {1: "Contato do usuário", 2: "Tipo 2", 4: "Tipo 4", 7: "Tipo 7", 9: "Tipo 9", 10: "Tipo 10"},
+    ],
+    ids=["pt", "en", "renamed"],
+)
+def test_custom_field_slots_come_from_the_catalogue_structure_not_the_type_names(raw, names):
+    """ploomes-api.md §6: `Type {Id, Name, NativeType}`; the name is a display name in the
+    account's language, so a user field (UserValueName filled) and an option list must read the
+    same whatever the types are called."""
+    renamed = [
+        {**f, "Type": {**f["Type"], "Name": names.get(f["TypeId"], f["Type"]["Name"])}} for f in CATALOGUE
+    ]
+    raw.fields(renamed)
+    shape = [{"FieldKey": k, "FieldId": 1, **SLOTS, **v} for k, v in FILLED]
+    raw.add("organizations", 2, [org(1, "A", CNPJ_A, OtherProperties=shape)])
+    staged = build_staging(raw.con, mapping(custom_fields=EVERY_TYPE), "r1")
+    assert json.loads(staged.clients.iloc[0]["custom_attributes"]) == EXPECTED
+
+
 def test_an_empty_or_misfit_custom_field_is_left_out_and_a_misfit_is_listed(raw):
     raw.fields(CATALOGUE)
     props = [

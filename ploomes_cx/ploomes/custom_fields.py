@@ -1,4 +1,5 @@
-"""Mapped custom fields of raw Ploomes records, read from the slot their type names, typed.
+"""Mapped custom fields of raw Ploomes records, read from the slot their type names (or the
+reference name slot an item fills), typed.
 
 Runs as DuckDB SQL over the raw tables: the account's field catalogue (`raw_fields`) gives each
 mapped key its slot and kind (`ploomes/fields.py`); each record's `OtherProperties` is read in
@@ -17,7 +18,7 @@ import duckdb
 import pandas as pd
 
 from ploomes_cx.mapping import Mapping
-from ploomes_cx.ploomes.fields import TYPED_SQL, FieldType, catalogue_types
+from ploomes_cx.ploomes.fields import REFERENCE_NAME_SLOTS, TYPED_SQL, FieldType, catalogue_types
 from ploomes_cx.runtime.duckdb_io import table_exists
 
 
@@ -73,26 +74,19 @@ def read_fields(
     # so a number stays a number), and fields are told apart by CASE on literals, not by a join:
     # a join or a filter on the payload makes DuckDB hold every payload, and a million of them do
     # not fit the memory staging gives it.
-    slots = sorted({t.slot for _, _, t in fields})
-    item_shape = {"FieldKey": "VARCHAR", **dict.fromkeys(slots, "JSON")}
     by_key = {key: (attr, t) for key, attr, t in fields}
-
-    def case(value: Callable[[str, str, FieldType], str]) -> str:
-        whens = " ".join(f"when {sql_literal(k)} then {value(k, a, t)}" for k, (a, t) in by_key.items())
-        return f"case p.FieldKey {whens} end"  # `p`: an item of the list shape
-
-    typed = "case kind " + " ".join(f"when '{k}' then {sql}" for k, sql in TYPED_SQL.items()) + " end"
+    slots = sorted({t.slot for _, _, t in fields})
+    if any(t.references for _, _, t in fields):
+        slots = sorted({*slots, *REFERENCE_NAME_SLOTS})
+    item_shape = {"FieldKey": "VARCHAR", **dict.fromkeys(slots, "JSON")}
     keys = ", ".join(sql_literal(k) for k in by_key)
-    item = (
-        f"{{'attribute': {case(lambda k, a, t: sql_literal(a))}, 'kind': {case(lambda k, a, t: sql_literal(t.kind))}, "
-        f"'v': {case(lambda k, a, t: f'p.{sql_identifier(t.slot)}')}}}"
-    )
-    listed = f"list_transform(list_filter(items, lambda p: p.FieldKey in ({keys})), lambda p: {item})"
+    listed = f"list_transform(list_filter(items, lambda p: p.FieldKey in ({keys})), lambda p: {_list_item(by_key)})"
     # the webhook map, parsed the same way, where the list shape found no list
     map_shape = sql_literal(json.dumps({"OtherProperties": dict.fromkeys(by_key, "JSON")}))
     in_map = ", ".join(
         f"{{'attribute': {sql_literal(a)}, 'kind': '{t.kind}', "
-        f"'v': json_transform(payload, {map_shape}).OtherProperties.{sql_identifier(k)}}}"
+        f"'v': json_transform(payload, {map_shape}).OtherProperties.{sql_identifier(k)}, "
+        f"'alt': {sql_literal('reference') if t.references else 'null::varchar'}}}"
         for k, (a, t) in by_key.items()
     )
     # One scan. The list is read from `custom_values` (the filled slots only) where the row has it,
@@ -102,7 +96,7 @@ def read_fields(
     whole = sql_literal(json.dumps({"OtherProperties": [item_shape]}))
     con.execute(f"""
         create or replace temp table _cf_slots as
-        select id, window_start, f.attribute, f.kind, f.v from (
+        select id, window_start, f.attribute, f.kind, f.v, f.alt from (
             select id, window_start,
                 unnest(case when items is not null then {listed} else [{in_map}] end) as f
             from (
@@ -113,15 +107,51 @@ def read_fields(
             )
         )
     """)
-    return _typed_values(con, typed)
+    return _typed_values(con)
 
 
-def _typed_values(con: duckdb.DuckDBPyConnection, typed: str) -> tuple[pd.Series, pd.DataFrame]:
+def _list_item(by_key: dict[str, tuple[str, FieldType]]) -> str:
+    """SQL of the `{attribute, kind, v, alt}` struct one list item `p` is read into. A field typed
+    by its NativeType takes a filled reference name slot first, as a reference's text: the item
+    shows which slot it fills, where the type's display name would only be a guess."""
+
+    def case(value: Callable[[FieldType], str]) -> str:
+        whens = " ".join(f"when {sql_literal(k)} then {value(t)}" for k, (_, t) in by_key.items())
+        return f"case p.FieldKey {whens} end"
+
+    def kind(t: FieldType) -> str:
+        if not t.references:
+            return sql_literal(t.kind)
+        filled = " or ".join(f"p.{sql_identifier(s)} is not null" for s in REFERENCE_NAME_SLOTS)
+        return f"case when {filled} then 'reference' else {sql_literal(t.kind)} end"
+
+    def value(t: FieldType) -> str:
+        own = f"p.{sql_identifier(t.slot)}"
+        if not t.references:
+            return own
+        return "coalesce(" + ", ".join(f"p.{sql_identifier(s)}" for s in REFERENCE_NAME_SLOTS) + f", {own})"
+
+    attribute = " ".join(f"when {sql_literal(k)} then {sql_literal(a)}" for k, (a, _) in by_key.items())
+    return (
+        f"{{'attribute': case p.FieldKey {attribute} end, 'kind': {case(kind)}, 'v': {case(value)}, "
+        "'alt': null::varchar}"
+    )
+
+
+def _typed(kind: str) -> str:
+    """SQL typing the JSON value `v` by the kind named in column `kind`."""
+    return f"case {kind} " + " ".join(f"when '{k}' then {sql}" for k, sql in TYPED_SQL.items()) + " end"
+
+
+def _typed_values(con: duckdb.DuckDBPyConnection) -> tuple[pd.Series, pd.DataFrame]:
     """From the slots collected in `_cf_slots`: each record's JSON object of typed values, and the
-    values that did not fit (JSON `null` is absent, an empty text is no value)."""
+    values that did not fit (JSON `null` is absent, an empty text is no value). A map value has
+    no slot to tell a reference by: text that does not fit its field's NativeType is taken as a
+    reference's text (`alt`) where the field may hold one."""
     con.execute(f"""
         create or replace temp table _cf_values as
-        select id, window_start, attribute, v::varchar as raw, {typed} as typed
+        select id, window_start, attribute, v::varchar as raw,
+            coalesce({_typed("kind")}, case when json_type(v) = 'VARCHAR' then {_typed("alt")} end) as typed
         from _cf_slots where v is not null and json_type(v) != 'NULL'
     """)
     con.execute("drop table _cf_slots")

@@ -5,16 +5,19 @@ Ploomes sends every typed value slot of an `OtherProperties` item, the unused on
 and older payloads only the filled one, and webhooks a `{FieldKey: value}` map. Taking "the first
 slot present" therefore reads a `null`; the slot must come from the field's type in the account's
 `/Fields` catalogue: `Type.NativeType` names it (`<NativeType>Value`, C [S3]) and option lists
-(TypeId 7, C [S2]) keep their text in `ObjectValueName`.
+(TypeId 7 or an `OptionsTable`, C [S2]) keep their text in `ObjectValueName`.
 
-Which TypeIds hold a user, contact, product or attachment reference is not documented (I): they
-are recognised by the type's name and can be set per mapping (`ploomes.field_type_slots`).
+Which TypeIds hold a user, contact, product or attachment reference is not documented (I), and
+the type's `Name` is a display name in the account's language ("Usuário", "User", ...), so it
+decides nothing. What the item itself shows does: a reference fills its `<Kind>ValueName` slot
+(§7), so for every field typed by its `NativeType` a filled reference name slot is read first
+and the `NativeType` slot otherwise (`FieldType.references`). A type the catalogue cannot place
+can be given a slot per mapping (`ploomes.field_type_slots`).
 No HTTP here and no frames: the catalogue in, a `FieldType` per mapped key out.
 """
 
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -31,14 +34,15 @@ NATIVE_KINDS: dict[str, Kind] = {
     "Boolean": "bool",  # (I) spelling variant, read the same way
 }
 OPTION_LIST_TYPE_ID = 7  # C [S2]: values in ObjectValueId / ObjectValueName
-# (I) words a reference type's name carries (pt-BR and English), and the slot holding its text.
-REFERENCE_WORDS: list[tuple[tuple[str, ...], str]] = [
-    (("lista", "opc", "option", "select"), "ObjectValueName"),
-    (("usuario", "user"), "UserValueName"),
-    (("produto", "product"), "ProductValueName"),
-    (("anexo", "arquivo", "attachment", "file"), "AttachmentValueName"),
-    (("contato", "cliente", "empresa", "pessoa", "contact"), "ContactValueName"),
-]
+# §7, C [S3][S10]: the slots holding a reference's text, read before a field's NativeType slot when
+# filled (an option list outside TypeId 7, a user, a product, an attachment, a contact).
+REFERENCE_NAME_SLOTS = (
+    "ObjectValueName",
+    "UserValueName",
+    "ProductValueName",
+    "AttachmentValueName",
+    "ContactValueName",
+)
 VALUE_SLOTS = [
     "StringValue",
     "BigStringValue",
@@ -70,18 +74,17 @@ class FieldType:
     name: str
     slot: str  # the OtherProperties item key holding the value
     kind: Kind  # how the value is typed for CustomerX
-
-
-def _folded(text: Any) -> str:
-    decomposed = unicodedata.normalize("NFKD", str(text or ""))
-    return "".join(c for c in decomposed if not unicodedata.combining(c)).lower()
+    # a filled REFERENCE_NAME_SLOTS slot of an item wins over `slot` (read as a reference's text)
+    references: bool = False
 
 
 def field_type(definition: dict[str, Any], type_slots: dict[int, str] | None = None) -> FieldType:
-    """The slot and kind of one `/Fields` item (expanded with `Type`).
+    """The slot and kind of one `/Fields` item (expanded with `Type`), from its structure only.
 
-    Order: the mapping's per-TypeId override, option lists (TypeId 7 or an options table), the
-    type's `NativeType`, then a reference type recognised by its name. Anything else raises.
+    Order: the mapping's per-TypeId override, option lists (TypeId 7 or an options table), then
+    the type's `NativeType`, with a reference name slot filled in the item read first (a user
+    field fills `UserValueName`, whatever its `NativeType` and whatever its type is called).
+    Anything else raises: the type's display name is never read.
     """
     key = str(definition.get("Key") or "")
     name = str(definition.get("Name") or definition.get("Label") or key)
@@ -93,13 +96,9 @@ def field_type(definition: dict[str, Any], type_slots: dict[int, str] | None = N
         return FieldType(key, name, slot, _kind_of_slot(slot))
     if type_id == OPTION_LIST_TYPE_ID or definition.get("OptionsTableId") or definition.get("OptionsTable"):
         return FieldType(key, name, "ObjectValueName", "reference")
-    type_name = _folded(nav.get("Name"))
-    for words, ref_slot in REFERENCE_WORDS:
-        if type_name and any(w in type_name for w in words):
-            return FieldType(key, name, ref_slot, "reference")
     if native in NATIVE_KINDS:
         slot = "BoolValue" if NATIVE_KINDS[native] == "bool" else f"{native}Value"
-        return FieldType(key, name, slot, NATIVE_KINDS[native])
+        return FieldType(key, name, slot, NATIVE_KINDS[native], references=True)
     raise FieldTypeError(
         f"field {key!r} ({name}) has TypeId {type_id!r}, type name {nav.get('Name')!r} and NativeType "
         f"{native!r}: no known value slot. Set ploomes.field_type_slots: {{{type_id}: <slot>}} in the "
