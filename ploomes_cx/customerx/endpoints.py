@@ -61,6 +61,11 @@ DEFAULT_ENDPOINTS: dict[str, Endpoint] = {
     "delete_client": Endpoint("DELETE", "/clients", "query", "external_id_client"),
     "delete_contact": Endpoint("DELETE", "/contacts", "query", "external_id_contact"),
     "delete_contract": Endpoint("DELETE", "/contracts", "query", "external_id_contract"),
+    # C [S2]: delete by CustomerX's numeric id in the path; used when the route by external id
+    # answers 404 for a record CustomerX still holds (customerx/deletes.py)
+    "delete_client_by_id": Endpoint("DELETE", "/clients", "path"),
+    "delete_contact_by_id": Endpoint("DELETE", "/contacts", "path"),
+    "delete_contract_by_id": Endpoint("DELETE", "/contracts", "path"),
     # LOW [S9]: the custom attributes defined in the account (`check` compares the mapping's with them)
     "list_custom_attributes": Endpoint("GET", "/custom_attributes"),
     "create_timeline": Endpoint("POST", "/timelines"),  # C2
@@ -91,6 +96,7 @@ class Resource:
     update_by_path_id: str
     delete: str
     external_id_field: str
+    delete_by_id: str
 
 
 RESOURCES: dict[str, Resource] = {
@@ -102,6 +108,7 @@ RESOURCES: dict[str, Resource] = {
         f"update_{singular}_by_path_id",
         f"delete_{singular}",
         f"external_id_{singular}",
+        f"delete_{singular}_by_id",
     )
     for entity, singular in (("clients", "client"), ("contacts", "contact"), ("contracts", "contract"))
 }

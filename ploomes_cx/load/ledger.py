@@ -239,3 +239,12 @@ def forget(con: duckdb.DuckDBPyConnection, schema: str, entity: str, external_id
     con.execute(f"delete from {schema}.crosswalk where entity = ? and external_id = ?", [entity, external_id])
     if entity == "contracts":
         con.execute(f"delete from {schema}.contract_status where external_id = ?", [external_id])
+
+
+def customerx_id(con: duckdb.DuckDBPyConnection, schema: str, entity: str, external_id: str) -> int | None:
+    """The CustomerX id the crosswalk knows for one record of ours."""
+    row = con.execute(
+        f"select customerx_id from {schema}.crosswalk where entity = ? and external_id = ?",
+        [entity, external_id],
+    ).fetchall()  # fetched whole: an unfinished result blocks the connection's next statement
+    return None if not row or row[0][0] is None else int(row[0][0])

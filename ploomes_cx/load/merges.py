@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
+from ploomes_cx.customerx import deletes
 from ploomes_cx.customerx.bodies import client_of, contract_body
 from ploomes_cx.customerx.client import CallStats, CustomerXApi, CustomerXRejected
 from ploomes_cx.customerx.endpoints import RESOURCES
@@ -90,12 +91,10 @@ def move(load: EntityLoad, item: Planned, mine: ledger.Known) -> tuple[str, str]
 
 
 def _move_contact(load: EntityLoad, item: Planned, mine: ledger.Known, held: str | None, why: str) -> str:
-    ops = RESOURCES["contacts"]
-    try:
-        load.call(ops.delete, external_id=item.ext)
-    except CustomerXRejected as exc:
-        if exc.status != 404:  # 404: gone already (a run killed after this delete)
-            raise
+    assert load.api is not None
+    # a 404 is confirmed by a read before the contact counts as gone (a run killed after this
+    # delete), else it is deleted by its CustomerX id (customerx/deletes.py)
+    deletes.delete(load.api, "contacts", item.ext, mine.customerx_id, load.report.stats)
     try:
         found = load.create(item)
     except CustomerXRejected as exc:
@@ -173,12 +172,13 @@ def _retire_one(
         )
         return "merged_away", None, f"{what}; kept in CustomerX as it is ({kept})"
     try:
-        api.call(RESOURCES["clients"].delete, external_id=alias, stats=stats)
+        gone = deletes.delete(
+            api, "clients", alias, ledger.customerx_id(con, m.name, "clients", alias), stats
+        )
     except CustomerXRejected as exc:
-        if exc.status != 404:
-            return "rejected", exc.status, f"{what}; deleting it was refused: {exc.body[:300]}"
+        return "rejected", exc.status, f"{what}; deleting it was refused: {exc.body[:300]}"
     ledger.forget(con, m.name, "clients", alias)
-    return "deleted", None, f"{what}; deleted in CustomerX (deletes.policy: delete)"
+    return "deleted", None, f"{what}; {gone.detail} (deletes.policy: delete)"
 
 
 def _still_holding(con: duckdb.DuckDBPyConnection, schema: str, clients: set[str]) -> set[str]:

@@ -11,6 +11,7 @@ from typing import Any
 
 import duckdb
 
+from ploomes_cx.customerx import deletes
 from ploomes_cx.customerx.bodies import gone_cancel_body
 from ploomes_cx.customerx.client import (
     CallStats,
@@ -18,7 +19,6 @@ from ploomes_cx.customerx.client import (
     CustomerXRejected,
     CustomerXUnavailableError,
 )
-from ploomes_cx.customerx.endpoints import RESOURCES
 from ploomes_cx.load import ledger
 from ploomes_cx.reconcile import tombstones
 from ploomes_cx.reconcile.decide import Action, Decision
@@ -80,13 +80,11 @@ def _one(
             api.call("cancel_contract", body=gone_cancel_body(a.external_id, a.when, a.why), stats=done.stats)
             ledger.set_contract_status(con, schema, a.external_id, "cancelled", run_id)
             return "cancelled", None, f"{a.why}; cancelled as of {a.when:%d/%m/%Y}"
-        api.call(RESOURCES[a.entity].delete, external_id=a.external_id, stats=done.stats)
+        cx_id = ledger.customerx_id(con, schema, a.entity, a.external_id)
+        gone = deletes.delete(api, a.entity, a.external_id, cx_id, done.stats)
         ledger.forget(con, schema, a.entity, a.external_id)
-        return "deleted", None, f"{a.why}; deleted in CustomerX"
+        return gone.outcome, 404 if gone.outcome == "already_absent" else None, f"{a.why}; {gone.detail}"
     except CustomerXRejected as exc:
-        if exc.status == 404:  # someone removed it in CustomerX already: nothing left to do
-            ledger.forget(con, schema, a.entity, a.external_id)
-            return "already_absent", 404, f"{a.why}; CustomerX no longer has it"
         if len(done.refusals) < 20:
             done.refusals.append({"external_id": a.external_id, "status": exc.status, "body": exc.body[:200]})
         return "rejected", exc.status, exc.body[:500]

@@ -27,6 +27,14 @@ def attributes_after(
     return list(merged.values())
 
 
+def by_numeric_id_only(resource: str, in_path: str | None, query: dict[str, str]) -> None:
+    """The `delete_by_external_id: 404` reading: a server whose DELETE knows only the numeric id in
+    the path (C [S2]); the catalogue's route by external id (§7, C [S1], its form I) is a 404, as
+    any wrong path is (§6)."""
+    if in_path is None or not in_path.isdigit():
+        raise Refused(404, {}, f"no route DELETE /{resource} by external id")
+
+
 def duplicate_refusal(reading: str, key: str, value: Any) -> Refused:
     """A plain create naming a taken external id: its answer is unknown (§7, I: 422) and no error
     body was ever seen (§6): a 422 in English, a 422 in other words, or a 409."""

@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ploomes_cx.sandbox.customerx_readings import attributes_after, duplicate_refusal, timeline_as_served
+from ploomes_cx.sandbox import customerx_readings as play
 from ploomes_cx.sandbox.customerx_values import Refused, _custom_attributes, _now, _phone_digits, filtered
 from ploomes_cx.sandbox.faults import FaultPlan, TokenBucket
 from ploomes_cx.sandbox.http import JsonHandler, LoopbackServer
@@ -87,8 +87,7 @@ class CustomerXSandbox:
         ignored_filters: frozenset[str] = frozenset(),
         readings: Mapping[str, str] | None = None,
     ) -> None:
-        # the open readings of customerx-api.md this server plays (`sandbox/readings.py`)
-        self.readings = for_api("customerx", readings)
+        self.readings = for_api("customerx", readings)  # the spec's open questions (sandbox/readings.py)
         self.token = token
         # list filters this server does not know and so ignores (the real API's set is LOW/I,
         # customerx-api.md §8.1, §8.2): a test can prove the load notices an unfiltered answer
@@ -157,6 +156,8 @@ class CustomerXSandbox:
         if method == "GET":
             return self._list(resource, query)
         if method == "DELETE":  # clients, contacts, contracts C [S1][S2]; timelines I [S5]
+            if self.readings["delete_by_external_id"] == "404":
+                play.by_numeric_id_only(resource, ext_in_path, query)
             return self._delete(resource, self._target(resource, ext_in_path, query))
         if not isinstance(body, dict):
             raise Refused(400, {"body": ["must be a JSON object"]}, "invalid body")
@@ -221,7 +222,7 @@ class CustomerXSandbox:
             rows = [{**r, "contract_status": self._contract_status(r["id"])} for r in rows]
         if resource == "timelines":
             clients = self.store.records["clients"]
-            rows = [timeline_as_served(self.readings, r, clients) for r in rows]
+            rows = [play.timeline_as_served(self.readings, r, clients) for r in rows]
             if self.readings["timeline_filter"] == "honoured" and query.get("external_id_client"):
                 rows = [r for r in rows if self._client_ext(r) == query["external_id_client"]]
         rows = filtered(resource, rows, query, self.ignored_filters)
@@ -317,7 +318,7 @@ class CustomerXSandbox:
         store = self.store
         key = RESOURCES[resource]
         if body.get(key) and store.by_external_id(resource, body[key]):
-            raise duplicate_refusal(self.readings["duplicate_create"], key, body[key])
+            raise play.duplicate_refusal(self.readings["duplicate_create"], key, body[key])
         record: dict[str, Any] = {"id": 0, "created_at": _now(), "updated_at": _now()}
         self._apply(resource, record, body, creating=True)
         record["id"] = store.new_id()
@@ -342,7 +343,7 @@ class CustomerXSandbox:
             if k == "created_at" and resource != "timelines":
                 continue  # a timeline entry's created_at is the event's own date (§8.4, C [S8])
             if k == "custom_attributes":
-                record[k] = attributes_after(
+                record[k] = play.attributes_after(
                     self.readings["attributes"], record.get(k), _custom_attributes(v), creating
                 )
             elif k in ("contract_value", "value"):
