@@ -316,3 +316,33 @@ def test_listen_closes_idle_connections_and_logs_one_line_per_bad_body(home, tmp
         next(line for line in new if "refused" in line)
     ]
     assert KEY not in out
+
+
+def test_a_live_run_forgets_an_applied_event_past_the_retention(
+    home, tmp_path, ploomes, customerx, monkeypatch, listener_of
+):
+    """Through `listen` and real runs: with `retention_days: 0`, the run of the next event deletes
+    an applied one no live row holds (the mapping reads no products, so nothing waits for a window)."""
+    from ploomes_cx_tests.conftest import live_mapping
+
+    path = live_mapping(monkeypatch, ploomes, customerx, tmp_path, "forget", KEY)
+    with open(path, "a") as fh:
+        fh.write("webhooks:\n  retention_days: 0\n")
+    listener = listener_of(path)
+    products = {**CALLBACK, "Entity": "Products", "New": {"Id": 71}}
+    assert httpx.post(listener.url, json=products, headers=HEADER).status_code == 200
+    wait_for(lambda: listener.health()["done"] == 1, what="the first event applied")
+    store = store_path(home, "forget")
+    assert _seqs(store) == [1] and _mode(store) == 0o600
+    second = {**products, "New": {"Id": 72}}
+    assert httpx.post(listener.url, json=second, headers=HEADER).status_code == 200
+    answers = []  # the store stays readable while the run prunes it from another connection
+
+    def applied() -> bool:
+        answers.append(listener.health())
+        return answers[-1].get("done") == 1 and answers[-1]["pending"] + answers[-1]["claimed"] == 0
+
+    wait_for(applied, what="the second event applied", every=0.02)
+    assert all(a["status"] == "ok" for a in answers), [a for a in answers if a["status"] != "ok"][:3]
+    assert _seqs(store) == [2]
+    assert "FAILED" not in listener.stop()

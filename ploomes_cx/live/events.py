@@ -97,9 +97,12 @@ def digest(body: dict[str, Any]) -> str:
 
 def _private(path: Path) -> None:
     """Create the file readable by its owner only, and tighten the files an older version left
-    0644 (the receiver, a run and the sensor all open it, so each does this)."""
+    0644 (the receiver, a run and the sensor all open it, so each does this). Never open an
+    existing one: closing any descriptor of a file drops every POSIX lock this process holds on
+    it, SQLite's included, and a live run shares the process with the receiver's connection."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600))
     for one in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
         with contextlib.suppress(FileNotFoundError, PermissionError):
             if one.stat().st_mode & 0o077:
