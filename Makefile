@@ -9,7 +9,7 @@ DG     := VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(BIN)):$$PATH $(BIN)/dg
 CHROMIUM     ?= /usr/bin/chromium
 CHROMEDRIVER ?= /usr/bin/chromedriver
 
-.PHONY: install browser-deps demo test lint validate ui bench-extract bench-parallel bench-staging bench-load bench-fidelity bench-reconcile bench-sync bench-scale bench-live postgres-deps clean
+.PHONY: install browser-deps demo test test-readings lint validate ui bench-extract bench-parallel bench-staging bench-load bench-fidelity bench-reconcile bench-sync bench-scale bench-live postgres-deps clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ test: $(STAMP) browser-deps postgres-deps
 	DAGSTER_HOME= PLOOMES_CX_HOME=$$(mktemp -d) $(DG) check defs
 	DAGSTER_HOME= PLOOMES_CX_HOME=$$(mktemp -d) $(DG) list defs --json > /dev/null
 	$(BIN)/pytest -q -p no:cacheprovider -n 3
+
+## The readings matrix one switch at a time: the sync story under each alternative reading of the API specs, alone
+test-readings: $(STAMP)
+	PLOOMES_CX_READINGS_MATRIX=full $(BIN)/pytest -q -p no:cacheprovider -n 3 ploomes_cx_tests/test_readings_matrix.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check ploomes_cx ploomes_cx_tests benchmarks

@@ -141,3 +141,17 @@ def test_a_listing_that_cannot_answer_posts_the_entry_and_flags_a_possible_dupli
         outcome, detail = load.post_once(Planned({}, "note-1", _entry("A1"), "d"), PENDING)
         assert outcome == "created" and "duplicate" in (detail or "") and "HTTP 404" in (detail or "")
         assert len(cx.store.records["timelines"]) == 1
+
+
+@pytest.mark.parametrize("timestamps", READINGS["timestamps"].values)
+def test_an_entry_sent_with_a_naive_time_in_microseconds_is_found_when_given_back_cut_to_the_second(
+    tmp_path, timestamps
+):
+    """The load sends Ploomes' offset-less local time with its fraction (ploomes-api.md §5);
+    CustomerX may give it back in UTC, cut to the second (customerx-api.md §3)."""
+    when = "2026-11-03T10:00:00.753000"
+    with _account(tmp_path, {"timestamps": timestamps}) as cx, _load(tmp_path, cx) as load:
+        headers = {"Authorization": cx.token}
+        assert httpx.post(cx.url + "/timelines", json=_entry("A1", when=when), headers=headers).is_success
+        assert load.post_once(Planned({}, "note-1", _entry("A1", when=when), "d"), PENDING)[0] == "adopted"
+        assert len(cx.store.records["timelines"]) == 1

@@ -9,8 +9,8 @@ reading:
 - the client is matched by either id: its external id at the top level or nested in `client{}`,
   or CustomerX's numeric id (`client_id`, `client.id`), which the crosswalk knows;
 - title and body are compared as sent (CustomerX keeps free text as given); `created_at` as an
-  instant, since responses may carry it reformatted in UTC (§3); an offset-less value is taken
-  in either the account's zone or UTC;
+  instant, since responses may carry it reformatted in UTC (§3) and cut to the second; an
+  offset-less value is taken in either the account's zone or UTC;
 - a filter the server ignores shows as entries of other clients: the whole listing is then read
   once per load and used for every later entry, not once per entry;
 - when the listing cannot answer (refused, or entries that name no client), the entry is posted
@@ -51,6 +51,12 @@ def _instants(value: Any, tz: ZoneInfo) -> set[dt.datetime]:
     if parsed.tzinfo is not None:
         return {parsed.astimezone(dt.UTC)}
     return {parsed.replace(tzinfo=tz).astimezone(dt.UTC), parsed.replace(tzinfo=dt.UTC)}
+
+
+def _close(sent: set[dt.datetime], held: set[dt.datetime]) -> bool:
+    """Whether two timestamps can be the same instant: CustomerX may give it back cut or rounded
+    to the second (or the millisecond), so anything under a second apart is the same."""
+    return any(abs((a - b).total_seconds()) < 1 for a in sent for b in held)
 
 
 def _client_ids(entry: dict[str, Any]) -> tuple[set[str], set[str]]:
@@ -112,7 +118,7 @@ class TimelineLookup:
                 body.get("body") or ""
             ):
                 continue
-            if body.get("created_at") is None or sent & _instants(entry.get("created_at"), tz):
+            if body.get("created_at") is None or _close(sent, _instants(entry.get("created_at"), tz)):
                 return entry
         return None
 
