@@ -54,10 +54,10 @@ class PloomesSettings(_Strict):
     # I (ploomes-api.md §6): which OtherProperties slot holds the value of a field type, by TypeId,
     # for types the catalogue does not make plain (e.g. {9: UserValueName}); see ploomes/fields.py.
     field_type_slots: dict[int, str] = Field(default_factory=dict)
-    # I (ploomes-api.md §2: only `eq`, `or` are listed, `in` is OData 4.01): how a list of Ids is
-    # asked for when dependencies are fetched by Id. `in` sends `Id in (1,2,3)` and falls back to
-    # `or` by itself if the server refuses it; `or` sends `Id eq 1 or Id eq 2 or Id eq 3`.
-    id_list_filter: Literal["in", "or"] = "in"
+    # I (ploomes-api.md §2: `eq` C, `or` I, `in` absent): how a list of Ids is asked. `probe`: the first
+    # the account takes of `in`, `or`, `eq` (one Id a request), kept in the state folder (ploomes/forms.py);
+    # naming a form pins it.
+    id_list_filter: Literal["probe", "in", "or", "eq"] = "probe"
     # added: Ids asked for per request when fetching by Id (the URL stays well under 2,000 chars)
     ids_per_request: int = Field(100, ge=1, le=300)
 

@@ -168,11 +168,11 @@ def test_a_parent_ploomes_no_longer_has_is_a_rejection_with_its_reason(
 def test_a_server_refusing_the_in_operator_is_asked_with_or(tmp_path):
     dataset = PloomesDataset(persons=200, seed=3)
     with PloomesSandbox(
-        dataset, user_key=SECRET_KEY, requests_per_minute=60_000, burst=1000, accepts_in=False
+        dataset, user_key=SECRET_KEY, requests_per_minute=60_000, burst=1000, readings={"id_in": "400"}
     ) as server:
         with PloomesApi(server.url, SECRET_KEY, requests_per_minute=60_000, ids_per_request=7) as api:
             ids = [int(i) for i in dataset.tables["contacts"].cols["Id"][5:40:3]]
             got = [r["Id"] for page in api.iter_by_ids("/Contacts", ids, (), CallStats()) for r in page]
             assert sorted(got) == sorted(ids)
-            assert api.id_list_filter == "or"
+            assert api.forms.get("id_list") == "or"
         assert any(" in (" in unquote_plus(url) for _, url in server.requests)  # asked with `in` first

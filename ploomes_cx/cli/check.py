@@ -14,11 +14,13 @@ def add_check(sub: argparse._SubParsersAction) -> None:
         help="validate a mapping and try its credentials and custom fields against both APIs",
         description="Validate the mapping, call each API once with its credentials, and check every mapped "
         "custom field and external_code_field against the Ploomes account's /Fields. One line per check, with "
-        "what to do when it fails. Writes nothing anywhere.",
+        "what to do when it fails; then probes each query form the sync may use and prints the form it will use. "
+        "Writes nothing anywhere unless --save-probes is given.",
         epilog=textwrap.dedent("""\
             examples:
               ploomes-cx check sandbox
               ploomes-cx check mappings/acme.yaml
+              ploomes-cx check acme --save-probes   # probe again and store the forms the sync will use
 
             exit codes: 0 all good, 2 mapping error (YAML, keys, a custom field the account does not have),
                         3 a credential missing or refused (the variable is named) or an API unreachable
@@ -27,6 +29,12 @@ def add_check(sub: argparse._SubParsersAction) -> None:
     )
     check.add_argument(
         "mapping", metavar="MAPPING", help="path to a mapping YAML file, or the name of one in mappings/"
+    )
+    check.add_argument(
+        "--save-probes",
+        action="store_true",
+        help="store the query forms the probes chose in $PLOOMES_CX_HOME/probes/NAME.json for the sync "
+        "(without it, check writes nothing; the first sync that needs a form probes and stores it)",
     )
     check.set_defaults(func=cmd_check)
 
@@ -48,7 +56,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         flush=True,
     )
     checks = []
-    for check in run_checks(m):
+    for check in run_checks(m, getattr(args, "save_probes", False)):
         checks.append(check)
         print(check.line(), flush=True)
     code = exit_code(checks)

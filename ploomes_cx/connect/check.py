@@ -1,5 +1,9 @@
 """`ploomes-cx check`: one line per check, each with what to do when it fails; writes nothing.
 
+After the credentials and fields, one `probe` line per query form the sync may have to choose
+(`connect/probes.py`), naming the form it will use; `--save-probes` stores those choices in the
+state folder, the only thing `check` ever writes, and only when asked.
+
 The checks, in order: the environment variables the mapping names, one cheap call per API
 (`GET /Account?$top=1&$select=Id`, C [S1]; a CustomerX client list of one), every mapped custom
 field and the `external_code_field` against `/Fields`. Clients are built with few retries and no
@@ -14,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ploomes_cx.connect.account import customerx_api, ploomes_api
+from ploomes_cx.connect.probes import customerx_probes, ploomes_probes
 from ploomes_cx.customerx.client import CustomerXApi, CustomerXAuthError, CustomerXError, CustomerXRejected
 from ploomes_cx.mapping import Mapping
 from ploomes_cx.ploomes.catalogue import check_custom_fields
@@ -45,7 +50,7 @@ def exit_code(checks: list[Check]) -> int:
     return ACCESS_ERROR if ACCESS_ERROR in codes else MAPPING_ERROR if MAPPING_ERROR in codes else 0
 
 
-def run_checks(m: Mapping) -> Iterator[Check]:
+def run_checks(m: Mapping, save_probes: bool = False) -> Iterator[Check]:
     missing = [n for n in _variables(m) if not os.environ.get(n)]
     if missing:
         yield Check(
@@ -59,7 +64,7 @@ def run_checks(m: Mapping) -> Iterator[Check]:
     else:
         yield Check(OK, "environment", f"{', '.join('$' + n for n in _variables(m))} are set")
     if not {m.ploomes.base_url_env, m.ploomes.user_key_env} & set(missing):
-        yield from _ploomes(m)
+        yield from _ploomes(m, save_probes)
     if not {m.customerx.base_url_env, m.customerx.token_env} & set(missing):
         yield from _customerx(m)
 
@@ -68,7 +73,7 @@ def _variables(m: Mapping) -> list[str]:
     return [m.ploomes.base_url_env, m.ploomes.user_key_env, m.customerx.base_url_env, m.customerx.token_env]
 
 
-def _ploomes(m: Mapping) -> Iterator[Check]:
+def _ploomes(m: Mapping, save_probes: bool) -> Iterator[Check]:
     with ploomes_api(m, ATTEMPTS, TIMEOUT) as api:
         started, stats = time.monotonic(), CallStats()
         try:
@@ -86,7 +91,12 @@ def _ploomes(m: Mapping) -> Iterator[Check]:
         except PloomesError as exc:
             yield _refused("Ploomes /Fields", exc, m.ploomes.user_key_env, isinstance(exc, PloomesAuthError))
             return
-    yield from _fields(m, catalogue)
+        yield from _fields(m, catalogue)
+        try:
+            for what, detail, ok in ploomes_probes(m, api, save_probes):
+                yield Check(OK if ok else SKIP, what, detail)
+        except PloomesError as exc:
+            yield _refused("Ploomes probes", exc, m.ploomes.user_key_env, isinstance(exc, PloomesAuthError))
 
 
 def _fields(m: Mapping, catalogue: list[dict]) -> Iterator[Check]:
@@ -127,6 +137,8 @@ def _customerx(m: Mapping) -> Iterator[Check]:
             f"the token in ${m.customerx.token_env} is accepted (GET /clients, {time.monotonic() - started:.2f}s)",
         )
         yield from _attributes(m, api)
+        for what, detail, ok in customerx_probes(api):
+            yield Check(OK if ok else SKIP, what, detail)
 
 
 def _attributes(m: Mapping, api: CustomerXApi) -> Iterator[Check]:

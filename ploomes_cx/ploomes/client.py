@@ -13,59 +13,26 @@ import datetime as dt
 import json
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from ploomes_cx.ploomes import probes
+from ploomes_cx.ploomes.base import Answer as Answer
+from ploomes_cx.ploomes.base import CallStats as CallStats
+from ploomes_cx.ploomes.base import PloomesAuthError as PloomesAuthError
+from ploomes_cx.ploomes.base import PloomesError as PloomesError
+from ploomes_cx.ploomes.base import PloomesRequestError as PloomesRequestError
+from ploomes_cx.ploomes.base import PloomesUnavailableError as PloomesUnavailableError
+from ploomes_cx.ploomes.base import error_text, format_literal, retry_after_seconds
 from ploomes_cx.ploomes.entities import EntitySpec
+from ploomes_cx.ploomes.forms import Forms
 from ploomes_cx.runtime.pacing import Pacer
 from ploomes_cx.runtime.retry import RetryPolicy, Transient
 
 log = logging.getLogger(__name__)
-DELETED_DEALS_PATH = "/Deals/GetDeletedDeals"
-
-
-class PloomesError(Exception):
-    """An error a person can act on; messages never contain the key."""
-
-
-class PloomesAuthError(PloomesError):
-    pass
-
-
-class PloomesRequestError(PloomesError):
-    """A 4xx other than 401/403/429: retrying would not help."""
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class PloomesUnavailableError(PloomesError):
-    """Transient failures outlasted every retry."""
-
-
-@dataclass
-class CallStats:
-    """What one extraction cost; it ends up in the materialization metadata."""
-
-    requests: int = 0
-    retries: int = 0
-    pages: int = 0
-    records: int = 0
-    rate_limited: int = 0
-    reasons: dict[str, int] = field(default_factory=dict)
-
-
-def format_literal(moment: dt.datetime, style: str) -> str:
-    """An OData date literal. (I) `offset` is the form seen in public code; `utc` the Z form."""
-    if moment.tzinfo is None:
-        raise ValueError("window bounds must be time-zone aware")
-    if style == "utc":
-        return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return moment.isoformat(timespec="seconds")
+DELETED_DEALS_PATH = probes.DELETED_DEALS_PATH
 
 
 class PloomesApi:
@@ -84,7 +51,7 @@ class PloomesApi:
         backoff_initial_seconds: float = 1.0,
         backoff_max_seconds: float = 60.0,
         datetime_literal: str = "offset",
-        id_list_filter: str = "in",
+        forms: Forms | None = None,
         ids_per_request: int = 100,
         pacing_file: Path | None = None,
         logger: logging.Logger | logging.LoggerAdapter | None = None,
@@ -95,7 +62,8 @@ class PloomesApi:
         self.page_size = page_size
         self.max_attempts = max_attempts
         self.datetime_literal = datetime_literal
-        self.id_list_filter = id_list_filter
+        # the query forms chosen for what the spec is unsure of (`forms.py`); in memory by default
+        self.forms = forms if forms is not None else Forms()
         self.ids_per_request = ids_per_request
         self.pacer = Pacer(requests_per_minute, pacing_file)
         self.retry = RetryPolicy(max_attempts, backoff_initial_seconds, backoff_max_seconds)
@@ -128,6 +96,27 @@ class PloomesApi:
                 f"Check {self.base_url} is reachable and retry the run; nothing was written for this window."
             ) from None
 
+    def probe(self, path: str, params: dict[str, str]) -> Answer:
+        """One read-only request whose refusal is an answer, not an error (`probes.py`): a 4xx, a
+        timeout or a 5xx comes back as a refused `Answer` at once; only a 429 is waited out, and a
+        refused key raises as on any request."""
+        stats = CallStats()
+
+        def attempt() -> Answer:
+            try:
+                return Answer(True, 200, body=self._once(path, params, stats))
+            except PloomesRequestError as exc:
+                return Answer(False, exc.status, str(exc))
+            except Transient as exc:
+                if exc.reason == "HTTP 429":
+                    raise
+                return Answer(False, None, exc.reason)
+
+        try:
+            return self.retry.run(attempt, stats, f"Ploomes probe {path}", self.log)
+        except Transient as exc:
+            raise PloomesUnavailableError(f"Ploomes GET {path} stayed rate-limited ({exc.reason})") from None
+
     def _once(self, path: str, params: dict[str, str], stats: CallStats) -> dict[str, Any]:
         self.pacer.wait()
         stats.requests += 1
@@ -158,13 +147,13 @@ class PloomesApi:
             )
         if status == 429:
             stats.rate_limited += 1
-            retry_after = _retry_after(response.headers.get("Retry-After"))
+            retry_after = retry_after_seconds(response.headers.get("Retry-After"))
             if retry_after is not None:
                 self.pacer.hold(retry_after)
             raise Transient("HTTP 429", retry_after)
         if 400 <= status < 500:
             raise PloomesRequestError(
-                f"Ploomes answered HTTP {status} to {method} {path} ({_error_text(response)}); "
+                f"Ploomes answered HTTP {status} to {method} {path} ({error_text(response)}); "
                 "this is not retried because the request itself was refused.",
                 status,
             )
@@ -193,7 +182,7 @@ class PloomesApi:
             if self._refusal(response, method, path, stats) >= 500:
                 raise PloomesUnavailableError(
                     f"Ploomes answered HTTP {response.status_code} to {method} {path} "
-                    f"({_error_text(response)}); run the command again, it only does what is still missing."
+                    f"({error_text(response)}); run the command again, it only does what is still missing."
                 )
             try:
                 answer = response.json() if response.content else {}
@@ -217,15 +206,16 @@ class PloomesApi:
         end: dt.datetime,
         stats: CallStats,
         extra_expand: tuple[str, ...] = (),
+        select: str = "",
     ) -> Iterator[list[dict[str, Any]]]:
         """Yield pages of the records whose change date is in [start, end); with no start, every
-        record changed before `end` (the history window)."""
+        record changed before `end` (the history window). `select` narrows the fields asked."""
         window = f"{spec.date_field} lt {format_literal(end, self.datetime_literal)}"
         if start is not None:
             window = f"{spec.date_field} ge {format_literal(start, self.datetime_literal)} and {window}"
         base = f"({spec.base_filter}) and {window}" if spec.base_filter else window
         expand = ",".join(dict.fromkeys((*spec.expand, *extra_expand)))
-        yield from self._iter_keyset(spec.path, base, expand, stats)
+        yield from self._iter_keyset(spec.path, base, expand, stats, select)
 
     def _iter_keyset(
         self, path: str, base_filter: str, expand: str, stats: CallStats, select: str = ""
@@ -266,32 +256,34 @@ class PloomesApi:
             if len(page) < self.page_size and expected is not None and seen >= expected:
                 return
 
+    def iter_filter(
+        self, path: str, flt: str, stats: CallStats, expand: str = "", select: str = ""
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Every record of `path` matching `flt`, a page at a time (keyset on Id)."""
+        return self._iter_keyset(path, flt, expand, stats, select)
+
     def iter_by_ids(
         self, path: str, ids: list[int], expand: tuple[str, ...], stats: CallStats, key: str = "Id"
     ) -> Iterator[list[dict[str, Any]]]:
-        """Yield pages of the records whose `key` is one of `ids`, `ids_per_request` at a time.
-
-        (I) `key in (...)` is OData 4.01; a server that refuses it (HTTP 400) is asked with an `or`
-        chain from then on, for the rest of this connection, and the switch is logged once.
-        """
+        """Yield pages of the records whose `key` is one of `ids`, in batches of the `id_list` form
+        the account takes (`probes.py`: `in`, else `or`, else `eq` one per request, each paced).
+        A batch refused (400) under the stored form has the form probed again and is asked again."""
         wanted = sorted(set(ids))
-        # by Id, a batch fits one page, so each Id is asked once; by DealId a deal may have many
-        size = min(self.ids_per_request, self.page_size) if key == "Id" else self.ids_per_request
-        for n in range(0, len(wanted), size):
+        n = 0
+        while n < len(wanted):
+            form = probes.decide(self, self.forms, "id_list")
+            # by Id, a batch fits one page, so each Id is asked once; by DealId a deal may have many
+            size = 1 if form == "eq" else self.ids_per_request
+            size = min(size, self.page_size) if key == "Id" else size
             batch = wanted[n : n + size]
             try:
-                yield from self._iter_keyset(path, self._id_filter(key, batch), ",".join(expand), stats)
+                pages = list(self._iter_keyset(path, id_filter(form, key, batch), ",".join(expand), stats))
             except PloomesRequestError as exc:
-                if self.id_list_filter != "in" or exc.status != 400:
+                if exc.status != 400 or probes.reprobe(self, self.forms, "id_list", form) == form:
                     raise
-                self.log.warning(f"Ploomes refused `{key} in (...)` on {path}; asking with `or` instead")
-                self.id_list_filter = "or"
-                yield from self._iter_keyset(path, self._id_filter(key, batch), ",".join(expand), stats)
-
-    def _id_filter(self, key: str, ids: list[int]) -> str:
-        if self.id_list_filter == "in":
-            return f"{key} in ({','.join(map(str, ids))})"
-        return "(" + " or ".join(f"{key} eq {i}" for i in ids) + ")"
+                continue
+            yield from pages
+            n += size
 
     def iter_ids(self, path: str, stats: CallStats) -> Iterator[list[int]]:
         """Every Id the set still holds, a page at a time (`$select=Id`, keyset): deleted and
@@ -299,16 +291,6 @@ class PloomesApi:
         reconcile learns what is gone."""
         for page in self._iter_keyset(path, "Id gt 0", "", stats, select="Id"):
             yield [int(r["Id"]) for r in page]
-
-    def deleted_deals(self, since: dt.datetime, stats: CallStats) -> dict[int, str | None]:
-        """Deals deleted since `since`: Id -> when (C [S2]: `GET /Deals/GetDeletedDeals?$filter=
-        LastUpdateDate ge <ts>`). (I) The rows' shape is not documented: we read `Id` and take
-        `LastUpdateDate` as the deletion date when present; paging is asked like every list."""
-        flt = f"LastUpdateDate ge {format_literal(since, self.datetime_literal)}"
-        out: dict[int, str | None] = {}
-        for page in self._iter_keyset(DELETED_DEALS_PATH, flt, "", stats):
-            out.update({int(r["Id"]): r.get("LastUpdateDate") for r in page})
-        return out
 
     def iter_pages(self, path: str, stats: CallStats) -> Iterator[list[dict[str, Any]]]:
         """Every record of a set, a page at a time (keyset on Id)."""
@@ -323,32 +305,10 @@ class PloomesApi:
         return out
 
 
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        try:
-            from email.utils import parsedate_to_datetime
-
-            when = parsedate_to_datetime(value)
-            return max(0.0, (when - dt.datetime.now(when.tzinfo)).total_seconds())
-        except (TypeError, ValueError):
-            return None
-
-
-def _error_text(response: httpx.Response) -> str:
-    """The server's message (error.message / Message, ploomes-api.md §4), else the start of the body."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:300] or "no body"
-    if isinstance(body, dict):
-        err = body.get("error")
-        if isinstance(err, dict) and err.get("message"):
-            return str(err["message"])[:300]
-        for key in ("Message", "message"):
-            if body.get(key):
-                return str(body[key])[:300]
-    return json.dumps(body)[:300]
+def id_filter(form: str, key: str, ids: list[int]) -> str:
+    """The `$filter` asking for `ids` in one `id_list` form (`eq` is given one Id at a time)."""
+    if form == "in":
+        return f"{key} in ({','.join(map(str, ids))})"
+    if form == "or":
+        return "(" + " or ".join(f"{key} eq {i}" for i in ids) + ")"
+    return " or ".join(f"{key} eq {i}" for i in ids)

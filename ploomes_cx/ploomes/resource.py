@@ -9,6 +9,7 @@ import dagster as dg
 
 from ploomes_cx.mapping import Mapping
 from ploomes_cx.ploomes.client import PloomesApi
+from ploomes_cx.ploomes.forms import Forms
 from ploomes_cx.runtime.api_account import ApiAccountResource
 
 
@@ -25,8 +26,10 @@ class PloomesResource(ApiAccountResource):
     max_attempts: int = 8
     backoff_initial_seconds: float = 1.0
     datetime_literal: str = "offset"
-    id_list_filter: str = "in"
+    id_list_filter: str = "probe"  # or a pinned form: in | or | eq
     ids_per_request: int = 100
+    # the mapping whose probed query forms are kept in the state folder (`forms.py`); "" in memory
+    forms_name: str = ""
 
     @property
     def secret_env(self) -> str:
@@ -43,11 +46,15 @@ class PloomesResource(ApiAccountResource):
             max_attempts=self.max_attempts,
             backoff_initial_seconds=self.backoff_initial_seconds,
             datetime_literal=self.datetime_literal,
-            id_list_filter=self.id_list_filter,
+            forms=self.forms(),
             ids_per_request=self.ids_per_request,
             pacing_file=self.pacing_file(),
             logger=logger,
         )
+
+    def forms(self) -> Forms:
+        pinned = {} if self.id_list_filter == "probe" else {"id_list": self.id_list_filter}
+        return Forms.stored(self.forms_name, pinned) if self.forms_name else Forms(pinned=pinned)
 
 
 def ploomes_resource(m: Mapping) -> PloomesResource:
@@ -62,4 +69,5 @@ def ploomes_resource(m: Mapping) -> PloomesResource:
         datetime_literal=m.ploomes.datetime_literal,
         id_list_filter=m.ploomes.id_list_filter,
         ids_per_request=m.ploomes.ids_per_request,
+        forms_name=m.name,
     )

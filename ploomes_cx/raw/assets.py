@@ -26,6 +26,7 @@ from ploomes_cx.ploomes.client import (
 )
 from ploomes_cx.ploomes.entities import ENTITIES, EntitySpec
 from ploomes_cx.ploomes.resource import PloomesResource
+from ploomes_cx.ploomes.windows import read_window
 from ploomes_cx.raw.frames import FIELDS_COLUMNS, RAW_COLUMNS, fields_frame, raw_frame
 
 STEP_RETRIES = dg.RetryPolicy(
@@ -161,6 +162,7 @@ def build_entity_asset(m: Mapping, spec: EntitySpec) -> dg.AssetsDefinition:
     plan = Plan.of(m)
     resource_key = plan.ploomes_resource
     naive_zone = ZoneInfo(m.ploomes.naive_datetime_timezone)
+    cut = window_cutter(m)
 
     @dg.asset(
         key=plan.raw_key(spec.name),
@@ -185,23 +187,18 @@ def build_entity_asset(m: Mapping, spec: EntitySpec) -> dg.AssetsDefinition:
         resource: PloomesResource = getattr(context.resources, resource_key)
         window = context.partition_time_window
         stats = CallStats()
-        records: list[dict[str, Any]] = []
         history = opens_history(m, context.partition_key_range.start)
         with resource.one_step_at_a_time(context.log), resource.api(context.log) as api:
             try:
-                for page in api.iter_window(spec, None if history else window.start, window.end, stats):
-                    records.extend(page)
-                read_by_key = by_key.complete(api, spec, records, stats)
+                start = None if history else window.start
+                read = read_window(api, spec, start, window.end, stats, naive_zone)
+                read_by_key = by_key.complete(api, spec, read.records, stats)
             except (PloomesAuthError, PloomesRequestError) as exc:
                 raise _failure(exc) from None
         frame, outside = raw_frame(
-            records, spec.date_field, window, naive_zone, context.run_id, history, window_cutter(m)
+            read.records, spec.date_field, window, naive_zone, context.run_id, history, cut, read.placed
         )
-        if outside:
-            context.log.warning(
-                f"{len(outside)} record(s) came back dated outside {window.start}..{window.end} and were left "
-                f"to the window they belong to (first ids: {outside[:10]}); check ploomes.naive_datetime_timezone."
-            )
+        _warn_outside(context, outside, window)
         context.add_output_metadata(
             {
                 **_stats_metadata(stats, window, history),
@@ -209,6 +206,7 @@ def build_entity_asset(m: Mapping, spec: EntitySpec) -> dg.AssetsDefinition:
                 "history_window": history,
                 "out_of_window": len(outside),
                 "read_by_key": read_by_key,
+                "read_as": read.form,  # `window`, or another form the account takes (windows.py)
                 "records_by_window": _by_window(m, frame),
                 "preview": _preview(frame),
             }
@@ -216,6 +214,14 @@ def build_entity_asset(m: Mapping, spec: EntitySpec) -> dg.AssetsDefinition:
         return frame
 
     return _raw
+
+
+def _warn_outside(context: AssetExecutionContext, outside: list[int], window: dg.TimeWindow) -> None:
+    if outside:
+        context.log.warning(
+            f"{len(outside)} record(s) came back dated outside {window.start}..{window.end} and were left "
+            f"to the window they belong to (first ids: {outside[:10]}); check ploomes.naive_datetime_timezone."
+        )
 
 
 def build_raw_assets(m: Mapping) -> list[dg.AssetsDefinition]:

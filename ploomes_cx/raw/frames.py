@@ -63,6 +63,7 @@ def raw_frame(
     run_id: str,
     history: bool = False,
     cut: Callable[[dt.datetime], dt.datetime] | None = None,
+    placed: dict[int, str] | None = None,
 ) -> tuple[pd.DataFrame, list[int]]:
     """The run's rows, and the ids of records whose date falls outside its window.
 
@@ -70,7 +71,8 @@ def raw_frame(
     them), and reported, never stored in the wrong partition. The history window (`history`) is
     open at its start: only its end bounds it. A run over several windows gives each row the
     window its change date falls in (`cut`, `partitions.window_cutter`), so re-running one of
-    them later replaces that window's rows only.
+    them later replaces that window's rows only. `placed` gives, for records read through their
+    parents (`ploomes/windows.py`), the parent's change date that places them instead of their own.
 
     `head` repeats the payload without `OtherProperties`, and `custom_values` that list without
     its null slots. Ploomes sends every value slot of every custom field, nulls included, so the
@@ -84,7 +86,7 @@ def raw_frame(
     extracted_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     rows, outside = [], []
     for record in records:
-        stamp = parse(record[date_field], naive_zone)
+        stamp = parse((placed or {}).get(record["Id"]) or record[date_field], naive_zone)
         if not (history or start <= stamp) or not stamp < end:
             outside.append(int(record["Id"]))
             continue

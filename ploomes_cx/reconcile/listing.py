@@ -10,6 +10,8 @@ from zoneinfo import ZoneInfo
 
 from ploomes_cx.mapping import Mapping
 from ploomes_cx.ploomes.client import DELETED_DEALS_PATH, CallStats, PloomesApi
+from ploomes_cx.ploomes.deleted_deals import deleted_deals
+from ploomes_cx.ploomes.windows import iter_set_ids
 from ploomes_cx.reconcile.origins import DEALS_SET
 
 
@@ -53,14 +55,14 @@ def list_ploomes(api: PloomesApi, m: Mapping, sets: list[str]) -> Listing:
     listing = Listing()
     for path in sets:
         got, stats, started = SetListing(path), CallStats(), time.monotonic()
-        for page in api.iter_ids(path, stats):
+        for page in iter_set_ids(api, path, stats):
             got.ids.update(page)
         got.requests, got.seconds = stats.requests, time.monotonic() - started
         listing.sets[path] = got
     if DEALS_SET in sets:
         since = dt.datetime.fromisoformat(m.sync.start).replace(tzinfo=ZoneInfo(m.sync.timezone))
         got, stats, started = SetListing(DELETED_DEALS_PATH), CallStats(), time.monotonic()
-        listing.deleted_deals = api.deleted_deals(since, stats)
+        listing.deleted_deals = deleted_deals(api, since, stats)
         got.ids = set(listing.deleted_deals)
         got.requests, got.seconds = stats.requests, time.monotonic() - started
         listing.sets[DELETED_DEALS_PATH] = got

@@ -112,7 +112,7 @@ class PloomesHandler(JsonHandler):
             try:
                 return self.send_json(*self.sandbox.deleted_deals(query))
             except ODataError as exc:
-                return self.send_json(400, {"error": {"message": str(exc)}})
+                return self.send_json(getattr(exc, "status", 400), {"error": {"message": str(exc)}})
         entity_set, by_key = self._resolve(path.lstrip("/"), query)
         singletons = ("Fields",) if by_key else ("Fields", "Account")  # the Account is not read by key
         if entity_set not in ENTITY_SETS and entity_set not in singletons:
@@ -121,8 +121,8 @@ class PloomesHandler(JsonHandler):
             status, body = self.sandbox.list_entity(
                 entity_set, query, bool(fault and fault.kind == "short_page"), by_key
             )
-        except ODataError as exc:
-            return self.send_json(400, {"error": {"message": str(exc)}})
+        except ODataError as exc:  # a refused form: 400, or 504 for a listing that times out
+            return self.send_json(getattr(exc, "status", 400), {"error": {"message": str(exc)}})
         if by_key and not body["value"]:
             return self.send_json(404, {"error": {"message": f"No entity found for {path}"}})
         if fault and fault.kind == "malformed":

@@ -25,6 +25,7 @@ from ploomes_cx.sandbox.http import JsonHandler, LoopbackServer
 from ploomes_cx.sandbox.odata import FilterEvaluator, ODataError, parse_orderby, split_top_level
 from ploomes_cx.sandbox.ploomes_data import PloomesDataset
 from ploomes_cx.sandbox.ploomes_fields import fields_catalogue
+from ploomes_cx.sandbox.ploomes_readings import check_deleted_deals, check_filter, check_list, check_select
 from ploomes_cx.sandbox.ploomes_webhooks import WebhookRegistry
 from ploomes_cx.sandbox.readings import for_api
 
@@ -42,9 +43,6 @@ NAVIGATION = {"Phones", "OtherProperties", "Products", "Users", "Attachments", "
 DATE_COLUMNS = {"LastUpdateDate", "CreateDate", "FinishDate"}
 
 
-IN_OPERATOR = re.compile(r"\bin\s*\(")
-
-
 class PloomesSandbox:
     """Owns the dataset, the HTTP server thread and the knobs tests turn."""
 
@@ -60,7 +58,6 @@ class PloomesSandbox:
         top_cap_mode: str = "truncate",
         date_offsets: bool = True,
         supports_count: bool = True,
-        accepts_in: bool = True,
         webhook_key_echo: str = "header",
         readings: Mapping[str, str] | None = None,
     ) -> None:
@@ -72,8 +69,6 @@ class PloomesSandbox:
         self.top_cap_mode = top_cap_mode
         self.date_offsets = date_offsets
         self.supports_count = supports_count  # (I) whether Ploomes honours $count is not confirmed
-        # (I) `Id in (...)` is OData 4.01; whether Ploomes takes it is not confirmed (ploomes-api.md §2)
-        self.accepts_in = accepts_in
         self.faults = FaultPlan()
         # (I) how Ploomes sends the ValidationKey back is not confirmed: header, body or both
         self.webhooks = WebhookRegistry(self.dataset, key_echo=webhook_key_echo)
@@ -129,12 +124,16 @@ class PloomesSandbox:
             return 200, self._fields(query)
         if entity_set == "Account":
             account = {"Id": 1, "Name": "Conta Sandbox"}
+            check_select(self.readings, query, set(account), set())
             select = split_top_level(query.get("$select", "")) or list(account)
             return 200, {
                 "@odata.context": f"{self.url}/$metadata#Account",
                 "value": [{k: v for k, v in account.items() if k in select}],
             }
         table = self.dataset.tables[ENTITY_SETS[entity_set]]
+        check_list(self.readings, entity_set, query, by_key)
+        fields = set(self.dataset.render(table.name, 0, False)) if len(table) else {"Id"}
+        check_select(self.readings, query, fields, NAVIGATION)
         cols = table.cols
         live = ~np.isin(cols["Id"], self.dataset.deleted_ids(table.name))  # deleted rows vanish (§9)
         idx, total = self._select_rows(cols, live, query, short_page)
@@ -155,6 +154,8 @@ class PloomesSandbox:
         """`GET /Deals/GetDeletedDeals` (C [S2], filtered on `LastUpdateDate`): the deleted deals,
         `LastUpdateDate` being when each was deleted. (I) The row shape is not documented; Id,
         Title and that date are served, and the query options work as on any list."""
+        check_deleted_deals(self.readings, query)
+        check_select(self.readings, query, {"Id", "Title", "LastUpdateDate"}, set())
         deals = self.dataset.tables["deals"]
         deleted = sorted((i, when) for (e, i), when in self.dataset.deleted.items() if e == "deals")
         cols = {
@@ -177,10 +178,7 @@ class PloomesSandbox:
         """Row positions of the page a query asks for ($filter, $orderby, $skip, $top), and how many
         rows match in all (for `$count`)."""
         flt = query.get("$filter", "")
-        if not self.accepts_in and IN_OPERATOR.search(flt):
-            raise ODataError(
-                "The query specified in the URI is not valid: the 'in' operator is not supported"
-            )
+        check_filter(self.readings, flt)
         mask = keep.copy()
         if flt:
             mask &= FilterEvaluator(flt, cols, DATE_COLUMNS & set(cols), ACCOUNT_TZ).evaluate()

@@ -50,6 +50,48 @@ _ALL = (
         "known, others resolved via `/Fields?$expand=Type` at runtime (I); what `Name` says is not stated",
     ),
     Reading(
+        "id_in",
+        "ploomes",
+        ("accepted", "400"),
+        "ploomes-api.md §2: operators seen `eq`, `ne`, `gt`, `ge`, `le`, `and`, `contains`, navigation "
+        "paths — C; `in` is not among them (OData 4.01); §4: 400 is a bad OData query",
+    ),
+    Reading(
+        "or_filter",
+        "ploomes",
+        ("accepted", "400"),
+        "ploomes-api.md §2: `lt`, `or`, `any()` lambdas — I (standard OData)",
+    ),
+    Reading(
+        "orders_quotes_last_update",
+        "ploomes",
+        ("filterable", "400"),
+        "ploomes-api.md §9: watermark on `LastUpdateDate` — C [S7]; field exists on Contacts, Deals, "
+        "Tasks, InteractionRecords — C [S3] (Orders and Quotes not named); §8: `/Orders?$filter=DealId "
+        "eq N` C [S7], `/Quotes?$filter=Deal/Id eq N` C [S8]",
+    ),
+    Reading(
+        "attachments_unscoped",
+        "ploomes",
+        ("listed", "timeout", "400"),
+        "ploomes-api.md §2: unscoped `/Attachments` listings are slow or time out — C [S6][S8]; §6: "
+        "unscoped list cannot be sorted/listed whole; Id windows (`Id gt X and Id le X+W`) are fast; "
+        "`/Attachments?$filter=DealId eq N` (or `ContactId`) — C [S6]",
+    ),
+    Reading(
+        "deleted_deals_paging",
+        "ploomes",
+        ("accepted", "400"),
+        "ploomes-api.md §9: `GET /Deals/GetDeletedDeals?$filter=LastUpdateDate ge <ts>` — C [S2]; "
+        "paging it with `$orderby`/`$top`/`Id gt` is shown nowhere",
+    ),
+    Reading(
+        "unknown_select",
+        "ploomes",
+        ("ignored", "400"),
+        "ploomes-api.md §4: codes 400 (bad OData / field) — C for handling in [S4]; semantics I",
+    ),
+    Reading(
         "attributes",
         "customerx",
         ("replace", "merge"),
@@ -85,7 +127,7 @@ _ALL = (
     Reading(
         "duplicate_create",
         "customerx",
-        ("422_already", "422_other_words", "409"),
+        ("422_already", "422_other_words", "409", "accepted"),
         "customerx-api.md §7: duplicate external id on plain POST create is unknown (I: 422); §6: error "
         "body shape not observed anywhere, never parse errors",
     ),

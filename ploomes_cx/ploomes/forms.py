@@ -1,0 +1,84 @@
+"""Which query form the sync uses for each capability the spec leaves unsure, kept in the state folder.
+
+ploomes-api.md confirms some query forms and only infers others (`Id in (...)`, `or`, a
+`LastUpdateDate` window on Orders and Quotes, a dated `/Attachments` listing, paging
+`GetDeletedDeals`). Each such capability is probed once, read-only (`probes.py`), and the form
+chosen is written to `$PLOOMES_CX_HOME/probes/<mapping>.json`, so later runs do not probe again;
+when the stored form is refused later, the capability is probed again and the file updated.
+Deleting the file (or the state folder) makes the next sync probe everything again. No HTTP here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ploomes_cx.runtime.state import home
+
+# capability -> its forms, the preferred (fewest requests) first and the spec-confirmed one last
+CAPABILITIES: dict[str, tuple[str, ...]] = {
+    "id_list": ("in", "or", "eq"),
+    "orders_window": ("window", "deals"),
+    "quotes_window": ("window", "deals"),
+    "attachments_window": ("window", "id_windows"),
+    "deleted_deals": ("paged", "sliced"),
+}
+
+
+def forms_file(mapping_name: str) -> Path:
+    return home() / "probes" / f"{mapping_name}.json"
+
+
+@dataclass
+class Forms:
+    """The chosen form per capability. `path` None keeps them in memory only (`ploomes-cx check`
+    writes nothing); `pinned` are forms the mapping fixes (`ploomes.id_list_filter`), never probed."""
+
+    path: Path | None = None
+    chosen: dict[str, str] = field(default_factory=dict)
+    pinned: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def stored(cls, mapping_name: str, pinned: dict[str, str] | None = None) -> Forms:
+        path = forms_file(mapping_name)
+        return cls(path, _read(path), dict(pinned or {}))
+
+    def get(self, capability: str) -> str | None:
+        form = self.pinned.get(capability) or self.chosen.get(capability)
+        return form if form in CAPABILITIES[capability] else None
+
+    def set(self, capability: str, form: str, detail: str) -> None:
+        """Keep `form`, and write it with when and why to the file (merged with what other steps
+        wrote meanwhile, replaced atomically: a reader never sees half a file)."""
+        if form not in CAPABILITIES[capability]:
+            raise ValueError(f"{form!r} is not a form of {capability}")
+        self.chosen[capability] = form
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        on_disk = _entries(self.path)
+        on_disk[capability] = {
+            "form": form,
+            "detail": detail,
+            "probed_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        }
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".probes-")
+        with os.fdopen(fd, "w") as out:
+            json.dump(on_disk, out, indent=2, sort_keys=True)
+        os.replace(tmp, self.path)
+
+
+def _entries(path: Path) -> dict[str, dict[str, str]]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}  # none yet, or unreadable: probed again, which is always safe
+    return {k: v for k, v in data.items() if isinstance(v, dict)} if isinstance(data, dict) else {}
+
+
+def _read(path: Path) -> dict[str, str]:
+    return {k: str(v.get("form")) for k, v in _entries(path).items() if k in CAPABILITIES}
