@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from ploomes_cx.sandbox import CustomerXSandbox, PloomesDataset, PloomesSandbox
+from ploomes_cx.sandbox.readings import READINGS
 from ploomes_cx_tests.spec import VALUE_SLOTS
 
 REFERENCE_PAIRS = [
@@ -478,3 +479,58 @@ def test_customerx_8_1_clients_filter_by_id_contract_status_and_dates(cxs, cx):
     since = cx.get("/clients", params={"updated_at": "2026-06-01"}).json()
     assert [c["external_id_client"] for c in since] == ["D2"]
     assert len(cx.get("/clients", params={"updated_at": "2026-01-05"}).json()) == 2
+
+
+FORM_SWITCHES = {  # reading -> (spec words, the form it refuses, a form it always takes)
+    "id_in": (
+        "ploomes-api.md §2: operators seen `eq`, `ne`, `gt`, `ge`, `le`, `and` [...] (`in` not among them)",
+        ("/Contacts", {"$filter": "Id in (1000,1001)"}),
+        ("/Contacts", {"$filter": "Id eq 1000"}),
+    ),
+    "or_filter": (
+        "ploomes-api.md §2: `lt`, `or`, `any()` lambdas — I (standard OData)",
+        ("/Contacts", {"$filter": "Id eq 1000 or Id eq 1001"}),
+        ("/Contacts", {"$filter": "Id ge 1000 and Id le 1001"}),
+    ),
+    "orders_quotes_last_update": (
+        "ploomes-api.md §9: [LastUpdateDate] exists on Contacts, Deals, Tasks, InteractionRecords — C [S3]",
+        ("/Orders", {"$filter": "LastUpdateDate ge 2026-11-01T00:00:00-03:00"}),
+        ("/Quotes", {"$filter": "Deal/Id eq 500001"}),
+    ),
+    "attachments_unscoped": (
+        "ploomes-api.md §2: unscoped `/Attachments` listings are slow or time out — C [S6][S8]",
+        ("/Attachments", {"$filter": "CreateDate ge 2026-11-01T00:00:00-03:00", "$orderby": "Id"}),
+        ("/Attachments", {"$filter": "Id gt 0 and Id le 60000010"}),
+    ),
+    "deleted_deals_paging": (
+        "ploomes-api.md §9: `GET /Deals/GetDeletedDeals?$filter=LastUpdateDate ge <ts>` — C [S2]",
+        ("/Deals/GetDeletedDeals", {"$filter": "LastUpdateDate ge 2026-01-01T00:00:00-03:00", "$top": "10"}),
+        ("/Deals/GetDeletedDeals", {"$filter": "LastUpdateDate ge 2026-01-01T00:00:00-03:00"}),
+    ),
+    "unknown_select": (
+        "ploomes-api.md §4: codes 400 (bad OData / field) — C for handling in [S4]",
+        ("/Deals", {"$select": "Id,NoSuchField", "$top": "1"}),
+        ("/Deals", {"$select": "Id,LastUpdateDate", "$top": "1"}),
+    ),
+}
+
+
+@pytest.mark.parametrize(("reading", "value"), [(r, v) for r in FORM_SWITCHES for v in READINGS[r].values])
+def test_ploomes_query_form_switches_refuse_only_their_form(reading, value):
+    """Each switch plays the spec sentence in `FORM_SWITCHES` (and quoted in `readings.py`): the
+    default takes the form; the alternative answers it 400 (or 504, a listing timed out), while the
+    confirmed form it names stays served."""
+    words, (path, refused), (safe_path, safe) = FORM_SWITCHES[reading]
+    assert words.split(":")[0].split("§")[1] in READINGS[reading].spec
+    with (
+        _readings_server(reading, value) as server,
+        httpx.Client(base_url=server.url, headers={"User-Key": server.user_key}) as client,
+    ):
+        answer = client.get(path, params=refused)
+        kept = client.get(safe_path, params=safe)
+    assert kept.status_code == 200 and isinstance(kept.json()["value"], list)
+    if value == READINGS[reading].default:
+        assert answer.status_code == 200
+    else:
+        assert answer.status_code == (504 if value == "timeout" else 400)
+        assert answer.json()["error"]["message"]
