@@ -189,11 +189,10 @@ def test_the_read_is_chosen_by_counting(tmp_path):
 def test_a_create_whose_answer_was_lost_adopts_the_record_carrying_our_id_under_every_refusal(
     tmp_path, reading
 ):
-    """customerx-api.md §7: what a duplicate external id earns is unknown; §6: never parse error
-    text. The first answer is lost (the contract is created, its answer broken), the retry is
-    refused in each reading's words or status: a re-read by our external id finds it. The
-    contract filter is not in the spec, so CustomerX answers every contract; the one carrying
-    our id is taken, not the first listed."""
+    """customerx-api.md §7: what a duplicate external id earns is unknown, down to a second record
+    (`accepted`). The first answer is lost (the contract is created, its answer broken): the POST
+    is not sent again, a read by our external id finds it. The contract filter is not in the
+    spec, so CustomerX answers every contract; the one carrying our id is taken, not the first."""
     m = load_mapping(write_mapping(tmp_path, "taken"))
     with CustomerXSandbox(
         token=CX_TOKEN, requests_per_minute=60_000, burst=1000, readings={"duplicate_create": reading}
@@ -220,8 +219,37 @@ def test_a_create_whose_answer_was_lost_adopts_the_record_carrying_our_id_under_
             load = EntityLoad(m, "contracts", api, con, "run-1")
             found = load.create(Planned({"external_id": "K-ours"}, "K-ours", body, "digest"))
         assert found is not None and found["external_id_contract"] == "K-ours"
-        assert [w["status"] for w in customerx.writes[-2:]] == [201, 409 if reading == "409" else 422]
-        assert len(customerx.store.records["contracts"]) == 2  # made once
+        posts = [w for w in customerx.writes if w["path"].startswith("/api/v1/contracts")]
+        assert [w["status"] for w in posts] == [201, 201]  # K-other, then ours once: not sent again
+        assert len(customerx.store.records["contracts"]) == 2
+
+
+def test_a_409_on_create_is_re_read_and_the_record_carrying_our_id_adopted(tmp_path):
+    """A 409 says the record exists: it is found by our external id (its text is not read)."""
+    m = load_mapping(write_mapping(tmp_path, "conflict"))
+    with CustomerXSandbox(
+        token=CX_TOKEN, requests_per_minute=60_000, burst=1000, readings={"duplicate_create": "409"}
+    ) as customerx:
+        for path, body in (
+            ("/clients", {"external_id_client": "C1", "company_name": "Cliente"}),
+            (
+                "/contracts",
+                {"external_id_client": "C1", "external_id_contract": "K-ours", "contract_value": 1},
+            ),
+        ):
+            assert httpx.post(
+                customerx.url + path, json=body, headers={"Authorization": customerx.token}
+            ).is_success
+        body = {"external_id_client": "C1", "external_id_contract": "K-ours", "contract_value": 2}
+        with (
+            duckdb.connect(str(tmp_path / "state.duckdb")) as con,
+            CustomerXApi(customerx.url, customerx.token, requests_per_minute=60_000) as api,
+        ):
+            ledger.ensure(con, "conflict")
+            found = EntityLoad(m, "contracts", api, con, "run-1").create(
+                Planned({"external_id": "K-ours"}, "K-ours", body, "digest")
+            )
+    assert found is not None and found["external_id_contract"] == "K-ours"
 
 
 def test_a_first_refusal_is_the_records_own_and_costs_no_re_read(tmp_path, customerx):

@@ -22,16 +22,23 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from ploomes_cx.customerx.bodies import BUILDERS, cancel_body, client_of, reactivate_body, without_client_move
-from ploomes_cx.customerx.client import CallStats, CustomerXApi, CustomerXRejected, CustomerXUnavailableError
+from ploomes_cx.customerx.bodies import BUILDERS, cancel_body, client_of, without_client_move
+from ploomes_cx.customerx.client import (
+    CallStats,
+    CustomerXApi,
+    CustomerXInDoubt,
+    CustomerXRejected,
+    CustomerXUnavailableError,
+)
 from ploomes_cx.customerx.endpoints import RESOURCES
-from ploomes_cx.load import ledger, merges, timeline
+from ploomes_cx.load import contract_status, ledger, merges, timeline
 from ploomes_cx.load.adoption import Adoption
 from ploomes_cx.load.hashes import content_hash, field_diff
 from ploomes_cx.load.progress import LoadProgress
 from ploomes_cx.mapping import Mapping
 
 MAX_CONSECUTIVE_FAILURES = 3
+MAX_CREATES = 3  # POSTs of one record whose answers were lost, each after a read found nothing
 SAMPLES = 20  # refusals and dry-run diffs kept for the asset's metadata
 
 
@@ -242,9 +249,9 @@ class EntityLoad:
             elif self.entity == "timeline":
                 outcome, detail = self.post_once(item, mine)
             elif item.row.get("status") == "left_won":
-                outcome, detail = self._leave_won(item)
+                outcome, detail = contract_status.leave_won(self, item)
             elif self.statuses.get(item.ext) == "cancelled":
-                outcome, detail = self._reactivate(item, mine)
+                outcome, detail = contract_status.reactivate(self, item, mine)
             else:
                 outcome, detail = self._upsert(item, mine)
             self.note(item.ext, outcome, None, detail)
@@ -293,29 +300,36 @@ class EntityLoad:
 
     def create(self, item: Planned) -> dict[str, Any] | None:
         """POST a new record (crosswalk `pending` first); None once created, or the record a lost
-        answer already created, to be adopted instead of created twice."""
+        answer already created, to be adopted instead of created twice.
+
+        Whether CustomerX refuses a second record with a taken external id is unknown
+        (customerx-api.md §7), so a POST whose answer was lost is not sent again until a read by
+        our external id says it did not land. A 409 is re-read the same way; any other refusal is
+        the record's (its text is never read, §6): if CustomerX held the record all along, the
+        next sync's adoption finds it by the same id."""
         ops = RESOURCES[self.entity]
         self.remember(item.ext, None, None, None, "pending")
-        retries = self.report.stats.retries
-        try:
-            result, _ = self.call(ops.create, body=item.body)
-        except CustomerXRejected as exc:
-            # What CustomerX answers a taken external id is unknown (customerx-api.md §7) and its
-            # error text is not to be parsed (§6). Our own POST can only have made the record when
-            # an attempt of this call was retried (its answer lost), or the server says 409: then a
-            # re-read by our external id decides. Any other refusal is the record's; if CustomerX
-            # held it all along, the next sync's adoption finds it by the same id.
-            if self.report.stats.retries == retries and exc.status != 409:
-                raise
-            found = self._held_with_our_id(item.ext)
-            if found is None:
-                raise
-            return found
-        cx_id = (result or {}).get("id")
-        self.remember(item.ext, cx_id, item.digest, item.body, "sent")
-        assert self.adoption is not None
-        self.adoption.claim(cx_id, item.ext)
-        return None
+        for _ in range(MAX_CREATES):
+            try:
+                result, _ = self.call(ops.create, body=item.body, resend=False)
+            except CustomerXInDoubt:
+                found = self._held_with_our_id(item.ext)
+                if found is not None:
+                    return found
+                continue
+            except CustomerXRejected as exc:
+                found = self._held_with_our_id(item.ext) if exc.status == 409 else None
+                if found is None:
+                    raise
+                return found
+            cx_id = (result or {}).get("id")
+            self.remember(item.ext, cx_id, item.digest, item.body, "sent")
+            assert self.adoption is not None
+            self.adoption.claim(cx_id, item.ext)
+            return None
+        raise CustomerXInDoubt(
+            f"{self.entity} {item.ext}: CustomerX lost the answer to {MAX_CREATES} creates"
+        )
 
     def _held_with_our_id(self, ext: str) -> dict[str, Any] | None:
         """The CustomerX record carrying our external id, if any. The list filter is inferred for
@@ -362,30 +376,6 @@ class EntityLoad:
             if exc.status not in (400, 404, 405) or ambiguous:
                 raise
             self.call(ops.update_by_path_id, external_id=str(customerx_id), body=body)
-
-    def _leave_won(self, item: Planned) -> tuple[str, str]:
-        """A contract whose deal is no longer won: cancelled as of the day it left (one call), or
-        kept and listed (`contracts.on_leave_won: keep`, no call)."""
-        since = item.body.get("cancellation_date")
-        deal = f"deal {item.row['ploomes_id']} is no longer won in Ploomes (since {since})"
-        if self.m.contracts.on_leave_won == "keep":
-            ledger.set_contract_status(self.con, self.schema, item.ext, "left_won", self.run_id)
-            return "left_won", f"{deal}; kept active (contracts.on_leave_won: keep)"
-        self.call("cancel_contract", body=item.body)
-        ledger.set_contract_status(self.con, self.schema, item.ext, "cancelled", self.run_id)
-        return "cancelled", f"{deal}; cancelled as of {since}"
-
-    def _reactivate(self, item: Planned, mine: ledger.Known | None) -> tuple[str, str]:
-        """A deal won again: its cancelled contract is reactivated as of the sale date, then updated
-        when its content changed too."""
-        when = item.row.get("sale_date") or dt.datetime.now()
-        self.call("reactivate_contract", body=reactivate_body(item.ext, when))
-        ledger.set_contract_status(self.con, self.schema, item.ext, None, self.run_id)
-        self.statuses.pop(item.ext, None)
-        if mine is not None and mine.content_hash != item.digest:
-            self.call(RESOURCES[self.entity].update, external_id=item.ext, body=item.body)
-            self.remember(item.ext, mine.customerx_id, item.digest, item.body, "sent")
-        return "reactivated", f"deal {item.row['ploomes_id']} is won again; contract reactivated"
 
     def post_once(self, item: Planned, mine: ledger.Known | None) -> tuple[str, str | None]:
         return timeline.post_once(self, item, mine)

@@ -27,22 +27,24 @@ def attributes_after(
     return list(merged.values())
 
 
-def by_numeric_id_only(resource: str, in_path: str | None, query: dict[str, str]) -> None:
+def refuse_delete_route(reading: str, resource: str, in_path: str | None) -> None:
     """The `delete_by_external_id: 404` reading: a server whose DELETE knows only the numeric id in
     the path (C [S2]); the catalogue's route by external id (§7, C [S1], its form I) is a 404, as
     any wrong path is (§6)."""
-    if in_path is None or not in_path.isdigit():
+    if reading == "404" and (in_path is None or not in_path.isdigit()):
         raise Refused(404, {}, f"no route DELETE /{resource} by external id")
 
 
-def duplicate_refusal(reading: str, key: str, value: Any) -> Refused:
+def refuse_duplicate(reading: str, key: str, value: Any) -> None:
     """A plain create naming a taken external id: its answer is unknown (§7, I: 422) and no error
-    body was ever seen (§6): a 422 in English, a 422 in other words, or a 409."""
+    body was ever seen (§6): a 422 in English, a 422 in other words, a 409, or none at all
+    (`accepted`: a second record with the same external id is made)."""
     if reading == "409":
-        return Refused(409, {key: ["conflito"]}, "Conflict")
+        raise Refused(409, {key: ["conflito"]}, "Conflict")
     if reading == "422_other_words":
-        return Refused(422, {key: ["já está em uso"]}, f"{key} {value!r} já está em uso")
-    return Refused(422, {key: ["has already been taken"]}, f"{key} {value!r} already exists")
+        raise Refused(422, {key: ["já está em uso"]}, f"{key} {value!r} já está em uso")
+    if reading == "422_already":
+        raise Refused(422, {key: ["has already been taken"]}, f"{key} {value!r} already exists")
 
 
 def timeline_as_served(

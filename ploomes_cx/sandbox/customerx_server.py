@@ -156,8 +156,7 @@ class CustomerXSandbox:
         if method == "GET":
             return self._list(resource, query)
         if method == "DELETE":  # clients, contacts, contracts C [S1][S2]; timelines I [S5]
-            if self.readings["delete_by_external_id"] == "404":
-                play.by_numeric_id_only(resource, ext_in_path, query)
+            play.refuse_delete_route(self.readings["delete_by_external_id"], resource, ext_in_path)
             return self._delete(resource, self._target(resource, ext_in_path, query))
         if not isinstance(body, dict):
             raise Refused(400, {"body": ["must be a JSON object"]}, "invalid body")
@@ -317,8 +316,8 @@ class CustomerXSandbox:
     def _create(self, resource: str, body: dict[str, Any]) -> dict[str, Any]:
         store = self.store
         key = RESOURCES[resource]
-        if body.get(key) and store.by_external_id(resource, body[key]):
-            raise play.duplicate_refusal(self.readings["duplicate_create"], key, body[key])
+        if body.get(key) and store.by_external_id(resource, body[key]) is not None:
+            play.refuse_duplicate(self.readings["duplicate_create"], key, body[key])
         record: dict[str, Any] = {"id": 0, "created_at": _now(), "updated_at": _now()}
         self._apply(resource, record, body, creating=True)
         record["id"] = store.new_id()
