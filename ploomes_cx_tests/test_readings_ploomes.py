@@ -174,3 +174,69 @@ def test_only_attachments_listed_without_a_link_are_read_by_key_and_a_gone_one_i
     assert sorted(asked) == sorted(f"/Attachments({r['Id']})" for r in listed)  # each once, by key
     assert [r["Id"] for r in listed if "Url" not in r] == [gone]
     assert all(r["Url"].startswith("https://files.sandbox.invalid/") for r in listed if r["Id"] != gone)
+
+
+FORM_READINGS = [  # issue 28, point 6: each refused form has a confirmed fallback, none leaves a gap
+    ("id_in", "400"),
+    ("or_filter", "400"),
+    ("orders_quotes_last_update", "400"),
+    ("attachments_unscoped", "timeout"),
+    ("attachments_unscoped", "400"),
+    ("unknown_select", "400"),
+]
+
+
+def _products_mapping(directory: Path) -> str:
+    path = directory / "forms.yaml"
+    path.write_text(
+        textwrap.dedent("""\
+        name: forms
+        ploomes:
+          requests_per_minute: 6000
+          page_size: 100
+        customerx:
+          requests_per_minute: 6000
+        sync:
+          start: "2026-11-01"
+        quality:
+          max_rejected_ratio: 0.95
+        contracts:
+          source: deal_products
+        timeline: [attachments]
+        """)
+    )
+    return str(path)
+
+
+def _sync_forms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, readings: dict[str, str]) -> dict[str, Any]:
+    run = tmp_path / ("-".join(f"{k}={v}" for k, v in readings.items()) or "default")
+    run.mkdir()
+    monkeypatch.setenv("PLOOMES_CX_HOME", str(run / "state"))
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    with (
+        PloomesSandbox(
+            PloomesDataset(persons=600, seed=28),
+            user_key=SECRET_KEY,
+            requests_per_minute=60_000,
+            burst=1000,
+            readings=readings,
+        ) as ploomes,
+        CustomerXSandbox(
+            token=CX_TOKEN, requests_per_minute=60_000, burst=1000, state_file=run / "cx.json"
+        ) as customerx,
+    ):
+        point_at(monkeypatch, ploomes, customerx)
+        assert main(["sync", _products_mapping(run), "--window", WINDOWS]) == 0
+        return _state(customerx)
+
+
+@pytest.mark.parametrize(("reading", "value"), FORM_READINGS)
+def test_a_refused_query_form_ends_in_the_same_customerx_state(tmp_path, monkeypatch, reading, value):
+    """ploomes-api.md §2 (`in` absent, `or` I), §9 (`LastUpdateDate` named on four sets), §2/§6
+    (unscoped `/Attachments` time out; Id windows are fast), §4 (400 for a bad field): under the
+    refusing reading, product lines and attachments arrive complete, as under the default."""
+    assert value in READINGS[reading].alternatives
+    default = _sync_forms(tmp_path, monkeypatch, {})
+    assert len(default["contracts"]) > 10 and len(default["timelines"]) > 10
+    refused = {reading: value, **({"id_in": "400"} if reading == "or_filter" else {})}
+    assert _sync_forms(tmp_path, monkeypatch, refused) == default
