@@ -29,7 +29,13 @@ def test_check_passes_on_the_sandbox_mapping_and_writes_nothing(
     out = capsys.readouterr().out
     assert "FAIL" not in out and "result: ready to sync" in out and "7 mapped custom field(s)" in out
     assert not home.exists()  # no state folder, no pacing file, no database
-    assert customerx.writes == [] and len(ploomes.requests) <= 3
+    # the key, /Fields, then the probes: one-row reads (issue 28, build 4), at most two per form
+    probes = [p for _, p in ploomes.requests if not p.startswith(("/Account", "/Fields"))]
+    assert (
+        customerx.writes == []
+        and len(probes) <= 12
+        and all("top%3D1" in p or "%24top=1" in p or "(" in p for p in probes)
+    )
     assert SECRET_KEY not in out and CX_TOKEN not in out
 
 
