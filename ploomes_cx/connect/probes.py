@@ -25,6 +25,10 @@ from ploomes_cx.ploomes.client import CallStats, PloomesApi, PloomesError
 from ploomes_cx.ploomes.forms import Forms
 
 NOBODY = "ploomes-cx-check-matches-nothing"
+DEALS_LAG = (
+    "an order or quote edited while its deal did not change is read at the deal's next change "
+    "(or by a sync of an earlier window)"
+)
 
 
 def capabilities(m: Mapping) -> list[str]:
@@ -55,6 +59,8 @@ def ploomes_probes(m: Mapping, api: PloomesApi, save: bool) -> Iterator[tuple[st
             note = "stored the same"
         else:
             note = f"`{held}` stored: used until refused, then probed again"
+        if found.form == "deals":  # the one fallback that can lag: say so where the choice is shown
+            note += f"; {DEALS_LAG}"
         yield (f"probe {capability}", f"sync uses `{found.form}` ({found.detail}); {note}", True)
     if "attachments" in Plan.of(m).extracts:
         yield _attachment_by_key(api)
