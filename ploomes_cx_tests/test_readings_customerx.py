@@ -68,7 +68,12 @@ def test_a_custom_field_emptied_in_ploomes_is_empty_in_customerx_whether_it_repl
 
 
 def _reconcile_story(
-    tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch, reading: str, removed_by_hand: bool = False
+    tmp_path: Path,
+    home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    reading: str,
+    removed_by_hand: bool = False,
+    renamed_by_hand: bool = False,
 ) -> tuple[CustomerXSandbox, str, list[tuple], int]:
     """An organization synced, then deleted in Ploomes, then `reconcile` with deletes.policy: delete.
     Returns the CustomerX sandbox (stopped), the organization, its ledger rows and the exit code."""
@@ -94,6 +99,8 @@ def _reconcile_story(
         ploomes.dataset.delete("contacts", int(org))
         if removed_by_hand:
             del cx.store.records["clients"][held[org]]
+        if renamed_by_hand:  # someone typed another "Código" in CustomerX's UI
+            cx.store.records["clients"][held[org]]["external_id_client"] = "CODIGO-MANUAL"
         code = main(["reconcile", path])
         with duckdb.connect(str(database_path(home, "purge")), read_only=True) as con:
             rows = con.execute(
@@ -157,3 +164,14 @@ def test_a_404_for_a_client_customerx_keeps_is_a_clear_error_and_nothing_is_forg
     assert code != 0, (rows, [(w["path"], w["status"]) for w in cx.writes if w["method"] == "DELETE"])
     assert org in {c["external_id_client"] for c in cx.store.records["clients"].values()}
     assert rows[0][0] == "rejected" and "customerx.endpoints" in rows[0][1] and rows[-1][1] == 1
+
+
+def test_a_404_for_a_client_whose_external_id_was_changed_by_hand_deletes_nothing(
+    tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by its CustomerX id, the record now carries someone else's external id: it may no
+    longer be ours, so it is kept, and the ledger says why."""
+    cx, _, rows, code = _reconcile_story(tmp_path, home, monkeypatch, "404", renamed_by_hand=True)
+    assert code != 0
+    assert "CODIGO-MANUAL" in {c["external_id_client"] for c in cx.store.records["clients"].values()}
+    assert rows[0][0] == "rejected" and "CODIGO-MANUAL" in rows[0][1] and rows[-1][1] == 1

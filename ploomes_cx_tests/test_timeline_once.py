@@ -155,3 +155,58 @@ def test_an_entry_sent_with_a_naive_time_in_microseconds_is_found_when_given_bac
         assert httpx.post(cx.url + "/timelines", json=_entry("A1", when=when), headers=headers).is_success
         assert load.post_once(Planned({}, "note-1", _entry("A1", when=when), "d"), PENDING)[0] == "adopted"
         assert len(cx.store.records["timelines"]) == 1
+
+
+@pytest.mark.parametrize("readings", [{"timeline_filter": "ignored"}, {"timeline_filter": "honoured"}])
+def test_a_lost_answer_after_the_listing_was_read_is_looked_for_in_a_fresh_reading(tmp_path, readings):
+    """The listing read for an earlier entry is older than the POST whose answer was lost: the
+    entry is looked for in a new reading, not in the old one (where it cannot be)."""
+    with _account(tmp_path, readings) as cx, _load(tmp_path, cx) as load:
+        headers = {"Authorization": cx.token}
+        assert httpx.post(cx.url + "/timelines", json=_entry("A1", "Outra"), headers=headers).is_success
+        assert load.post_once(Planned({}, "note-1", _entry("A1", "Outra"), "d"), PENDING)[0] == "adopted"
+        cx.faults.inject("malformed")  # the next POST lands, its answer is broken
+        assert load.post_once(Planned({}, "note-2", _entry("A1"), "d"), None) == ("adopted", None)
+        titles = sorted(t["title"] for t in cx.store.records["timelines"].values())
+    assert titles == ["Outra", "Reunião"]
+
+
+def test_two_notes_with_the_same_text_and_time_never_share_one_entry(tmp_path):
+    """Notes made in bulk repeat title, body and minute: each CustomerX entry is adopted by one
+    record at most, so the second note is posted, not lost."""
+    with _account(tmp_path, {}) as cx, _load(tmp_path, cx) as load:
+        assert httpx.post(
+            cx.url + "/timelines", json=_entry("A1"), headers={"Authorization": cx.token}
+        ).is_success
+        first = load.post_once(Planned({}, "note-1", _entry("A1"), "d"), PENDING)
+        second = load.post_once(Planned({}, "note-2", _entry("A1"), "d"), PENDING)
+        load.crosswalk.flush()
+        held = {k: v.customerx_id for k, v in ledger.read(load.con, "notes", "timeline").items()}
+    assert (first[0], second[0]) == ("adopted", "created")
+    assert len(cx.store.records["timelines"]) == 2 and len(set(held.values())) == 2
+
+
+def test_an_entry_without_a_date_cannot_be_told_apart_so_it_is_posted_and_flagged(tmp_path):
+    with _account(tmp_path, {}) as cx, _load(tmp_path, cx) as load:
+        undated = {**_entry("A1"), "created_at": None}
+        assert httpx.post(cx.url + "/timelines", json=undated, headers={"Authorization": cx.token}).is_success
+        outcome, detail = load.post_once(Planned({}, "note-1", undated, "d"), PENDING)
+    assert outcome == "created" and "no date" in (detail or "")
+
+
+@pytest.mark.parametrize(
+    ("sent", "held", "same"),
+    [
+        ("2026-11-03T10:00:00", "2026-11-03T13:00:00", False),  # both offset-less: as written, 3 h apart
+        ("2026-11-03T10:00:00.900", "2026-11-03T10:00:00", True),
+        ("2026-11-03T10:00:00", "2026-11-03T13:00:00Z", True),  # local time, given back in UTC
+        ("2026-11-03T10:00:00", "2026-11-03T10:00:00Z", True),  # or taken as UTC by CustomerX
+        ("2026-11-03T10:00:00-03:00", "2026-11-03T10:00:00Z", False),
+    ],
+)
+def test_times_are_compared_as_the_same_instant_under_every_reading_and_no_further(sent, held, same):
+    from zoneinfo import ZoneInfo
+
+    from ploomes_cx.load.timeline import _same_time
+
+    assert _same_time(sent, held, ZoneInfo("America/Sao_Paulo")) is same

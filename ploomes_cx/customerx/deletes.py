@@ -59,6 +59,16 @@ def delete(api: CustomerXApi, entity: str, ext: str, cx_id: int | None, stats: C
             "already_absent", "CustomerX answered 404 and holds it neither by external id nor by id"
         )
     by_id = str(held["id"])
+    now_named = held.get(ops.external_id_field)
+    if now_named not in (None, "", ext):  # edited in CustomerX since: no longer ours to delete
+        raise DeleteUnconfirmed(
+            404,
+            f"the delete by external id answered 404; record {by_id} that we created now carries the "
+            f"external id {now_named!r}, so it was not deleted: decide in CustomerX whether it still "
+            "belongs to this integration",
+            ops.delete,
+            ext,
+        )
     try:
         api.call(ops.delete_by_id, external_id=by_id, stats=stats)
     except CustomerXRejected as exc:

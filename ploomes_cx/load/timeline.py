@@ -9,8 +9,11 @@ reading:
 - the client is matched by either id: its external id at the top level or nested in `client{}`,
   or CustomerX's numeric id (`client_id`, `client.id`), which the crosswalk knows;
 - title and body are compared as sent (CustomerX keeps free text as given); `created_at` as an
-  instant, since responses may carry it reformatted in UTC (§3) and cut to the second; an
-  offset-less value is taken in either the account's zone or UTC;
+  instant, since responses may carry it reformatted in UTC (§3) and cut to the second;
+- an entry one of our records already holds (crosswalk, or created or adopted in this load) is
+  never a match, so two notes with the same text and time never share one entry; an entry with
+  no date cannot be told apart and counts as "cannot tell";
+- after a POST whose answer was lost, what was read of the listing is read again;
 - a filter the server ignores shows as entries of other clients: the whole listing is then read
   once per load and used for every later entry, not once per entry;
 - when the listing cannot answer (refused, or entries that name no client), the entry is posted
@@ -42,21 +45,26 @@ class CannotTell(Exception):
     """The listing cannot say whether an entry is there."""
 
 
-def _instants(value: Any, tz: ZoneInfo) -> set[dt.datetime]:
-    """The instants a timestamp can stand for: one with an offset; two without (local or UTC)."""
+def _parsed(value: Any) -> dt.datetime | None:
     try:
-        parsed = dt.datetime.fromisoformat(str(value))
+        return dt.datetime.fromisoformat(str(value)) if value is not None else None
     except ValueError:
-        return set()
-    if parsed.tzinfo is not None:
-        return {parsed.astimezone(dt.UTC)}
-    return {parsed.replace(tzinfo=tz).astimezone(dt.UTC), parsed.replace(tzinfo=dt.UTC)}
+        return None
 
 
-def _close(sent: set[dt.datetime], held: set[dt.datetime]) -> bool:
-    """Whether two timestamps can be the same instant: CustomerX may give it back cut or rounded
-    to the second (or the millisecond), so anything under a second apart is the same."""
-    return any(abs((a - b).total_seconds()) < 1 for a in sent for b in held)
+def _same_time(sent: Any, held: Any, tz: ZoneInfo) -> bool:
+    """Whether two timestamps can be the same instant. CustomerX may give one back in UTC (§3) and
+    cut or rounded to the second, so under a second apart is the same. Two offset-less values are
+    compared as written; one offset-less value against one with an offset is read in either the
+    account's zone or UTC (what CustomerX did with it is not documented)."""
+    a, b = _parsed(sent), _parsed(held)
+    if a is None or b is None:
+        return False
+    if (a.tzinfo is None) == (b.tzinfo is None):
+        return abs((a - b).total_seconds()) < 1
+    naive, aware = (a, b) if a.tzinfo is None else (b, a)
+    readings = (naive.replace(tzinfo=tz), naive.replace(tzinfo=dt.UTC))
+    return any(abs((r - aware).total_seconds()) < 1 for r in readings)
 
 
 def _client_ids(entry: dict[str, Any]) -> tuple[set[str], set[str]]:
@@ -75,6 +83,24 @@ class TimelineLookup:
     _clients: dict[str, str] | None = None  # our client external id -> CustomerX id
     _by_client: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     _everything: list[dict[str, Any]] | None = None
+    _taken: set[str] | None = None  # CustomerX entries one of our records holds: never a match
+
+    def taken(self) -> set[str]:
+        if self._taken is None:
+            self.load.crosswalk.flush()  # rows of this load still waiting to be written count too
+            owners = ledger.owners(self.load.con, self.load.schema, "timeline")
+            self._taken = {str(i) for i in owners}
+        return self._taken
+
+    def hold(self, cx_id: Any) -> None:
+        """An entry one of our records now holds (created or adopted in this load)."""
+        if cx_id is not None:
+            self.taken().add(str(cx_id))
+
+    def forget(self, ext: str) -> None:
+        """After a POST in doubt: what was read of the listing is older than that POST."""
+        self._by_client.pop(ext, None)
+        self._everything = None
 
     def client_id(self, ext: str) -> str | None:
         if self._clients is None:
@@ -106,19 +132,21 @@ class TimelineLookup:
 
     def find(self, body: dict[str, Any]) -> dict[str, Any] | None:
         """The entry CustomerX holds for `body`, or None; `CannotTell` when the listing cannot say."""
+        if _parsed(body.get("created_at")) is None:
+            raise CannotTell("the entry has no date to tell it from another with the same text")
         ext = str(body["external_id_client"])
         cx_id = self.client_id(ext)
         tz = ZoneInfo(self.load.m.sync.timezone)
-        sent = _instants(body.get("created_at"), tz)
+        taken = self.taken()
         for entry in self._entries(ext, cx_id):
             exts, ids = _client_ids(entry)
-            if ext not in exts and (cx_id is None or cx_id not in ids):
+            if str(entry.get("id")) in taken or (ext not in exts and (cx_id is None or cx_id not in ids)):
                 continue
-            if entry.get("title") != body.get("title") or (entry.get("body") or "") != (
-                body.get("body") or ""
-            ):
-                continue
-            if body.get("created_at") is None or _close(sent, _instants(entry.get("created_at"), tz)):
+            same_text = (entry.get("title"), entry.get("body") or "") == (
+                body.get("title"),
+                body.get("body") or "",
+            )
+            if same_text and _same_time(body.get("created_at"), entry.get("created_at"), tz):
                 return entry
         return None
 
@@ -135,6 +163,7 @@ def post_once(load: EntityLoad, item: Planned, mine: ledger.Known | None) -> tup
             except CannotTell as exc:
                 found, why = None, str(exc)
             if found is not None:
+                lookup.hold(found.get("id"))
                 load.remember(item.ext, found.get("id"), item.digest, item.body, "sent")
                 return "adopted", None
         load.remember(item.ext, None, None, None, "pending")
@@ -142,7 +171,9 @@ def post_once(load: EntityLoad, item: Planned, mine: ledger.Known | None) -> tup
             result, _ = load.call("create_timeline", body=item.body, resend=False)
         except CustomerXInDoubt:
             doubt = True
+            lookup.forget(str(item.body["external_id_client"]))
             continue
+        lookup.hold((result or {}).get("id"))
         load.remember(item.ext, (result or {}).get("id"), item.digest, item.body, "sent")
         return "created", MAYBE_TWICE.format(why=why) if why else None
     raise CustomerXInDoubt(f"timeline entry {item.ext}: CustomerX lost the answer to {MAX_POSTS} posts")
