@@ -15,6 +15,7 @@ from ploomes_cx.customerx.client import CallStats, CustomerXApi, CustomerXReject
 from ploomes_cx.load import ledger, listing
 from ploomes_cx.load.adoption import Adoption
 from ploomes_cx.load.loop import EntityLoad, Planned
+from ploomes_cx.load.own_id import MAX_LISTINGS
 from ploomes_cx.mapping import load_mapping
 from ploomes_cx.runtime.duckdb_io import database_path
 from ploomes_cx.sandbox import CustomerXSandbox, PloomesDataset
@@ -252,21 +253,37 @@ def test_a_409_on_create_is_re_read_and_the_record_carrying_our_id_adopted(tmp_p
     assert found is not None and found["external_id_contract"] == "K-ours"
 
 
-def test_a_first_refusal_is_the_records_own_and_costs_no_re_read(tmp_path, customerx):
-    """A create refused at its first attempt (no answer was lost) cannot have been made by us: it
-    is the record's refusal, reported as such, with no listing read to look for it."""
+def test_refusals_not_about_our_id_stay_refused_and_an_ignored_filter_is_listed_a_bounded_number_of_times(
+    tmp_path, customerx
+):
+    """A 422 may be a record already carrying our id (another integration of the account made it a
+    moment ago): it is looked for, never read from the error text. The contract filter is not in
+    the spec, so the answer is the whole list; it is kept for the load and listed again at most
+    MAX_LISTINGS times, however many records are refused."""
     m = load_mapping(write_mapping(tmp_path, "refused"))
-    customerx.refuse("contracts", lambda b: True, {"contract_value": ["já está em uso"]})
-    body = {"external_id_client": "C1", "external_id_contract": "K-ours", "contract_value": 2}
+    headers = {"Authorization": customerx.token}
+    assert httpx.post(
+        customerx.url + "/clients", json={"external_id_client": "C1", "company_name": "C"}, headers=headers
+    ).is_success
+    other = {"external_id_client": "C1", "external_id_contract": "K-other", "contract_value": 1}
+    assert httpx.post(customerx.url + "/contracts", json=other, headers=headers).is_success
+    customerx.refuse(
+        "contracts", lambda b: b.get("external_id_contract") != "K-other", {"contract_value": ["inválido"]}
+    )
     with (
         duckdb.connect(str(tmp_path / "state.duckdb")) as con,
         CustomerXApi(customerx.url, customerx.token, requests_per_minute=60_000) as api,
     ):
         ledger.ensure(con, "refused")
         load = EntityLoad(m, "contracts", api, con, "run-1")
-        with pytest.raises(CustomerXRejected):
-            load.create(Planned({"external_id": "K-ours"}, "K-ours", body, "digest"))
-    assert [method for _, method, _ in customerx.requests] == ["POST"]
+        for n in range(MAX_LISTINGS + 5):
+            body = {"external_id_client": "C1", "external_id_contract": f"K-{n}", "contract_value": 2}
+            with pytest.raises(CustomerXRejected):
+                load.create(Planned({"external_id": f"K-{n}"}, f"K-{n}", body, "digest"))
+    listings = [
+        p for _, method, p in customerx.requests if method == "GET" and p.startswith("/api/v1/contracts")
+    ]
+    assert len(listings) == MAX_LISTINGS
 
 
 def test_a_timeline_entry_left_pending_is_found_on_its_own_client(tmp_path, customerx):

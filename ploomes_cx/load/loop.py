@@ -34,6 +34,7 @@ from ploomes_cx.customerx.endpoints import RESOURCES
 from ploomes_cx.load import contract_status, ledger, merges, timeline
 from ploomes_cx.load.adoption import Adoption
 from ploomes_cx.load.hashes import content_hash, field_diff
+from ploomes_cx.load.own_id import OwnIdLookup
 from ploomes_cx.load.progress import LoadProgress
 from ploomes_cx.mapping import Mapping
 
@@ -90,6 +91,7 @@ class EntityLoad:
     merged: dict[str, str] = field(default_factory=dict)
     _ledger_rows: list[tuple[Any, ...]] = field(default_factory=list)
     _timeline_lookup: timeline.TimelineLookup | None = None
+    _own_ids: OwnIdLookup | None = None
     crosswalk: ledger.Crosswalk = field(init=False)
     _now: dt.datetime = field(default_factory=ledger.now)
 
@@ -304,9 +306,9 @@ class EntityLoad:
 
         Whether CustomerX refuses a second record with a taken external id is unknown
         (customerx-api.md §7), so a POST whose answer was lost is not sent again until a read by
-        our external id says it did not land. A 409 is re-read the same way; any other refusal is
-        the record's (its text is never read, §6): if CustomerX held the record all along, the
-        next sync's adoption finds it by the same id."""
+        our external id says it did not land. A 409 or 422 is re-read the same way (its text is
+        never read, §6; load/own_id.py bounds what that costs): found, it is adopted; not found,
+        the refusal is the record's."""
         ops = RESOURCES[self.entity]
         self.remember(item.ext, None, None, None, "pending")
         for _ in range(MAX_CREATES):
@@ -318,7 +320,7 @@ class EntityLoad:
                     return found
                 continue
             except CustomerXRejected as exc:
-                found = self._held_with_our_id(item.ext) if exc.status == 409 else None
+                found = self._held_with_our_id(item.ext) if exc.status in (409, 422) else None
                 if found is None:
                     raise
                 return found
@@ -332,13 +334,10 @@ class EntityLoad:
         )
 
     def _held_with_our_id(self, ext: str) -> dict[str, Any] | None:
-        """The CustomerX record carrying our external id, if any. The list filter is inferred for
-        contacts and contracts (§8.2, §8.3): a server that ignores it answers every record, so the
-        one carrying our id is picked, not the first listed."""
-        assert self.api is not None
-        ops = RESOURCES[self.entity]
-        rows = self.api.list_all(ops.list, params={ops.external_id_field: ext}, stats=self.report.stats)
-        return next((r for r in rows if str(r.get(ops.external_id_field)) == ext), None)
+        if self._own_ids is None:
+            assert self.api is not None
+            self._own_ids = OwnIdLookup(self.api, self.entity, self.report.stats)
+        return self._own_ids.find(ext)
 
     def adopt(self, item: Planned, existing: dict[str, Any]) -> tuple[str, str | None]:
         """Take over a record CustomerX already has (ours from a killed run, or made by someone
