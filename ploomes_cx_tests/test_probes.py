@@ -59,7 +59,7 @@ def test_each_probe_chooses_the_preferred_form_and_the_confirmed_one_when_refuse
         with _api(server) as api:
             assert probes.probe(api, capability).form == fallback
         probed = _asked(server)
-    # cheap: one row at most, or (GetDeletedDeals, which takes no $top here) a date no row has
+    # cheap: one row at most, or (GetDeletedDeals, which takes no paging here) a date no row has
     assert probed and all("$top=1" in p or "ge 2100-01-01" in p for p in probed)
 
 
@@ -151,6 +151,8 @@ def _mapping(directory: Path) -> str:
     path.write_text(
         textwrap.dedent("""\
         name: acme
+        ploomes:
+          max_attempts: 3
         sync:
           start: "2026-11-01"
         contracts:

@@ -44,6 +44,7 @@ def _mapping(directory: Path) -> str:
         ploomes:
           requests_per_minute: 6000
           page_size: 100
+          max_attempts: 3
         customerx:
           requests_per_minute: 6000
         sync:
@@ -194,6 +195,7 @@ def _products_mapping(directory: Path) -> str:
         ploomes:
           requests_per_minute: 6000
           page_size: 100
+          max_attempts: 3
         customerx:
           requests_per_minute: 6000
         sync:

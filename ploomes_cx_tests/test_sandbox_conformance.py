@@ -504,7 +504,10 @@ FORM_SWITCHES = {  # reading -> (spec words, the form it refuses, a form it alwa
     ),
     "deleted_deals_paging": (
         "ploomes-api.md §9: `GET /Deals/GetDeletedDeals?$filter=LastUpdateDate ge <ts>` — C [S2]",
-        ("/Deals/GetDeletedDeals", {"$filter": "LastUpdateDate ge 2026-01-01T00:00:00-03:00", "$top": "10"}),
+        (
+            "/Deals/GetDeletedDeals",
+            {"$filter": "LastUpdateDate ge 2026-01-01T00:00:00-03:00", "$orderby": "Id"},
+        ),
         ("/Deals/GetDeletedDeals", {"$filter": "LastUpdateDate ge 2026-01-01T00:00:00-03:00"}),
     ),
     "unknown_select": (

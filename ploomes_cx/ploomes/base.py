@@ -29,7 +29,12 @@ class PloomesRequestError(PloomesError):
 
 
 class PloomesUnavailableError(PloomesError):
-    """Transient failures outlasted every retry."""
+    """Transient failures outlasted every retry. `reason` is the last one ("timeout", "HTTP 504"…):
+    a probe reads a timed-out listing as a refusal of that form, any other outage fails the run."""
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass

@@ -93,29 +93,26 @@ class PloomesApi:
         except Transient as exc:
             raise PloomesUnavailableError(
                 f"Ploomes GET {path} kept failing after {self.max_attempts} attempts (last: {exc.reason}). "
-                f"Check {self.base_url} is reachable and retry the run; nothing was written for this window."
+                f"Check {self.base_url} is reachable and retry the run; nothing was written for this window.",
+                exc.reason,
             ) from None
 
-    def probe(self, path: str, params: dict[str, str]) -> Answer:
-        """One read-only request whose refusal is an answer, not an error (`probes.py`): a 4xx, a
-        timeout or a 5xx comes back as a refused `Answer` at once; only a 429 is waited out, and a
-        refused key raises as on any request."""
-        stats = CallStats()
-
-        def attempt() -> Answer:
-            try:
-                return Answer(True, 200, body=self._once(path, params, stats))
-            except PloomesRequestError as exc:
-                return Answer(False, exc.status, str(exc))
-            except Transient as exc:
-                if exc.reason == "HTTP 429":
-                    raise
-                return Answer(False, None, exc.reason)
-
+    def probe(self, path: str, params: dict[str, str], timeout_refuses: bool = False) -> Answer:
+        """One read-only request whose refusal is an answer, not an error (`probes.py`). Only a 400
+        (a bad OData query or field, ploomes-api.md §4) is a refusal, so one 502 never stores a
+        fallback for good: every transient failure is retried as on any read, and one that outlasts
+        the retries raises (the run fails and is retried). With `timeout_refuses` (an unscoped
+        listing, which §2 says can time out) a timeout or 504 that outlasts them is a refusal."""
         try:
-            return self.retry.run(attempt, stats, f"Ploomes probe {path}", self.log)
-        except Transient as exc:
-            raise PloomesUnavailableError(f"Ploomes GET {path} stayed rate-limited ({exc.reason})") from None
+            return Answer(True, 200, body=self.get(path, params))
+        except PloomesRequestError as exc:
+            if exc.status != 400:
+                raise
+            return Answer(False, exc.status, str(exc))
+        except PloomesUnavailableError as exc:
+            if not (timeout_refuses and probes.timed_out(exc)):
+                raise
+            return Answer(False, 504 if exc.reason == "HTTP 504" else None, exc.reason)
 
     def _once(self, path: str, params: dict[str, str], stats: CallStats) -> dict[str, Any]:
         self.pacer.wait()
@@ -267,7 +264,8 @@ class PloomesApi:
     ) -> Iterator[list[dict[str, Any]]]:
         """Yield pages of the records whose `key` is one of `ids`, in batches of the `id_list` form
         the account takes (`probes.py`: `in`, else `or`, else `eq` one per request, each paced).
-        A batch refused (400) under the stored form has the form probed again and is asked again."""
+        A batch refused (400) is asked again in a later form (never the refused one or an earlier
+        one, so this ends); `eq` refused, or a pinned form refused, raises."""
         wanted = sorted(set(ids))
         n = 0
         while n < len(wanted):
@@ -279,7 +277,9 @@ class PloomesApi:
             try:
                 pages = list(self._iter_keyset(path, id_filter(form, key, batch), ",".join(expand), stats))
             except PloomesRequestError as exc:
-                if exc.status != 400 or probes.reprobe(self, self.forms, "id_list", form) == form:
+                if not probes.refused(exc, "id_list"):
+                    raise
+                if probes.reprobe(self, self.forms, "id_list", form, exc) == form:
                     raise
                 continue
             yield from pages

@@ -1,8 +1,11 @@
 """Probes: one cheap, read-only request per form the spec is unsure of, and the form the sync uses.
 
 Each probe asks `$top=1` (`$select=Id` where a `$select` is safe) with a filter that matches
-nothing, so it costs one paced request and reads no data. A refusal (a 400, a timeout, a 5xx) means
-the next form is tried, down to one the spec confirms (ploomes-api.md §2, §8, §6, §9):
+nothing, so it costs one paced request and reads no data. A refusal means the next form is tried,
+down to one the spec confirms (ploomes-api.md §2, §8, §6, §9). Only a 400 (a bad OData query or
+field, §4) is a refusal, and for the unscoped `/Attachments` listing also a timeout or 504 that
+outlasts the retries (§2 says such listings time out): any other transient failure is an outage,
+which fails the run and stores nothing, so one 502 never fixes a slower fallback for good.
 
 - `id_list`: `Id in (...)` (OData 4.01, not in §2), else an `or` chain (I), else `Id eq N`, one
   request per Id (C);
@@ -26,7 +29,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from ploomes_cx.ploomes.base import Answer, format_literal
+from ploomes_cx.ploomes.base import (
+    Answer,
+    PloomesError,
+    PloomesRequestError,
+    PloomesUnavailableError,
+    format_literal,
+)
 from ploomes_cx.ploomes.forms import CAPABILITIES, Forms
 
 DELETED_DEALS_PATH = "/Deals/GetDeletedDeals"
@@ -40,7 +49,7 @@ class Prober(Protocol):
     datetime_literal: str
     log: logging.Logger | logging.LoggerAdapter
 
-    def probe(self, path: str, params: dict[str, str]) -> Answer: ...
+    def probe(self, path: str, params: dict[str, str], timeout_refuses: bool = False) -> Answer: ...
 
 
 @dataclass(frozen=True)
@@ -50,6 +59,22 @@ class Probe:
     capability: str
     form: str
     detail: str
+
+
+# the one capability whose preferred form may be refused by timing out (§2: unscoped listings)
+TIMES_OUT = "attachments_window"
+
+
+def timed_out(exc: PloomesUnavailableError) -> bool:
+    return exc.reason in ("timeout", "HTTP 504")
+
+
+def refused(exc: PloomesError, capability: str) -> bool:
+    """Whether a failed read of `capability`'s form means the account does not take the form
+    (try the next one) rather than an outage (raise: the run fails and is retried as it is)."""
+    if isinstance(exc, PloomesRequestError):
+        return exc.status == 400
+    return capability == TIMES_OUT and isinstance(exc, PloomesUnavailableError) and timed_out(exc)
 
 
 def _refused(answer: Answer) -> str:
@@ -70,7 +95,8 @@ def _id_list(api: Prober) -> Probe:
 def _window(api: Prober, capability: str, path: str, field: str, fallback: str) -> Probe:
     lo, hi = (format_literal(t, api.datetime_literal) for t in (NOTHING_FROM, NOTHING_TO))
     flt = f"{field} ge {lo} and {field} lt {hi}"
-    answer = api.probe(path, {"$filter": flt, "$orderby": "Id", "$top": "1", "$select": "Id"})
+    params = {"$filter": flt, "$orderby": "Id", "$top": "1", "$select": "Id"}
+    answer = api.probe(path, params, timeout_refuses=capability == TIMES_OUT)
     if answer.ok:
         return Probe(capability, "window", f"{path}?$filter={field} ge ... taken")
     return Probe(capability, fallback, f"{path}?$filter={field} ge ... refused ({_refused(answer)})")
@@ -128,17 +154,26 @@ def decide(api: Prober, forms: Forms, capability: str) -> str:
     return form
 
 
-def reprobe(api: Prober, forms: Forms, capability: str, failed: str) -> str:
-    """After the `failed` form was refused: probe again and store the answer. The caller retries
-    with the form returned when it differs, and raises the refusal when it is the same (a pinned
-    form, or a server that takes the probe but not the real request)."""
+def reprobe(api: Prober, forms: Forms, capability: str, failed: str, cause: object = "") -> str:
+    """After the `failed` form was refused in use: the form to retry with, stored. It is never
+    `failed` or one before it, even when the probe takes an earlier one (a probe's short filter
+    can pass where the real one is refused: `DealId in (...)`, a URL too long), so the forms
+    only move towards the confirmed last one and a retry loop ends. Returns `failed` itself for
+    a pinned form (the caller raises the refusal); the last form refused raises."""
     if capability in forms.pinned:
         return failed
+    order = CAPABILITIES[capability]
+    after = order.index(failed) + 1
+    if after == len(order):
+        raise PloomesRequestError(
+            f"Ploomes refused `{failed}`, the last form of {capability} (the one ploomes-api.md "
+            f"confirms), after refusing {', '.join(f'`{f}`' for f in order[:-1])}; nothing more to try. "
+            f"Last answer: {cause}",
+            400,
+        )
     found = probe(api, capability)
-    if found.form == failed:
-        later = CAPABILITIES[capability].index(failed) + 1
-        if later < len(CAPABILITIES[capability]):  # the probe was taken, the request was not
-            found = Probe(capability, CAPABILITIES[capability][later], f"`{failed}` refused in use")
+    if order.index(found.form) < after:  # the probe was taken, the request was not
+        found = Probe(capability, order[after], f"`{failed}` refused in use; the probe took `{found.form}`")
     forms.set(capability, found.form, found.detail)
-    api.log.warning(f"Ploomes refused the `{failed}` form of {capability}; probed again: `{found.form}`")
+    api.log.warning(f"Ploomes refused the `{failed}` form of {capability}; now using `{found.form}`")
     return found.form

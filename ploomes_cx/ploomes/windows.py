@@ -63,8 +63,10 @@ def read_window(
         try:
             return WindowRead([r for page in api.iter_window(spec, start, end, stats) for r in page])
         except (PloomesRequestError, PloomesUnavailableError) as exc:
-            refused = isinstance(exc, PloomesUnavailableError) or exc.status == 400
-            if capability is None or not refused or probes.reprobe(api, api.forms, capability, form) == form:
+            # a 400 (or for attachments a listing that timed out) only: an outage fails the run
+            if capability is None or not probes.refused(exc, capability):
+                raise
+            if probes.reprobe(api, api.forms, capability, form, exc) == form:
                 raise
     if spec.name == "attachments":
         return _created_in(api, spec, (start, end), stats, naive_zone)
@@ -159,8 +161,9 @@ def iter_set_ids(api: PloomesApi, path: str, stats: CallStats) -> Iterator[list[
             yield from list(api.iter_ids(path, stats))  # whole, or not at all: then in Id windows
             return
         except (PloomesRequestError, PloomesUnavailableError) as exc:
-            refused = isinstance(exc, PloomesUnavailableError) or exc.status == 400
-            if not refused or probes.reprobe(api, api.forms, "attachments_window", "window") == "window":
+            if not probes.refused(exc, "attachments_window"):
+                raise
+            if probes.reprobe(api, api.forms, "attachments_window", "window", exc) == "window":
                 raise
     for page in iter_id_windows(api, path, stats, "Id"):
         yield [int(r["Id"]) for r in page]

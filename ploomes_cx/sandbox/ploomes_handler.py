@@ -108,6 +108,8 @@ class PloomesHandler(JsonHandler):
         if not admitted:
             return None
         query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+        if self.sandbox.max_url_length is not None and len(self.path) > self.sandbox.max_url_length:
+            return self.send_json(400, {"error": {"message": "Bad Request - Invalid URL (too long)"}})
         if path == "/Deals/GetDeletedDeals":  # §9, C [S2]
             try:
                 return self.send_json(*self.sandbox.deleted_deals(query))

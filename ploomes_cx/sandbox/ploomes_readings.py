@@ -52,10 +52,12 @@ def check_list(readings: Mapping[str, str], entity_set: str, query: Mapping[str,
 
 
 def check_deleted_deals(readings: Mapping[str, str], query: Mapping[str, str]) -> None:
-    """`GetDeletedDeals` is shown with `$filter=LastUpdateDate ge <ts>` only (§9, C [S2])."""
+    """`GetDeletedDeals` is shown with `$filter=LastUpdateDate ge <ts>` only (§9, C [S2]). Under
+    `400` it takes no paging (`$orderby`, `$skip`, a filter on `Id`); `$top`, the page size every
+    list takes (§3), it takes, so a caller can tell a full page from a complete answer."""
     if readings["deleted_deals_paging"] != "400":
         return
-    asked = [k for k in ("$orderby", "$top", "$skip") if k in query]
+    asked = [k for k in ("$orderby", "$skip") if k in query]
     if asked or PAGING.search(query.get("$filter", "")):
         raise Refusal(f"GetDeletedDeals does not support {', '.join(asked) or 'a filter on Id'}")
 

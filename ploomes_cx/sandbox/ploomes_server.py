@@ -60,12 +60,18 @@ class PloomesSandbox:
         supports_count: bool = True,
         webhook_key_echo: str = "header",
         readings: Mapping[str, str] | None = None,
+        max_url_length: int | None = None,
+        default_top: int | None = None,
     ) -> None:
         # the open readings of ploomes-api.md this server plays (`sandbox/readings.py`)
         self.readings = for_api("ploomes", readings)
         self.dataset = dataset or PloomesDataset()
         self.user_key = user_key
         self.max_top = max_top
+        # a front server refusing a long URL with a 400 (IIS, gateways); None: any length is served
+        self.max_url_length = max_url_length
+        # the page size of a list asked without `$top` (§3: unknown, I); None: `max_top`
+        self.default_top = default_top
         self.top_cap_mode = top_cap_mode
         self.date_offsets = date_offsets
         self.supports_count = supports_count  # (I) whether Ploomes honours $count is not confirmed
@@ -203,7 +209,7 @@ class PloomesSandbox:
     def _top(self, query: dict[str, str]) -> int:
         raw = query.get("$top")
         if raw is None:
-            return self.max_top
+            return self.max_top if self.default_top is None else min(self.default_top, self.max_top)
         try:
             top = int(raw)
         except ValueError:
