@@ -16,14 +16,15 @@ from urllib.parse import unquote_plus
 
 import pytest
 
+from ploomes_cx.cli import main
 from ploomes_cx.ploomes import probes
 from ploomes_cx.ploomes.client import CallStats, PloomesApi, PloomesRequestError, PloomesUnavailableError
-from ploomes_cx.ploomes.deleted_deals import deleted_deals
+from ploomes_cx.ploomes.deleted_deals import _keyed, deleted_deals
 from ploomes_cx.ploomes.entities import ENTITIES
 from ploomes_cx.ploomes.forms import FALLBACK_DAYS, Forms, forms_file
 from ploomes_cx.ploomes.windows import read_window
-from ploomes_cx.sandbox import PloomesDataset, PloomesSandbox
-from ploomes_cx_tests.conftest import SECRET_KEY, local
+from ploomes_cx.sandbox import CustomerXSandbox, PloomesDataset, PloomesSandbox
+from ploomes_cx_tests.conftest import CX_TOKEN, SECRET_KEY, local, point_at
 
 FAST = {"requests_per_minute": 60_000, "burst": 1000}
 PREFERRED = {c: forms[0] for c, forms in probes.CAPABILITIES.items()}
@@ -163,3 +164,35 @@ def test_deleted_deal_slices_ask_top_300_and_trust_no_default_page_size():
         slices = [p for p in _asked(server, before) if "LastUpdateDate le" in p]
     assert sorted(found) == sorted(gone)
     assert slices and all("$top=300" in p for p in slices)
+
+
+def test_deleted_deals_rows_without_an_integer_id_are_an_error_not_dropped():
+    """The row shape of GetDeletedDeals is I (§9): a delete we cannot name stops the reconcile."""
+    with pytest.raises(PloomesRequestError, match="without an integer Id"):
+        _keyed([{"Id": 7}, {"Id": "8"}, {"Title": "no id"}])
+    assert _keyed([{"Id": 7}]) == {7: {"Id": 7}}
+
+
+@pytest.mark.parametrize(
+    ("pin", "stored", "used"), [("eq", None, "eq"), ("probe", "or", "or"), ("or", "eq", "or")]
+)
+def test_check_names_the_pinned_or_stored_form_the_sync_uses_and_what_the_probe_found(
+    tmp_path, monkeypatch, capsys, pin, stored, used
+):
+    monkeypatch.setenv("PLOOMES_CX_HOME", str(tmp_path / "state"))
+    if stored:
+        Forms.stored("acme").set("id_list", stored, "stored by an earlier sync")
+    mapping = tmp_path / "acme.yaml"
+    mapping.write_text(f'name: acme\nploomes:\n  id_list_filter: {pin}\nsync:\n  start: "2026-11-01"\n')
+    with (
+        PloomesSandbox(PloomesDataset(persons=60, seed=2), user_key=SECRET_KEY, **FAST) as ploomes,
+        CustomerXSandbox(token=CX_TOKEN, **FAST) as customerx,
+    ):
+        point_at(monkeypatch, ploomes, customerx)
+        main(["check", str(mapping)])
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if "probe id_list:" in x)
+    assert f"sync uses `{used}`" in line and "the probe found `in`" in line, line
+    assert (
+        "probe CustomerX /contacts?external_id_contact=" in out and "probe CustomerX /contacts?email=" in out
+    )

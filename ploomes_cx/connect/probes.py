@@ -7,7 +7,8 @@ is not stored. The probes read only: `$top=1`, filters that match nothing. `chec
 unless asked (`--save-probes`), as the contract's `check` writes nothing.
 
 CustomerX: the listings the load reads (GET /timelines and its `external_id_client` filter; the
-`external_id_client`, `email` and `id` filters on /clients), each asked with a value no record has.
+`external_id_client`, `email` and `id` filters on /clients, `external_id_contact` and `email` on
+/contacts), each asked with a value no record has.
 The load already copes with either answer at run time (load/timeline.py, load/adoption.py,
 customerx/deletes.py); the line says which way it will go. Nothing is written to CustomerX.
 """
@@ -45,23 +46,30 @@ def capabilities(m: Mapping) -> list[str]:
 
 
 def ploomes_probes(m: Mapping, api: PloomesApi, save: bool) -> Iterator[tuple[str, str, bool]]:
-    """(what, detail, ok) per probe; with `save` the chosen forms are written to the state folder."""
-    stored = Forms.stored(m.name)
+    """(what, detail, ok) per probe; with `save` the chosen forms are written to the state folder.
+    The line names the form the sync will use, which is not always the probe's answer: a form the
+    mapping pins, else one stored (until refused, or until a stored fallback is old), comes first."""
+    pinned = {} if m.ploomes.id_list_filter == "probe" else {"id_list": m.ploomes.id_list_filter}
+    stored = Forms.stored(m.name, pinned)
     for capability in capabilities(m):
         found = probes.probe(api, capability)
         held = stored.get(capability)
+        if capability in pinned:
+            uses, note = pinned[capability], "pinned by the mapping (`ploomes.id_list_filter`)"
+        elif save:
+            uses, note = found.form, "stored"
+        elif held is None:
+            uses, note = found.form, "not stored: the first sync probes and stores it"
+        else:
+            uses, note = held, "stored: used until refused, then probed again"
         if save:
             stored.set(capability, found.form, found.detail)
-            note = "stored"
-        elif held is None:
-            note = "not stored: the first sync probes and stores it"
-        elif held == found.form:
-            note = "stored the same"
-        else:
-            note = f"`{held}` stored: used until refused, then probed again"
-        if found.form == "deals":  # the one fallback that can lag: say so where the choice is shown
+        detail = (
+            f"({found.detail})" if uses == found.form else f"(the probe found `{found.form}`: {found.detail})"
+        )
+        if uses == "deals":  # the one fallback that can lag: say so where the choice is shown
             note += f"; {DEALS_LAG}"
-        yield (f"probe {capability}", f"sync uses `{found.form}` ({found.detail}); {note}", True)
+        yield (f"probe {capability}", f"sync uses `{uses}` {detail}; {note}", True)
     if "attachments" in Plan.of(m).extracts:
         yield _attachment_by_key(api)
 
@@ -115,6 +123,14 @@ def customerx_probes(api: CustomerXApi) -> Iterator[tuple[str, str, bool]]:
         else:
             how = "honoured (or nothing to tell): the load reads filtered and checks each record it gets"
         yield (f"probe CustomerX /clients?{param}=", how, True)
+    for param in ("external_id_contact", "email"):  # the contacts' read-back and adoption
+        rows = _rows(api, "list_contacts", {param: NOBODY})
+        how = (
+            "not honoured: the load reads the whole /contacts listing instead"
+            if rows is None or rows
+            else None
+        )
+        yield (f"probe CustomerX /contacts?{param}=", how or "honoured (or nothing to tell)", True)
 
 
 def _rows(api: CustomerXApi, operation: str, params: dict[str, str]) -> list[Any] | None:
