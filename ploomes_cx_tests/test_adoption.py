@@ -5,6 +5,7 @@ and the lookups adopt exactly the records the listing would."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import httpx
@@ -186,6 +187,31 @@ def test_the_read_is_chosen_by_counting(tmp_path):
         assert chosen(50).mode == "stored"  # listed earlier in this very sync: no request at all
 
 
+def _create_contract_beside(tmp_path: Path, customerx: CustomerXSandbox, held: str, fault: str | None) -> Any:
+    """Client C1 and its contract `held` made by hand; then our load creates contract K-ours
+    (with `fault` on that POST). Returns what `create` returns."""
+    for path, body in (
+        ("/clients", {"external_id_client": "C1", "company_name": "Cliente"}),
+        ("/contracts", {"external_id_client": "C1", "external_id_contract": held, "contract_value": 1}),
+    ):
+        assert httpx.post(
+            customerx.url + path, json=body, headers={"Authorization": customerx.token}
+        ).is_success
+    if fault:
+        customerx.faults.inject(fault)
+    body = {"external_id_client": "C1", "external_id_contract": "K-ours", "contract_value": 2}
+    m = load_mapping(write_mapping(tmp_path, "taken"))
+    with (
+        duckdb.connect(str(tmp_path / "state.duckdb")) as con,
+        CustomerXApi(
+            customerx.url, customerx.token, requests_per_minute=60_000, backoff_initial_seconds=0.01
+        ) as api,
+    ):
+        ledger.ensure(con, "taken")
+        load = EntityLoad(m, "contracts", api, con, "run-1")
+        return load.create(Planned({"external_id": "K-ours"}, "K-ours", body, "digest"))
+
+
 @pytest.mark.parametrize("reading", READINGS["duplicate_create"].values)
 def test_a_create_whose_answer_was_lost_adopts_the_record_carrying_our_id_under_every_refusal(
     tmp_path, reading
@@ -194,62 +220,24 @@ def test_a_create_whose_answer_was_lost_adopts_the_record_carrying_our_id_under_
     (`accepted`). The first answer is lost (the contract is created, its answer broken): the POST
     is not sent again, a read by our external id finds it. The contract filter is not in the
     spec, so CustomerX answers every contract; the one carrying our id is taken, not the first."""
-    m = load_mapping(write_mapping(tmp_path, "taken"))
+    readings = {"duplicate_create": reading}
     with CustomerXSandbox(
-        token=CX_TOKEN, requests_per_minute=60_000, burst=1000, readings={"duplicate_create": reading}
+        token=CX_TOKEN, requests_per_minute=60_000, burst=1000, readings=readings
     ) as customerx:
-        for path, body in (
-            ("/clients", {"external_id_client": "C1", "company_name": "Cliente"}),
-            (
-                "/contracts",
-                {"external_id_client": "C1", "external_id_contract": "K-other", "contract_value": 1},
-            ),
-        ):
-            assert httpx.post(
-                customerx.url + path, json=body, headers={"Authorization": customerx.token}
-            ).is_success
-        body = {"external_id_client": "C1", "external_id_contract": "K-ours", "contract_value": 2}
-        customerx.faults.inject("malformed")
-        with (
-            duckdb.connect(str(tmp_path / "state.duckdb")) as con,
-            CustomerXApi(
-                customerx.url, customerx.token, requests_per_minute=60_000, backoff_initial_seconds=0.01
-            ) as api,
-        ):
-            ledger.ensure(con, "taken")
-            load = EntityLoad(m, "contracts", api, con, "run-1")
-            found = load.create(Planned({"external_id": "K-ours"}, "K-ours", body, "digest"))
-        assert found is not None and found["external_id_contract"] == "K-ours"
+        found = _create_contract_beside(tmp_path, customerx, "K-other", "malformed")
         posts = [w for w in customerx.writes if w["path"].startswith("/api/v1/contracts")]
         assert [w["status"] for w in posts] == [201, 201]  # K-other, then ours once: not sent again
         assert len(customerx.store.records["contracts"]) == 2
+    assert found is not None and found["external_id_contract"] == "K-ours"
 
 
 def test_a_409_on_create_is_re_read_and_the_record_carrying_our_id_adopted(tmp_path):
     """A 409 says the record exists: it is found by our external id (its text is not read)."""
-    m = load_mapping(write_mapping(tmp_path, "conflict"))
+    readings = {"duplicate_create": "409"}
     with CustomerXSandbox(
-        token=CX_TOKEN, requests_per_minute=60_000, burst=1000, readings={"duplicate_create": "409"}
+        token=CX_TOKEN, requests_per_minute=60_000, burst=1000, readings=readings
     ) as customerx:
-        for path, body in (
-            ("/clients", {"external_id_client": "C1", "company_name": "Cliente"}),
-            (
-                "/contracts",
-                {"external_id_client": "C1", "external_id_contract": "K-ours", "contract_value": 1},
-            ),
-        ):
-            assert httpx.post(
-                customerx.url + path, json=body, headers={"Authorization": customerx.token}
-            ).is_success
-        body = {"external_id_client": "C1", "external_id_contract": "K-ours", "contract_value": 2}
-        with (
-            duckdb.connect(str(tmp_path / "state.duckdb")) as con,
-            CustomerXApi(customerx.url, customerx.token, requests_per_minute=60_000) as api,
-        ):
-            ledger.ensure(con, "conflict")
-            found = EntityLoad(m, "contracts", api, con, "run-1").create(
-                Planned({"external_id": "K-ours"}, "K-ours", body, "digest")
-            )
+        found = _create_contract_beside(tmp_path, customerx, "K-ours", None)
     assert found is not None and found["external_id_contract"] == "K-ours"
 
 
