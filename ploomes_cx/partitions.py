@@ -76,7 +76,10 @@ def _bound(text: str, hourly: bool, first: bool, spec: str) -> str:
             raise WindowError(f"--window {spec!r}: {text} is not a real hour") from None
         return text
     form = "YYYY-MM-DD or YYYY-MM-DD-HH:00" if hourly else "YYYY-MM-DD"
-    raise WindowError(f"--window {spec!r}: {text!r} is not a partition key; use {form}")
+    raise WindowError(
+        f"--window {spec!r}: {text!r} is not a partition key; use {form}, or START..END for a range "
+        "(e.g. 2026-11-01..2026-11-03)"
+    )
 
 
 def freshness_policy(m: Mapping) -> dg.FreshnessPolicy:

@@ -11,6 +11,7 @@ import pytest
 from ploomes_cx.cli import main
 from ploomes_cx.mapping import MappingError, load_mapping, load_mappings, parse_mapping
 from ploomes_cx.plan import Plan
+from ploomes_cx_tests.conftest import write_mapping
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -168,3 +169,11 @@ def test_cli_bad_window_exits_2(capsys):
 def test_cli_unknown_mapping_name_exits_2(capsys):
     assert main(["sync", "nope", "--window", "2026-11-01"]) == 2
     assert "no mapping named 'nope'" in capsys.readouterr().err
+
+
+def test_a_window_in_another_form_names_the_range_form_too(tmp_path, capsys):
+    """A newcomer who writes a range with a colon or a slash is told the START..END form."""
+    path = str(write_mapping(tmp_path, "windows"))
+    for spec in ("2026-11-01:2026-11-03", "2026-11-01/2026-11-03"):
+        assert main(["sync", path, "--window", spec]) == 2
+        assert "START..END for a range (e.g. 2026-11-01..2026-11-03)" in capsys.readouterr().err

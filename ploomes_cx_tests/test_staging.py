@@ -517,3 +517,15 @@ def test_two_people_of_one_client_with_one_name_are_a_candidate_not_a_merge(raw)
     assert sorted(staged.contacts["ploomes_id"]) == [10, 11, 12]
     found = staged.clusters[staged.clusters["kind"] == "candidate"]
     assert found[["member_ids", "rule", "score"]].values.tolist() == [["10,11", "same_name_same_client", 0.9]]
+
+
+def test_a_look_alike_score_reads_as_a_similarity_not_a_float32(raw):
+    """Issue 29: the UI showed 0.9230769348144531 for a look-alike pair."""
+    raw.add(
+        "organizations",
+        2,
+        [org(1, "Comercio Parana Alves", CNPJ_A), org(2, "Comercio Parana Alvez", CNPJ_B)],
+    )
+    staged = build_staging(raw.con, mapping(), "r1")
+    scores = staged.clusters[staged.clusters["kind"] == "candidate"]["score"].tolist()
+    assert scores and all(s == round(s, 3) and 0.9 < s < 1 for s in scores)

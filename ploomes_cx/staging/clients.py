@@ -70,7 +70,7 @@ def _list_candidates(ctx: Context, clients: pd.DataFrame, entity: str) -> None:
                 "member_ids": ",".join(map(str, members)),
                 "size": len(members),
                 "rule": g["rule"],
-                "score": float(g["score"]) / 100,
+                "score": round(float(g["score"]) / 100, 3),  # a similarity, not 0.9230769348144531
             }
         )
 
