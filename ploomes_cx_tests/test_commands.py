@@ -92,6 +92,7 @@ def test_demo_live_without_ui_syncs_three_windows_then_a_won_deal_arrives_throug
     assert proc.stdout.count(": ok in ") == 1  # one run extracts the three windows
     won = re.search(r"live: deal (\d+) won in the Ploomes sandbox", proc.stdout)
     assert won and f"live: contract {won.group(1)} created in CustomerX" in proc.stdout, proc.stdout[-2000:]
+    assert "curl" not in proc.stdout  # never a change to try on a sandbox that has just stopped
     with duckdb.connect(str(tmp_path / "state" / "warehouse_sandbox.duckdb"), read_only=True) as con:
         windows = con.execute("select count(distinct window_start) from sandbox.raw_persons").fetchone()[0]
         persons = con.execute("select count(*) from sandbox.raw_persons").fetchone()[0]

@@ -30,9 +30,12 @@ def _open_deal(m: Mapping) -> int | None:
     return int(rows[0][0]) if rows else None
 
 
-def show_live(m: Mapping, ploomes: PloomesSandbox, customerx: CustomerXSandbox) -> ListenProcess | None:
+def show_live(
+    m: Mapping, ploomes: PloomesSandbox, customerx: CustomerXSandbox, staying: bool = True
+) -> ListenProcess | None:
     """Start `listen`, register the webhooks, win a deal; the listener is left running (None when
-    the demo's windows hold no open deal to win)."""
+    the demo's windows hold no open deal to win). `staying`: the sandboxes stay up after this (the
+    UI runs), so another change can be tried; without it none is suggested, they are about to stop."""
     from ploomes_cx.connect.account import ploomes_api
     from ploomes_cx.live.process import ListenProcess, wait_for
     from ploomes_cx.ploomes.webhooks import register
@@ -55,9 +58,17 @@ def show_live(m: Mapping, ploomes: PloomesSandbox, customerx: CustomerXSandbox) 
     )
     print(
         f"live: contract {deal} created in CustomerX {time.monotonic() - started:.1f} s later, by a run of job "
-        f"{m.name}_live (Runs tab; its events are in the metadata of {m.name}/raw_live)\n"
-        f"live: try another change: curl -X POST {ploomes.url}/_sandbox/touch "
-        f'-d \'{{"entity": "contacts", "id": 1000, "changes": {{"Name": "Novo Nome Ltda"}}}}\'',
+        f"{m.name}_live (Runs tab; its events are in the metadata of {m.name}/raw_live)",
         flush=True,
     )
+    if staying:
+        print(
+            f"live: try another change: curl -X POST {ploomes.url}/_sandbox/touch "
+            f'-d \'{{"entity": "contacts", "id": 1000, "changes": {{"Name": "Novo Nome Ltda"}}}}\'',
+            flush=True,
+        )
+    else:
+        print(
+            "live: the sandboxes stop now (--no-ui); without --no-ui they stay up with the UI for more changes"
+        )
     return listener

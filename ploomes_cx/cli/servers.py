@@ -205,12 +205,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"sandbox Ploomes API at {ploomes.url}, CustomerX API at {customerx.url}; state in {home}", flush=True
     )
     code = run_sync(m, keys, dry_run=False)
-    listener = show_live(m, ploomes, customerx) if code == EXIT_OK and args.live else None
+    listener = show_live(m, ploomes, customerx, not args.no_ui) if code == EXIT_OK and args.live else None
     try:
         if code != EXIT_OK or args.no_ui:
             return code
         print(
-            f"\nasset groups {m.name}_raw, {m.name}_staging, {m.name}_load. Ctrl-C stops the UI and the sandbox."
+            f"\nasset groups {m.name}_raw, {m.name}_staging, {m.name}_load, and {m.name}_live for webhooks. "
+            "Ctrl-C stops the UI and the sandbox."
         )
         return _run_ui(home, dagster_home, "127.0.0.1", args.ui_port)
     finally:
