@@ -13,10 +13,10 @@ import pytest
 
 from ploomes_cx.cli import main
 from ploomes_cx.customerx.client import CallStats, CustomerXApi, CustomerXRejected
+from ploomes_cx.customerx.own_id import MAX_LISTINGS
 from ploomes_cx.load import ledger, listing
 from ploomes_cx.load.adoption import Adoption
 from ploomes_cx.load.loop import EntityLoad, Planned
-from ploomes_cx.load.own_id import MAX_LISTINGS
 from ploomes_cx.mapping import load_mapping
 from ploomes_cx.runtime.duckdb_io import database_path
 from ploomes_cx.sandbox import CustomerXSandbox, PloomesDataset

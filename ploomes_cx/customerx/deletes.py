@@ -16,6 +16,7 @@ from typing import Any
 
 from ploomes_cx.customerx.client import CallStats, CustomerXApi, CustomerXRejected
 from ploomes_cx.customerx.endpoints import RESOURCES
+from ploomes_cx.customerx.own_id import OwnIdLookup
 
 
 class DeleteUnconfirmed(CustomerXRejected):
@@ -33,13 +34,11 @@ def _held(
     api: CustomerXApi, entity: str, ext: str, cx_id: int | None, stats: CallStats
 ) -> dict[str, Any] | None:
     """The record CustomerX holds under our external id or, failing that, its numeric id."""
-    ops = RESOURCES[entity]
-    rows = api.list_all(ops.list, params={ops.external_id_field: ext}, stats=stats)
-    found = next((r for r in rows if str(r.get(ops.external_id_field)) == ext), None)
+    found = OwnIdLookup(api, entity, stats).find(ext)
     if found is not None or cx_id is None:
         return found
     # `id` as a list filter is LOW [S9]: an answer that ignores it is scanned for the id
-    rows = api.list_all(ops.list, params={"id": str(cx_id)}, stats=stats)
+    rows = api.list_all(RESOURCES[entity].list, params={"id": str(cx_id)}, stats=stats)
     return next((r for r in rows if str(r.get("id")) == str(cx_id)), None)
 
 

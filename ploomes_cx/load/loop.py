@@ -31,10 +31,10 @@ from ploomes_cx.customerx.client import (
     CustomerXUnavailableError,
 )
 from ploomes_cx.customerx.endpoints import RESOURCES
+from ploomes_cx.customerx.own_id import OwnIdLookup
 from ploomes_cx.load import contract_status, ledger, merges, timeline
 from ploomes_cx.load.adoption import Adoption
 from ploomes_cx.load.hashes import content_hash, field_diff
-from ploomes_cx.load.own_id import OwnIdLookup
 from ploomes_cx.load.progress import LoadProgress
 from ploomes_cx.mapping import Mapping
 

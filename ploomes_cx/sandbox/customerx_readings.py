@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
-from zoneinfo import ZoneInfo
 
+from ploomes_cx.sandbox.clock import ACCOUNT_TZ
 from ploomes_cx.sandbox.customerx_values import Refused
-
-ACCOUNT_TZ = ZoneInfo("America/Sao_Paulo")
 
 
 def attributes_after(
