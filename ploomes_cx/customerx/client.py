@@ -41,8 +41,9 @@ class CustomerXUnavailableError(CustomerXError):
 
 class CustomerXInDoubt(CustomerXUnavailableError):
     """A write whose answer was lost (timeout, 5xx, broken body): it may have landed, so it is not
-    sent again blindly. Raised only for calls made with `resend=False` (timeline entries, which
-    CustomerX cannot find by an id of ours, customerx-api.md §8.4)."""
+    sent again blindly. Raised only for calls made with `resend=False`: creates, which the caller
+    looks for first (by our external id, load/loop.py; timeline entries by their content,
+    load/timeline.py), since a second POST may make a second record (customerx-api.md §7, §8.4)."""
 
 
 class _MaybeLanded(Transient):
