@@ -23,6 +23,10 @@ PROGRESS = "progress:"
 
 # raw: the records read in the window
 RECORDS = "records"
+# a warning check's count of records waiting for a person (look-alikes), which the CLI's line names
+TO_REVIEW = "to_review"
+# ... and the command that reviews them
+REVIEW_WITH = "review_with"
 
 
 class Count(StrEnum):

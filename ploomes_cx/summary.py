@@ -13,7 +13,7 @@ from typing import Any
 
 import dagster as dg
 
-from ploomes_cx.metadata import ERROR_KIND, RECORDS, Count
+from ploomes_cx.metadata import ERROR_KIND, RECORDS, REVIEW_WITH, TO_REVIEW, Count
 from ploomes_cx.plan import Plan
 
 
@@ -49,10 +49,7 @@ def summarize(
         if event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
             evaluation = event.event_specific_data
             if not evaluation.passed:
-                severity = "warning" if evaluation.severity == dg.AssetCheckSeverity.WARN else "failed"
-                window.checks.append(
-                    f"{evaluation.asset_key.to_user_string()} {evaluation.check_name}: {severity}"
-                )
+                window.checks.append(check_line(evaluation))
         elif event.is_step_failure:
             data = event.step_failure_data
             window.errors.append(f"{event.step_key}: {_message(data)}")
@@ -64,6 +61,19 @@ def summarize(
             if error is not None:
                 window.errors.append(_root_message(error))
     return window
+
+
+def check_line(evaluation: dg.AssetCheckEvaluation) -> str:
+    """A check that did not pass, in the CLI's words: `failed`, or `warning` (blocks nothing), with
+    how many records wait for a person when the check says so (`TO_REVIEW`)."""
+    where = f"{evaluation.asset_key.to_user_string()} {evaluation.check_name}"
+    if evaluation.severity != dg.AssetCheckSeverity.WARN:
+        return f"{where}: failed"
+    waiting, command = evaluation.metadata.get(TO_REVIEW), evaluation.metadata.get(REVIEW_WITH)
+    if waiting is None:
+        return f"{where}: warning (blocks nothing)"
+    how = f" with `{command.value}`" if command is not None else ""
+    return f"{where}: warning ({waiting.value} look-alikes to review{how}; candidates, not errors, nothing blocked)"
 
 
 def combine(key: str, parts: list[WindowSummary], seconds: float) -> WindowSummary:

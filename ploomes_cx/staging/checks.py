@@ -10,7 +10,7 @@ import pandas as pd
 from ploomes_cx.decisions import Decision, all_decided, apart_pairs
 from ploomes_cx.identity import IDENTIFIER_COLUMNS, any_same_record
 from ploomes_cx.mapping import Mapping
-from ploomes_cx.metadata import markdown
+from ploomes_cx.metadata import REVIEW_WITH, TO_REVIEW, markdown
 from ploomes_cx.plan import Plan
 
 
@@ -87,15 +87,35 @@ def rejected_ratio(
     )
 
 
-def fuzzy_candidates(key: dg.AssetKey, clusters: pd.DataFrame) -> dg.AssetCheckResult:
+def lookalikes_description(name: str) -> str:
+    """What the `fuzzy_candidates` check means, as the UI shows it beside the check."""
+    return (
+        f"Look-alike clients (similar names, related records) are candidates for a person to review with "
+        f"`ploomes-cx review {name}`, not errors: the sync never merges them on its own. The check has WARN "
+        f"severity, so nothing is blocked. Dagster shows any warning-severity check that did not pass as "
+        f"'Failed' (in yellow): shown as a failed warning-severity check while look-alikes wait for review; "
+        f"it blocks nothing."
+    )
+
+
+def fuzzy_candidates(key: dg.AssetKey, clusters: pd.DataFrame, name: str) -> dg.AssetCheckResult:
+    """Look-alikes waiting for a person: a WARN result that blocks nothing, saying what to run."""
     candidates = clusters[clusters["kind"] == "candidate"].sort_values("score", ascending=False)
+    n = len(candidates)
+    waiting = (
+        f"{n} look-alike(s) to review with `ploomes-cx review {name}`" if n else "no look-alikes to review"
+    )
     return dg.AssetCheckResult(
         asset_key=key,
         check_name="fuzzy_candidates",
         passed=candidates.empty,
         severity=dg.AssetCheckSeverity.WARN,
+        description=f"{waiting}. Candidates for review, not errors; WARN severity, it blocks nothing.",
         metadata={
-            "candidates": len(candidates),
+            "candidates": n,
+            TO_REVIEW: n,
+            REVIEW_WITH: f"ploomes-cx review {name}",
+            "what_this_means": lookalikes_description(name),
             "worst": markdown(candidates[["member_ids", "rule", "score"]]),
         },
     )
@@ -157,7 +177,7 @@ def staging_check_specs(plan: Plan, m: Mapping) -> list[dg.AssetCheckSpec]:
         dg.AssetCheckSpec(
             "fuzzy_candidates",
             asset=key("duplicate_clusters"),
-            description="Look-alike clients for a person to review (warning only)",
+            description=lookalikes_description(m.name),
         )
     )
     return specs
@@ -185,4 +205,4 @@ def staging_check_results(
             _source_entities(entity),
             m.quality.max_rejected_ratio,
         )
-    yield fuzzy_candidates(key("duplicate_clusters"), tables["duplicate_clusters"])
+    yield fuzzy_candidates(key("duplicate_clusters"), tables["duplicate_clusters"], m.name)
