@@ -1,0 +1,7 @@
+"""Alerts: one message per incident of a mapping's runs, to a Slack-compatible webhook and/or e-mail.
+
+`config.py` is the mapping's `alerts:` key, `messages.py` turns an incident into text,
+`incidents.py` reads a finished run's incidents from the instance and the ledger, `senders.py`
+does the HTTP and SMTP I/O, `sent.py` remembers what was sent, `sensors.py` wires it to Dagster.
+See docs/alerts.md.
+"""
