@@ -29,6 +29,8 @@ FIELDS = [
     # both loaded: `same` moves what one holds to the other and applies deletes.policy to it
     ("customerx", "CustomerX"),
 ]
+# kept with each client record, not shown: the CustomerX id holding it, and its change time
+HELD_ID, CHANGED = "customerx_id", "changed_ts"
 CONTACT_FIELDS = [
     ("name", "name"),
     ("email", "e-mail"),
@@ -94,10 +96,10 @@ def _records(con: duckdb.DuckDBPyConnection, schema: str, ids: set[int]) -> dict
         f"""select c.ploomes_id, c.name, c.legal_name, c.document, c.email, c.phone, c.external_code,
                    strftime(c.changed_at, '%Y-%m-%d %H:%M'),
                    (select count(*) from {schema}.stg_contacts k where k.client_external_id = c.external_id),
-                   {_deals(con, schema)}, {_held(con, schema)}
+                   {_deals(con, schema)}, {_held(con, schema)}, {_held_id(con, schema)}, c.changed_at
             from {schema}.stg_clients c where c.ploomes_id in ({marks})"""
     ).fetchall()
-    names = [f for f, _ in FIELDS]
+    names = [f for f, _ in FIELDS] + [HELD_ID, CHANGED]
     return {int(r[0]): dict(zip(names, r[1:], strict=True)) for r in rows}
 
 
@@ -129,6 +131,53 @@ def _held(con: duckdb.DuckDBPyConnection, schema: str) -> str:
                         'not loaded')"""
 
 
+def _held_id(con: duckdb.DuckDBPyConnection, schema: str) -> str:
+    """The CustomerX id of the client holding the record, as `load/merges.py` reads it (`sent`)."""
+    if not table_exists(con, schema, "crosswalk"):
+        return "null"
+    return f"""(select x.customerx_id from {schema}.crosswalk x
+                where x.entity = 'clients' and x.external_id = c.external_id and x.state = 'sent')"""
+
+
+def survivor(candidate: Candidate) -> int:
+    """The record `same` keeps (staging/dedupe.py): the most recently changed, ties the lower Id."""
+
+    def rank(i: int) -> tuple[bool, float, int]:
+        changed = candidate.records[i].get(CHANGED)
+        known = isinstance(changed, dt.datetime)
+        return (not known, -changed.timestamp() if isinstance(changed, dt.datetime) else 0.0, i)
+
+    return min(candidate.ids, key=rank)
+
+
+def merge_in_customerx(m: Mapping, candidate: Candidate) -> str | None:
+    """What the next sync does in CustomerX if these clients are decided `same` (load/merges.py),
+    in one line; None unless CustomerX already holds two or more of them as clients."""
+    held = {i: candidate.records[i].get(HELD_ID) for i in candidate.ids}
+    held = {i: h for i, h in held.items() if h is not None}
+    if len(held) < 2:
+        return None  # the survivor adopts the one CustomerX record there is: nothing moves
+    keep = survivor(candidate)
+    others = [i for i in held if i != keep]
+    away = " and ".join(f"client {held[i]} (Ploomes {i})" for i in others)
+    short = " and ".join(f"client {held[i]}" for i in others)
+    if keep in held:
+        kept, onto = f"client {held[keep]} (Ploomes {keep}, changed last)", f"client {held[keep]}"
+    else:  # the survivor is not loaded yet: it takes over one of them, the others are merged into it
+        kept, onto = f"Ploomes {keep} (changed last, not loaded yet), which takes over one of them", "it"
+        away = short = "the other(s)"
+    fate = (
+        f"deletes {short} in CustomerX (deletes.policy: delete)"
+        if m.deletes.policy == "delete"
+        else f"keeps {short} in CustomerX as it is, no longer updated (deletes.policy: {m.deletes.policy})"
+    )
+    return (
+        f"CustomerX already holds these as {len(held)} clients: `same` keeps {kept}; the next sync moves "
+        f"what {away} holds to {onto} (contacts deleted there and created again, contracts updated onto "
+        f"it, timeline entries posted again, the old ones staying), then {fate}."
+    )
+
+
 def side_by_side(candidate: Candidate, most: int = 40) -> str:
     """The records as columns, one line per field, `≠` where their values differ."""
     ids = candidate.ids
@@ -154,6 +203,7 @@ def append_decision(m: Mapping, decision: str, ids: list[int], note: str, by: st
     at = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
     row = [decision, " ".join(map(str, ids)), note, by, at]
     before = path.read_text(encoding="utf-8") if not new else ""
+    path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         if new:

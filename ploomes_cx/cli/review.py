@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from ploomes_cx.review import Candidate
 
 PROMPT = "[s]ame  [d]ifferent  s[k]ip  [q]uit > "
+CONFIRM = "type yes to merge them in CustomerX as said above (anything else: back) > "
 
 
 def add_review(sub: argparse._SubParsersAction) -> None:
@@ -53,7 +54,8 @@ def add_review(sub: argparse._SubParsersAction) -> None:
 
 def cmd_review(args: argparse.Namespace) -> int:
     from ploomes_cx.decisions import decisions_path
-    from ploomes_cx.mapping import MappingError, resolve_mapping
+    from ploomes_cx.mapping import MappingError
+    from ploomes_cx.mappings_folder import resolve_mapping
     from ploomes_cx.review import NothingStaged, append_decision, open_candidates
 
     by = args.by or os.environ.get("USER") or getpass.getuser()
@@ -84,7 +86,7 @@ def cmd_review(args: argparse.Namespace) -> int:
 
 def _interactive(m: Mapping, candidates: list[Candidate], by: str) -> int:
     from ploomes_cx.mapping import MappingError
-    from ploomes_cx.review import append_decision, side_by_side
+    from ploomes_cx.review import append_decision, merge_in_customerx, side_by_side
 
     decided = 0
     for n, c in enumerate(candidates, start=1):
@@ -92,14 +94,10 @@ def _interactive(m: Mapping, candidates: list[Candidate], by: str) -> int:
             f"\ncandidate {n} of {len(candidates)}: {c.rule}, score {c.score:.2f}\n{side_by_side(c)}\n",
             flush=True,
         )
-        while True:
-            try:
-                answer = input(PROMPT).strip().lower()
-            except EOFError:
-                answer = "q"
-            if answer in ("s", "d", "k", "q"):
-                break
-            print("answer s, d, k or q")
+        merge = merge_in_customerx(m, c)
+        if merge:
+            print(merge, flush=True)
+        answer = _answer(merge is not None)
         if answer == "q":
             break
         if answer == "k":
@@ -116,3 +114,22 @@ def _interactive(m: Mapping, candidates: list[Candidate], by: str) -> int:
         f"\n{decided} decision(s) written; the next sync honours them (ploomes-cx sync {m.name} --window ...)"
     )
     return EXIT_OK
+
+
+def _answer(both_loaded: bool) -> str:
+    """s, d, k or q; a `same` that merges two clients CustomerX holds only once confirmed."""
+    while True:
+        answer = _read(PROMPT)
+        if answer not in ("s", "d", "k", "q"):
+            print("answer s, d, k or q")
+        elif answer == "s" and both_loaded and _read(CONFIRM) != "yes":
+            print("not merged: answer again")
+        else:
+            return answer
+
+
+def _read(prompt: str) -> str:
+    try:
+        return input(prompt).strip().lower()
+    except EOFError:
+        return "q"
