@@ -3,7 +3,8 @@
 `mappings/*.yaml` keep the contract's flat shape, outside the package; this one component type,
 declared once in `ploomes_cx/defs/mappings/defs.yaml`, loads them and merges one prefixed set of
 definitions per file (`factory.build_integration_defs`). That is what lets `dg check defs`,
-`dg list defs` and `dg dev` see the project as Dagster's own tools expect.
+`dg list defs` and `dg dev` see a clone as Dagster's own tools expect. An installed wheel has no
+project around it, so `definitions.py` calls `mappings_defs` directly there.
 """
 
 # No `from __future__ import annotations` here: a Resolvable dataclass with string annotations
@@ -15,27 +16,29 @@ from pathlib import Path
 import dagster as dg
 
 from ploomes_cx.factory import build_integration_defs
-from ploomes_cx.mapping import load_mappings
+from ploomes_cx.mappings_folder import load_mappings, mappings_dir
 from ploomes_cx.runtime.housekeeping import reclaim_abandoned_cli_runs
 from ploomes_cx.runtime.state import ensure_home
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+def mappings_defs(folder: Path) -> dg.Definitions:
+    """One prefixed set of definitions per mapping in `folder`, plus the housekeeping sensor."""
+    ensure_home()
+    housekeeping = dg.Definitions(sensors=[reclaim_abandoned_cli_runs])
+    return dg.Definitions.merge(housekeeping, *[build_integration_defs(m) for m in load_mappings(folder)])
 
 
 @dataclass
 class PloomesCxMappings(dg.Component, dg.Resolvable):
-    """One Ploomes -> CustomerX integration per YAML file in `directory` (relative to the project
-    root); `$PLOOMES_CX_MAPPINGS` names another folder for one process (tests, a second account)."""
+    """One Ploomes -> CustomerX integration per YAML file in `directory` of the current directory,
+    as every command reads it; `$PLOOMES_CX_MAPPINGS` names another folder for one process."""
 
     directory: str = "mappings"
 
     def folder(self) -> Path:
-        configured = os.environ.get("PLOOMES_CX_MAPPINGS")
-        return Path(configured) if configured else PROJECT_ROOT / self.directory
+        if os.environ.get("PLOOMES_CX_MAPPINGS") or self.directory == "mappings":
+            return mappings_dir()
+        return Path.cwd() / self.directory
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
-        ensure_home()
-        housekeeping = dg.Definitions(sensors=[reclaim_abandoned_cli_runs])
-        return dg.Definitions.merge(
-            housekeeping, *[build_integration_defs(m) for m in load_mappings(self.folder())]
-        )
+        return mappings_defs(self.folder())

@@ -35,6 +35,12 @@ class Decision:
 
 
 def decisions_path(m: Mapping) -> Path:
+    """Beside the mapping file; for a built-in mapping, in the user's mappings folder instead, since
+    the installed package is not theirs to write and the next install would replace it."""
+    from ploomes_cx.mappings_folder import built_in, mappings_dir
+
+    if built_in(m.source_path):
+        return mappings_dir() / f"{m.name}.decisions.csv"
     return Path(m.source_path).with_name(f"{m.name}.decisions.csv")
 
 

@@ -8,9 +8,7 @@ every error is reported with the file, the key path and the allowed values, neve
 from __future__ import annotations
 
 import functools
-import os
 import re
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -358,43 +356,3 @@ def load_mapping(path: str | Path) -> Mapping:
         problem = getattr(exc, "problem", None) or str(exc)
         raise MappingError(f"{path}: not valid YAML{where}: {problem}") from None
     return parse_mapping(data, str(path))
-
-
-def mappings_dir() -> Path:
-    """`$PLOOMES_CX_MAPPINGS` when set, else the `mappings/` folder of this project checkout."""
-    configured = os.environ.get("PLOOMES_CX_MAPPINGS")
-    if configured:
-        return Path(configured)
-    return Path(__file__).resolve().parent.parent / "mappings"
-
-
-def load_mappings(directory: Path | None = None) -> list[Mapping]:
-    directory = directory or mappings_dir()
-    files = sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
-    mappings = [load_mapping(f) for f in files]
-    _check_unique_names(mappings)
-    return mappings
-
-
-def _check_unique_names(mappings: Iterable[Mapping]) -> None:
-    seen: dict[str, str] = {}
-    for m in mappings:
-        if m.name in seen:
-            raise MappingError(
-                f"{m.source_path}: name: {m.name!r} is already used by {seen[m.name]}; "
-                "each mapping needs its own name because it prefixes asset keys and jobs"
-            )
-        seen[m.name] = m.source_path
-
-
-def resolve_mapping(ref: str) -> Mapping:
-    """A CLI argument: a path to a YAML file, or the `name` of a mapping in the mappings folder."""
-    candidate = Path(ref)
-    if candidate.suffix in (".yaml", ".yml") or candidate.exists():
-        return load_mapping(candidate)
-    directory = mappings_dir()
-    for path in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]):
-        m = load_mapping(path)
-        if m.name == ref:
-            return m
-    raise MappingError(f"{ref}: no mapping file with that path, and no mapping named {ref!r} in {directory}")

@@ -28,11 +28,12 @@ from benchmarks.dagster_ui import (
     graphql,
     running_ui,
 )
-from ploomes_cx.cli import PROJECT_ROOT, main
+from ploomes_cx.cli import main
 from ploomes_cx.runtime.duckdb_io import database_path
 from ploomes_cx.sandbox import CustomerXSandbox, PloomesDataset, PloomesSandbox
 from ploomes_cx_tests.conftest import CX_TOKEN, SECRET_KEY, point_at
 
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 ARTIFACTS = PROJECT_ROOT / "test-artifacts" / "browser"
 # What the machine notes prescribe for this closed network: no GPU, no sandbox (root), and no

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from ploomes_cx.cli import main
-from ploomes_cx.mapping import MappingError, load_mapping, load_mappings, parse_mapping
+from ploomes_cx.mapping import MappingError, load_mapping, parse_mapping
+from ploomes_cx.mappings_folder import load_mappings
 from ploomes_cx.plan import Plan
 from ploomes_cx_tests.conftest import write_mapping
 

@@ -13,7 +13,7 @@ import sys
 import warnings
 
 from ploomes_cx.cli.check import add_check
-from ploomes_cx.cli.codes import EXIT_OK, EXIT_RECORDS_FAILED, EXIT_RUN_FAILED, EXIT_USAGE, PROJECT_ROOT
+from ploomes_cx.cli.codes import EXIT_OK, EXIT_RECORDS_FAILED, EXIT_RUN_FAILED, EXIT_USAGE
 from ploomes_cx.cli.fields import add_fields
 from ploomes_cx.cli.init import add_init
 from ploomes_cx.cli.listen import add_listen
@@ -23,7 +23,7 @@ from ploomes_cx.cli.servers import add_demo, add_sandbox, add_ui
 from ploomes_cx.cli.sync import add_sync
 from ploomes_cx.cli.webhooks import add_webhooks
 
-__all__ = ["EXIT_OK", "EXIT_RECORDS_FAILED", "EXIT_RUN_FAILED", "EXIT_USAGE", "PROJECT_ROOT", "main"]
+__all__ = ["EXIT_OK", "EXIT_RECORDS_FAILED", "EXIT_RUN_FAILED", "EXIT_USAGE", "main"]
 
 EXAMPLES = """\
 examples:

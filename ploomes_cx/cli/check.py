@@ -41,7 +41,8 @@ def add_check(sub: argparse._SubParsersAction) -> None:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from ploomes_cx.connect.check import FAIL, exit_code, run_checks
-    from ploomes_cx.mapping import MappingError, resolve_mapping
+    from ploomes_cx.mapping import MappingError
+    from ploomes_cx.mappings_folder import resolve_mapping
 
     try:
         m = resolve_mapping(args.mapping)

@@ -1,22 +1,21 @@
-"""Exit codes, the project root, and the mapping every command starts from (mapping-and-cli.md §2)."""
+"""Exit codes, and the mapping every command starts from (mapping-and-cli.md §2)."""
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ploomes_cx.mapping import Mapping
 
 EXIT_OK, EXIT_RECORDS_FAILED, EXIT_USAGE, EXIT_RUN_FAILED = 0, 1, 2, 3
-PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 def ready_mapping(ref: str, customerx: bool = True) -> Mapping | int:
     """The mapping `ref` names with its variables set, or the exit code after printing why: 2 for a
     mapping error, 3 for a missing variable (those of CustomerX only when `customerx`)."""
-    from ploomes_cx.mapping import MappingError, resolve_mapping
+    from ploomes_cx.mapping import MappingError
+    from ploomes_cx.mappings_folder import resolve_mapping
 
     try:
         m = resolve_mapping(ref)

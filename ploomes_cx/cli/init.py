@@ -35,7 +35,8 @@ def cmd_init(args: argparse.Namespace) -> int:
     import yaml
 
     from ploomes_cx.connect.init import Answers, Prompter, interview, render
-    from ploomes_cx.mapping import Mapping, mappings_dir
+    from ploomes_cx.mapping import Mapping
+    from ploomes_cx.mappings_folder import mappings_dir
 
     try:
         Mapping.model_validate({"name": args.name})

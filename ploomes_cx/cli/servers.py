@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ploomes_cx.cli.codes import EXIT_OK, EXIT_USAGE, PROJECT_ROOT
+from ploomes_cx.cli.codes import EXIT_OK, EXIT_USAGE
 from ploomes_cx.cli.sync import mapping_and_windows, run_sync
 
 if TYPE_CHECKING:  # imported lazily at run time so that `--help` answers at once
@@ -36,7 +36,8 @@ def add_demo(sub: argparse._SubParsersAction) -> None:
     demo = sub.add_parser(
         "demo",
         help="sandbox + a few synced windows + the Dagster UI, no credentials needed",
-        description="Start the sandbox, sync a few windows of mappings/sandbox.yaml into $PLOOMES_CX_HOME, then "
+        description="Start the sandbox, sync a few windows of the sandbox mapping (./mappings/sandbox.yaml, else the "
+        "built-in one) into $PLOOMES_CX_HOME, then "
         "start the Dagster webserver on the same instance and print the URL to open.",
         epilog="examples:\n  ploomes-cx demo\n  ploomes-cx demo --live\n  ploomes-cx demo --windows 2026-11-01..2026-11-05 --no-ui",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -60,7 +61,8 @@ def add_ui(sub: argparse._SubParsersAction) -> None:
     ui = sub.add_parser(
         "ui",
         help="the Dagster UI and daemon (schedules, backfills) on the CLI's instance",
-        description="Run `dg dev` (webserver and daemon) on the instance under $PLOOMES_CX_HOME, writing its "
+        description="Run `dg dev` (webserver and daemon) on the instance under $PLOOMES_CX_HOME, for the mappings "
+        "in $PLOOMES_CX_MAPPINGS or ./mappings, writing its "
         "dagster.yaml (concurrency pools, run queue limits) first when ploomes-cx owns it. Credentials come "
         "from the environment, as for sync.",
         epilog="examples:\n  ploomes-cx ui\n  ploomes-cx ui --host 0.0.0.0 --port 3001",
@@ -213,7 +215,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"\nasset groups {m.name}_raw, {m.name}_staging, {m.name}_load, and {m.name}_live for webhooks. "
             "Ctrl-C stops the UI and the sandbox."
         )
-        return _run_ui(home, dagster_home, "127.0.0.1", args.ui_port)
+        return _run_ui(home, dagster_home, "127.0.0.1", args.ui_port, Path(m.source_path).parent)
     finally:
         if listener is not None:
             listener.stop()
@@ -223,34 +225,38 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 # ---- ui --------------------------------------------------------------------------------------
 def cmd_ui(args: argparse.Namespace) -> int:
+    from ploomes_cx.mappings_folder import mappings_dir
     from ploomes_cx.runtime.state import ensure_dagster_home, ensure_home
 
     home = ensure_home()
-    return _run_ui(home, ensure_dagster_home(), args.host, args.port)
+    return _run_ui(home, ensure_dagster_home(), args.host, args.port, mappings_dir())
 
 
-def _run_ui(home: Path, dagster_home: Path, host: str, port: int) -> int:
+def _run_ui(home: Path, dagster_home: Path, host: str, port: int, mappings: Path) -> int:
     """`dg dev` (webserver + daemon) on the instance the CLI uses, with its dagster.yaml written.
 
     Starting it by hand on a fresh DAGSTER_HOME would run without the pool and run queue limits
-    that runtime/state.py writes; this entry point always has them. `dg dev` loads the project's
-    components (`ploomes_cx/defs/`) in this environment, which it is told by `VIRTUAL_ENV`.
+    that runtime/state.py writes; this entry point always has them. It names the code location's
+    module (`-m`), so it runs the same from a clone and from an installed wheel, in the user's
+    current directory, with `$PLOOMES_CX_MAPPINGS` set to the folder whose mappings it shows.
     """
     bin_dir = Path(sys.executable).parent
     dg_cli = shutil.which("dg", path=str(bin_dir)) or "dg"
     env = {
         **os.environ,
         "PLOOMES_CX_HOME": str(home),
+        "PLOOMES_CX_MAPPINGS": str(mappings.resolve()),
         "DAGSTER_HOME": str(dagster_home),
         "VIRTUAL_ENV": str(bin_dir.parent),
         "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
     }
-    cmd = [dg_cli, "dev", "--host", host, "--port", str(port)]
+    cmd = [dg_cli, "dev", "-m", "ploomes_cx.definitions", "--host", host, "--port", str(port)]
     print(
-        f"starting the Dagster UI and daemon: open http://{host}:{port}  (instance {dagster_home})",
+        f"starting the Dagster UI and daemon: open http://{host}:{port}  (instance {dagster_home}, "
+        f"mappings in {mappings.resolve()})",
         flush=True,
     )
-    proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env)
+    proc = subprocess.Popen(cmd, env=env)
     try:
         return proc.wait()
     except KeyboardInterrupt:

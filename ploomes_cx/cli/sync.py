@@ -52,7 +52,8 @@ def add_sync(sub: argparse._SubParsersAction) -> None:
 def mapping_and_windows(mapping_ref: str, window_spec: str) -> tuple[Mapping, list[str]] | None:
     """The mapping and its partition keys, or None after printing why (exit code 2)."""
     from ploomes_cx.decisions import load_decisions
-    from ploomes_cx.mapping import MappingError, resolve_mapping
+    from ploomes_cx.mapping import MappingError
+    from ploomes_cx.mappings_folder import resolve_mapping
     from ploomes_cx.partitions import WindowError, window_keys
 
     try:
