@@ -1,6 +1,18 @@
 # The ploomes-cx code location as an image: the gRPC code server that Dagster's webserver and
 # daemon load (port 3030), and the image Dagster's K8sRunLauncher starts each run in.
 # Build: docker build -t ploomes-cx:<version> .   Values for Dagster's Helm chart: deploy/helm/values.yaml
+# The image holds the installed wheel, not the source tree: what runs is what `pip install` gives a user.
+
+# ---- build: the wheel, and the mappings with links resolved (mappings/sandbox.yaml links into the package)
+FROM python:3.11-slim AS build
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY ploomes_cx ./ploomes_cx
+COPY mappings ./mappings
+RUN pip wheel --no-cache-dir --no-deps . -w /dist \
+    && cp -rL mappings /mappings
+
+# ---- the image
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -16,14 +28,13 @@ WORKDIR /opt/ploomes-cx
 COPY pyproject.toml README.md ./
 RUN mkdir ploomes_cx && touch ploomes_cx/__init__.py \
     && pip install '.[postgres,k8s]' \
-    && pip uninstall -y ploomes-cx && rm -r ploomes_cx
+    && pip uninstall -y ploomes-cx && rm -r ploomes_cx pyproject.toml README.md
 
-COPY ploomes_cx ./ploomes_cx
-COPY mappings ./mappings
-COPY workspace.yaml ./
-# Editable, so the package finds mappings/ next to it (PLOOMES_CX_MAPPINGS can point elsewhere,
-# e.g. at a ConfigMap mounted over /opt/ploomes-cx/mappings).
-RUN pip install --no-deps -e . \
+# The package itself, from its wheel; the mappings beside it (PLOOMES_CX_MAPPINGS can point
+# elsewhere, e.g. at a ConfigMap mounted over /opt/ploomes-cx/mappings).
+COPY --from=build /dist /tmp/dist
+COPY --from=build /mappings ./mappings
+RUN pip install --no-deps /tmp/dist/ploomes_cx-*.whl && rm -r /tmp/dist \
     && useradd --uid 10001 --create-home ploomes \
     && mkdir -p "$DAGSTER_HOME" "$PLOOMES_CX_HOME" \
     && chown -R ploomes "$DAGSTER_HOME" "$PLOOMES_CX_HOME"

@@ -27,7 +27,7 @@ def test_the_dockerfile_copies_what_exists_installs_declared_extras_and_serves_t
     steps = _instructions()
     assert steps[0][0] == "FROM" and "python:3.11" in steps[0][1]
     for kind, args in steps:
-        if kind == "COPY":
+        if kind == "COPY" and not args.startswith("--from="):  # --from copies out of the build stage
             *sources, _ = shlex.split(args)
             for source in sources:
                 assert (ROOT / source).exists(), f"Dockerfile copies {source}, which the repository lacks"
@@ -41,8 +41,14 @@ def test_the_dockerfile_copies_what_exists_installs_declared_extras_and_serves_t
     module = argv[argv.index("--module-name") + 1]
     assert importlib.import_module(module).defs is not None
     env = " ".join(args for kind, args in steps if kind == "ENV")
-    workdir = next(args for kind, args in steps if kind == "WORKDIR")
-    assert f"PLOOMES_CX_MAPPINGS={workdir}/mappings" in env  # where `COPY mappings` puts them
+    final = steps[max(i for i, (kind, _) in enumerate(steps) if kind == "FROM") :]
+    workdir = next(args for kind, args in final if kind == "WORKDIR")
+    assert f"PLOOMES_CX_MAPPINGS={workdir}/mappings" in env  # where the image's mappings are
+    assert ("COPY", "--from=build /mappings ./mappings") in final
+    # the image runs the installed wheel, never an editable install of a source tree
+    final_installs = " ".join(args for kind, args in final if kind == "RUN")
+    assert "pip install --no-deps /tmp/dist/ploomes_cx-*.whl" in final_installs
+    assert " -e " not in final_installs and ("COPY", "ploomes_cx ./ploomes_cx") not in final
     assert "EXPOSE" in {kind for kind, _ in steps} and str(argv[argv.index("--port") + 1]) == "3030"
 
 

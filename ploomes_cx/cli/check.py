@@ -28,7 +28,9 @@ def add_check(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     check.add_argument(
-        "mapping", metavar="MAPPING", help="path to a mapping YAML file, or the name of one in mappings/"
+        "mapping",
+        metavar="MAPPING",
+        help="path to a mapping YAML file, or the name of one in $PLOOMES_CX_MAPPINGS, else ./mappings",
     )
     check.add_argument(
         "--save-probes",

@@ -29,7 +29,9 @@ def add_fields(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     fields.add_argument(
-        "mapping", metavar="MAPPING", help="path to a mapping YAML file, or the name of one in mappings/"
+        "mapping",
+        metavar="MAPPING",
+        help="path to a mapping YAML file, or the name of one in $PLOOMES_CX_MAPPINGS, else ./mappings",
     )
     fields.add_argument("--entity", choices=ENTITIES, help="only this entity's fields")
     fields.add_argument(

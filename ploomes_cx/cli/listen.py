@@ -43,7 +43,9 @@ def add_listen(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     listen.add_argument(
-        "mapping", metavar="MAPPING", help="path to a mapping YAML file, or the name of one in mappings/"
+        "mapping",
+        metavar="MAPPING",
+        help="path to a mapping YAML file, or the name of one in $PLOOMES_CX_MAPPINGS, else ./mappings",
     )
     listen.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     listen.add_argument(

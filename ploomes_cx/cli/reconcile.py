@@ -25,7 +25,9 @@ def add_reconcile(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     reconcile.add_argument(
-        "mapping", metavar="MAPPING", help="path to a mapping YAML file, or the name of one in mappings/"
+        "mapping",
+        metavar="MAPPING",
+        help="path to a mapping YAML file, or the name of one in $PLOOMES_CX_MAPPINGS, else ./mappings",
     )
     reconcile.add_argument(
         "--dry-run",

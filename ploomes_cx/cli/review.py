@@ -39,7 +39,9 @@ def add_review(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     review.add_argument(
-        "mapping", metavar="MAPPING", help="path to a mapping YAML file, or the name of one in mappings/"
+        "mapping",
+        metavar="MAPPING",
+        help="path to a mapping YAML file, or the name of one in $PLOOMES_CX_MAPPINGS, else ./mappings",
     )
     what = review.add_mutually_exclusive_group()
     what.add_argument("--list", action="store_true", help="print the open candidates and exit")

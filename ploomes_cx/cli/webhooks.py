@@ -36,7 +36,9 @@ def add_webhooks(sub: argparse._SubParsersAction) -> None:
     ):
         p = verbs.add_parser(verb, help=text, description=text)
         p.add_argument(
-            "mapping", metavar="MAPPING", help="path to a mapping YAML file, or the name of one in mappings/"
+            "mapping",
+            metavar="MAPPING",
+            help="path to a mapping YAML file, or the name of one in $PLOOMES_CX_MAPPINGS, else ./mappings",
         )
         p.add_argument(
             "--url", required=True, help="the public URL Ploomes calls: https://<host>/ploomes/webhook"

@@ -170,7 +170,7 @@ def render(a: Answers) -> str:
     quoted: Callable[[Any], str] = lambda items: "[" + ", ".join(items) + "]"  # noqa: E731
     lines = [
         f"# Mapping {a.name}, written by `ploomes-cx init {a.name}` on {dt.date.today().isoformat()}.",
-        '# Every key is explained in README.md ("Mapping files"); check it with',
+        '# Every key is explained in ploomes-cx docs/mapping.md ("Keys"); check it with',
         f"#   ploomes-cx check {a.name}",
         f"name: {a.name}",
         "",
