@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
+from ploomes_cx.alerts.sensors import build_alert_sensors
 from ploomes_cx.customerx.resource import customerx_resource
 from ploomes_cx.live.assets import build_live_asset, build_live_deletes_asset, build_live_job
 from ploomes_cx.live.sensor import build_live_sensor
@@ -83,7 +84,12 @@ def build_integration_defs(m: Mapping) -> dg.Definitions:
     return dg.Definitions(
         assets=assets,
         jobs=[job, reconcile_job, live_job],
-        sensors=[build_live_sensor(m, live_job)],
+        sensors=[
+            build_live_sensor(m, live_job),
+            *build_alert_sensors(
+                m, assets, {plan.job: "sync", plan.reconcile_job: "reconcile", plan.live_job: "live"}
+            ),
+        ],
         schedules=[build_sync_schedule(m, job), reconcile_schedule],
         resources={
             plan.ploomes_resource: ploomes_resource(m),

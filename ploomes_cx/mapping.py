@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ploomes_cx.alerts.config import Alerts
 from ploomes_cx.customerx.endpoints import DEFAULT_ENDPOINTS
 
 ClientSource = Literal["organizations", "persons", "deals"]
@@ -225,6 +226,7 @@ class Mapping(_Strict):
     # added: owners shown on every asset of the mapping (e-mails or `team:<name>`), so the UI says
     # whom to ask about a failed check
     owners: list[str] = Field(default_factory=lambda: ["team:ploomes-cx"])
+    alerts: Alerts | None = None  # added: where incidents are sent (docs/alerts.md); absent = none
     # Where the file was read from; not a YAML key.
     source_path: str = Field("", exclude=True)
 
@@ -305,7 +307,7 @@ def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str] | N
         current = next((a for a in args if isinstance(a, type) and issubclass(a, BaseModel)), annotation)
         if not (isinstance(current, type) and issubclass(current, BaseModel)):
             return None
-    return [k for k in current.model_fields if k != "source_path"]
+    return [f.alias or k for k, f in current.model_fields.items() if k != "source_path"]
 
 
 def _describe(err: dict[str, Any]) -> str:

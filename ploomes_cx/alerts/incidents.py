@@ -115,6 +115,9 @@ def _step_errors(events: list[dg.DagsterEvent], skip_check_failures: bool) -> li
         if data.user_failure_data is not None and data.user_failure_data.description:
             text = data.user_failure_data.description
         elif error is not None:
+            # user code's exception is the cause of Dagster's "Error occurred while executing op"
+            while error.cause is not None and error.cls_name == "DagsterExecutionStepExecutionError":
+                error = error.cause
             text = (
                 f"{error.cls_name}: {error.message.split(': ', 1)[-1]}" if error.cls_name else error.message
             )
