@@ -372,6 +372,35 @@ def test_alerts_key_is_optional_strict_and_needs_a_target(tmp_path):
         parse_mapping({"name": "x", "alerts": {"max_refused_share": 0.1}}, "x.yaml")
 
 
+def test_a_secret_an_error_echoes_is_shown_as_its_variable_and_a_wrapped_error_as_its_own():
+    from dagster._utils.error import SerializableErrorInfo
+
+    from ploomes_cx.alerts import incidents, messages
+
+    incident = messages.failed_run(
+        "acme",
+        "r1",
+        "sync",
+        {
+            "dagster/asset_partition_range_start": "2026-11-01",
+            "dagster/asset_partition_range_end": "2026-11-09",
+        },
+        [
+            messages.StepError(
+                "acme__raw_fields", "cannot reach http://10.0.0.5:8443 with key pk-SECRET-77\nmore"
+            )
+        ],
+    )
+    hidden = {"http://10.0.0.5:8443": "$PLOOMES_BASE_URL", "pk-SECRET-77": "$PLOOMES_USER_KEY"}
+    subject, text = messages.render(incident, "http://ui:3000/runs/r1", hidden)
+    assert subject == "[ploomes-cx] acme: sync run failed (window 2026-11-01..2026-11-09)"
+    assert "step acme__raw_fields failed: cannot reach $PLOOMES_BASE_URL with key $PLOOMES_USER_KEY\n" in text
+    assert "more" not in text and text.endswith("run: http://ui:3000/runs/r1")
+    cause = SerializableErrorInfo("ValueError: the first line\nsecond\n", [], "ValueError")
+    wrapped = SerializableErrorInfo("Exceeded max_retries of 3\n", [], "RetryRequestedFromPolicy", cause)
+    assert messages.first_line(incidents._user_error(wrapped)) == "ValueError: the first line"
+
+
 def watch_of_defs(m: Mapping):
     plan = Plan.of(m)
     defs = build_integration_defs(m)

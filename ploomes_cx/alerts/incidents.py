@@ -11,6 +11,7 @@ writing, the counts fall back to the load assets' metadata (`rejected_by_custome
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,11 +20,13 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 from dagster._core.events import DagsterEventType  # the event types `all_logs` filters by
+from dagster._utils.error import SerializableErrorInfo
 
 from ploomes_cx.alerts import messages
 from ploomes_cx.alerts.config import Alerts
 from ploomes_cx.alerts.messages import Incident, StepError
 
+WRAPPERS = {"DagsterExecutionStepExecutionError", "RetryRequestedFromPolicy", "RetryRequested"}
 CHECK_FAILED_ERROR = "DagsterAssetCheckFailedError"  # a step failed by its blocking check: told as the check
 LOCK_TRIES = 5
 COUNT_KEYS = ("created", "updated", "unchanged", "failed")
@@ -115,16 +118,20 @@ def _step_errors(events: list[dg.DagsterEvent], skip_check_failures: bool) -> li
         if data.user_failure_data is not None and data.user_failure_data.description:
             text = data.user_failure_data.description
         elif error is not None:
-            # user code's exception is the cause of Dagster's "Error occurred while executing op"
-            while error.cause is not None and error.cls_name == "DagsterExecutionStepExecutionError":
-                error = error.cause
-            text = (
-                f"{error.cls_name}: {error.message.split(': ', 1)[-1]}" if error.cls_name else error.message
-            )
+            text = _user_error(error)
         else:
             text = event.message or "no error recorded"
         errors.append(StepError(event.step_key or "?", text))
     return errors
+
+
+def _user_error(error: SerializableErrorInfo) -> str:
+    """The error the step's own code raised, as `Class: first line`: Dagster wraps it in an
+    "Error occurred while executing op" and, after a retry policy ran out, in RetryRequestedFromPolicy."""
+    while error.cause is not None and error.cls_name in WRAPPERS:
+        error = error.cause
+    text = re.sub(rf"^[\w.]*{re.escape(error.cls_name or '')}: ", "", error.message.lstrip())
+    return f"{error.cls_name}: {text}" if error.cls_name else text
 
 
 def _unfinished(events: list[dg.DagsterEvent]) -> list[str]:

@@ -135,16 +135,18 @@ def top_reasons(rows: Iterable[tuple[str, int | None, str | None]], limit: int =
     return [f"{n} x {reason}" for reason, n in counted.most_common(limit)]
 
 
-def redact(text: str, secrets: Iterable[str]) -> str:
-    for secret in sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True):
-        text = text.replace(secret, "[redacted]")
+def redact(text: str, secrets: Iterable[str] | Mapping[str, str]) -> str:
+    """`text` without any of `secrets`; a mapping gives each value its stand-in (the variable's
+    `$NAME`, which tells the reader where to look without saying what it holds), a list `[redacted]`."""
+    stand_in = dict(secrets) if isinstance(secrets, Mapping) else dict.fromkeys(secrets, "[redacted]")
+    for secret in sorted((s for s in stand_in if s and len(s) >= 4), key=len, reverse=True):
+        text = text.replace(secret, stand_in[secret])
     return text
 
 
-def render(incident: Incident, run_url: str, secrets: Iterable[str]) -> tuple[str, str]:
+def render(incident: Incident, run_url: str, secrets: Mapping[str, str]) -> tuple[str, str]:
     """(subject, text): the subject is the e-mail's, the text both the webhook's and the e-mail's body.
     The run's link is added after redaction: it is the UI's address, never a secret."""
     subject = f"[ploomes-cx] {incident.mapping}: {incident.headline} (window {incident.window})"
     lines = [subject, f"mapping: {incident.mapping}", f"window: {incident.window}", *incident.details]
-    hidden = list(secrets)
-    return redact(subject, hidden), redact("\n".join(lines), hidden) + f"\nrun: {run_url}"
+    return redact(subject, secrets), redact("\n".join(lines), secrets) + f"\nrun: {run_url}"

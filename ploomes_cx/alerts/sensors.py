@@ -53,8 +53,9 @@ def secret_env_names(data: Any) -> set[str]:
     return found
 
 
-def secrets(watch: Watch) -> list[str]:
-    return [os.environ[n] for n in watch.secret_envs if os.environ.get(n)]
+def secrets(watch: Watch) -> dict[str, str]:
+    """The secret values set now, each with the `$NAME` that stands in for it in a message."""
+    return {os.environ[n]: f"${n}" for n in watch.secret_envs if os.environ.get(n)}
 
 
 def store_of(mapping: str) -> SentStore:
