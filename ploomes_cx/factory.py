@@ -6,6 +6,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from ploomes_cx.alerts.sensors import build_alert_sensors
+from ploomes_cx.code_refs import with_mapping_references
 from ploomes_cx.customerx.resource import customerx_resource
 from ploomes_cx.live.assets import build_live_asset, build_live_deletes_asset, build_live_job
 from ploomes_cx.live.sensor import build_live_sensor
@@ -62,6 +63,7 @@ def build_integration_defs(m: Mapping) -> dg.Definitions:
             built,
         )
     ]
+    assets = with_mapping_references(m, assets)  # the UI's "Source code": the mapping file, not defs.yaml
     plan = Plan.of(m)
     database = str(database_path(home(), m.name))
     synced = [a for a in assets if not a.keys & {plan.reconcile_key, plan.live_key, plan.live_deletes_key}]

@@ -136,6 +136,16 @@ def test_the_ui_shows_three_layers_and_a_materialized_row_count(ui, browser):
     shown = re.search(r"Row count\s+([\d,]+)", text)
     assert shown and int(shown.group(1).replace(",", "")) == clients, text[:500]
     browser.save_screenshot(str(ARTIFACTS / "stg-clients.png"))
+    # "Source code" opens the mapping file that made the asset first (ploomes_cx/code_refs.py)
+    wait_for_text(browser, "Source code")
+    links = (
+        "return [...document.querySelectorAll('a')].filter(a => a.href.includes('.yaml')).map(a => a.href)"
+    )
+    WebDriverWait(browser, 30, poll_frequency=0.5).until(lambda d: d.execute_script(links))
+    first = browser.execute_script(links)[0]
+    assert "/mappings/sandbox.yaml" in first and "defs.yaml" not in first, browser.execute_script(links)
+    scroll_to(browser, "Source code")
+    browser.save_screenshot(str(ARTIFACTS / "source-code.png"))
 
 
 def test_the_load_assets_show_their_freshness_status_and_deadline(ui, browser):
