@@ -10,8 +10,10 @@ project around it, so `definitions.py` calls `mappings_defs` directly there.
 # No `from __future__ import annotations` here: a Resolvable dataclass with string annotations
 # breaks `dg` (dagster's resolved/base.py reads the real types).
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
@@ -42,3 +44,11 @@ class PloomesCxMappings(dg.Component, dg.Resolvable):
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         return mappings_defs(self.folder())
+
+    @classmethod
+    def get_code_references_for_yaml(
+        cls, yaml_path: Path, source_position: Any, context: dg.ComponentLoadContext
+    ) -> Sequence[dg.LocalFileCodeReference]:
+        """None: each asset already points at the mapping file that made it (`code_refs.py`); the
+        one declaration every mapping shares would be a second "Source code" link that explains nothing."""
+        return []

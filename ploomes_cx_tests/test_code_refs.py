@@ -1,5 +1,5 @@
-"""Every asset's and check's "Source code" link is the mapping file that made it, first (before
-the defs.yaml that Dagster's components add), loaded through the Component or as a plain module."""
+"""Every asset's and check's "Source code" link is the mapping file that made it, and only that
+(not the defs.yaml every mapping shares), loaded through the Component or as a plain module."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def _assert_each_points_at_its_mapping(found: dict, folder: Path) -> None:
     assert found[dg.AssetKey(["south", "raw_fields"])].line_number == lines["custom_fields"]
 
 
-def test_loaded_through_the_component_the_mapping_file_comes_before_defs_yaml(folder: Path) -> None:
+def test_loaded_through_the_component_the_mapping_file_is_the_only_reference(folder: Path) -> None:
     defs = dg.load_from_defs_folder(path_within_project=PROJECT_ROOT)
     found = _first_references(defs)
     _assert_each_points_at_its_mapping(found, folder)
@@ -64,7 +64,7 @@ def test_loaded_through_the_component_the_mapping_file_comes_before_defs_yaml(fo
         graph.get(dg.AssetKey(["north", "stg_clients"])).metadata["dagster/code_references"].code_references
     )
     names = [Path(r.file_path).name for r in refs]
-    assert names[0] == "north.yaml" and names[1:] in ([], ["defs.yaml"])  # Dagster's defs.yaml after it
+    assert names == ["north.yaml"]  # not also the defs.yaml every mapping shares
 
 
 def test_loaded_as_a_plain_module_without_the_defs_folder_too(folder: Path) -> None:
