@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import itertools
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import dagster as dg
@@ -450,13 +453,19 @@ def _rows_held(home: Path, name: str, table: str) -> int:
         return int(con.execute(sql, params).fetchall()[0][0])
 
 
-def hold_lock_in_another_process(lock: Path, seconds: float) -> subprocess.Popen:
-    """A second process holding `lock` for `seconds`; returns once it holds it."""
+def hold_lock_in_another_process(
+    lock: Path, seconds: float, release_on_stdin: bool = False
+) -> subprocess.Popen:
+    """A second process holding `lock` for `seconds` (or, with `release_on_stdin`, until a line comes
+    on its stdin); returns once it holds it."""
+    wait = "sys.stdin.readline()" if release_on_stdin else f"time.sleep({seconds})"
     script = (
         "import sys, time; from pathlib import Path; from ploomes_cx.runtime.pacing import exclusive\n"
-        f"with exclusive(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep({seconds})"
+        f"with exclusive(Path(sys.argv[1])):\n    print('held', flush=True); {wait}"
     )
-    holder = subprocess.Popen([sys.executable, "-c", script, str(lock)], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", script, str(lock)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
     return holder
 
@@ -478,17 +487,37 @@ def test_the_account_step_lock_makes_a_second_process_wait_and_says_so(tmp_path)
 
 
 def test_a_sync_waits_while_another_process_holds_the_account_lock_and_says_so(
-    home, mapping, sandbox_environ, capsys
+    home, mapping, sandbox_environ, capsys, monkeypatch
 ):
+    """The holder lets go only once the sync has said it waits: a fixed hold raced the sync's own
+    start on a busy machine (the sync reached the lock after the holder had let go)."""
     from ploomes_cx.runtime.pacing import account_step_lock
 
     lock = account_step_lock(
         home, "ploomes", sandbox_environ["PLOOMES_BASE_URL"], mapping.ploomes.user_key_env
     )
-    holder = hold_lock_in_another_process(lock, seconds=3)
+    holder = hold_lock_in_another_process(lock, seconds=120, release_on_stdin=True)
+    said = threading.Event()
+
+    class Watch(io.TextIOBase):
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        def write(self, text: str) -> int:
+            if "waiting: another step is calling the account" in text:
+                said.set()
+            return self.inner.write(text)
+
+        def flush(self) -> None:
+            self.inner.flush()
+
+    monkeypatch.setattr(sys, "stdout", Watch(sys.stdout))
+    release = threading.Thread(target=lambda: (said.wait(120), holder.communicate("go\n", timeout=30)))
+    release.start()
     assert main(["sync", mapping.source_path, "--window", "2026-11-02"]) == 0
-    holder.wait(timeout=30)
+    release.join(timeout=60)
     out = capsys.readouterr().out
+    assert said.is_set()
     assert f"waiting: another step is calling the account of ${mapping.ploomes.user_key_env}" in out
     assert out.index("waiting: another step") < out.index("] raw_fields: ")
 
