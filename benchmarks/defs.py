@@ -1,0 +1,85 @@
+"""`make bench-defs`: what the code location costs as mappings are added (issue 30).
+
+Every process that loads the code location (the webserver, the daemon, each run worker) pays for
+every mapping in the folder, whatever it runs. This writes N copies of the built-in sandbox mapping
+(each its own name) into a temporary folder and, in a fresh process per N, times building the
+definitions (`ploomes_cx.definitions.defs()`) and Dagster's repository from them, and reads the
+process's peak memory. It prints one line per N and the ratio of the largest N's build to one
+mapping's, against the target: 1,000 mappings within 5 s of one mapping.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from ploomes_cx.mappings_folder import BUILT_IN_DIR
+
+PROBE = """
+import json, resource, time
+started = time.perf_counter()
+import ploomes_cx.definitions as location
+imported = time.perf_counter()
+defs = location.defs()
+built = time.perf_counter()
+repo = defs.get_repository_def()
+assets = len(repo.asset_graph.get_all_asset_keys())
+done = time.perf_counter()
+print(json.dumps({
+    "import_s": imported - started, "defs_s": built - imported, "repository_s": done - built,
+    "assets": assets, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+}))
+"""
+
+
+def write_mappings(folder: Path, count: int) -> None:
+    template = yaml.safe_load((BUILT_IN_DIR / "sandbox.yaml").read_text())
+    for i in range(count):
+        (folder / f"acct_{i:04d}.yaml").write_text(yaml.safe_dump({**template, "name": f"acct_{i:04d}"}))
+
+
+def measure(count: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "mappings"
+        folder.mkdir()
+        write_mappings(folder, count)
+        env = {**os.environ, "PLOOMES_CX_MAPPINGS": str(folder), "PLOOMES_CX_HOME": str(Path(tmp) / "state")}
+        env.pop("DAGSTER_HOME", None)
+        proc = subprocess.run(
+            [sys.executable, "-c", PROBE], env=env, cwd=tmp, capture_output=True, text=True, check=False
+        )
+        if proc.returncode != 0:
+            raise SystemExit(f"building {count} mappings failed:\n{proc.stderr[-3000:]}")
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mappings", default="1,100,1000", help="comma-separated counts (default 1,100,1000)")
+    args = parser.parse_args()
+    counts = [int(c) for c in args.mappings.split(",")]
+    results = {}
+    for count in counts:
+        r = results[count] = measure(count)
+        total = r["defs_s"] + r["repository_s"]
+        print(
+            f"{count:>5} mapping(s): {r['assets']:>6} assets; definitions {r['defs_s']:.2f} s, "
+            f"repository {r['repository_s']:.2f} s, total {total:.2f} s "
+            f"({total / count:.3f} s a mapping); import {r['import_s']:.2f} s; peak RSS {r['peak_rss_mib']:.0f} MiB",
+            flush=True,
+        )
+    if len(counts) > 1:
+        first, last = results[counts[0]], results[counts[-1]]
+        extra = (last["defs_s"] + last["repository_s"]) - (first["defs_s"] + first["repository_s"])
+        print(f"{counts[-1]} mappings cost {extra:.1f} s more than {counts[0]} (target: at most 5 s; ratio {extra / 5:.2f})")
+
+
+if __name__ == "__main__":
+    main()
