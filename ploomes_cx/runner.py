@@ -21,6 +21,7 @@ from typing import Any
 
 import dagster as dg
 
+from ploomes_cx.alerts.cli import report_cli_runs
 from ploomes_cx.factory import LAYER_TAG, build_integration_defs
 from ploomes_cx.mapping import Mapping
 from ploomes_cx.partitions import chunks
@@ -102,11 +103,13 @@ def _run_windows(
     try:
         chunked = chunks(m, keys)
         if len(chunked) == 1:
-            window = runs.run(chunked[0], LAYERS)
-            report(window)
-            return [window]
-        skip_empty_log_config()  # two runs at once: see runtime/dagster_logging.py
-        return _pipelined(runs, chunked, report)
+            windows = [runs.run(chunked[0], LAYERS)]
+            report(windows[0])
+        else:
+            skip_empty_log_config()  # two runs at once: see runtime/dagster_logging.py
+            windows = _pipelined(runs, chunked, report)
+        report_cli_runs(m, runs.run_ids, instance)  # alerts without waiting for a daemon
+        return windows
     finally:
         instance.dispose()
 
@@ -131,6 +134,7 @@ class _Runs:
         # two runs at once (and their progress watchers) print from their own threads
         self.dry_run, self.on_progress = dry_run, one_at_a_time(on_progress) if on_progress else None
         self.plan = Plan.of(m)
+        self.run_ids: list[str] = []  # every run started, for the alerts once they all ended
         defs = build_integration_defs(m)
         self.job = defs.resolve_job_def(self.plan.job)
         self.layers: dict[str, list[dg.AssetKey]] = {}
@@ -141,6 +145,7 @@ class _Runs:
     def run(self, chunk: list[str], layers: tuple[str, ...]) -> WindowSummary:
         started = time.monotonic()
         run_id = str(uuid.uuid4())
+        self.run_ids.append(run_id)
         key = label(chunk)
         whole = layers == LAYERS
         if self.on_progress:
@@ -320,6 +325,7 @@ def run_reconcile(m: Mapping, dry_run: bool) -> ReconcileOutcome:
                     },
                 )
             )
+            report_cli_runs(m, [result.run_id], instance)  # alerts without waiting for a daemon
         finally:
             instance.dispose()
     window = summarize(plan, "reconcile", result, 0.0)

@@ -72,7 +72,7 @@ def incidents_of(watch: Watch, instance: dg.DagsterInstance, run: dg.DagsterRun)
             found.append(messages.failed_run(watch.mapping, run.run_id, kind, tags, steps))
     elif run.status == dg.DagsterRunStatus.CANCELED:
         found.append(messages.canceled_run(watch.mapping, run.run_id, kind, tags, _unfinished(events)))
-    if run.status != dg.DagsterRunStatus.CANCELED and not _dry_run(run):
+    if run.status != dg.DagsterRunStatus.CANCELED and not is_dry_run(run):
         refusals = _refusals(watch, run.run_id, events)
         if refusals is not None:
             n, total, reasons = refusals
@@ -145,8 +145,9 @@ def _unfinished(events: list[dg.DagsterEvent]) -> list[str]:
     return [s for s in dict.fromkeys(started) if s not in ended]
 
 
-def _dry_run(run: dg.DagsterRun) -> bool:
-    """A dry run's refusals are predictions (contacts without e-mail), not an incident."""
+def is_dry_run(run: dg.DagsterRun) -> bool:
+    """A dry run's refusals are predictions (contacts without e-mail), not an incident; the CLI
+    (alerts/cli.py) tells nothing of a dry run, whose person watches it at the terminal."""
     if run.tags.get("ploomes_cx/dry_run") == "true":
         return True
     ops = (run.run_config or {}).get("ops", {}) if isinstance(run.run_config, dict) else {}

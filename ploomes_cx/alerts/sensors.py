@@ -87,7 +87,9 @@ def attempt(watch: Watch, store: SentStore, record: SentRecord, log: Log) -> Non
                     raise SendError(f"${env} is not set")
                 send_email(alerts.email, password, record.subject, record.text)
             record.targets[target] = "sent"
+            record.errors.pop(target, None)
         except SendError as exc:
+            record.errors[target] = messages.redact(str(exc), hidden)
             gave_up = record.attempts >= MAX_ATTEMPTS
             record.targets[target] = "given_up" if gave_up else "pending"
             then = "gave up" if gave_up else "will try again"

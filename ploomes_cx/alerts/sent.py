@@ -30,6 +30,7 @@ class SentRecord:
     subject: str
     text: str  # already redacted: the record holds no secret
     targets: dict[str, str] = field(default_factory=dict)  # target -> pending | sent | given_up
+    errors: dict[str, str] = field(default_factory=dict)  # target -> its last failure, redacted
     attempts: int = 0
     updated_at: str = ""
 

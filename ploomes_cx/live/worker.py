@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import dagster as dg
 
+from ploomes_cx.alerts.cli import report_cli_runs
 from ploomes_cx.factory import build_integration_defs
 from ploomes_cx.live.assets import EVENTS_TAG, events_label, live_run_config
 from ploomes_cx.live.events import Event, EventStore
@@ -140,4 +141,5 @@ class LiveWorker:
                 events, outcome, [now - dt.datetime.fromisoformat(e.received_at).timestamp() for e in events]
             )
         )
+        report_cli_runs(self.m, [run_id], self.instance)  # alerts without waiting for a daemon
         return True
