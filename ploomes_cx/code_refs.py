@@ -43,7 +43,9 @@ Asset = dg.AssetsDefinition | dg.AssetSpec
 def key_lines(path: Path) -> dict[str, int]:
     """The line (from 1) of each top-level key of a YAML file; empty when it cannot be read."""
     try:
-        node = yaml.compose(path.read_text(encoding="utf-8"))
+        node = yaml.compose(
+            path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        )
     except (OSError, yaml.YAMLError):
         return {}
     if not isinstance(node, yaml.MappingNode):

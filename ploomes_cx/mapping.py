@@ -259,8 +259,9 @@ class Mapping(_Strict):
         return self.external_code_field != "Key"
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """PyYAML keeps the last of two equal keys; in a mapping file that hides a mistake, so refuse it."""
+class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """PyYAML keeps the last of two equal keys; in a mapping file that hides a mistake, so refuse it.
+    libyaml's parser when present: every process loading the code location parses every mapping."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
