@@ -34,9 +34,18 @@ def local(*args: int) -> dt.datetime:
     return dt.datetime(*args, tzinfo=SP)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "persons(n): the `dataset` fixture's account has n persons instead of 800 (issue 29)"
+    )
+
+
 @pytest.fixture
-def dataset() -> PloomesDataset:
-    return PloomesDataset(persons=800, seed=7)
+def dataset(request: pytest.FixtureRequest) -> PloomesDataset:
+    """The sandbox account, 800 persons; a test whose assertions do not depend on the account's
+    size asks for fewer with `@pytest.mark.persons(n)`: every window it syncs is smaller."""
+    marker = request.node.get_closest_marker("persons")
+    return PloomesDataset(persons=marker.args[0] if marker else 800, seed=7)
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from pathlib import Path
 from urllib.parse import unquote_plus, urlsplit
 
 import duckdb
+import pytest
 
 from ploomes_cx.cli import main
 from ploomes_cx.mapping import load_mapping
@@ -59,6 +60,7 @@ def _no_parent_outside_the_windows(home: Path, name: str) -> None:
     assert unheld == [], f"children rejected because their parent was never read: {unheld[:5]}"
 
 
+@pytest.mark.persons(250)  # the whole history of any account: its size proves nothing
 def test_the_first_window_with_history_brings_the_whole_account_as_of_its_end(
     home, tmp_path, ploomes, customerx, monkeypatch
 ):
