@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import yaml
@@ -45,7 +46,7 @@ def write_mappings(folder: Path, count: int) -> None:
         (folder / f"acct_{i:04d}.yaml").write_text(yaml.safe_dump({**template, "name": f"acct_{i:04d}"}))
 
 
-def measure(count: int) -> dict[str, float]:
+def measure(count: int, run_start: bool) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "mappings"
         folder.mkdir()
@@ -57,17 +58,64 @@ def measure(count: int) -> dict[str, float]:
         )
         if proc.returncode != 0:
             raise SystemExit(f"building {count} mappings failed:\n{proc.stderr[-3000:]}")
-        return json.loads(proc.stdout.strip().splitlines()[-1])
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
+        if run_start:
+            result["run_start_s"] = _run_start(env, Path(tmp))
+        return result
+
+
+def _run_start(env: dict[str, str], tmp: Path) -> float:
+    """Seconds from starting a run's process to its first step, as a run worker pays them: a new
+    process (`dagster job execute`, like the default run launcher's `dagster api execute_run`) loads
+    the whole code location before it starts a step. The process is stopped at its first step; the
+    credentials point nowhere."""
+    import dagster as dg
+
+    home = tmp / "dagster"
+    home.mkdir()
+    nowhere = "http://127.0.0.1:9"
+    env = {**env, "DAGSTER_HOME": str(home), "PLOOMES_BASE_URL": nowhere, "CUSTOMERX_BASE_URL": nowhere}
+    env |= {"PLOOMES_USER_KEY": "bench", "CUSTOMERX_TOKEN": "bench"}
+    tags = json.dumps({"dagster/partition": "2026-11-01"})
+    command = [sys.executable, "-m", "dagster", "job", "execute", "-m", "ploomes_cx.definitions"]
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        instance.get_runs(limit=1)  # the instance's storage exists before the clock starts, as in production
+    started = time.time()
+    proc = subprocess.Popen(
+        [*command, "-j", "acct_0000_sync", "--tags", tags],
+        env=env,
+        cwd=tmp,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            while time.time() - started < 600:
+                for run in instance.get_runs(limit=1):
+                    first = instance.get_records_for_run(
+                        run.run_id, of_type=dg.DagsterEventType.STEP_START, limit=1
+                    ).records
+                    if first:
+                        return first[0].event_log_entry.timestamp - started
+                if proc.poll() is not None:
+                    raise SystemExit(f"the run ended (exit {proc.returncode}) before any step started")
+                time.sleep(0.1)
+        raise SystemExit("no step started within 600 s")
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--mappings", default="1,100,1000", help="comma-separated counts (default 1,100,1000)")
+    parser.add_argument(
+        "--mappings", default="1,100,1000", help="comma-separated counts (default 1,100,1000)"
+    )
     args = parser.parse_args()
     counts = [int(c) for c in args.mappings.split(",")]
     results = {}
     for count in counts:
-        r = results[count] = measure(count)
+        r = results[count] = measure(count, run_start=count == counts[-1])
         total = r["defs_s"] + r["repository_s"]
         print(
             f"{count:>5} mapping(s): {r['assets']:>6} assets; definitions {r['defs_s']:.2f} s, "
@@ -75,10 +123,16 @@ def main() -> None:
             f"({total / count:.3f} s a mapping); import {r['import_s']:.2f} s; peak RSS {r['peak_rss_mib']:.0f} MiB",
             flush=True,
         )
+    last_run = results[counts[-1]]["run_start_s"]
+    print(
+        f"run start at {counts[-1]} mapping(s): {last_run:.1f} s from launch to first step (target: under 5 s; ratio {last_run / 5:.2f})"
+    )
     if len(counts) > 1:
         first, last = results[counts[0]], results[counts[-1]]
         extra = (last["defs_s"] + last["repository_s"]) - (first["defs_s"] + first["repository_s"])
-        print(f"{counts[-1]} mappings cost {extra:.1f} s more than {counts[0]} (target: at most 5 s; ratio {extra / 5:.2f})")
+        print(
+            f"{counts[-1]} mappings cost {extra:.1f} s more than {counts[0]} (target: at most 5 s; ratio {extra / 5:.2f})"
+        )
 
 
 if __name__ == "__main__":
