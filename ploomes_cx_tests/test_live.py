@@ -8,6 +8,7 @@ from pathlib import Path
 
 import duckdb
 import httpx
+import pytest
 
 from ploomes_cx.cli import main
 from ploomes_cx.live.events import store_path
@@ -17,6 +18,8 @@ from ploomes_cx.sandbox.clock import to_ms
 from ploomes_cx_tests.conftest import live_mapping, local
 
 KEY = "whk-SECRET-live-5521"
+# the story needs a few records of each kind, not the whole 800-person account (issue 29)
+pytestmark = pytest.mark.persons(300)
 
 
 def _open_deal_of_a_loaded_client(home: Path, name: str) -> int:

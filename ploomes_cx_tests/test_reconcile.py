@@ -8,6 +8,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from ploomes_cx.cli import main
 from ploomes_cx.runtime.duckdb_io import database_path
@@ -15,6 +16,8 @@ from ploomes_cx_tests.conftest import SP, point_at, write_mapping
 
 LOOSE = "quality:\n  max_rejected_ratio: 0.9\n"
 WINDOW = "2026-11-02"
+# the story needs a few records of each kind, not the whole 800-person account (issue 29)
+pytestmark = pytest.mark.persons(300)
 
 
 def _contracts(customerx) -> dict[str, dict]:
