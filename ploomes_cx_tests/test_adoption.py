@@ -29,7 +29,7 @@ WINDOW = "2026-11-02"
 
 @pytest.fixture
 def dataset() -> PloomesDataset:
-    return PloomesDataset(persons=250, seed=11)
+    return PloomesDataset(persons=120, seed=11)
 
 
 def _listings(cx: CustomerXSandbox, since: int) -> dict[str, int]:
