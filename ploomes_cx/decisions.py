@@ -82,6 +82,13 @@ def _row(path: Path, line: int, row: list[str]) -> Decision:
     return Decision(line, decision, tuple(int(p) for p in parts), note, by, at)
 
 
+def check_addable(m: Mapping, decision: str, ids: list[int]) -> None:
+    """The DecisionsError adding this row would meet, raised before anything is written or asked."""
+    existing = load_decisions(m)
+    line = (existing[-1].line if existing else 1) + 1
+    _no_contradiction(decisions_path(m), [*existing, Decision(line, decision, tuple(ids))])
+
+
 def _no_contradiction(path: Path, decisions: list[Decision]) -> None:
     """A `different` pair that `same` rows join (directly or through others) is an error."""
     parent: dict[int, int] = {}

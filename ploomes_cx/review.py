@@ -178,6 +178,20 @@ def merge_in_customerx(m: Mapping, candidate: Candidate) -> str | None:
     )
 
 
+def merge_in_customerx_for(m: Mapping, ids: list[int]) -> str | None:
+    """The same line for Ids named on the command line (`review --same`), from what was staged."""
+    path = database_path(home(), m.name)
+    if not path.exists():
+        return None
+    with duckdb.connect(str(path), read_only=True) as con:
+        if not table_exists(con, m.name, "stg_clients"):
+            return None
+        records = _records(con, m.name, set(ids))
+    if len(records) < 2:
+        return None
+    return merge_in_customerx(m, Candidate(tuple(ids), "same", 1.0, {i: records.get(i, {}) for i in ids}))
+
+
 def side_by_side(candidate: Candidate, most: int = 40) -> str:
     """The records as columns, one line per field, `≠` where their values differ."""
     ids = candidate.ids

@@ -50,15 +50,21 @@ def add_review(sub: argparse._SubParsersAction) -> None:
         "--different", nargs="+", type=int, metavar="ID", help="record that these records are not"
     )
     review.add_argument("--note", default="", help="why (kept in the file)")
+    review.add_argument(
+        "--yes",
+        action="store_true",
+        help="with --same: write it even when CustomerX already holds two of them as clients (merged there "
+        "at the next sync)",
+    )
     review.add_argument("--by", default="", help="who decides (default: the login name)")
     review.set_defaults(func=cmd_review)
 
 
 def cmd_review(args: argparse.Namespace) -> int:
-    from ploomes_cx.decisions import decisions_path
+    from ploomes_cx.decisions import check_addable, decisions_path
     from ploomes_cx.mapping import MappingError
     from ploomes_cx.mappings_folder import resolve_mapping
-    from ploomes_cx.review import NothingStaged, append_decision, open_candidates
+    from ploomes_cx.review import NothingStaged, append_decision, merge_in_customerx_for, open_candidates
 
     by = args.by or os.environ.get("USER") or getpass.getuser()
     try:
@@ -68,6 +74,13 @@ def cmd_review(args: argparse.Namespace) -> int:
             if len(set(ids)) < 2:
                 print("error: name two or more different Ploomes Ids", file=sys.stderr)
                 return EXIT_USAGE
+            check_addable(m, decision, ids)
+            merge = merge_in_customerx_for(m, ids) if decision == "same" else None
+            if merge:
+                print(merge)
+                if not args.yes:
+                    print("nothing written: pass --yes to record it", file=sys.stderr)
+                    return EXIT_USAGE
             append_decision(m, decision, ids, args.note, by)
             print(
                 f"{decision}: {' '.join(map(str, ids))} written to {decisions_path(m)}; the next sync honours it"
