@@ -11,6 +11,7 @@ as a plain module (an installed wheel, no defs folder) it is the only reference.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -83,7 +84,16 @@ def _first(metadata: Any, ref: dg.LocalFileCodeReference) -> dict[str, Any]:
 
 
 def with_mapping_references(m: Mapping, assets: Sequence[Asset]) -> list[Asset]:
-    """Every asset and asset check of `assets` pointing at the mapping file that made it."""
+    """Every asset and asset check of `assets` pointing at the mapping file that made it.
+
+    Dagster marks code references beta and warns at each one built: some 40 lines on stderr each
+    time a process builds a mapping's definitions (every CLI command, every live batch's alert)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        return _with_references(m, assets)
+
+
+def _with_references(m: Mapping, assets: Sequence[Asset]) -> list[Asset]:
     reference = mapping_reference(m)
     if reference is None:
         return list(assets)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import dagster as dg
@@ -73,3 +74,13 @@ def test_loaded_as_a_plain_module_without_the_defs_folder_too(folder: Path) -> N
     _assert_each_points_at_its_mapping(found, folder)
     refs = defs.resolve_asset_graph().get(dg.AssetKey(["north", "load_clients"])).metadata
     assert len(refs["dagster/code_references"].code_references) == 1
+
+
+def test_building_the_references_says_nothing_on_stderr(folder: Path) -> None:
+    """Dagster warns once per code reference built (beta); every command builds a mapping's
+    definitions, so those warnings were some 40 lines of noise on each command's stderr."""
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        build_integration_defs(load_mappings(folder)[0])
+    noisy = [str(w.message) for w in seen if "CodeReference" in str(w.message)]
+    assert noisy == []
