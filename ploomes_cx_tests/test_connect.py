@@ -208,3 +208,21 @@ def test_init_refuses_to_overwrite_without_force(home, tmp_path, monkeypatch, ca
     assert main(["init", "acme"]) == 2
     assert "pass --force" in capsys.readouterr().err
     assert (tmp_path / "acme.yaml").read_text() == "name: acme\n"
+
+
+def test_init_force_replaces_a_linked_mapping_not_the_file_it_links_to(home, tmp_path, monkeypatch):
+    """A clone's mappings/sandbox.yaml links to the package's built-in mapping: `init --force`
+    writing through the link rewrote the package's file."""
+    for name in ("PLOOMES_BASE_URL", "PLOOMES_USER_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    folder, original = tmp_path / "mappings", tmp_path / "package" / "acme.yaml"
+    folder.mkdir()
+    original.parent.mkdir()
+    original.write_text("name: acme\n")
+    (folder / "acme.yaml").symlink_to(original)
+    monkeypatch.setenv("PLOOMES_CX_MAPPINGS", str(folder))
+    monkeypatch.setattr("builtins.input", lambda prompt="": "")
+    assert main(["init", "acme", "--force"]) == 0
+    assert original.read_text() == "name: acme\n"
+    assert not (folder / "acme.yaml").is_symlink()
+    assert "written by `ploomes-cx init acme`" in (folder / "acme.yaml").read_text()

@@ -62,6 +62,8 @@ def cmd_init(args: argparse.Namespace) -> int:
         print(f"error: the answers make an invalid mapping, so nothing was written: {exc}", file=sys.stderr)
         return EXIT_USAGE
     target.parent.mkdir(parents=True, exist_ok=True)
+    if target.is_symlink():  # e.g. a clone's mappings/sandbox.yaml: replace the link, not what it names
+        target.unlink()
     target.write_text(text)
     print(f"\nwrote {target}\nnext: ploomes-cx check {args.name}")
     return EXIT_OK
