@@ -18,7 +18,7 @@ from typing import Any
 import dagster as dg
 
 from ploomes_cx.factory import build_integration_defs
-from ploomes_cx.mappings_folder import load_mappings, mappings_dir
+from ploomes_cx.mappings_folder import location_mappings, mappings_dir
 from ploomes_cx.runtime.housekeeping import reclaim_abandoned_cli_runs
 from ploomes_cx.runtime.state import ensure_home
 
@@ -27,23 +27,25 @@ def mappings_defs(folder: Path) -> dg.Definitions:
     """One prefixed set of definitions per mapping in `folder`, plus the housekeeping sensor."""
     ensure_home()
     housekeeping = dg.Definitions(sensors=[reclaim_abandoned_cli_runs])
-    return dg.Definitions.merge(housekeeping, *[build_integration_defs(m) for m in load_mappings(folder)])
+    return dg.Definitions.merge(housekeeping, *[build_integration_defs(m) for m in location_mappings(folder)])
 
 
 @dataclass
 class PloomesCxMappings(dg.Component, dg.Resolvable):
-    """One Ploomes -> CustomerX integration per YAML file in `directory` of the current directory,
-    as every command reads it; `$PLOOMES_CX_MAPPINGS` names another folder for one process."""
+    """One Ploomes -> CustomerX integration per YAML file in `directory`; `$PLOOMES_CX_MAPPINGS`
+    names another folder for one process."""
 
     directory: str = "mappings"
 
-    def folder(self) -> Path:
-        if os.environ.get("PLOOMES_CX_MAPPINGS") or self.directory == "mappings":
+    def folder(self, root: Path | None = None) -> Path:
+        """`$PLOOMES_CX_MAPPINGS`, else `directory` of the project root when `dg` loads the clone
+        (from any of its folders), else of the current directory, as every command reads it."""
+        if os.environ.get("PLOOMES_CX_MAPPINGS"):
             return mappings_dir()
-        return Path.cwd() / self.directory
+        return (root or Path.cwd()) / self.directory
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
-        return mappings_defs(self.folder())
+        return mappings_defs(self.folder(context.project_root))
 
     @classmethod
     def get_code_references_for_yaml(

@@ -20,6 +20,9 @@ from pathlib import Path
 from ploomes_cx.mapping import Mapping, MappingError, load_mapping
 
 BUILT_IN_DIR = Path(__file__).resolve().parent / "sandbox" / "mappings"
+# Set by `ploomes-cx demo` and `ploomes-cx ui` so their UI shows the built-in mappings the user's
+# folder does not shadow, as the CLI finds them; a deployment's code location never does.
+WITH_BUILT_IN = "PLOOMES_CX_WITH_BUILT_IN"
 
 
 def mappings_dir() -> Path:
@@ -43,6 +46,16 @@ def load_mappings(directory: Path | None = None) -> list[Mapping]:
     directory = directory or mappings_dir()
     mappings = [load_mapping(f) for f in mapping_files(directory)]
     _check_unique_names(mappings)
+    return mappings
+
+
+def location_mappings(directory: Path) -> list[Mapping]:
+    """What the code location builds: the folder's mappings, and the built-in ones its names do not
+    shadow when `$PLOOMES_CX_WITH_BUILT_IN` is 1."""
+    mappings = load_mappings(directory)
+    if os.environ.get(WITH_BUILT_IN) == "1":
+        names = {m.name for m in mappings}
+        mappings += [b for b in map(load_mapping, mapping_files(BUILT_IN_DIR)) if b.name not in names]
     return mappings
 
 

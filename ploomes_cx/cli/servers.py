@@ -17,6 +17,7 @@ from ploomes_cx.cli.codes import EXIT_OK, EXIT_USAGE
 from ploomes_cx.cli.sync import mapping_and_windows, run_sync
 
 if TYPE_CHECKING:  # imported lazily at run time so that `--help` answers at once
+    from ploomes_cx.mapping import Mapping
     from ploomes_cx.sandbox import CustomerXSandbox, PloomesSandbox
 
 
@@ -215,7 +216,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"\nasset groups {m.name}_raw, {m.name}_staging, {m.name}_load, and {m.name}_live for webhooks. "
             "Ctrl-C stops the UI and the sandbox."
         )
-        return _run_ui(home, dagster_home, "127.0.0.1", args.ui_port, Path(m.source_path).parent)
+        return _run_ui(home, dagster_home, "127.0.0.1", args.ui_port, _shown_folder(m))
     finally:
         if listener is not None:
             listener.stop()
@@ -232,20 +233,32 @@ def cmd_ui(args: argparse.Namespace) -> int:
     return _run_ui(home, ensure_dagster_home(), args.host, args.port, mappings_dir())
 
 
+def _shown_folder(m: Mapping) -> Path:
+    """The folder whose mappings the demo's UI shows: the user's, where the built-in mapping's
+    decisions go too, unless the demo was given a mapping file elsewhere."""
+    from ploomes_cx.mappings_folder import built_in, mappings_dir
+
+    return mappings_dir() if built_in(m.source_path) else Path(m.source_path).resolve().parent
+
+
 def _run_ui(home: Path, dagster_home: Path, host: str, port: int, mappings: Path) -> int:
     """`dg dev` (webserver + daemon) on the instance the CLI uses, with its dagster.yaml written.
 
     Starting it by hand on a fresh DAGSTER_HOME would run without the pool and run queue limits
     that runtime/state.py writes; this entry point always has them. It names the code location's
     module (`-m`), so it runs the same from a clone and from an installed wheel, in the user's
-    current directory, with `$PLOOMES_CX_MAPPINGS` set to the folder whose mappings it shows.
+    current directory, with `$PLOOMES_CX_MAPPINGS` set to the folder whose mappings it shows, and the
+    built-in mappings that folder does not shadow, as the CLI finds them.
     """
+    from ploomes_cx.mappings_folder import WITH_BUILT_IN
+
     bin_dir = Path(sys.executable).parent
     dg_cli = shutil.which("dg", path=str(bin_dir)) or "dg"
     env = {
         **os.environ,
         "PLOOMES_CX_HOME": str(home),
         "PLOOMES_CX_MAPPINGS": str(mappings.resolve()),
+        WITH_BUILT_IN: "1",
         "DAGSTER_HOME": str(dagster_home),
         "VIRTUAL_ENV": str(bin_dir.parent),
         "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
