@@ -4,6 +4,8 @@ The refusal share is counted in the ledger (load/ledger.py), not from the load a
 the ledger holds one row per record a run handled, with its outcome, whatever the entity or the
 job (sync, reconcile, live), and the detail of each refusal; the metadata's counts lump some
 outcomes together, keep 20 refusals at most and are absent for a load step that failed half way.
+A refusal repeated from an earlier run of the same `sync` command (no call made) is not counted
+again: a sync split into several runs tells each refused record once, in the run that sent it.
 The ledger is opened read-only and briefly; while another process holds the DuckDB file for
 writing, the counts fall back to the load assets' metadata (`rejected_by_customerx` of the
 `created + updated + unchanged + failed` records) and the message says the reasons are in the ledger.
@@ -30,6 +32,9 @@ WRAPPERS = {"DagsterExecutionStepExecutionError", "RetryRequestedFromPolicy", "R
 CHECK_FAILED_ERROR = "DagsterAssetCheckFailedError"  # a step failed by its blocking check: told as the check
 LOCK_TRIES = 5
 COUNT_KEYS = ("created", "updated", "unchanged", "failed")
+# the ledger's detail of a record CustomerX refused in an earlier run of the same `sync` command,
+# noted `rejected` again with no call (load/loop.py, `_skipped`): told by that run, not by each
+REPEATED_REFUSAL = "refused earlier in this sync"
 
 
 @dataclass(frozen=True)
@@ -46,9 +51,10 @@ class Watch:
 
 
 def incidents_of(watch: Watch, instance: dg.DagsterInstance, run: dg.DagsterRun) -> list[Incident]:
-    """Every incident of a finished run of one of the watched jobs; [] for any other run."""
+    """Every incident of a finished run of one of the watched jobs; [] for any other run, and for
+    a dry run, failed or not: its person watches it at the terminal (the CLI tells nothing either)."""
     kind = watch.jobs.get(run.job_name)
-    if kind is None:
+    if kind is None or is_dry_run(run):
         return []
     tags, found = dict(run.tags), []
     logs = instance.all_logs(
@@ -72,7 +78,7 @@ def incidents_of(watch: Watch, instance: dg.DagsterInstance, run: dg.DagsterRun)
             found.append(messages.failed_run(watch.mapping, run.run_id, kind, tags, steps))
     elif run.status == dg.DagsterRunStatus.CANCELED:
         found.append(messages.canceled_run(watch.mapping, run.run_id, kind, tags, _unfinished(events)))
-    if run.status != dg.DagsterRunStatus.CANCELED and not is_dry_run(run):
+    if run.status != dg.DagsterRunStatus.CANCELED:
         refusals = _refusals(watch, run.run_id, events)
         if refusals is not None:
             n, total, reasons = refusals
@@ -184,8 +190,9 @@ def _ledger_refusals(database: Path, schema: str, run_id: str) -> tuple[int, int
                 return 0, 0, []
             total = con.execute(f"select count(*) from {schema}.ledger where run_id = ?", [run_id]).fetchall()
             rows = con.execute(
-                f"select entity, http_status, detail from {schema}.ledger where run_id = ? and outcome = 'rejected'",
-                [run_id],
+                f"select entity, http_status, detail from {schema}.ledger where run_id = ? "
+                "and outcome = 'rejected' and not (http_status is null and starts_with(coalesce(detail, ''), ?))",
+                [run_id, REPEATED_REFUSAL],
             ).fetchall()
         finally:
             con.close()
