@@ -23,7 +23,7 @@ import dagster as dg
 
 from ploomes_cx.alerts import messages
 from ploomes_cx.alerts.incidents import Watch, is_dry_run
-from ploomes_cx.alerts.sensors import EMAIL, WEBHOOK, report_run, secret_env_names, store_of, watch_of
+from ploomes_cx.alerts.sensors import EMAIL, WEBHOOK, report_run, secret_env_names, watch_of
 from ploomes_cx.alerts.sent import SentRecord
 
 if TYPE_CHECKING:
@@ -35,10 +35,12 @@ SUBJECT_PREFIX = "[ploomes-cx] "
 
 class _Quiet(logging.LoggerAdapter):
     """Takes `attempt`'s warnings and drops them: each record keeps its targets' errors, which the
-    command tells in its one line instead of a second, longer one on stderr."""
+    command tells in its one line instead of a second, longer one on stderr. An error (the sent
+    records cannot be written, so nothing de-duplicates) is printed on stderr as it is (redacted)."""
 
     def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
-        pass
+        if level >= logging.ERROR:
+            print(msg, file=sys.stderr, flush=True)
 
 
 def report_cli_runs(m: Mapping, run_ids: Sequence[str], instance: dg.DagsterInstance) -> None:
@@ -77,15 +79,12 @@ def _watch(m: Mapping) -> Watch:
 
 def _report(watch: Watch, run_ids: Sequence[str], instance: dg.DagsterInstance) -> list[SentRecord]:
     """The records of the incidents this call claimed (and offered to every target)."""
-    store, claimed = store_of(watch.mapping), []
+    claimed: list[SentRecord] = []
     for run_id in dict.fromkeys(run_ids):
         run = instance.get_run_by_id(run_id)
         if run is None or not run.is_finished or is_dry_run(run):
             continue
-        for cause in report_run(watch, instance, run, _Quiet(logging.getLogger(__name__))):
-            record = store.load(store.path(run_id, cause))
-            if record is not None:
-                claimed.append(record)
+        claimed += report_run(watch, instance, run, _Quiet(logging.getLogger(__name__)))
     return claimed
 
 

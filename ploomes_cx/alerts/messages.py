@@ -13,6 +13,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 PARTITION_TAG = "dagster/partition"
 RANGE_START_TAG = "dagster/asset_partition_range_start"
@@ -135,11 +136,33 @@ def top_reasons(rows: Iterable[tuple[str, int | None, str | None]], limit: int =
     return [f"{n} x {reason}" for reason, n in counted.most_common(limit)]
 
 
+def secret_parts(value: str) -> list[str]:
+    """The pieces of a secret an error may quote instead of the whole value: the value without its
+    surrounding whitespace and, for a URL, its path, its query, path and query together, and host
+    and path without the scheme. An `InvalidURL` quotes only the path (a Slack URL's secret part),
+    urllib's "unknown url type" a URL without a scheme."""
+    stripped = value.strip()
+    parts = [value, stripped]
+    if "/" not in stripped:  # a key or a token, not a URL: `a:b` must not lose `b` everywhere
+        return parts
+    try:
+        url = urlsplit(stripped)
+    except ValueError:  # e.g. an unbalanced `[` in the host: the whole value is all we can hide
+        return parts
+    with_query = f"{url.path}?{url.query}" if url.query else url.path
+    return [*parts, url.path, url.query, with_query, url.netloc + with_query, url.netloc + url.path]
+
+
 def redact(text: str, secrets: Iterable[str] | Mapping[str, str]) -> str:
-    """`text` without any of `secrets`; a mapping gives each value its stand-in (the variable's
-    `$NAME`, which tells the reader where to look without saying what it holds), a list `[redacted]`."""
-    stand_in = dict(secrets) if isinstance(secrets, Mapping) else dict.fromkeys(secrets, "[redacted]")
-    for secret in sorted((s for s in stand_in if s and len(s) >= 4), key=len, reverse=True):
+    """`text` without any of `secrets`, nor any of their parts an error may quote (`secret_parts`);
+    a mapping gives each value its stand-in (the variable's `$NAME`, which tells the reader where
+    to look without saying what it holds), a list `[redacted]`. Pieces under 4 characters stay."""
+    given = dict(secrets) if isinstance(secrets, Mapping) else dict.fromkeys(secrets, "[redacted]")
+    stand_in: dict[str, str] = {}
+    for value, name in given.items():
+        for part in secret_parts(value) if value else []:
+            stand_in.setdefault(part, name)
+    for secret in sorted((s for s in stand_in if len(s) >= 4 and s.strip()), key=len, reverse=True):
         text = text.replace(secret, stand_in[secret])
     return text
 

@@ -7,6 +7,7 @@ redacted, and the original exception is not chained (its text may hold the URL).
 
 from __future__ import annotations
 
+import http.client
 import json
 import smtplib
 import ssl
@@ -23,19 +24,25 @@ class SendError(Exception):
 
 
 def post_webhook(url: str, text: str, timeout: float) -> None:
-    """Slack's incoming-webhook body, `{"text": ...}`; any 2xx is taken (Slack answers `ok`)."""
-    request = urllib.request.Request(
-        url,
-        data=json.dumps({"text": text}).encode("utf-8"),
-        headers={"Content-Type": "application/json", "User-Agent": "ploomes-cx-alerts"},
-        method="POST",
-    )
+    """Slack's incoming-webhook body, `{"text": ...}`; any 2xx is taken (Slack answers `ok`).
+
+    The request is built inside the `try`: a URL without a scheme (ValueError "unknown url type")
+    or with a space or a control character (http.client.InvalidURL, which quotes the URL's path,
+    Slack's secret part) is a SendError like a refused connection, and says nothing of the URL."""
     try:
+        request = urllib.request.Request(
+            url,
+            data=json.dumps({"text": text}).encode("utf-8"),
+            headers={"Content-Type": "application/json", "User-Agent": "ploomes-cx-alerts"},
+            method="POST",
+        )
         with urllib.request.urlopen(request, timeout=timeout) as answer:
             answer.read()
     except urllib.error.HTTPError as exc:
         raise SendError(f"webhook answered HTTP {exc.code}") from None
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+    except (ValueError, http.client.InvalidURL) as exc:  # the URL itself: its text is never shown
+        raise SendError(f"the webhook URL is not a usable http(s) URL ({type(exc).__name__})") from None
+    except Exception as exc:  # unreachable, timed out, a broken answer: whatever it was, redacted
         reason = getattr(exc, "reason", exc)
         raise SendError(
             f"webhook unreachable: {type(exc).__name__}: {redact(first_line(str(reason)), [url])}"
@@ -66,6 +73,6 @@ def send_email(target: EmailTarget, password: str | None, subject: str, text: st
             server.send_message(message)
     except smtplib.SMTPResponseException as exc:
         raise SendError(f"SMTP {target.host}:{target.port} answered {exc.smtp_code}") from None
-    except (smtplib.SMTPException, OSError) as exc:
+    except Exception as exc:  # refused, unreachable, TLS, a name or password smtplib cannot encode
         why = redact(first_line(str(exc)), [password or ""])
         raise SendError(f"SMTP {target.host}:{target.port} failed: {type(exc).__name__}: {why}") from None

@@ -66,57 +66,111 @@ def _targets(alerts: Alerts) -> dict[str, str]:
     return {t: "pending" for t, on in ((WEBHOOK, alerts.webhook_url_env), (EMAIL, alerts.email)) if on}
 
 
-def attempt(watch: Watch, store: SentStore, record: SentRecord, log: Log) -> None:
-    """Offer the record to each target still pending; a failure is logged and left pending, so
-    a later tick of the retry sensor tries again (at most MAX_ATTEMPTS times)."""
-    alerts, hidden = watch.alerts, secrets(watch)
+def attempt(watch: Watch, store: SentStore | None, record: SentRecord, log: Log) -> None:
+    """Offer the record to each target still pending; a failure (any exception) is logged and left
+    pending, so a later tick of the retry sensor tries again (at most MAX_ATTEMPTS times).
+
+    The record's lock is held meanwhile (another evaluation that holds it already is left to it),
+    and the record is read again under it: what a slow send elsewhere took is not sent twice.
+    `store` None: the sent records cannot be written; the targets are offered it once, unkept."""
+    if store is None:
+        _offer_all(watch, None, record, log)
+        return
+    with store.sending(record) as mine:
+        if not mine:
+            log.info(f"alert {record.cause} of run {record.run_id} is being sent by another evaluation")
+            return
+        fresh = store.load(store.path(record.run_id, record.cause))
+        if fresh is not None:
+            vars(record).update(vars(fresh))
+        if record.pending_targets:
+            _offer_all(watch, store, record, log)
+
+
+def _offer_all(watch: Watch, store: SentStore | None, record: SentRecord, log: Log) -> None:
+    """Each pending target in turn; the record saved (re-stamped) before each and after all, even
+    when something unexpected breaks, so its attempts count and it is given up in the end."""
+    hidden = secrets(watch)
     record.attempts += 1
-    for target in record.pending_targets:
-        try:
-            if target == WEBHOOK:
-                assert alerts.webhook_url_env is not None
-                url = os.environ.get(alerts.webhook_url_env)
-                if not url:
-                    raise SendError(f"${alerts.webhook_url_env} is not set")
-                post_webhook(url, record.text, alerts.webhook_timeout_seconds)
+    try:
+        for target in record.pending_targets:
+            if store is not None:
+                store.save(record)  # stamped now: the retry's `due` counts from this target's start
+            try:
+                _offer(watch.alerts, target, record)
+            except Exception as exc:  # a SendError, or anything else a sender let through
+                _failed(watch, record, target, exc, hidden, log)
             else:
-                assert alerts.email is not None
-                env = alerts.email.password_env
-                password = os.environ.get(env) if env else None
-                if env and not password:
-                    raise SendError(f"${env} is not set")
-                send_email(alerts.email, password, record.subject, record.text)
-            record.targets[target] = "sent"
-            record.errors.pop(target, None)
-        except SendError as exc:
-            record.errors[target] = messages.redact(str(exc), hidden)
-            gave_up = record.attempts >= MAX_ATTEMPTS
-            record.targets[target] = "given_up" if gave_up else "pending"
-            then = "gave up" if gave_up else "will try again"
-            log.warning(
-                messages.redact(
-                    f"alert {record.cause} of run {record.run_id} ({watch.mapping}) not sent by {target}: "
-                    f"{exc}; {then} (attempt {record.attempts} of {MAX_ATTEMPTS})",
-                    hidden,
-                )
-            )
-    store.save(record)
+                record.targets[target] = "sent"
+                record.errors.pop(target, None)
+    finally:
+        if store is not None:
+            store.save(record)
 
 
-def report_run(watch: Watch, instance: dg.DagsterInstance, run: dg.DagsterRun, log: Log) -> list[str]:
-    """Send each incident of the run that no evaluation sent before; the causes sent now."""
-    store, hidden, sent = store_of(watch.mapping), secrets(watch), []
+def _offer(alerts: Alerts, target: str, record: SentRecord) -> None:
+    if target == WEBHOOK:
+        assert alerts.webhook_url_env is not None
+        url = os.environ.get(alerts.webhook_url_env)
+        if not url:
+            raise SendError(f"${alerts.webhook_url_env} is not set")
+        post_webhook(url, record.text, alerts.webhook_timeout_seconds)
+    else:
+        assert alerts.email is not None
+        env = alerts.email.password_env
+        password = os.environ.get(env) if env else None
+        if env and not password:
+            raise SendError(f"${env} is not set")
+        send_email(alerts.email, password, record.subject, record.text)
+
+
+def _failed(
+    watch: Watch, record: SentRecord, target: str, exc: Exception, hidden: dict[str, str], log: Log
+) -> None:
+    why = str(exc) if isinstance(exc, SendError) else f"{type(exc).__name__}: {messages.first_line(str(exc))}"
+    why = messages.redact(why, hidden)
+    record.errors[target] = why
+    gave_up = record.attempts >= MAX_ATTEMPTS
+    record.targets[target] = "given_up" if gave_up else "pending"
+    then = "gave up" if gave_up else "will try again"
+    log.warning(
+        messages.redact(
+            f"alert {record.cause} of run {record.run_id} ({watch.mapping}) not sent by {target}: "
+            f"{why}; {then} (attempt {record.attempts} of {MAX_ATTEMPTS})",
+            hidden,
+        )
+    )
+
+
+def report_run(watch: Watch, instance: dg.DagsterInstance, run: dg.DagsterRun, log: Log) -> list[SentRecord]:
+    """Send each incident of the run that no evaluation sent before; the records offered now.
+
+    When the sent records cannot be written (the folder is not writable, or not a folder), each
+    incident is sent anyway, without de-duplication, and one line (an error) says so: losing the
+    incident would be worse, and a daemon's run-status cursor has moved past the run already."""
+    store, hidden, offered = store_of(watch.mapping), secrets(watch), []
     for incident in incidents_of(watch, instance, run):
-        if store.seen(incident.run_id, incident.cause):
-            continue
         subject, text = messages.render(incident, watch.alerts.run_url(incident.run_id), hidden)
         record = SentRecord(
             watch.mapping, incident.run_id, incident.cause, subject, text, _targets(watch.alerts)
         )
-        if store.claim(record):
-            attempt(watch, store, record, log)
-            sent.append(incident.cause)
-    return sent
+        kept: SentStore | None = store
+        try:
+            if store.seen(incident.run_id, incident.cause) or not store.claim(record):
+                continue
+        except OSError as exc:
+            kept = None
+            log.error(
+                messages.redact(
+                    f"alert {incident.cause} of run {incident.run_id} ({watch.mapping}): the sent records "
+                    f"in {store.directory} cannot be written ({type(exc).__name__}: {exc.strerror or exc}); "
+                    "sending it without de-duplication, it may be sent again",
+                    hidden,
+                )
+            )
+        attempt(watch, kept, record, log)
+        offered.append(record)
+    return offered
 
 
 def watch_of(m: Mapping, assets: Sequence[dg.AssetsDefinition], jobs: dict[str, str]) -> Watch:
@@ -149,7 +203,8 @@ def build_alert_sensors(
         run-status loop returns after a run whose function returned a value)."""
         sent = report_run(watch, context.instance, context.dagster_run, context.log)
         if sent:
-            context.log.info(f"alerts sent for run {context.dagster_run.run_id}: {', '.join(sent)}")
+            causes = ", ".join(r.cause for r in sent)
+            context.log.info(f"alerts sent for run {context.dagster_run.run_id}: {causes}")
 
     @dg.run_failure_sensor(name=f"{m.name}_alerts_failure", description=_describe(m, "failed"), **common)
     def on_failure(context: dg.RunFailureSensorContext) -> None:
@@ -185,10 +240,20 @@ def _retry_sensor(watch: Watch) -> dg.SensorDefinition:
         minimum_interval_seconds=60,
     )
     def retry(context: dg.SensorEvaluationContext) -> dg.SkipReason:
-        store = store_of(watch.mapping)
+        store, hidden = store_of(watch.mapping), secrets(watch)
         due = store.due()
         for record in due:
-            attempt(watch, store, record, context.log)
+            try:
+                attempt(watch, store, record, context.log)
+            except Exception as exc:  # one broken record neither fails the tick nor stops the rest
+                why = messages.first_line(f"{type(exc).__name__}: {exc}")
+                context.log.error(
+                    messages.redact(
+                        f"alert {record.cause} of run {record.run_id} ({watch.mapping}) "
+                        f"could not be retried: {why}",
+                        hidden,
+                    )
+                )
         return dg.SkipReason(f"retried {len(due)} alert(s)" if due else "no alert waits for a retry")
 
     return retry

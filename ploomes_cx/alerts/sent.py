@@ -5,16 +5,21 @@ run's checks, a test or the daemon may evaluate a tick twice, a daemon restarted
 cursor sees old runs again, and any process on the instance (the CLI as well as the daemon) may
 report. The file is created with O_EXCL before anything is sent, so exactly one of them owns
 the incident; it then records which targets took the message, so a target that failed is tried
-again later (`pending`) and one that succeeded never receives it twice.
+again later (`pending`) and one that succeeded never receives it twice. While an evaluation
+offers a record to its targets it holds the record's lock (`<record>.lock`, flock), so the retry
+sensor never offers it a second time meanwhile, however long a target takes to answer.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import hashlib
 import json
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -82,9 +87,44 @@ class SentStore:
         except (OSError, ValueError, TypeError):
             return None  # being replaced, or not ours: skipped this time
 
+    @contextlib.contextmanager
+    def sending(self, record: SentRecord) -> Iterator[bool]:
+        """Hold the record's lock (a sibling `.lock` file, flock'ed: the JSON file itself is
+        replaced on each save) while its targets are offered it; yields False, holding nothing,
+        when another evaluation holds it. The lock dies with the process that held it."""
+        with self._lock_file(record.run_id, record.cause) as fd:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            yield True  # closing the file releases the lock
+
+    def busy(self, run_id: str, cause: str) -> bool:
+        """Whether an evaluation is offering this record to its targets right now."""
+        if not self.lock_path(run_id, cause).exists():
+            return False
+        with self._lock_file(run_id, cause) as fd:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            return False
+
+    def lock_path(self, run_id: str, cause: str) -> Path:
+        return self.path(run_id, cause).with_suffix(".lock")
+
+    @contextlib.contextmanager
+    def _lock_file(self, run_id: str, cause: str) -> Iterator[int]:
+        fd = os.open(self.lock_path(run_id, cause), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            yield fd
+        finally:
+            os.close(fd)
+
     def due(self, retry_after: float | None = None) -> list[SentRecord]:
-        """Records with a target still pending, untouched for `retry_after` seconds (so a send in
-        progress in another evaluation is not doubled)."""
+        """Records with a target still pending, untouched for `retry_after` seconds and whose lock
+        no evaluation holds: a send in progress elsewhere, however slow, is not doubled."""
         if not self.directory.exists():
             return []
         wait = RETRY_AFTER_SECONDS if retry_after is None else retry_after
@@ -92,6 +132,10 @@ class SentStore:
         found = []
         for path in sorted(self.directory.glob("*.json")):
             record = self.load(path)
-            if record and record.pending_targets and dt.datetime.fromisoformat(record.updated_at) <= cutoff:
+            if record is None or not record.pending_targets:
+                continue
+            if dt.datetime.fromisoformat(record.updated_at) <= cutoff and not self.busy(
+                record.run_id, record.cause
+            ):
                 found.append(record)
         return found
