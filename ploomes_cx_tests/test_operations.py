@@ -328,27 +328,28 @@ def test_the_local_and_the_production_instance_configs_are_valid_and_share_their
     # no public API validates a dagster.yaml against the instance schema; this is what the instance uses
     from dagster._core.instance.config import dagster_instance_config
 
-    from ploomes_cx.runtime.state import DAGSTER_YAML
+    from ploomes_cx.runtime.state import dagster_yaml
 
     for name in ("DAGSTER_PG_HOST", "DAGSTER_PG_USERNAME", "DAGSTER_PG_PASSWORD", "DAGSTER_PG_DB"):
         monkeypatch.setenv(name, "x")
     local_dir = tmp_path / "local"
     local_dir.mkdir()
-    (local_dir / "dagster.yaml").write_text(DAGSTER_YAML)
+    (local_dir / "dagster.yaml").write_text(dagster_yaml(local_dir))
     production_dir = Path(__file__).resolve().parent.parent / "deploy"
     for folder in (local_dir, production_dir):
         config, _ = dagster_instance_config(str(folder))  # raises on any unknown or misspelt key
         assert config["concurrency"]["pools"]["default_limit"] == 1
     production = yaml.safe_load((production_dir / "dagster.yaml").read_text())
-    local = yaml.safe_load(DAGSTER_YAML)
+    local = yaml.safe_load(dagster_yaml(local_dir))
     for section in ("concurrency", "run_retries", "freshness"):
         assert production[section] == local[section], section
     assert local["run_retries"]["retry_on_asset_or_op_failure"] is False  # crashed runs only
     assert "postgres" in production["storage"]
+    assert local["storage"]["custom"]["config"]["base_dir"] == str(local_dir.resolve())  # not $DAGSTER_HOME
 
 
 def test_an_instance_folder_written_by_an_older_version_gets_the_new_settings(tmp_path, monkeypatch):
-    from ploomes_cx.runtime.state import DAGSTER_YAML, ensure_dagster_home
+    from ploomes_cx.runtime.state import DAGSTER_YAML, dagster_yaml, ensure_dagster_home
 
     monkeypatch.setenv("PLOOMES_CX_HOME", str(tmp_path))
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
@@ -356,7 +357,7 @@ def test_an_instance_folder_written_by_an_older_version_gets_the_new_settings(tm
     config.parent.mkdir()
     config.write_text(DAGSTER_YAML.splitlines()[0] + "\ntelemetry:\n  enabled: false\n")
     ensure_dagster_home()
-    assert config.read_text() == DAGSTER_YAML
+    assert config.read_text() == dagster_yaml(config.parent)
     config.write_text("# my own instance\ntelemetry:\n  enabled: true\n")  # a user's file is left alone
     ensure_dagster_home()
     assert config.read_text().startswith("# my own instance")

@@ -23,6 +23,7 @@ import httpx
 from ploomes_cx.customerx.endpoints import DEFAULT_ENDPOINTS, Endpoint
 from ploomes_cx.runtime.pacing import Pacer
 from ploomes_cx.runtime.retry import RetryPolicy, Transient
+from ploomes_cx.runtime.tls import tls_context
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +126,7 @@ class CustomerXApi:
                 "Content-Type": "application/json",
             },
             timeout=httpx.Timeout(timeout_seconds, connect=min(10.0, timeout_seconds)),
+            verify=tls_context(),
         )
 
     def close(self) -> None:

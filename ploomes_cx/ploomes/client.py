@@ -30,6 +30,7 @@ from ploomes_cx.ploomes.entities import EntitySpec
 from ploomes_cx.ploomes.forms import Forms
 from ploomes_cx.runtime.pacing import Pacer
 from ploomes_cx.runtime.retry import RetryPolicy, Transient
+from ploomes_cx.runtime.tls import tls_context
 
 log = logging.getLogger(__name__)
 DELETED_DEALS_PATH = probes.DELETED_DEALS_PATH
@@ -71,6 +72,7 @@ class PloomesApi:
             base_url=self.base_url,
             headers={"User-Key": user_key, "Accept": "application/json"},
             timeout=httpx.Timeout(timeout_seconds, connect=min(10.0, timeout_seconds)),
+            verify=tls_context(),
         )
 
     def close(self) -> None:

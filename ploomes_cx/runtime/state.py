@@ -6,6 +6,7 @@ DAGSTER_HOME, the Dagster instance are both kept there.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -43,6 +44,25 @@ concurrency:
 """
 
 
+# The folder is written out, not read from $DAGSTER_HOME: a process that opens this instance by its
+# folder, with DAGSTER_HOME unset or naming another, must still find these files.
+STORAGE_YAML = """\
+storage:
+  # Dagster's SQLite storage (same files, same places) keeping its database engines for the
+  # process instead of building one per event stored (runtime/instance_storage.py)
+  custom:
+    module: ploomes_cx.runtime.instance_storage
+    class: KeptEnginesSqliteStorage
+    config:
+      base_dir: {base_dir}
+"""
+
+
+def dagster_yaml(folder: Path) -> str:
+    """The dagster.yaml ploomes-cx writes into the instance folder `folder`."""
+    return DAGSTER_YAML + STORAGE_YAML.format(base_dir=json.dumps(str(folder.resolve())))
+
+
 def home() -> Path:
     return Path(os.environ.get("PLOOMES_CX_HOME") or ".ploomes_cx").resolve()
 
@@ -61,7 +81,8 @@ def ensure_dagster_home() -> Path:
     config = path / "dagster.yaml"
     # Rewritten while it is still ours (first line unchanged), so older state folders get new settings.
     ours = not config.exists() or config.read_text().startswith(DAGSTER_YAML.splitlines()[0])
-    if not configured and ours and (not config.exists() or config.read_text() != DAGSTER_YAML):
-        config.write_text(DAGSTER_YAML)
+    wanted = dagster_yaml(path)
+    if not configured and ours and (not config.exists() or config.read_text() != wanted):
+        config.write_text(wanted)
     os.environ["DAGSTER_HOME"] = str(path)
     return path

@@ -1,0 +1,126 @@
+"""The local Dagster instance's SQLite storage, with its database engines kept for the process.
+
+Dagster's SQLite event log builds a new SQLAlchemy engine for every event it stores, and another
+for the cross-run index of every asset or check event: about 1 ms each on tmpfs, a few hundred
+per sync run, so a quarter of a small window's `ploomes-cx sync` went to bookkeeping (measured
+in `docs/development.md`). This storage writes the same files in the same places as Dagster's
+default (`storage: sqlite`), so a state folder moves between the two unchanged, and keeps only
+the engines:
+
+- the index shard's engine keeps one connection open: nothing watches `index.db`;
+- a run shard's engine still closes its connection after each write. Closing the last connection
+  is what checkpoints SQLite's write-ahead log into `<run_id>.db`, and the webserver follows a
+  run live by watching that file (`SqliteEventLogStorageWatchdog`);
+- the engines of the last few runs are kept (a process writes one or two runs at a time);
+- a forked child drops, without closing, the engines it inherited: a SQLite connection must not
+  cross a fork.
+
+It overrides `SqliteEventLogStorage._connect`, a private method; dagster is pinned below 1.14
+and `ploomes_cx_tests/test_instance_storage.py` fails if the override stops being used.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from dagster._core.instance.ref import (
+    _event_logs_directory,
+    _runs_directory,
+    _schedule_directory,
+)
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
+    INDEX_SHARD_NAME,
+    SqliteEventLogStorage,
+)
+from dagster._core.storage.runs import SqliteRunStorage
+from dagster._core.storage.schedules import SqliteScheduleStorage
+from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
+from dagster._core.storage.sqlite_storage import DagsterSqliteStorage
+from dagster._serdes import ConfigurableClassData
+from sqlalchemy import create_engine
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import NullPool, QueuePool
+
+KEPT_RUN_ENGINES = 8
+
+
+class KeptEnginesSqliteEventLogStorage(SqliteEventLogStorage):
+    def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None) -> None:
+        self._engines: OrderedDict[str, Engine] = OrderedDict()
+        self._engines_pid = os.getpid()
+        super().__init__(base_dir, inst_data)
+
+    @contextmanager
+    def _connect(self, shard: str) -> Iterator[Connection]:
+        with self._db_lock:
+            engine = self._engine(shard)
+            if shard not in self._initialized_dbs:
+                self._initdb(engine)
+                self._initialized_dbs.add(shard)
+            with engine.connect() as conn, conn.begin():
+                yield conn
+
+    def _engine(self, shard: str) -> Engine:
+        if self._engines_pid != os.getpid():
+            for inherited in self._engines.values():
+                inherited.dispose(close=False)
+            self._engines, self._engines_pid = OrderedDict(), os.getpid()
+        engine = self._engines.pop(shard, None)
+        if engine is None:
+            index = shard == INDEX_SHARD_NAME
+            engine = create_engine(
+                self.conn_string_for_shard(shard),
+                poolclass=QueuePool if index else NullPool,
+                connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
+                **({"pool_size": 1, "max_overflow": 2} if index else {}),
+            )
+        self._engines[shard] = engine
+        runs = [name for name in self._engines if name != INDEX_SHARD_NAME]
+        for name in runs[: max(0, len(runs) - KEPT_RUN_ENGINES)]:
+            self._engines.pop(name).dispose()
+        return engine
+
+    def kept_engines(self) -> list[str]:
+        """The shards whose engines are kept, oldest first (for the tests)."""
+        return list(self._engines)
+
+    def engine_of(self, shard: str) -> Engine | None:
+        """The engine kept for `shard` in this process, if any (for the tests)."""
+        return self._engines.get(shard) if self._engines_pid == os.getpid() else None
+
+    def _drop_engines(self) -> None:
+        with self._db_lock:
+            for engine in self._engines.values():
+                engine.dispose()
+            self._engines.clear()
+
+    def wipe(self) -> None:
+        self._drop_engines()  # before the run shards' files are deleted
+        super().wipe()
+
+    def dispose(self) -> None:
+        self._drop_engines()
+        super().dispose()
+
+
+class KeptEnginesSqliteStorage(DagsterSqliteStorage):
+    """`storage: sqlite` with the event log above; configured in the dagster.yaml ploomes-cx
+    writes (`runtime/state.py`) as `storage: custom:` with `base_dir: {env: DAGSTER_HOME}`."""
+
+    def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None) -> None:
+        self.base_dir = base_dir
+        self._run_storage = SqliteRunStorage.from_local(_runs_directory(base_dir))
+        self._event_log_storage = KeptEnginesSqliteEventLogStorage(_event_logs_directory(base_dir))
+        self._schedule_storage = SqliteScheduleStorage.from_local(_schedule_directory(base_dir))
+        self._inst_data = inst_data
+        super(DagsterSqliteStorage, self).__init__()
+
+    @classmethod
+    def from_config_value(  # type: ignore[override]
+        cls, inst_data: ConfigurableClassData | None, config_value: Any
+    ) -> KeptEnginesSqliteStorage:
+        return cls.from_local(inst_data=inst_data, **config_value)

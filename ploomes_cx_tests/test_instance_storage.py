@@ -1,0 +1,131 @@
+"""The local instance's SQLite storage keeps its engines and changes nothing else (issue 29).
+
+It must write what Dagster's own SQLite storage reads, keep live run views working in another
+process (the webserver watches each run's file), and survive a fork.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+import time
+
+import dagster as dg
+import pytest
+from dagster._core.events.log import EventLogEntry
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+
+from ploomes_cx.cli import main
+from ploomes_cx.runtime import instance_storage
+from ploomes_cx.runtime.instance_storage import KEPT_RUN_ENGINES, KeptEnginesSqliteEventLogStorage
+from ploomes_cx_tests.conftest import point_at, write_mapping
+
+
+def _entry(run_id: str, message: str = "hello") -> EventLogEntry:
+    return EventLogEntry(
+        error_info=None, level=20, user_message=message, run_id=run_id, timestamp=time.time()
+    )
+
+
+@pytest.mark.persons(60)
+def test_a_sync_writes_through_the_kept_engines_and_dagsters_own_storage_reads_it_all(
+    home, tmp_path, ploomes, customerx, monkeypatch
+):
+    point_at(monkeypatch, ploomes, customerx)
+    path = write_mapping(tmp_path, "acme", "quality:\n  max_rejected_ratio: 0.9\n")
+    assert main(["sync", str(path), "--window", "2026-11-02"]) == 0
+
+    # opened by its folder, with DAGSTER_HOME naming another instance (as a test or a script may)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "another"))
+    with dg.DagsterInstance.from_config(str(home / "dagster")) as ours:
+        assert isinstance(ours.event_log_storage, KeptEnginesSqliteEventLogStorage)
+        (run,) = ours.get_runs()
+        ours_events = [e.dagster_event_type for e in ours.all_logs(run.run_id)]
+        ours_keys = ours.get_asset_keys()
+
+    # Dagster's default storage on the same folder, as a state folder written before this change
+    (home / "dagster" / "plain.yaml").write_text("telemetry:\n  enabled: false\n")
+    with dg.DagsterInstance.from_config(str(home / "dagster"), config_filename="plain.yaml") as plain:
+        assert type(plain.event_log_storage) is SqliteEventLogStorage
+        assert [r.run_id for r in plain.get_runs()] == [run.run_id]
+        assert [e.dagster_event_type for e in plain.all_logs(run.run_id)] == ours_events
+        assert set(plain.get_asset_keys()) == set(ours_keys)
+        assert dg.DagsterEventType.RUN_SUCCESS in ours_events
+
+
+def test_one_engine_per_shard_and_only_the_last_runs_keep_theirs(tmp_path, monkeypatch):
+    made: list[str] = []
+    real = instance_storage.create_engine
+
+    def counting(url: str, **kwargs: object):
+        made.append(url)
+        return real(url, **kwargs)
+
+    storage = KeptEnginesSqliteEventLogStorage(str(tmp_path))
+    monkeypatch.setattr(instance_storage, "create_engine", counting)
+    for _ in range(200):
+        storage.store_event(_entry("run-a"))
+    assert len(storage.get_logs_for_run("run-a")) == 200
+    assert made == [storage.conn_string_for_shard("run-a")]  # one engine for 200 events
+
+    for i in range(KEPT_RUN_ENGINES + 4):
+        storage.store_event(_entry(f"run-{i}"))
+    kept = [shard for shard in storage.kept_engines() if shard != "index"]
+    assert kept == [f"run-{i}" for i in range(4, KEPT_RUN_ENGINES + 4)]
+    storage.store_event(_entry("run-a"))  # a dropped run's engine is made again and works
+    assert len(storage.get_logs_for_run("run-a")) == 201
+    storage.dispose()
+    assert storage.kept_engines() == []
+
+
+def test_another_process_watching_a_run_sees_each_event_as_it_is_stored(tmp_path):
+    """The webserver follows a run by watching `<run_id>.db`; the write-ahead log is folded into
+    it only when the writer's last connection closes, so run shards must not stay open."""
+    writer = KeptEnginesSqliteEventLogStorage(str(tmp_path))
+    writer.store_event(_entry("watched", "first"))
+    watcher = SqliteEventLogStorage(str(tmp_path))
+    seen: list[str] = []
+    arrived = threading.Event()
+
+    def on_event(entry: EventLogEntry, _cursor: str) -> None:
+        seen.append(entry.user_message)
+        if entry.user_message == "third":
+            arrived.set()
+
+    watcher.watch("watched", None, on_event)
+    try:
+        time.sleep(0.5)  # the observer's thread starts watching
+        writer.store_event(_entry("watched", "second"))
+        writer.store_event(_entry("watched", "third"))
+        assert arrived.wait(10), f"the watcher saw only {seen}"
+        assert seen[-2:] == ["second", "third"]
+    finally:
+        watcher.end_watch("watched", on_event)
+        watcher.dispose()
+        writer.dispose()
+
+
+def _store_in_child(storage: KeptEnginesSqliteEventLogStorage, inherited: int, answer) -> None:
+    storage.store_event(_entry("forked", "from the child"))
+    storage.get_event_records(dg.EventRecordsFilter(dg.DagsterEventType.ASSET_MATERIALIZATION))
+    answer.put(id(storage.engine_of("index")) != inherited)
+
+
+def test_a_forked_child_makes_its_own_engines_and_the_parent_keeps_working(tmp_path):
+    """A SQLite connection must not be used on both sides of a fork: the child opens its own."""
+    storage = KeptEnginesSqliteEventLogStorage(str(tmp_path))
+    storage.store_event(_entry("forked", "from the parent"))
+    storage.get_event_records(dg.EventRecordsFilter(dg.DagsterEventType.ASSET_MATERIALIZATION))
+    context = multiprocessing.get_context("fork")
+    answer = context.Queue()
+    inherited = id(storage.engine_of("index"))
+    child = context.Process(target=_store_in_child, args=(storage, inherited, answer))
+    child.start()
+    child.join(30)
+    assert child.exitcode == 0
+    assert answer.get(timeout=5) is True  # the child's index engine is a new one
+    assert id(storage.engine_of("index")) == inherited  # the parent's is kept
+    storage.store_event(_entry("forked", "from the parent again"))
+    messages = [e.user_message for e in storage.get_logs_for_run("forked")]
+    assert messages == ["from the parent", "from the child", "from the parent again"]
+    storage.dispose()
