@@ -181,7 +181,7 @@ def test_dry_run_writes_nothing_and_reports_what_would_change(
 
 
 def test_a_run_killed_mid_load_resumes_to_the_same_state_as_an_uninterrupted_run(tmp_path, monkeypatch):
-    def account(tag: str) -> tuple[PloomesSandbox, CustomerXSandbox, Path, Path]:
+    def account(tag: str, customerx_rpm: int) -> tuple[PloomesSandbox, CustomerXSandbox, Path, Path]:
         ploomes = PloomesSandbox(
             PloomesDataset(persons=300, seed=11), user_key=SECRET_KEY, requests_per_minute=60_000, burst=1000
         ).start()
@@ -196,7 +196,7 @@ def test_a_run_killed_mid_load_resumes_to_the_same_state_as_an_uninterrupted_run
                 folder,
                 "kill",
                 "quality:\n  max_rejected_ratio: 0.9\n",
-                customerx_rpm=900,
+                customerx_rpm=customerx_rpm,
             ),
         )
 
@@ -212,8 +212,10 @@ def test_a_run_killed_mid_load_resumes_to_the_same_state_as_an_uninterrupted_run
         }
 
     cli = str(Path(sys.executable).parent / "ploomes-cx")
-    p1, cx1, home1, mapping1 = account("straight")
-    p2, cx2, home2, mapping2 = account("killed")
+    # the uninterrupted run only gives the state to compare with: it runs at full speed; the
+    # other is paced so that the kill lands in the middle of its load
+    p1, cx1, home1, mapping1 = account("straight", 6000)
+    p2, cx2, home2, mapping2 = account("killed", 900)
     try:
         done = subprocess.run(
             [cli, "sync", str(mapping1), "--window", "2026-11-02..2026-11-03"],
@@ -239,6 +241,10 @@ def test_a_run_killed_mid_load_resumes_to_the_same_state_as_an_uninterrupted_run
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=60)
         assert 0 < len(cx2.successful_writes()) < total  # killed mid-load
+        # the resume's pace proves nothing: it runs at full speed
+        mapping2.write_text(
+            mapping2.read_text().replace("requests_per_minute: 900\n", "requests_per_minute: 6000\n")
+        )
         again = subprocess.run(
             [cli, "sync", str(mapping2), "--window", "2026-11-02..2026-11-03"],
             env=env(p2, cx2, home2),
