@@ -40,6 +40,21 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+# The modules whose single tests run a minute or more (a PostgreSQL instance and its daemon, the
+# webserver and a browser, a wheel built and installed). pytest-xdist hands tests out in collection
+# order, and these are last alphabetically: they started when the other workers had little left,
+# which then waited for them. First, they overlap the rest of the suite.
+LONGEST_FIRST = ("test_scale.py", "test_browser.py", "test_wheel.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: each module's tests stay together and in order
+
+
 @pytest.fixture
 def dataset(request: pytest.FixtureRequest) -> PloomesDataset:
     """The sandbox account, 800 persons; a test whose assertions do not depend on the account's
