@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pexpect
+import pytest
 
 from ploomes_cx.cli import main
 from ploomes_cx.mapping import load_mapping
@@ -20,6 +21,10 @@ from ploomes_cx_tests.conftest import point_at, write_mapping
 CLI = str(Path(sys.executable).parent / "ploomes-cx")
 DELETE = "quality:\n  max_rejected_ratio: 0.9\ndeletes:\n  policy: delete\n  max_share: 1.0\n"
 WINDOW = "2026-11-01"
+# the one look-alike pair these tests need, clients 1078 and 1083 (same folded name, both
+# loaded), is in window 2026-11-01 at 400 persons as at 800, and at 300 or 150 there is none:
+# a smaller account keeps the story and shortens each sync (issue 29)
+pytestmark = pytest.mark.persons(400)
 PROMPT = re.escape("[s]ame  [d]ifferent  s[k]ip  [q]uit > ")
 CONFIRM = re.escape("type yes to merge them in CustomerX as said above (anything else: back) > ")
 

@@ -3,12 +3,19 @@ interactive review, and nothing written without `--yes` (the next sync would mer
 
 from __future__ import annotations
 
+import pytest
+
 from ploomes_cx.cli import main
 from ploomes_cx.decisions import decisions_path, load_decisions
 from ploomes_cx.mapping import load_mapping
 from ploomes_cx.review import merge_in_customerx, open_candidates
 from ploomes_cx_tests.conftest import point_at, write_mapping
 from ploomes_cx_tests.test_review_merge import DELETE, WINDOW
+
+# the one look-alike pair these tests need, clients 1078 and 1083 (same folded name, both
+# loaded), is in window 2026-11-01 at 400 persons as at 800, and at 300 or 150 there is none:
+# a smaller account keeps the story and shortens each sync (issue 29)
+pytestmark = pytest.mark.persons(400)
 
 
 def test_same_by_flag_on_two_loaded_clients_says_what_happens_and_needs_yes(
