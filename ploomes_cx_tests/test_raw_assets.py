@@ -8,6 +8,7 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import pytest
 from dagster import serialize_value
 
 from ploomes_cx.cli import main
@@ -64,6 +65,7 @@ def test_sync_job_extracts_every_entity_into_its_partition(home, mapping, ploome
     }
 
 
+@pytest.mark.persons(150)  # one person moved to another window: its size proves nothing (issue 29)
 def test_rematerializing_a_window_replaces_only_that_window(home, mapping, ploomes, sandbox_environ):
     assert all(r.success for r in run_windows(mapping, ["2026-11-02", "2026-11-03"]))
     before_day3 = table_ids(home, "acme", "persons", "2026-11-03 00:00:00")
@@ -77,12 +79,14 @@ def test_rematerializing_a_window_replaces_only_that_window(home, mapping, ploom
     assert table_ids(home, "acme", "persons", "2026-11-03 00:00:00") == before_day3  # untouched
 
 
+@pytest.mark.persons(150)  # a window past the account's changes: the account's size proves nothing (issue 29)
 def test_a_window_with_no_records_still_creates_empty_tables(home, mapping, ploomes, sandbox_environ):
     assert run_windows(mapping, ["2026-11-20"])[0].success
     for entity in ENTITIES:
         assert table_ids(home, "acme", entity, "2026-11-20 00:00:00") == []
 
 
+@pytest.mark.persons(150)  # where the key shows up: the account's size proves nothing (issue 29)
 def test_the_key_appears_in_no_output_log_metadata_or_state(
     home, mapping, ploomes, sandbox_environ, capfd, caplog
 ):
@@ -108,6 +112,7 @@ def test_the_key_appears_in_no_output_log_metadata_or_state(
             assert SECRET_KEY.encode() not in data and CX_TOKEN.encode() not in data, path
 
 
+@pytest.mark.persons(150)  # one refused request: the account's size proves nothing (issue 29)
 def test_wrong_key_fails_with_exit_3_naming_the_variable(
     home, mapping, ploomes, sandbox_environ, monkeypatch, capsys
 ):
@@ -121,6 +126,7 @@ def test_wrong_key_fails_with_exit_3_naming_the_variable(
     assert len(ploomes.requests) == 1  # refused once, never retried
 
 
+@pytest.mark.persons(150)  # no request at all: the account's size proves nothing (issue 29)
 def test_missing_variable_exits_3_naming_it(home, mapping, ploomes, sandbox_environ, monkeypatch, capsys):
     monkeypatch.delenv("PLOOMES_USER_KEY")
     assert main(["sync", mapping.source_path, "--window", "2026-11-02"]) == 3
@@ -128,6 +134,7 @@ def test_missing_variable_exits_3_naming_it(home, mapping, ploomes, sandbox_envi
     assert ploomes.requests == []
 
 
+@pytest.mark.persons(150)  # a mapping error: the account's size proves nothing (issue 29)
 def test_unknown_custom_field_key_is_a_mapping_error(home, tmp_path, ploomes, customerx, monkeypatch, capsys):
     path = write_mapping(
         tmp_path,
@@ -210,6 +217,7 @@ def test_hourly_mapping_partitions_follow_its_timezone(tmp_path):
     ]
 
 
+@pytest.mark.persons(150)  # how dates are read: the account's size proves nothing (issue 29)
 def test_offset_less_dates_are_read_as_account_local_time(home, mapping, dataset, customerx, monkeypatch):
     """(I) Ploomes may send dates without an offset; the sandbox can too, and windows stay right."""
     with PloomesSandbox(
@@ -229,6 +237,7 @@ def test_offset_less_dates_are_read_as_account_local_time(home, mapping, dataset
     assert dt.datetime(2026, 11, 2) <= lo <= hi < dt.datetime(2026, 11, 3)
 
 
+@pytest.mark.persons(150)  # 4 orders and 6 quotes that day: the account's size proves nothing (issue 29)
 def test_deal_products_mapping_extracts_orders_and_quotes_with_their_lines(
     home, tmp_path, ploomes, customerx, monkeypatch
 ):
