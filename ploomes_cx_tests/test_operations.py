@@ -377,6 +377,7 @@ def test_a_broken_instance_config_is_a_clear_error_not_a_traceback(
     assert "Traceback" not in err
 
 
+@pytest.mark.persons(150)  # the wait for a pool slot: the account's size proves nothing (issue 29)
 def test_a_sync_waits_for_a_pool_slot_another_run_holds_and_says_so(home, mapping, sandbox_environ, capsys):
     """Another run (here: a claim made by hand) holds the Ploomes key's only slot for 4 s."""
     import threading
@@ -487,6 +488,7 @@ def test_the_account_step_lock_makes_a_second_process_wait_and_says_so(tmp_path)
     assert len(waited) == 1  # free: no wait, no message
 
 
+@pytest.mark.persons(150)  # the wait for the lock: the account's size proves nothing (issue 29)
 def test_a_sync_waits_while_another_process_holds_the_account_lock_and_says_so(
     home, mapping, sandbox_environ, capsys, monkeypatch
 ):
@@ -523,6 +525,7 @@ def test_a_sync_waits_while_another_process_holds_the_account_lock_and_says_so(
     assert out.index("waiting: another step") < out.index("] raw_fields: ")
 
 
+@pytest.mark.persons(150)  # the wait for the other sync: the account's size proves nothing (issue 29)
 def test_a_second_sync_of_one_mapping_waits_for_the_first_and_says_so(home, mapping, sandbox_environ, capsys):
     """In-process runs bypass the run queue's one-run-per-mapping limit; the CLI takes turns itself."""
     lock = home / "locks" / f"sync-{mapping.name}.lock"
