@@ -16,7 +16,9 @@ import pytest
 from ploomes_cx.cli import main
 from ploomes_cx.mapping import load_mapping
 from ploomes_cx.review import merge_in_customerx, open_candidates, survivor
-from ploomes_cx_tests.conftest import point_at, write_mapping
+from ploomes_cx.sandbox.clock import to_ms
+from ploomes_cx_tests.conftest import local, point_at, write_mapping
+from ploomes_cx_tests.helpers import cx_state, staged
 
 CLI = str(Path(sys.executable).parent / "ploomes-cx")
 DELETE = "quality:\n  max_rejected_ratio: 0.9\ndeletes:\n  policy: delete\n  max_share: 1.0\n"
@@ -34,6 +36,17 @@ def test_same_on_two_loaded_clients_says_what_the_next_sync_does_and_waits_for_y
 ):
     point_at(monkeypatch, ploomes, customerx)
     mapping = str(write_mapping(tmp_path, "mrg", DELETE))
+    # Neither client of the look-alike pair holds a contact in this account: a person of the
+    # window joins each in Ploomes before the first load, so the merge has contacts to carry over.
+    assert main(["sync", mapping, "--window", WINDOW, "--dry-run"]) == 0
+    pair_ids = next(c.ids for c in open_candidates(load_mapping(mapping)) if len(c.ids) == 2)
+    others = [
+        int(ext)
+        for ext, client in staged(home, "mrg", "stg_contacts", "external_id, client_external_id")
+        if int(client) not in pair_ids
+    ]
+    for person, company in zip(others, pair_ids, strict=False):
+        ploomes.touch("contacts", person, {"CompanyId": company}, to_ms(local(2026, 11, 1, 18)))
     assert main(["sync", mapping, "--window", WINDOW]) == 0
     m = load_mapping(mapping)
     candidates = open_candidates(m)
@@ -70,16 +83,15 @@ def test_same_on_two_loaded_clients_says_what_the_next_sync_does_and_waits_for_y
     child.expect(pexpect.EOF)
 
     contacts_before = [
-        c for c in customerx.store.records["contacts"].values() if c.get("external_id_client") == str(gone)
+        contact for contact, client, _ in cx_state(customerx)["contacts"] if client == str(gone)
     ]
+    assert len(contacts_before) == 1
     assert main(["sync", mapping, "--window", WINDOW]) == 0
     clients = customerx.store.records["clients"]
     assert held[keep] in clients and held[gone] not in clients  # as the line said
-    moved = {c.get("external_id") for c in customerx.store.records["contacts"].values()}
-    assert all(c.get("external_id") in moved for c in contacts_before)
-    assert not any(
-        c.get("external_id_client") == str(gone) for c in customerx.store.records["contacts"].values()
-    )
+    under = {contact: client for contact, client, _ in cx_state(customerx)["contacts"]}
+    assert all(under.get(contact) == str(keep) for contact in contacts_before)  # created again on it
+    assert str(gone) not in under.values()
 
 
 def test_a_pair_not_both_loaded_gets_no_line_and_same_needs_no_yes(
