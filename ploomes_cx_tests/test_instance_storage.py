@@ -129,3 +129,18 @@ def test_a_forked_child_makes_its_own_engines_and_the_parent_keeps_working(tmp_p
     messages = [e.user_message for e in storage.get_logs_for_run("forked")]
     assert messages == ["from the parent", "from the child", "from the parent again"]
     storage.dispose()
+
+
+def test_a_state_folder_moved_elsewhere_gets_its_new_place_in_dagster_yaml(tmp_path, monkeypatch):
+    """The storage names its folder in dagster.yaml; a moved state folder must not keep writing
+    to (or reading from) where it used to be."""
+    from ploomes_cx.runtime.state import dagster_yaml, ensure_dagster_home
+
+    monkeypatch.setenv("PLOOMES_CX_HOME", str(tmp_path / "moved"))
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    folder = tmp_path / "moved" / "dagster"
+    folder.mkdir(parents=True)
+    (folder / "dagster.yaml").write_text(dagster_yaml(tmp_path / "before" / "dagster"))
+    ensure_dagster_home()
+    assert (folder / "dagster.yaml").read_text() == dagster_yaml(folder)
+    assert str(tmp_path / "before") not in (folder / "dagster.yaml").read_text()
