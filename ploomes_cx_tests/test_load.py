@@ -242,9 +242,9 @@ def test_a_run_killed_mid_load_resumes_to_the_same_state_as_an_uninterrupted_run
         proc.wait(timeout=60)
         assert 0 < len(cx2.successful_writes()) < total  # killed mid-load
         # the resume's pace proves nothing: it runs at full speed
-        mapping2.write_text(
-            mapping2.read_text().replace("requests_per_minute: 900\n", "requests_per_minute: 6000\n")
-        )
+        paced = mapping2.read_text()
+        assert "requests_per_minute: 900\n" in paced
+        mapping2.write_text(paced.replace("requests_per_minute: 900\n", "requests_per_minute: 6000\n"))
         again = subprocess.run(
             [cli, "sync", str(mapping2), "--window", "2026-11-02..2026-11-03"],
             env=env(p2, cx2, home2),

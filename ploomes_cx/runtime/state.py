@@ -79,10 +79,12 @@ def ensure_dagster_home() -> Path:
     path = Path(configured).resolve() if configured else ensure_home() / "dagster"
     path.mkdir(parents=True, exist_ok=True)
     config = path / "dagster.yaml"
-    # Rewritten while it is still ours (first line unchanged), so older state folders get new settings.
-    ours = not config.exists() or config.read_text().startswith(DAGSTER_YAML.splitlines()[0])
+    # Rewritten while it is still ours (first line unchanged), so older state folders get new
+    # settings and a moved folder its new place.
+    current = config.read_text() if config.exists() else None
     wanted = dagster_yaml(path)
-    if not configured and ours and (not config.exists() or config.read_text() != wanted):
+    ours = current is None or current.startswith(DAGSTER_YAML.splitlines()[0])
+    if not configured and ours and current != wanted:
         config.write_text(wanted)
     os.environ["DAGSTER_HOME"] = str(path)
     return path
