@@ -9,7 +9,7 @@ DG     := VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(BIN)):$$PATH $(BIN)/dg
 CHROMIUM     ?= /usr/bin/chromium
 CHROMEDRIVER ?= /usr/bin/chromedriver
 
-.PHONY: install browser-deps demo test test-readings lint validate ui bench-defs bench-extract bench-parallel bench-staging bench-load bench-fidelity bench-reconcile bench-sync bench-scale bench-live postgres-deps clean
+.PHONY: install browser-deps demo test test-readings lint validate ui bench-defs bench-bookkeeping bench-extract bench-parallel bench-staging bench-load bench-fidelity bench-reconcile bench-sync bench-scale bench-live postgres-deps clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -59,6 +59,10 @@ ui: $(STAMP)
 ## Benchmark: building the code location with 1, 100 and 1,000 generated mappings (seconds, assets, peak RSS)
 bench-defs: $(STAMP)
 	$(BIN)/python -m benchmarks.defs
+
+## Benchmark: ms to store one Dagster event and to make one API client, Dagster's and httpx's way against ours
+bench-bookkeeping: $(STAMP)
+	$(BIN)/python -m benchmarks.bookkeeping
 
 ## Benchmark: extract 100,000 contacts from the sandbox at the enforced rate limit
 bench-extract: $(STAMP)

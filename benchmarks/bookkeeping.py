@@ -1,0 +1,80 @@
+"""`make bench-bookkeeping`: the fixed cost around each event and each API client (issue 29).
+
+A run stores 150-190 Dagster events and opens an HTTP client per API step, whatever the size of
+its window. This times, on tmpfs when the machine has one:
+- storing an event with Dagster's SQLite event log and with ours (`runtime/instance_storage.py`),
+  for a log line (its run's file only) and for an asset materialization (also the index);
+- making an httpx client with its own TLS context and with the shared one (`runtime/tls.py`).
+It prints milliseconds per operation and the ratio old / new; the ceiling is the old figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import dagster as dg
+import httpx
+from dagster._core.events import DagsterEvent, DagsterEventType, StepMaterializationData
+from dagster._core.events.log import EventLogEntry
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+
+from ploomes_cx.runtime.instance_storage import KeptEnginesSqliteEventLogStorage
+from ploomes_cx.runtime.tls import tls_context
+
+
+def _log(run_id: str) -> EventLogEntry:
+    return EventLogEntry(error_info=None, level=20, user_message="x", run_id=run_id, timestamp=time.time())
+
+
+def _materialization(run_id: str) -> EventLogEntry:
+    event = DagsterEvent(
+        DagsterEventType.ASSET_MATERIALIZATION.value,
+        "job",
+        event_specific_data=StepMaterializationData(dg.AssetMaterialization(dg.AssetKey("a"))),
+    )
+    return EventLogEntry(
+        error_info=None, level=20, user_message="", run_id=run_id, timestamp=time.time(), dagster_event=event
+    )
+
+
+def _ms(action: Callable[[], object], n: int) -> float:
+    action()  # the first call creates files and engines
+    started = time.perf_counter()
+    for _ in range(n):
+        action()
+    return (time.perf_counter() - started) / n * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=300)
+    parser.add_argument("--clients", type=int, default=30)
+    args = parser.parse_args()
+    tmpfs = Path("/dev/shm")
+    base = Path(tempfile.mkdtemp(dir=tmpfs if tmpfs.is_dir() else None))
+    rows: list[tuple[str, float, float]] = []
+    for label, entry in (("event: log line", _log), ("event: asset materialization", _materialization)):
+        figures = []
+        for name, kind in (("dagster", SqliteEventLogStorage), ("ours", KeptEnginesSqliteEventLogStorage)):
+            storage = kind(str(base / f"{name}-{label[7:10]}"))
+            figures.append(_ms(lambda s=storage, e=entry: s.store_event(e("run")), args.events))
+            storage.dispose()
+        rows.append((label, *figures))
+    rows.append(
+        (
+            "httpx client",
+            _ms(lambda: httpx.Client().close(), args.clients),
+            _ms(lambda: httpx.Client(verify=tls_context()).close(), args.clients),
+        )
+    )
+    print(f"{'what':32} {'before ms':>10} {'now ms':>10} {'ratio':>7}")
+    for label, before, now in rows:
+        print(f"{label:32} {before:10.3f} {now:10.3f} {before / now:7.1f}")
+
+
+if __name__ == "__main__":
+    main()
