@@ -45,6 +45,8 @@ class PloomesSettings(_Strict):
     # Added keys (not in the contract, all optional):
     timeout_seconds: float = Field(60.0, gt=0, le=600)
     max_attempts: int = Field(8, ge=1, le=50)
+    # added: the first wait before a retry; each later one doubles, with jitter, up to a minute
+    first_retry_seconds: float = Field(1.0, gt=0, le=60)
     # I (ploomes-api.md §5): offset-less dates in responses are read in this zone.
     naive_datetime_timezone: str = "America/Sao_Paulo"
     # I (ploomes-api.md §5): `offset` sends 2026-03-01T00:00:00-03:00 (seen in public code),
@@ -94,6 +96,8 @@ class CustomerXSettings(_Strict):
     # Added keys (not in the contract, all optional):
     timeout_seconds: float = Field(60.0, gt=0, le=600)
     max_attempts: int = Field(6, ge=1, le=50)
+    # added: as ploomes.first_retry_seconds
+    first_retry_seconds: float = Field(1.0, gt=0, le=60)
     # I (customerx-api.md §8.4): the timeline `operation` value; the enum is not documented.
     timeline_operation: str = "client_note"
     # I (customerx-api.md §7, §8): per-operation overrides of the endpoint table.

@@ -178,3 +178,37 @@ def test_a_window_in_another_form_names_the_range_form_too(tmp_path, capsys):
     for spec in ("2026-11-01:2026-11-03", "2026-11-01/2026-11-03"):
         assert main(["sync", path, "--window", spec]) == 2
         assert "START..END for a range (e.g. 2026-11-01..2026-11-03)" in capsys.readouterr().err
+
+
+def test_first_retry_seconds_sets_each_clients_first_wait_over_real_http(monkeypatch, caplog):
+    """The added `first_retry_seconds` reaches both clients; jitter scales with it, so a small first
+    wait is not padded by a fixed second. Here a Ploomes listing that always times out (504)."""
+    import logging
+    import re
+
+    from ploomes_cx.customerx.resource import customerx_resource
+    from ploomes_cx.ploomes.client import PloomesUnavailableError
+    from ploomes_cx.ploomes.resource import ploomes_resource
+    from ploomes_cx.sandbox import PloomesDataset, PloomesSandbox
+    from ploomes_cx_tests.conftest import SECRET_KEY
+
+    doc = {"name": "acme", "ploomes": {"first_retry_seconds": 0.05, "max_attempts": 3}}
+    m = parse_mapping(doc | {"customerx": {"first_retry_seconds": 4}}, "acme.yaml")
+    assert customerx_resource(m).backoff_initial_seconds == 4
+    assert parse_mapping({"name": "acme"}, "acme.yaml").ploomes.first_retry_seconds == 1.0
+    readings = {"attachments_unscoped": "timeout"}
+    with PloomesSandbox(PloomesDataset(persons=20, seed=1), user_key=SECRET_KEY, readings=readings) as server:
+        monkeypatch.setenv("PLOOMES_BASE_URL", server.url)
+        monkeypatch.setenv("PLOOMES_USER_KEY", SECRET_KEY)
+        caplog.set_level(logging.WARNING)
+        resource = ploomes_resource(m).process_config_and_initialize()  # its EnvVars read, as in a run
+        with (
+            resource.api(logging.getLogger("first-retry")) as api,
+            pytest.raises(PloomesUnavailableError),
+        ):
+            api.get("/Attachments", {})
+        assert len(server.requests) == 3
+    waits = [float(w) for w in re.findall(r"retry \d in ([\d.]+)s", caplog.text)]
+    assert len(waits) == 2 and 0.05 <= waits[0] <= 0.1 and 0.1 <= waits[1] <= 0.15, waits
+    with pytest.raises(MappingError, match="first_retry_seconds"):
+        parse_mapping({"name": "acme", "ploomes": {"first_retry_seconds": 0}}, "acme.yaml")

@@ -45,8 +45,10 @@ def _mapping(directory: Path) -> str:
           requests_per_minute: 6000
           page_size: 100
           max_attempts: 3
+          first_retry_seconds: 0.05
         customerx:
           requests_per_minute: 6000
+          first_retry_seconds: 0.05
         sync:
           start: "2026-11-01"
         quality:
@@ -212,8 +214,10 @@ def _products_mapping(directory: Path) -> str:
           requests_per_minute: 6000
           page_size: 100
           max_attempts: 3
+          first_retry_seconds: 0.05
         customerx:
           requests_per_minute: 6000
+          first_retry_seconds: 0.05
         sync:
           start: "2026-11-01"
         quality:

@@ -25,6 +25,7 @@ def ploomes_api(m: Mapping, attempts: int = 3, timeout: float = 30.0) -> Ploomes
         requests_per_minute=m.ploomes.requests_per_minute,
         timeout_seconds=timeout,
         max_attempts=attempts,
+        backoff_initial_seconds=m.ploomes.first_retry_seconds,
         datetime_literal=m.ploomes.datetime_literal,
     )
 
@@ -38,6 +39,7 @@ def customerx_api(m: Mapping, attempts: int = 3, timeout: float = 30.0) -> Custo
         requests_per_minute=m.customerx.requests_per_minute,
         timeout_seconds=timeout,
         max_attempts=attempts,
+        backoff_initial_seconds=m.customerx.first_retry_seconds,
         endpoints=endpoints_with(overrides_of(m.customerx)),
     )
 

@@ -57,5 +57,6 @@ def customerx_resource(m: Mapping) -> CustomerXResource:
         requests_per_minute=m.customerx.requests_per_minute,
         timeout_seconds=m.customerx.timeout_seconds,
         max_attempts=m.customerx.max_attempts,
+        backoff_initial_seconds=m.customerx.first_retry_seconds,
         endpoint_overrides=overrides_of(m.customerx),
     )

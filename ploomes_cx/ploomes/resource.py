@@ -66,6 +66,7 @@ def ploomes_resource(m: Mapping) -> PloomesResource:
         page_size=m.ploomes.page_size,
         timeout_seconds=m.ploomes.timeout_seconds,
         max_attempts=m.ploomes.max_attempts,
+        backoff_initial_seconds=m.ploomes.first_retry_seconds,
         datetime_literal=m.ploomes.datetime_literal,
         id_list_filter=m.ploomes.id_list_filter,
         ids_per_request=m.ploomes.ids_per_request,

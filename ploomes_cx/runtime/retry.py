@@ -30,8 +30,10 @@ class RetryStats(Protocol):
 class RetryPolicy:
     def __init__(self, max_attempts: int, backoff_initial_seconds: float, backoff_max_seconds: float) -> None:
         self.max_attempts = max_attempts
+        # jitter as large as the first wait: 1 to 2 s by default, and a first wait set small
+        # (`first_retry_seconds`) stays small rather than taking tenacity's fixed second of jitter
         self._backoff = tenacity.wait_exponential_jitter(
-            initial=backoff_initial_seconds, max=backoff_max_seconds
+            initial=backoff_initial_seconds, max=backoff_max_seconds, jitter=backoff_initial_seconds
         )
         self._backoff_max = backoff_max_seconds
 
@@ -55,7 +57,7 @@ class RetryPolicy:
             reason = exc.reason if isinstance(exc, Transient) else "error"
             stats.retries += 1
             stats.reasons[reason] = stats.reasons.get(reason, 0) + 1
-            log.warning(f"{what}: {reason}; retry {state.attempt_number} in {state.upcoming_sleep:.1f}s")
+            log.warning(f"{what}: {reason}; retry {state.attempt_number} in {state.upcoming_sleep:.2f}s")
 
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(Transient),
