@@ -32,6 +32,7 @@ from ploomes_cx.plan import Plan
 from ploomes_cx.runtime.duckdb_io import database_path
 from ploomes_cx.runtime.state import ensure_dagster_home
 from ploomes_cx.sandbox import CustomerXSandbox, PloomesDataset, PloomesSandbox
+from ploomes_cx.sandbox.http import POLL_SECONDS
 from ploomes_cx.staging import checks as staging_checks
 from ploomes_cx_tests.conftest import CX_TOKEN, SECRET_KEY, point_at, write_mapping
 
@@ -73,7 +74,9 @@ class Webhook:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         # the path plays the part of Slack's secret path: it must never show anywhere
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/services/T000/B000/SECRET-hook-8841"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": POLL_SECONDS}, daemon=True
+        ).start()
 
     def texts(self) -> list[str]:
         return [b["text"] for b in self.bodies]
@@ -117,7 +120,9 @@ class Smtp:
         self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": POLL_SECONDS}, daemon=True
+        ).start()
 
     def bodies(self) -> list[str]:
         return [m.get_payload(decode=True).decode().replace("\r\n", "\n").strip() for m in self.messages]

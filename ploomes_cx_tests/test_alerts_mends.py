@@ -29,6 +29,7 @@ from ploomes_cx.cli import main
 from ploomes_cx.mapping import Mapping, load_mapping
 from ploomes_cx.runtime.duckdb_io import database_path
 from ploomes_cx.runtime.state import ensure_dagster_home
+from ploomes_cx.sandbox.http import POLL_SECONDS
 from ploomes_cx_tests import test_alerts as base
 from ploomes_cx_tests.test_alerts import (
     PASSWORD_ENV,
@@ -190,7 +191,9 @@ class SlowWebhook:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/services/T0/B0/slow-SECRET"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": POLL_SECONDS}, daemon=True
+        ).start()
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from ploomes_cx.sandbox import PloomesSandbox
+from ploomes_cx.sandbox.http import POLL_SECONDS
 from ploomes_cx_tests.conftest import SECRET_KEY
 
 OFFSETLESS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}")
@@ -38,7 +39,9 @@ class Receiver:
                 return
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": POLL_SECONDS}, daemon=True
+        ).start()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/ploomes/webhook"
 
 
