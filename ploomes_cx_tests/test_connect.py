@@ -197,6 +197,12 @@ def test_init_driven_in_a_terminal_writes_a_mapping_that_check_accepts_and_that_
     )
     assert [(c.ploomes[-2:], c.customerx) for c in m.custom_fields.clients] == [("0A", "segmento")]
     assert [c.customerx for c in m.custom_fields.contracts] == ["plano", "plano_contratado"]
+    # the file as written is what `check` and `sync` take; only their pace is raised (the defaults,
+    # 120 and 60 requests a minute, are 17 s of waiting here)
+    for api in ("ploomes", "customerx"):
+        text = text.replace(f"\n{api}:\n", f"\n{api}:\n  requests_per_minute: 6000\n", 1)
+    assert text.count("requests_per_minute: 6000") == 2
+    (tmp_path / "acme.yaml").write_text(text)
     assert main(["check", "acme"]) == 0
     assert main(["sync", "acme", "--window", "2026-11-05-10:00"]) == 0
     assert customerx.store.records["clients"]  # it synced into CustomerX

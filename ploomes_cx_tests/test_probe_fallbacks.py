@@ -183,7 +183,11 @@ def test_check_names_the_pinned_or_stored_form_the_sync_uses_and_what_the_probe_
     if stored:
         Forms.stored("acme").set("id_list", stored, "stored by an earlier sync")
     mapping = tmp_path / "acme.yaml"
-    mapping.write_text(f'name: acme\nploomes:\n  id_list_filter: {pin}\nsync:\n  start: "2026-11-01"\n')
+    # fast limits: what `check` says does not depend on its pace (the defaults cost 10 s of waits)
+    mapping.write_text(
+        f"name: acme\nploomes:\n  id_list_filter: {pin}\n  requests_per_minute: 6000\n"
+        'customerx:\n  requests_per_minute: 6000\nsync:\n  start: "2026-11-01"\n'
+    )
     with (
         PloomesSandbox(PloomesDataset(persons=60, seed=2), user_key=SECRET_KEY, **FAST) as ploomes,
         CustomerXSandbox(token=CX_TOKEN, **FAST) as customerx,
