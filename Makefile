@@ -48,7 +48,7 @@ test: $(STAMP) browser-deps postgres-deps
 	$(BIN)/ruff format --check ploomes_cx ploomes_cx_tests benchmarks
 	DAGSTER_HOME= PLOOMES_CX_HOME=$$(mktemp -d) $(DG) check defs
 	DAGSTER_HOME= PLOOMES_CX_HOME=$$(mktemp -d) $(DG) list defs --json > /dev/null
-	$(BIN)/pytest -q -p no:cacheprovider -n 3 --maxschedchunk 1
+	$(BIN)/pytest -q -p no:cacheprovider -n 3 --dist loadgroup
 
 ## The readings matrix one switch at a time: the sync story under each alternative reading of the API specs, alone
 test-readings: $(STAMP)

@@ -50,7 +50,8 @@ CHROMIUM_FLAGS = [
     "--window-size=1600,1000",
 ]
 
-pytestmark = pytest.mark.timeout(600)
+# one worker runs this module (make test: --dist loadgroup), so its synced UI (the `ui` fixture) is made once, not once per worker
+pytestmark = [pytest.mark.timeout(600), pytest.mark.xdist_group("browser")]
 
 
 @pytest.fixture(scope="module")

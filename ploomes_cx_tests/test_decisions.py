@@ -20,7 +20,7 @@ LOOSE = "quality:\n  max_rejected_ratio: 0.9\n"
 WINDOW = "2026-11-01..2026-11-03"
 HEADER = ",".join(COLUMNS) + "\n"
 # the story needs a few records of each kind, not the whole 800-person account (issue 29)
-pytestmark = pytest.mark.persons(300)
+pytestmark = pytest.mark.persons(150)
 
 
 def _decide(mapping: Path, *rows: str) -> Path:

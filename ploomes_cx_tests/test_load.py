@@ -24,7 +24,7 @@ from ploomes_cx_tests.helpers import cx_state, staged
 WINDOWS = "2026-11-02..2026-11-04"
 # what the load does with a record does not depend on how many there are: a smaller account
 # (the `dataset` fixture's) keeps every story below and each sync shorter (issue 29)
-pytestmark = pytest.mark.persons(300)
+pytestmark = pytest.mark.persons(150)
 
 
 @pytest.fixture

@@ -28,6 +28,8 @@ from ploomes_cx.sandbox.readings import READINGS, alternatives
 from ploomes_cx_tests.conftest import CX_TOKEN, SECRET_KEY, local, write_mapping
 from ploomes_cx_tests.helpers import cx_state
 
+# one worker runs this module (make test: --dist loadgroup), so its default story (`default_story`) is made once, not once per worker
+pytestmark = pytest.mark.xdist_group("readings_matrix")
 SEGMENTO = "contact_0A1B2C3D-0000-0000-0000-00000000000A"
 # the crosswalk rows a kill between a POST and its answer leaves, per entity
 KILLED = {"clients": 3, "contacts": 3, "contracts": 2, "timeline": 4}

@@ -23,6 +23,8 @@ from ploomes_cx.sandbox.ploomes_fields import field_key
 from ploomes_cx.sandbox.readings import READINGS
 from ploomes_cx_tests.conftest import CX_TOKEN, SECRET_KEY, point_at
 
+# one worker runs this module (make test: --dist loadgroup), so its default reading's syncs (`_DEFAULT`) is made once, not once per worker
+pytestmark = pytest.mark.xdist_group("readings_ploomes")
 WINDOWS = "2026-11-02..2026-11-04"
 USER_FIELD = field_key("contact", 0x14)  # "Responsável CS": a user-type field (TypeId 9)
 CUSTOM = {
@@ -121,7 +123,7 @@ def _sync_once(
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     with (
         PloomesSandbox(
-            PloomesDataset(persons=1000, seed=28),
+            PloomesDataset(persons=400, seed=28),
             user_key=SECRET_KEY,
             requests_per_minute=60_000,
             burst=1000,
@@ -237,7 +239,7 @@ def _sync_forms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, readings: dict[
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     with (
         PloomesSandbox(
-            PloomesDataset(persons=600, seed=28),
+            PloomesDataset(persons=300, seed=28),
             user_key=SECRET_KEY,
             requests_per_minute=60_000,
             burst=1000,

@@ -25,7 +25,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 
-pytestmark = pytest.mark.timeout(300)
+# one worker runs this module (make test: --dist loadgroup), so its built and installed wheel (the `installed` fixture) is made once, not once per worker
+pytestmark = [pytest.mark.timeout(300), pytest.mark.xdist_group("wheel")]
 
 
 def _run(
