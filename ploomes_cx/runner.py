@@ -30,6 +30,7 @@ from ploomes_cx.progress import RunWatcher
 from ploomes_cx.runtime.dagster_logging import skip_empty_log_config
 from ploomes_cx.runtime.housekeeping import HOST_TAG, PID_TAG, reclaim_abandoned_runs
 from ploomes_cx.runtime.pacing import exclusive
+from ploomes_cx.runtime.signals import sigterm_kept
 from ploomes_cx.runtime.state import ensure_dagster_home, ensure_home
 from ploomes_cx.summary import WindowSummary, combine, summarize
 
@@ -161,7 +162,7 @@ class _Runs:
             if self.on_progress
             else contextlib.nullcontext()
         )
-        with watcher:
+        with watcher, sigterm_kept():
             result = self.job.execute_in_process(
                 partition_key=chunk[0] if partitioned and len(chunk) == 1 else None,
                 asset_selection=None if whole else [k for layer in layers for k in self.layers[layer]],
@@ -312,19 +313,20 @@ def run_reconcile(m: Mapping, dry_run: bool) -> ReconcileOutcome:
         plan = Plan.of(m)
         op = "__".join(plan.reconcile_key.path)
         try:
-            result = (
-                build_integration_defs(m)
-                .resolve_job_def(plan.reconcile_job)
-                .execute_in_process(
-                    instance=instance,
-                    raise_on_error=False,
-                    tags={"ploomes_cx/trigger": "cli", "ploomes_cx/dry_run": str(dry_run).lower()},
-                    run_config={
-                        "loggers": {"console": {"config": {"log_level": "CRITICAL"}}},
-                        "ops": {op: {"config": {"dry_run": dry_run}}},
-                    },
+            with sigterm_kept():
+                result = (
+                    build_integration_defs(m)
+                    .resolve_job_def(plan.reconcile_job)
+                    .execute_in_process(
+                        instance=instance,
+                        raise_on_error=False,
+                        tags={"ploomes_cx/trigger": "cli", "ploomes_cx/dry_run": str(dry_run).lower()},
+                        run_config={
+                            "loggers": {"console": {"config": {"log_level": "CRITICAL"}}},
+                            "ops": {op: {"config": {"dry_run": dry_run}}},
+                        },
+                    )
                 )
-            )
             report_cli_runs(m, [result.run_id], instance)  # alerts without waiting for a daemon
         finally:
             instance.dispose()

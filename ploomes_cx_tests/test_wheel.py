@@ -120,7 +120,12 @@ def sandbox(installed: tuple[Path, Path, dict[str, str]]) -> Iterator[dict[str, 
         yield {**env, **exports, "PLOOMES_WEBHOOK_KEY": "wheel-test-webhook-key-0123456789abcdef"}
     finally:
         proc.terminate()
-        proc.wait(timeout=30)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # a sandbox deaf to SIGTERM is an error, not a leftover
+            proc.kill()
+            proc.wait()
+            raise
 
 
 def test_the_installed_package_is_the_one_imported(installed: tuple[Path, Path, dict[str, str]]) -> None:

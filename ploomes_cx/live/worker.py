@@ -29,6 +29,7 @@ from ploomes_cx.mapping import Mapping
 from ploomes_cx.plan import Plan
 from ploomes_cx.runtime.housekeeping import HOST_TAG, PID_TAG
 from ploomes_cx.runtime.pacing import exclusive
+from ploomes_cx.runtime.signals import sigterm_kept
 from ploomes_cx.runtime.state import ensure_home
 from ploomes_cx.summary import WindowSummary, summarize
 
@@ -111,7 +112,7 @@ class LiveWorker:
         run_id = str(uuid.uuid4())
         started = time.monotonic()
         try:
-            with exclusive(self.lock):
+            with exclusive(self.lock), sigterm_kept():
                 result = self.job.execute_in_process(
                     instance=self.instance,
                     raise_on_error=False,
