@@ -47,12 +47,34 @@ def pytest_configure(config: pytest.Config) -> None:
 LONGEST_FIRST = ("test_scale.py", "test_browser.py", "test_wheel.py")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+@pytest.hookimpl(trylast=True)  # after xdist's own hook, which names the groups in pytest < 9.2
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     def rank(item: pytest.Item) -> int:
         name = item.path.name
         return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
 
     items.sort(key=rank)  # stable: each module's tests stay together and in order
+    if getattr(config.option, "loadgroup", False):
+        _name_xdist_groups(items)
+
+
+def _name_xdist_groups(items: list[pytest.Item]) -> None:
+    """`--dist loadgroup` sends the tests whose node id ends in `@<group>` to one worker. xdist 3.8
+    adds that suffix by setting `item._nodeid`, which pytest 9.2 no longer reads (an id is
+    `item._id`): the groups were silently ignored and every worker rebuilt a module's shared
+    fixture (a synced UI, an installed wheel). This adds the suffix where xdist's did not land."""
+    from _pytest.nodeid import NodeId  # pytest >= 9.2; older ones never reach here with a bare id
+
+    for item in items:
+        groups = sorted(
+            {
+                str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+                for m in item.iter_markers("xdist_group")
+            }
+        )
+        if groups and "@" not in item.nodeid:
+            item._id = NodeId.parse(f"{item.nodeid}@{'_'.join(groups)}")  # type: ignore[attr-defined]
+            assert item.nodeid.endswith("@" + "_".join(groups)), "pytest changed how a node id is kept"
 
 
 @pytest.fixture
