@@ -80,7 +80,7 @@ def test_demo_live_without_ui_syncs_three_windows_then_a_won_deal_arrives_throug
             "--rpm",
             "6000",
             "--persons",
-            "600",
+            "200",  # three windows and a deal to win: the size proves nothing here (issue 29)
         ],
         capture_output=True,
         text=True,
