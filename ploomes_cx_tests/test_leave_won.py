@@ -16,7 +16,7 @@ from ploomes_cx_tests.conftest import local, point_at, write_mapping
 LOOSE = "quality:\n  max_rejected_ratio: 0.9\n"
 WINDOW = "2026-11-02"
 # the story needs a few records of each kind, not the whole 800-person account (issue 29)
-pytestmark = pytest.mark.persons(300)
+pytestmark = pytest.mark.persons(150)
 
 
 def _won_deal_of_the_window(home: Path, name: str) -> str:

@@ -19,7 +19,7 @@ from ploomes_cx_tests.conftest import live_mapping, local
 
 KEY = "whk-SECRET-live-5521"
 # the story needs a few records of each kind, not the whole 800-person account (issue 29)
-pytestmark = pytest.mark.persons(300)
+pytestmark = pytest.mark.persons(150)
 
 
 def _open_deal_of_a_loaded_client(home: Path, name: str) -> int:

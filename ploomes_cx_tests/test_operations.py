@@ -139,7 +139,7 @@ def test_a_backfill_run_newest_first_ends_in_the_same_customerx_state_as_in_orde
     """Windows may run in any order (a backfill, a retry): the newest version of a record wins."""
 
     def account(tag: str) -> tuple[PloomesSandbox, CustomerXSandbox, Path]:
-        dataset = PloomesDataset(persons=300, seed=5)
+        dataset = PloomesDataset(persons=150, seed=5)
         ploomes = PloomesSandbox(dataset, user_key=SECRET_KEY, requests_per_minute=60_000, burst=1000).start()
         cx = CustomerXSandbox(token=CX_TOKEN, requests_per_minute=60_000, burst=1000).start()
         # One organization renamed twice: the newest name (window 4) must be what CustomerX keeps.

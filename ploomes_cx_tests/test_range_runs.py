@@ -36,7 +36,7 @@ def _identity(resource: str, body: dict) -> tuple:
 
 @pytest.fixture
 def dataset() -> PloomesDataset:
-    return PloomesDataset(persons=300, seed=5)
+    return PloomesDataset(persons=150, seed=5)
 
 
 def _raw_rows(home, name: str, table: str) -> list[tuple]:
