@@ -9,7 +9,7 @@ DG     := VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(BIN)):$$PATH $(BIN)/dg
 CHROMIUM     ?= /usr/bin/chromium
 CHROMEDRIVER ?= /usr/bin/chromedriver
 
-.PHONY: install browser-deps demo test test-readings lint validate ui bench-defs bench-bookkeeping bench-extract bench-parallel bench-staging bench-load bench-fidelity bench-reconcile bench-sync bench-scale bench-live postgres-deps clean
+.PHONY: install browser-deps demo test test-readings lint validate ui bench-suite bench-defs bench-bookkeeping bench-extract bench-parallel bench-staging bench-load bench-fidelity bench-reconcile bench-sync bench-scale bench-live postgres-deps clean
 
 # uv installs the same packages as pip in half the time (part of every clean-clone test run),
 # compiling their bytecode as pip does: without it, the first processes of the suite compiled
@@ -64,6 +64,12 @@ ui: $(STAMP)
 ## Benchmark: building the code location with 1, 100 and 1,000 generated mappings (seconds, assets, peak RSS)
 bench-defs: $(STAMP)
 	$(BIN)/python -m benchmarks.defs
+
+## The test suite as `make test` runs it, timed per test and per worker: CPU, waiting, when each worker ended
+bench-suite: $(STAMP)
+	rm -rf .suite-time
+	SUITE_TIME_DIR=.suite-time $(BIN)/python -m pytest -q -p no:cacheprovider -n 3 --dist loadgroup -p benchmarks.suite_time
+	$(BIN)/python -m benchmarks.suite_time .suite-time
 
 ## Benchmark: ms to store one Dagster event and to make one API client, Dagster's and httpx's way against ours
 bench-bookkeeping: $(STAMP)

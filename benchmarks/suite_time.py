@@ -1,0 +1,94 @@
+"""Where the test suite's time goes (`make bench-suite`), per test and per xdist worker.
+
+Loaded into pytest with `-p benchmarks.suite_time`, it writes one line per test: wall seconds,
+the worker's own CPU seconds (its threads included: the sandbox servers run there), the CPU of
+the child processes it waited for (CLI subprocesses, the wheel's builds) and when it started.
+Run as a module, it sums those lines: how long each worker ran and when it ended (an unbalanced
+end is a scheduling loss), then the tests that cost the most CPU and the ones that mostly wait
+(sleeps, pacing, retries: time the suite pays without using the cores). Processes a test starts
+and does not wait for (the UI's webserver, PostgreSQL) are not counted; their cost shows as waiting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+FOLDER_ENV = "SUITE_TIME_DIR"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    folder = os.environ.get(FOLDER_ENV)
+    wall, cpu = time.perf_counter(), time.process_time()
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    yield
+    if not folder:
+        return
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    line = {
+        "test": item.nodeid,
+        "wall": time.perf_counter() - wall,
+        "cpu": time.process_time() - cpu,
+        "children": (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime),
+        "start": wall,  # perf_counter: one clock for every process of the machine (CLOCK_MONOTONIC)
+    }
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    with (Path(folder) / f"{os.getpid()}.jsonl").open("a") as out:
+        out.write(json.dumps(line) + "\n")
+
+
+def _rows(folder: Path) -> list[dict[str, Any]]:
+    rows = []
+    for path in sorted(folder.glob("*.jsonl")):
+        for line in path.read_text().splitlines():
+            rows.append(json.loads(line) | {"worker": path.stem})
+    return rows
+
+
+def report(folder: Path, top: int) -> None:
+    rows = _rows(folder)
+    if not rows:
+        raise SystemExit(
+            f"no timings in {folder}: run pytest with -p benchmarks.suite_time and ${FOLDER_ENV}"
+        )
+    origin = min(r["start"] for r in rows)
+    workers: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        workers[r["worker"]].append(r)
+    print(f"{len(rows)} tests; seconds of wall, own CPU, children's CPU; when each worker ended")
+    for name, mine in sorted(workers.items()):
+        end = max(r["start"] + r["wall"] for r in mine) - origin
+        sums = [sum(r[k] for r in mine) for k in ("wall", "cpu", "children")]
+        print(
+            f"  worker {name}: {len(mine)} tests, wall {sums[0]:.0f}, cpu {sums[1]:.0f} + {sums[2]:.0f}, end {end:.0f}"
+        )
+    cpu = sum(r["cpu"] + r["children"] for r in rows)
+    print(f"  CPU in all: {cpu:.0f} s, {cpu / 2:.0f} s of wall on 2 cores at best")
+    print("\nmost CPU (own + children), seconds: cpu, wall")
+    for r in sorted(rows, key=lambda r: -(r["cpu"] + r["children"]))[:top]:
+        print(f"  {r['cpu'] + r['children']:6.1f} {r['wall']:6.1f}  {r['test']}")
+    print("\nmost waiting (wall - CPU; also CPU of processes not waited for), seconds: waiting, wall")
+    for r in sorted(rows, key=lambda r: -(r["wall"] - r["cpu"] - r["children"]))[:top]:
+        print(f"  {r['wall'] - r['cpu'] - r['children']:6.1f} {r['wall']:6.1f}  {r['test']}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", type=Path, help=f"the folder ${FOLDER_ENV} named for pytest")
+    parser.add_argument("--top", type=int, default=15)
+    args = parser.parse_args()
+    report(args.folder, args.top)
+
+
+if __name__ == "__main__":
+    main()
