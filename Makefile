@@ -6,6 +6,8 @@ STAMP  := $(VENV)/.installed-stamp
 # dg finds the project's environment through VIRTUAL_ENV
 DG     := VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(BIN)):$$PATH $(BIN)/dg
 # Debian's paths; the browser test uses exactly these
+# how `make test` runs the suite; `make bench-suite` times exactly this
+PYTEST_SUITE := -q -p no:cacheprovider -n 3 --dist loadgroup
 CHROMIUM     ?= /usr/bin/chromium
 CHROMEDRIVER ?= /usr/bin/chromedriver
 
@@ -48,7 +50,7 @@ test: $(STAMP) browser-deps postgres-deps
 	$(BIN)/ruff format --check ploomes_cx ploomes_cx_tests benchmarks
 	DAGSTER_HOME= PLOOMES_CX_HOME=$$(mktemp -d) $(DG) check defs
 	DAGSTER_HOME= PLOOMES_CX_HOME=$$(mktemp -d) $(DG) list defs --json > /dev/null
-	$(BIN)/pytest -q -p no:cacheprovider -n 3 --dist loadgroup
+	$(BIN)/pytest $(PYTEST_SUITE)
 
 ## The readings matrix one switch at a time: the sync story under each alternative reading of the API specs, alone
 test-readings: $(STAMP)
@@ -68,7 +70,7 @@ bench-defs: $(STAMP)
 ## The test suite as `make test` runs it, timed per test and per worker: CPU, waiting, when each worker ended
 bench-suite: $(STAMP)
 	rm -rf .suite-time
-	SUITE_TIME_DIR=.suite-time $(BIN)/python -m pytest -q -p no:cacheprovider -n 3 --dist loadgroup -p benchmarks.suite_time
+	SUITE_TIME_DIR=.suite-time $(BIN)/python -m pytest $(PYTEST_SUITE) -p benchmarks.suite_time
 	$(BIN)/python -m benchmarks.suite_time .suite-time
 
 ## Benchmark: ms to store one Dagster event and to make one API client, Dagster's and httpx's way against ours
