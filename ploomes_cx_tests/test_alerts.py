@@ -36,6 +36,10 @@ from ploomes_cx.sandbox.http import POLL_SECONDS
 from ploomes_cx.staging import checks as staging_checks
 from ploomes_cx_tests.conftest import CX_TOKEN, SECRET_KEY, point_at, write_mapping
 
+pytestmark = pytest.mark.persons(
+    150
+)  # what is told, and how often: the account's size proves nothing (issue 29)
+
 WEBHOOK_ENV = "ALERTS_TEST_WEBHOOK"
 PASSWORD_ENV = "ALERTS_TEST_SMTP_PASSWORD"
 SMTP_PASSWORD = "smtp-SECRET-pass-5521"

@@ -24,6 +24,8 @@ from ploomes_cx.runtime.state import ensure_dagster_home
 from ploomes_cx_tests import test_alerts as base
 from ploomes_cx_tests.test_alerts import WINDOW, WRONG_TOKEN, Sensors, assert_no_secret, last_run, secrets
 
+pytestmark = pytest.mark.persons(150)  # what each command tells: the account's size proves nothing (issue 29)
+
 # test_alerts.py's fixtures, under their own names (a fixture is found by the module's globals)
 dataset, webhook, smtp, alerting = base.dataset, base.webhook, base.smtp, base.alerting
 

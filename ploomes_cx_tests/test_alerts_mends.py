@@ -42,6 +42,10 @@ from ploomes_cx_tests.test_alerts import (
 )
 from ploomes_cx_tests.test_alerts_cli import alert_lines, records
 
+pytestmark = pytest.mark.persons(
+    150
+)  # what is told, and how often: the account's size proves nothing (issue 29)
+
 # test_alerts.py's fixtures, under their own names (a fixture is found by the module's globals)
 dataset, webhook, smtp, alerting = base.dataset, base.webhook, base.smtp, base.alerting
 

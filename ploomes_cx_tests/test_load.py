@@ -183,7 +183,7 @@ def test_dry_run_writes_nothing_and_reports_what_would_change(
 def test_a_run_killed_mid_load_resumes_to_the_same_state_as_an_uninterrupted_run(tmp_path, monkeypatch):
     def account(tag: str, customerx_rpm: int) -> tuple[PloomesSandbox, CustomerXSandbox, Path, Path]:
         ploomes = PloomesSandbox(
-            PloomesDataset(persons=300, seed=11), user_key=SECRET_KEY, requests_per_minute=60_000, burst=1000
+            PloomesDataset(persons=150, seed=11), user_key=SECRET_KEY, requests_per_minute=60_000, burst=1000
         ).start()
         cx = CustomerXSandbox(token=CX_TOKEN, requests_per_minute=60_000, burst=1000).start()
         folder = tmp_path / tag

@@ -197,7 +197,7 @@ def test_parallel_syncs_on_one_key_share_its_limit_and_never_fail_on_429(tmp_pat
     """
     rpm = 1200
     ploomes = PloomesSandbox(
-        PloomesDataset(persons=250, seed=3), user_key=SECRET_KEY, requests_per_minute=rpm, burst=3
+        PloomesDataset(persons=120, seed=3), user_key=SECRET_KEY, requests_per_minute=rpm, burst=3
     ).start()
     cx = CustomerXSandbox(token=CX_TOKEN, requests_per_minute=rpm, burst=3).start()
     paths = []
