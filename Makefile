@@ -11,7 +11,7 @@ PYTEST_SUITE := -q -p no:cacheprovider -n 3 --dist loadgroup
 CHROMIUM     ?= /usr/bin/chromium
 CHROMEDRIVER ?= /usr/bin/chromedriver
 
-.PHONY: install browser-deps demo test test-readings lint validate ui bench-suite bench-defs bench-bookkeeping bench-extract bench-parallel bench-staging bench-load bench-fidelity bench-reconcile bench-sync bench-scale bench-live postgres-deps clean
+.PHONY: install browser-deps demo test test-readings lint validate ui bench-suite bench-defs bench-layouts bench-bookkeeping bench-extract bench-parallel bench-staging bench-load bench-fidelity bench-reconcile bench-sync bench-scale bench-live postgres-deps clean
 
 # uv installs the same packages as pip in half the time (part of every clean-clone test run),
 # compiling their bytecode as pip does: without it, the first processes of the suite compiled
@@ -66,6 +66,10 @@ ui: $(STAMP)
 ## Benchmark: building the code location with 1, 100 and 1,000 generated mappings (seconds, assets, peak RSS)
 bench-defs: $(STAMP)
 	$(BIN)/python -m benchmarks.defs
+
+## Benchmark: three layouts of 100 and 1,000 mappings (one graph each, one shared graph, shards), Dagster's cost alone
+bench-layouts: $(STAMP)
+	$(BIN)/python -m benchmarks.layouts
 
 ## The test suite as `make test` runs it, timed per test and per worker: CPU, waiting, when each worker ended
 bench-suite: $(STAMP)
