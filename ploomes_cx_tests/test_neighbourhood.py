@@ -11,8 +11,8 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ploomes_cx.staging.dedupe import cluster_by_identifiers
-from ploomes_cx.staging.neighbourhood import neighbourhood
+from ploomes_cx.staging.dedupe import _links, cluster_by_identifiers
+from ploomes_cx.staging.neighbourhood import links_touching, name_window, neighbourhood
 
 T = dt.datetime(2026, 11, 2, 12)
 COLUMNS = ("document", "external_code", "email")
@@ -87,3 +87,26 @@ def test_a_record_joined_by_a_decision_alone_is_in_the_neighbourhood() -> None:
     assert neighbourhood(frame, ["external_code"], [1]) == {1, 2}
     assert neighbourhood(frame, ["external_code", "email"], [1], same=[(2, 3)]) == {1, 2, 3}
     assert neighbourhood(frame, ["external_code"], [4]) == {4}
+
+
+WORDS = ["alfa", "alfas", "beta", "betas", "gama", "gamma", "delta", "deltas", "comercio", "comercial"]
+# names of a few words (links between neighbours), or one long name with a two-letter tail: every
+# two of those are alike, so links reach the full 20 places and the window's edges are tried
+KEYS = st.one_of(
+    st.lists(st.sampled_from(WORDS), min_size=1, max_size=3).map(" ".join),
+    st.text("abcdefgh", min_size=2, max_size=2).map(lambda tail: f"distribuidora comercial z{tail}"),
+)
+
+
+def _all_links(keys: set[str]) -> set[tuple[str, str, float]]:
+    ordered = sorted(keys)
+    return {(ordered[i], ordered[j], score) for i, j, score in _links(ordered)}
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sets(KEYS, min_size=25, max_size=80), st.sets(KEYS, max_size=6), st.sets(KEYS, max_size=6))
+def test_fuzzy_links_change_only_around_the_keys_added_or_removed(before, added, removed) -> None:
+    after = (before | added) - removed
+    window = name_window(before, after)
+    kept = {link for link in _all_links(before) if link[0] not in window and link[1] not in window}
+    assert kept | set(links_touching(sorted(after), window)) == _all_links(after)

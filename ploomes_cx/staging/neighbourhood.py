@@ -18,8 +18,10 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 import pandas as pd
+from rapidfuzz import fuzz, process
 
 from ploomes_cx.identity import IDENTIFIER_COLUMNS
+from ploomes_cx.staging.dedupe import FUZZY_THRESHOLD, NEIGHBOURS
 
 
 def neighbourhood(
@@ -64,3 +66,47 @@ def neighbourhood(
                 found.add(other)
                 todo.append(other)
     return found
+
+
+def name_window(before: Iterable[str], after: Iterable[str]) -> set[str]:
+    """The company keys whose fuzzy-name links (`dedupe._links`) a change can alter: the keys within
+    `NEIGHBOURS` places of a key added or removed, in the sorted distinct keys before the change
+    (for a removed key) and after it (for an added one).
+
+    `_links` compares each key with the next `NEIGHBOURS` keys in sorted order, so a key added or
+    removed shifts only the comparisons of the keys that close to it; every other pair is compared
+    (or not) exactly as before."""
+    old, new = sorted(set(before)), sorted(set(after))
+    removed, added = set(old) - set(new), set(new) - set(old)
+    window: set[str] = set()
+    for keys, changed in ((old, removed), (new, added)):
+        for i, key in enumerate(keys):
+            if key in changed:
+                window.update(keys[max(0, i - NEIGHBOURS) : i + NEIGHBOURS + 1])
+    return window
+
+
+def links_touching(keys: list[str], window: set[str]) -> list[tuple[str, str, float]]:
+    """`dedupe._links` of the sorted distinct `keys`, only the pairs with a key in `window`, as
+    (key, key, score): what replaces a stored link list's pairs touching the window. Scored by the
+    same vectorized call, so the scores are the same numbers."""
+    token_sorted = [" ".join(sorted(k.split())) for k in keys]
+    pairs = sorted(
+        {
+            (min(i, j), max(i, j))
+            for i, key in enumerate(keys)
+            if key in window
+            for j in range(max(0, i - NEIGHBOURS), min(len(keys), i + NEIGHBOURS + 1))
+            if j != i
+        }
+    )
+    if not pairs:
+        return []
+    scores = process.cpdist(
+        [token_sorted[a] for a, _ in pairs],
+        [token_sorted[b] for _, b in pairs],
+        scorer=fuzz.ratio,
+        score_cutoff=FUZZY_THRESHOLD,
+        workers=-1,
+    )
+    return [(keys[a], keys[b], float(scores[n])) for n, (a, b) in enumerate(pairs) if scores[n]]
