@@ -7,12 +7,19 @@ from __future__ import annotations
 
 import datetime as dt
 
+import duckdb
 import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ploomes_cx.staging.dedupe import _links, cluster_by_identifiers
-from ploomes_cx.staging.neighbourhood import links_touching, name_window, neighbourhood
+from ploomes_cx.staging.neighbourhood import (
+    identity_rows,
+    links_touching,
+    name_window,
+    neighbourhood,
+    neighbourhood_sql,
+)
 
 T = dt.datetime(2026, 11, 2, 12)
 COLUMNS = ("document", "external_code", "email")
@@ -110,3 +117,14 @@ def test_fuzzy_links_change_only_around_the_keys_added_or_removed(before, added,
     window = name_window(before, after)
     kept = {link for link in _all_links(before) if link[0] not in window and link[1] not in window}
     assert kept | set(links_touching(sorted(after), window)) == _all_links(after)
+
+
+@settings(max_examples=150, deadline=None)
+@given(stories(), st.sets(st.integers(1, 18), max_size=4))
+def test_the_sql_neighbourhood_over_an_identity_index_is_the_same_set(story, seeds) -> None:
+    before, changed, _, identifiers, same, _ = story
+    frame = _frame(before | changed)
+    with duckdb.connect() as con:
+        index = identity_rows(frame, identifiers, same)  # noqa: F841 (read by the query below)
+        con.execute("create table idx as select * from index")
+        assert neighbourhood_sql(con, "idx", seeds) == neighbourhood(frame, identifiers, seeds, same)

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 
+import duckdb
 import pandas as pd
 from rapidfuzz import fuzz, process
 
@@ -60,7 +61,8 @@ def neighbourhood(
     while todo:
         pid = todo.pop()
         linked = [other for key in values_of.get(pid, ()) for other in holders[key]]
-        linked += [other for group in decided.get(pid, ()) for other in group if other in known]
+        if pid in known:  # a decision joins records the frame holds, as clustering does
+            linked += [other for group in decided.get(pid, ()) for other in group if other in known]
         for other in linked:
             if other not in found:
                 found.add(other)
@@ -110,3 +112,57 @@ def links_touching(keys: list[str], window: set[str]) -> list[tuple[str, str, fl
         workers=-1,
     )
     return [(keys[a], keys[b], float(scores[n])) for n, (a, b) in enumerate(pairs) if scores[n]]
+
+
+def identity_rows(
+    frame: pd.DataFrame, identifiers: list[str], same: list[tuple[int, ...]] | None = None
+) -> pd.DataFrame:
+    """`frame`'s identifier values in long form (`ploomes_id`, `identifier`, `value`), one row per
+    present value, plus one per record a `same` decision names (identifier `decision`, the
+    decision's number as its value): the shape an identity index is kept in, where one join finds
+    every record linked to another."""
+    ids = frame["ploomes_id"].astype("int64")
+    parts = []
+    for ident in identifiers:
+        values = frame[IDENTIFIER_COLUMNS[ident]]
+        present = values.notna()
+        parts.append(
+            pd.DataFrame(
+                {"ploomes_id": ids[present], "identifier": ident, "value": values[present].astype(str)}
+            )
+        )
+    held = set(ids.tolist())
+    decided = [(i, str(n)) for n, group in enumerate(same or []) for i in group if i in held]
+    parts.append(
+        pd.DataFrame(
+            {
+                "ploomes_id": [i for i, _ in decided],
+                "identifier": "decision",
+                "value": [v for _, v in decided],
+            }
+        )
+    )
+    rows = pd.concat([p for p in parts if len(p)] or parts[-1:], ignore_index=True)
+    return rows.astype({"ploomes_id": "int64", "identifier": str, "value": str})
+
+
+def neighbourhood_sql(con: duckdb.DuckDBPyConnection, index: str, seeds: Iterable[int]) -> set[int]:
+    """`neighbourhood` over an identity index (a table or subquery with `identity_rows`' columns) in
+    DuckDB: one recursive query, which reads only the reached records' rows, so a million-record
+    account is joined where it is stored instead of being read into Python."""
+    con.execute(
+        "create or replace temp table _seeds as select unnest(?::bigint[]) as ploomes_id",
+        [[int(s) for s in seeds]],
+    )
+    rows = con.execute(
+        f"""with recursive reach(ploomes_id) as (
+                select ploomes_id from _seeds
+                union
+                select other.ploomes_id
+                from reach
+                join {index} mine on mine.ploomes_id = reach.ploomes_id
+                join {index} other on other.identifier = mine.identifier and other.value = mine.value
+            )
+            select ploomes_id from reach"""
+    ).fetchall()
+    return {int(r[0]) for r in rows}
