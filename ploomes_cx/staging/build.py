@@ -61,13 +61,14 @@ def staging_mode() -> Iterator[None]:
         yield
 
 
-def build_staging(con: duckdb.DuckDBPyConnection, m: Mapping, run_id: str) -> Staged:
-    """Compute every staging table of mapping `m` from its raw tables (schema `m.name`)."""
+def build_staging(con: duckdb.DuckDBPyConnection, m: Mapping, run_id: str, only: str | None = None) -> Staged:
+    """Compute every staging table of mapping `m` from its raw tables (schema `m.name`); with
+    `only` (SQL of a `ploomes_id` column), from those records alone."""
     with staging_mode():
-        return _build(con, m, run_id)
+        return _build(con, m, run_id, only)
 
 
-def _build(con: duckdb.DuckDBPyConnection, m: Mapping, run_id: str) -> Staged:
+def _build(con: duckdb.DuckDBPyConnection, m: Mapping, run_id: str, only: str | None = None) -> Staged:
     # Keep DuckDB's own buffers modest: the frames below need the memory more.
     con.execute(f"set memory_limit = '{DUCKDB_MEMORY}'")
     con.execute("set preserve_insertion_order = false")
@@ -78,6 +79,7 @@ def _build(con: duckdb.DuckDBPyConnection, m: Mapping, run_id: str) -> Staged:
         mapped_field_types(con, m),
         missing=missing_parents(con, m.name),
         decisions=load_decisions(m),
+        only=only,
     )
     parties = read_parties(ctx, Plan.of(m).extracts)
     release_buffers(con, DUCKDB_MEMORY)  # the payload pages the reads left cached

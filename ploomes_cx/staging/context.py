@@ -28,6 +28,9 @@ class Context:
     missing: dict[str, set[int]] = field(default_factory=dict)
     decisions: list[Decision] = field(default_factory=list)  # a person's (`<name>.decisions.csv`)
     decided_seen: set[int] = field(default_factory=set)  # the decisions' Ids some party frame holds
+    # SQL of the Ids to stage (a column `ploomes_id`), for a re-stage of what a change reached
+    # (docs/incremental-staging.md); None stages every record
+    only: str | None = None
 
     def orphan_rule(
         self, parents: pd.Series, kind: str = "contacts", otherwise: str = "client_not_found"
@@ -38,8 +41,13 @@ class Context:
         return pd.Series(otherwise, index=parents.index).where(~gone, "parent_deleted")
 
     def view(self, entity: str) -> str:
-        """SQL of each record's latest version in `raw_<entity>`."""
-        return latest(self.con, self.m.name, entity)
+        """SQL of each record's latest version in `raw_<entity>` (of the records in `only`)."""
+        sql = latest(self.con, self.m.name, entity)
+        return (
+            sql
+            if self.only is None
+            else f"(select * from {sql} where id in (select ploomes_id from {self.only}))"
+        )
 
     def custom_attributes(self, view: str, section: str, entity: str) -> pd.Series:
         """Per record, a JSON object of the custom fields mapped under `custom_fields.<section>`,

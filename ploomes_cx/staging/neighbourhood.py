@@ -30,15 +30,17 @@ def neighbourhood(
     identifiers: list[str],
     seeds: Iterable[int],
     same: list[tuple[int, ...]] | None = None,
+    links: Iterable[str] = (),
 ) -> set[int]:
     """The Ploomes Ids connected to `seeds` in `frame` (`ploomes_id` and the identifier columns).
 
     `frame` may hold several rows of one Id: pass a changed record's version before the change
     beside its version after, and the neighbourhood covers what it left as well as what it joins.
-    Two Ids are connected when a row of each has the same value of one of `identifiers`, or when
-    a `same` decision names both.
+    Two Ids are connected when a row of each has the same value of one of `identifiers` (or of one
+    of the `links` columns: any other rule that groups records, such as a contact's e-mail or its
+    company), or when a `same` decision names both.
     """
-    columns = [IDENTIFIER_COLUMNS[i] for i in identifiers]
+    columns = list(dict.fromkeys([*(IDENTIFIER_COLUMNS[i] for i in identifiers), *links]))
     ids = frame["ploomes_id"].astype("int64").tolist()
     holders: dict[tuple[str, object], list[int]] = defaultdict(list)  # (column, value) -> Ids
     values_of: dict[int, list[tuple[str, object]]] = defaultdict(list)  # Id -> its (column, value)s
