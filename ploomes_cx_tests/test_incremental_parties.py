@@ -29,6 +29,7 @@ from ploomes_cx.staging.context import Context
 from ploomes_cx.staging.neighbourhood import neighbourhood
 from ploomes_cx.staging.party import read_parties
 from ploomes_cx.staging.rejects import Rejects
+from ploomes_cx.staging.splice import MADE_FROM, splice_clusters, splice_table
 
 ZONE = ZoneInfo("America/Sao_Paulo")
 WINDOW = dg.TimeWindow(dt.datetime(2026, 10, 1, tzinfo=ZONE), dt.datetime(2026, 12, 2, tzinfo=ZONE))
@@ -52,13 +53,20 @@ def _append(con: duckdb.DuckDBPyConnection, records: list[dict], run_id: str) ->
         con.unregister("_rows")
 
 
-def _change(rng: random.Random, records: dict[int, dict], orgs: list[int]) -> dict[int, dict]:
-    """New versions of a few records, changed as a CRM's users change them."""
+def _change(
+    rng: random.Random, records: dict[int, dict], orgs: list[int], merged: list[int], hour: int
+) -> dict[int, dict]:
+    """New versions of a few records, changed as a CRM's users change them; half of them records
+    merged with another, so that some leave a cluster (and the cluster they leave must change)."""
     changed: dict[int, dict] = {}
     ids = sorted(records)
-    for pid in rng.sample(ids, 6):
+    picked = rng.sample(merged, min(3, len(merged)))
+    for pid in picked + rng.sample(sorted(set(ids) - set(picked)), 6 - len(picked)):
         record, other = dict(records[pid]), records[rng.choice(ids)]
-        how = rng.choice(["email", "register", "key", "company", "name", "clear"])
+        # a merged record corrected so it leaves its cluster; the others changed at random
+        how = (
+            "clear" if pid in merged else rng.choice(["email", "register", "key", "company", "name", "clear"])
+        )
         if how == "email":
             record["Email"] = other["Email"]
         elif how == "register" and other["TypeId"] == record["TypeId"]:
@@ -71,7 +79,7 @@ def _change(rng: random.Random, records: dict[int, dict], orgs: list[int]) -> di
             record.update(Email=None, Register="", CNPJ=None, CPF=None, Key=None)
         else:
             record["Name"] = f"{other['Name']} "  # a trailing space: the same name, cleaned
-        record["LastUpdateDate"] = f"2026-12-01T{10 + len(changed):02d}:00:00.000-03:00"
+        record["LastUpdateDate"] = f"2026-12-01T{hour + len(changed):02d}:00:00.000-03:00"
         changed[pid] = record
     return changed
 
@@ -88,29 +96,34 @@ def _parties(con: duckdb.DuckDBPyConnection, m: Mapping, ids: set[int] | None = 
     return frame if ids is None else frame[frame["ploomes_id"].isin(ids)]
 
 
-def _rows(staged: Staged, reach: set[int]) -> dict[str, list[tuple]]:
-    def rows(frame: pd.DataFrame, where: pd.Series) -> list[tuple]:
-        # cell by cell: a column's text form depends on its other values (a date column whose
-        # times are all midnight prints without them)
-        return sorted(tuple(map(repr, row)) for row in frame[where].itertuples(index=False))
+def _rows(frame: pd.DataFrame, ids: set[int], made_from: str = "ploomes_id") -> list[tuple]:
+    """The rows made from `ids`, cell by cell (a column's text form depends on its other values: a
+    date column whose times are all midnight prints without them), without the run that made them."""
+    rows = frame[frame[made_from].isin(ids)].drop(columns=["run_id"], errors="ignore")
+    return sorted(tuple(map(repr, row)) for row in rows.itertuples(index=False))
 
-    clusters = staged.clusters
-    merged = clusters["kind"] == "merged"
-    return {
-        "clients": rows(staged.clients, staged.clients["ploomes_id"].isin(reach)),
-        "contacts": rows(staged.contacts, staged.contacts["ploomes_id"].isin(reach)),
-        "rejected": rows(staged.rejected, staged.rejected["ploomes_id"].isin(reach)),
-        "merged": rows(clusters, merged & clusters["survivor_id"].isin(reach)),
+
+def _reached(staged: Staged, reach: set[int]) -> dict[str, list[tuple]]:
+    merged = staged.clusters[staged.clusters["kind"] == "merged"]
+    return {t: _rows(getattr(staged, t), reach) for t in MADE_FROM} | {
+        "merged": _rows(merged, reach, "survivor_id")
     }
 
 
-@pytest.mark.parametrize("seed", range(8))
-def test_re_staging_the_reach_alone_gives_the_full_re_stages_rows_for_it(seed: int) -> None:
+# B2B: clients are the organizations, a person's client is its company's (company links needed);
+# B2C: clients are the persons themselves, so the reach is their identifiers and e-mails alone
+SHAPES = {"b2b": ("organizations", ["email", "company"]), "b2c": ("persons", ["email"])}
+
+
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+@pytest.mark.parametrize("seed", range(6))
+def test_re_staging_the_reach_alone_gives_the_full_re_stages_rows_for_it(seed: int, shape: str) -> None:
     rng = random.Random(seed)
     identifiers = IDENTIFIER_ORDERS[seed % len(IDENTIFIER_ORDERS)]
+    clients, links = SHAPES[shape]
     m = parse_mapping(
         {"name": "inc", "contracts": {"source": "none"}, "timeline": [], "identifiers": identifiers,
-         "custom_fields": {"clients": []}},
+         "clients": {"source": clients}, "custom_fields": {"clients": []}},
         "test_incremental_parties.py",
     )  # fmt: skip
     dataset = PloomesDataset(persons=60, seed=seed)
@@ -121,13 +134,31 @@ def test_re_staging_the_reach_alone_gives_the_full_re_stages_rows_for_it(seed: i
     with duckdb.connect() as con:
         con.execute("create schema inc")
         _append(con, list(records.values()), "first")
-        changed = _change(rng, records, orgs)
+        # a first round of changes makes duplicates (the sandbox's small accounts have few)
+        records |= _change(rng, records, orgs, [], hour=8)
+        _append(con, list(records.values()), "earlier")
+        was = build_staging(con, m, "before")
+        members = was.clusters.loc[was.clusters["kind"] == "merged", "member_ids"]
+        merged = sorted({int(i) for ids in members for i in ids.split(",")})
+        changed = _change(rng, records, orgs, merged, hour=14)
         before = _parties(con, m, set(changed))
         _append(con, list(changed.values()), "second")
         after = _parties(con, m)
-        reach = neighbourhood(pd.concat([before, after]), identifiers, changed, links=["email", "company"])
+        reach = neighbourhood(pd.concat([before, after]), identifiers, changed, links=links)
         con.register("_reach", pd.DataFrame({"ploomes_id": sorted(reach)}))
-        full = build_staging(con, m, "r")
-        alone = build_staging(con, m, "r", only="_reach")
+        full = build_staging(con, m, "after")
+        alone = build_staging(con, m, "after-reach", only="_reach")
     assert len(reach) < len(records)  # a change reaches part of the account, not all of it
-    assert _rows(alone, reach) == _rows(full, reach)
+    assert _reached(alone, reach) == _reached(full, reach)
+    # the tables before the change, with the reach's rows replaced, are the full re-stage's tables
+    everything = set(records)
+    for table, made_from in MADE_FROM.items():
+        spliced = splice_table(getattr(was, table), getattr(alone, table), reach, made_from)
+        assert _rows(spliced, everything, made_from) == _rows(getattr(full, table), everything, made_from), (
+            table
+        )
+    clusters = splice_clusters(was.clusters, alone.clusters, reach)
+    merged = clusters[clusters["kind"] == "merged"]
+    assert _rows(merged, everything, "survivor_id") == _rows(
+        full.clusters[full.clusters["kind"] == "merged"], everything, "survivor_id"
+    )
