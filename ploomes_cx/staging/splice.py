@@ -4,8 +4,9 @@ other row is kept as it was.
 
 Which records made a row: a client is its survivor's (its aliases are in the same identifier
 component, so reached together), a contact and a rejection name their record, a merged cluster
-its survivor. Look-alike candidates have their own reach (the fuzzy-name window) and are not
-spliced here yet.
+its survivor. So far the parties alone (organizations and persons, one Id space): contracts and
+timeline entries, whose Ids are of other spaces, will be spliced by kind when the re-stage takes
+them; look-alike candidates have their own reach (the fuzzy-name window) and are not spliced yet.
 """
 
 from __future__ import annotations
