@@ -67,7 +67,7 @@ def stories(draw: st.DrawFn) -> tuple:
     return before, changed, deleted, list(identifiers), same, apart
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(stories())
 def test_a_change_reaches_only_its_neighbourhood_and_the_neighbourhood_alone_clusters_the_same(story) -> None:
     before, changed, deleted, identifiers, same, apart = story
@@ -110,7 +110,7 @@ def _all_links(keys: set[str]) -> set[tuple[str, str, float]]:
     return {(ordered[i], ordered[j], score) for i, j, score in _links(ordered)}
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.sets(KEYS, min_size=25, max_size=80), st.sets(KEYS, max_size=6), st.sets(KEYS, max_size=6))
 def test_fuzzy_links_change_only_around_the_keys_added_or_removed(before, added, removed) -> None:
     after = (before | added) - removed
@@ -119,7 +119,7 @@ def test_fuzzy_links_change_only_around_the_keys_added_or_removed(before, added,
     assert kept | set(links_touching(sorted(after), window)) == _all_links(after)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(stories(), st.sets(st.integers(1, 18), max_size=4))
 def test_the_sql_neighbourhood_over_an_identity_index_is_the_same_set(story, seeds) -> None:
     before, changed, _, identifiers, same, _ = story

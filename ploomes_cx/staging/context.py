@@ -14,7 +14,7 @@ from ploomes_cx.mapping import Mapping
 from ploomes_cx.ploomes.custom_fields import read_fields
 from ploomes_cx.ploomes.fields import FieldType
 from ploomes_cx.staging.rejects import Rejects
-from ploomes_cx.staging.tables import latest
+from ploomes_cx.staging.tables import ID_SPACES, latest
 
 
 @dataclass
@@ -28,8 +28,8 @@ class Context:
     missing: dict[str, set[int]] = field(default_factory=dict)
     decisions: list[Decision] = field(default_factory=list)  # a person's (`<name>.decisions.csv`)
     decided_seen: set[int] = field(default_factory=set)  # the decisions' Ids some party frame holds
-    # SQL of the Ids to stage (a column `ploomes_id`), for a re-stage of what a change reached
-    # (docs/incremental-staging.md); None stages every record
+    # SQL of the records to stage (columns `space`, `ploomes_id`: `tables.ID_SPACES`), for a
+    # re-stage of what a change reached (docs/incremental-staging.md); None stages every record
     only: str | None = None
 
     def orphan_rule(
@@ -43,10 +43,11 @@ class Context:
     def view(self, entity: str) -> str:
         """SQL of each record's latest version in `raw_<entity>` (of the records in `only`)."""
         sql = latest(self.con, self.m.name, entity)
+        if self.only is None:
+            return sql
+        space = ID_SPACES.get(entity, entity)
         return (
-            sql
-            if self.only is None
-            else f"(select * from {sql} where id in (select ploomes_id from {self.only}))"
+            f"(select * from {sql} where id in (select ploomes_id from {self.only} where space = '{space}'))"
         )
 
     def custom_attributes(self, view: str, section: str, entity: str) -> pd.Series:

@@ -71,6 +71,18 @@ TIMELINE_COLUMNS = [
     "window_start",
 ]
 CLUSTER_COLUMNS = ["cluster_id", "entity", "kind", "survivor_id", "member_ids", "size", "rule", "score"]
+# The Ploomes Id space each raw entity, and each `entity` a staging row or rejection names, is
+# in: what a re-stage of some records (docs/incremental-staging.md) keys them by, since a deal
+# and a contact may share an Id. Organizations and persons are both Ploomes contacts.
+ID_SPACES = {
+    "organizations": "contacts",
+    "persons": "contacts",
+    "deal_contacts": "contacts",
+    "organization_contacts": "contacts",
+    "deal_persons": "contacts",
+    "won_deals": "deals",
+    "deal_products": "deals",
+}
 TIMESTAMP_COLUMNS = {"changed_at", "window_start", "occurred_at", "sale_date", "status_changed_at"}
 
 

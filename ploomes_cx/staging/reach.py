@@ -1,0 +1,92 @@
+"""The children a change reaches (docs/incremental-staging.md): the deals and timeline entries
+whose staged rows depend on a reached contact, and the contacts a changed child points at.
+
+A contract is made from its deal and the client of the deal's contact; a timeline entry from
+itself and the client of its contact, else of its deal's contact. So a child is reached when it
+changed, or when a contact (or deal) it points at is reached; and a changed child makes the
+contacts it points at, before and after the change, seeds of the parties' reach (a deal moved to
+another contact may make or unmake a client when clients are the contacts with won deals).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import duckdb
+import pandas as pd
+
+from ploomes_cx.mapping import Mapping
+from ploomes_cx.plan import Plan
+from ploomes_cx.ploomes import payloads
+from ploomes_cx.staging.tables import latest
+
+Reach = dict[str, set[int]]  # Id space (`tables.ID_SPACES`) -> Ids
+
+
+def _deals(con: duckdb.DuckDBPyConnection, m: Mapping) -> pd.DataFrame | None:
+    return payloads.deals(con, latest(con, m.name, "deals")) if "deals" in Plan.of(m).extracts else None
+
+
+def _timeline(con: duckdb.DuckDBPyConnection, m: Mapping) -> Iterable[tuple[str, pd.DataFrame]]:
+    for kind in m.timeline:
+        source = payloads.TIMELINE_SOURCES[kind]
+        yield source.entity, payloads.timeline(con, latest(con, m.name, source.entity), source)
+
+
+def parents(con: duckdb.DuckDBPyConnection, m: Mapping, children: Reach) -> set[int]:
+    """The contacts the `children`'s latest versions point at (call before and after a change)."""
+    found: set[int] = set()
+    deals = _deals(con, m)
+    if deals is not None:
+        mine = deals[deals["ploomes_id"].isin(children.get("deals", set()))]
+        found |= _ids(mine["contact_id"]) | _ids(mine["person_id"])
+    deal_contact = (
+        dict(zip(deals["ploomes_id"], deals["contact_id"], strict=True)) if deals is not None else {}
+    )
+    for entity, frame in _timeline(con, m):
+        mine = frame[frame["ploomes_id"].isin(children.get(entity, set()))]
+        found |= _ids(mine["contact_id"].fillna(mine["deal_id"].map(deal_contact)))
+    return found
+
+
+def children(con: duckdb.DuckDBPyConnection, m: Mapping, contacts: set[int], changed: Reach) -> Reach:
+    """The children to re-stage: the `changed` ones, and those pointing at a reached contact (or,
+    for timeline entries, at a reached deal)."""
+    out: Reach = {"contacts": set(contacts)}
+    deals = _deals(con, m)
+    if deals is not None:
+        hit = deals["contact_id"].isin(contacts) | deals["person_id"].isin(contacts)
+        out["deals"] = set(deals["ploomes_id"][hit].tolist()) | changed.get("deals", set())
+    for entity, frame in _timeline(con, m):
+        hit = frame["contact_id"].isin(contacts) | frame["deal_id"].isin(out.get("deals", set()))
+        out[entity] = set(frame["ploomes_id"][hit].tolist()) | changed.get(entity, set())
+    return out
+
+
+def close(
+    con: duckdb.DuckDBPyConnection,
+    m: Mapping,
+    parties: Callable[[set[int]], set[int]],
+    seeds: set[int],
+    changed: Reach,
+) -> Reach:
+    """The whole reach: the parties reached from `seeds` (`parties`, e.g. `neighbourhood`), their
+    children, and again from the contacts those children point at, until nothing is added: a
+    child is re-staged with the contacts that give it its client."""
+    contacts = parties(seeds)
+    while True:
+        out = children(con, m, contacts, changed)
+        needed = parents(con, m, {space: ids for space, ids in out.items() if space != "contacts"})
+        if needed <= contacts:
+            return out
+        contacts = parties(contacts | needed)
+
+
+def reach_frame(reach: Reach) -> pd.DataFrame:
+    """`reach` as the relation `Context.only` reads (`space`, `ploomes_id`)."""
+    rows = [(space, int(i)) for space, ids in reach.items() for i in sorted(ids)]
+    return pd.DataFrame(rows, columns=["space", "ploomes_id"]).astype({"ploomes_id": "int64"})
+
+
+def _ids(values: pd.Series) -> set[int]:
+    return {int(v) for v in values.dropna().tolist()}
