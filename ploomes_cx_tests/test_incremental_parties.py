@@ -202,8 +202,9 @@ def test_a_re_stage_of_the_reach_spliced_in_gives_the_full_re_stages_tables(seed
             con, m, lambda ids: neighbourhood(versions, identifiers, ids, links=links), seeds, moved
         )
         con.register("_reach", children_reach.reach_frame(reach))
+        con.register("_stored", was.clients)  # stg_clients as the staging before the change left it
         full = build_staging(con, m, "after")
-        alone = build_staging(con, m, "after-reach", only="_reach")
+        alone = build_staging(con, m, "after-reach", only="_reach", stored="_stored")
     assert len(reach["contacts"]) < len(account["contacts"])  # a change reaches part of the account
     assert _tables(alone, reach) == _tables(full, reach)
     spliced = {t: splice_table(t, getattr(was, t), getattr(alone, t), reach) for t in SPLICED}

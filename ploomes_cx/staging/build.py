@@ -61,14 +61,27 @@ def staging_mode() -> Iterator[None]:
         yield
 
 
-def build_staging(con: duckdb.DuckDBPyConnection, m: Mapping, run_id: str, only: str | None = None) -> Staged:
+def build_staging(
+    con: duckdb.DuckDBPyConnection,
+    m: Mapping,
+    run_id: str,
+    only: str | None = None,
+    stored: str | None = None,
+) -> Staged:
     """Compute every staging table of mapping `m` from its raw tables (schema `m.name`); with
-    `only` (SQL of a `ploomes_id` column), from those records alone."""
+    `only` (SQL of `space`, `ploomes_id`), from those records alone, finding the clients of the
+    contacts outside them in `stored` (the `stg_clients` staged before)."""
     with staging_mode():
-        return _build(con, m, run_id, only)
+        return _build(con, m, run_id, only, stored)
 
 
-def _build(con: duckdb.DuckDBPyConnection, m: Mapping, run_id: str, only: str | None = None) -> Staged:
+def _build(
+    con: duckdb.DuckDBPyConnection,
+    m: Mapping,
+    run_id: str,
+    only: str | None = None,
+    stored: str | None = None,
+) -> Staged:
     # Keep DuckDB's own buffers modest: the frames below need the memory more.
     con.execute(f"set memory_limit = '{DUCKDB_MEMORY}'")
     con.execute("set preserve_insertion_order = false")
@@ -80,6 +93,7 @@ def _build(con: duckdb.DuckDBPyConnection, m: Mapping, run_id: str, only: str | 
         missing=missing_parents(con, m.name),
         decisions=load_decisions(m),
         only=only,
+        stored_clients=stored,
     )
     parties = read_parties(ctx, Plan.of(m).extracts)
     release_buffers(con, DUCKDB_MEMORY)  # the payload pages the reads left cached

@@ -16,6 +16,7 @@ from ploomes_cx.decisions import all_decided, decided_pairs
 from ploomes_cx.staging.context import Context
 from ploomes_cx.staging.dedupe import fuzzy_candidates, related_candidates
 from ploomes_cx.staging.party import Parties
+from ploomes_cx.staging.stored import stored_clients
 from ploomes_cx.staging.survivors import merge_duplicates
 from ploomes_cx.staging.tables import CLIENT_COLUMNS, counts, shape
 
@@ -78,6 +79,10 @@ def _list_candidates(ctx: Context, clients: pd.DataFrame, entity: str) -> None:
 def _resolver(ctx: Context, parties: Parties, alias: dict[int, int]) -> ClientResolver:
     via_company = ctx.m.clients.source in ("organizations", "deals")
     company_of = parties.company_of() if via_company else None
+    # a re-stage of what a change reached: the contacts outside it keep their stored client
+    staged: set[int] = set()
+    if ctx.stored_clients is not None:
+        staged = set(parties.orgs["ploomes_id"].tolist()) | set(parties.persons["ploomes_id"].tolist())
 
     def client_of_contact(contact_ids: pd.Series) -> pd.Series:
         """Ploomes contact id -> client external id (or None): the contact itself when it is a
@@ -86,6 +91,11 @@ def _resolver(ctx: Context, parties: Parties, alias: dict[int, int]) -> ClientRe
         missing = direct.isna()
         if company_of is not None and missing.any():  # looked up only for the ones left
             direct[missing] = contact_ids[missing].map(company_of).map(alias)
+        if ctx.stored_clients is not None:
+            outside = direct.isna() & contact_ids.notna() & ~contact_ids.isin(staged)
+            ids = sorted({int(i) for i in contact_ids[outside]})
+            found = stored_clients(ctx.con, ctx.m.name, ctx.stored_clients, ids, via_company)
+            direct[outside] = contact_ids[outside].map(found)
         found = direct.notna().to_numpy()
         out = np.full(len(direct), None, dtype=object)
         # one string per client, shared by its contacts: a million persons of 250,000 companies

@@ -31,6 +31,9 @@ class Context:
     # SQL of the records to stage (columns `space`, `ploomes_id`: `tables.ID_SPACES`), for a
     # re-stage of what a change reached (docs/incremental-staging.md); None stages every record
     only: str | None = None
+    # with `only`: SQL of the `stg_clients` staged before, where a child re-staged alone finds the
+    # client of a contact the change did not reach (`stored.py`)
+    stored_clients: str | None = None
 
     def orphan_rule(
         self, parents: pd.Series, kind: str = "contacts", otherwise: str = "client_not_found"

@@ -5,7 +5,9 @@ A contract is made from its deal and the client of the deal's contact; a timelin
 itself and the client of its contact, else of its deal's contact. So a child is reached when it
 changed, or when a contact (or deal) it points at is reached; and a changed child makes the
 contacts it points at, before and after the change, seeds of the parties' reach (a deal moved to
-another contact may make or unmake a client when clients are the contacts with won deals).
+another contact may make or unmake a client when clients are the contacts with won deals). A
+child reached through its deal whose own contact is not reached finds that contact's client in
+the stored `stg_clients` (`stored.py`).
 """
 
 from __future__ import annotations
@@ -70,16 +72,10 @@ def close(
     seeds: set[int],
     changed: Reach,
 ) -> Reach:
-    """The whole reach: the parties reached from `seeds` (`parties`, e.g. `neighbourhood`), their
-    children, and again from the contacts those children point at, until nothing is added: a
-    child is re-staged with the contacts that give it its client."""
-    contacts = parties(seeds)
-    while True:
-        out = children(con, m, contacts, changed)
-        needed = parents(con, m, {space: ids for space, ids in out.items() if space != "contacts"})
-        if needed <= contacts:
-            return out
-        contacts = parties(contacts | needed)
+    """The whole reach: the parties reached from `seeds` (`parties`, e.g. `neighbourhood`) and the
+    children to re-stage with them. A re-staged child whose contact is outside the reach takes
+    that contact's stored client (`stored.py`), so the contact is not re-staged for it."""
+    return children(con, m, parties(seeds), changed)
 
 
 def reach_frame(reach: Reach) -> pd.DataFrame:
