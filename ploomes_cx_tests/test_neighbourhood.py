@@ -67,7 +67,7 @@ def stories(draw: st.DrawFn) -> tuple:
     return before, changed, deleted, list(identifiers), same, apart
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(stories())
 def test_a_change_reaches_only_its_neighbourhood_and_the_neighbourhood_alone_clusters_the_same(story) -> None:
     before, changed, deleted, identifiers, same, apart = story
@@ -119,11 +119,12 @@ def test_fuzzy_links_change_only_around_the_keys_added_or_removed(before, added,
     assert kept | set(links_touching(sorted(after), window)) == _all_links(after)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(stories(), st.sets(st.integers(1, 18), max_size=4))
 def test_the_sql_neighbourhood_over_an_identity_index_is_the_same_set(story, seeds) -> None:
     before, changed, _, identifiers, same, _ = story
     frame = _frame(before | changed)
+    seeds = seeds | {group[0] for group in same[:1]}  # a decided record among the seeds, when any
     with duckdb.connect() as con:
         index = identity_rows(frame, identifiers, same)  # noqa: F841 (read by the query below)
         con.execute("create table idx as select * from index")
