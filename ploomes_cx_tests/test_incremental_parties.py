@@ -28,6 +28,7 @@ import pytest
 from ploomes_cx.mapping import Mapping, parse_mapping
 from ploomes_cx.ploomes.entities import ENTITIES
 from ploomes_cx.raw.frames import raw_frame
+from ploomes_cx.raw.needs import DEPENDENCIES_TABLE, FETCHED_TABLES, LIVE_TABLE
 from ploomes_cx.sandbox import PloomesDataset
 from ploomes_cx.staging import reach as children_reach
 from ploomes_cx.staging.build import Staged, build_staging, staging_mode
@@ -195,7 +196,10 @@ def test_a_re_stage_of_the_reach_spliced_in_gives_the_full_re_stages_tables(seed
         moved = {e: set(c) for e, c in changed.items()}
         seeds = set(changed["contacts"]) | children_reach.parents(con, m, moved)
         before = _parties(con, m, seeds)
+        mark = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         _append(con, changed, "second")
+        # the seeds are what was read since the last staging: exactly the changed records
+        assert {k: v for k, v in children_reach.changed_since(con, m, mark).items() if v} == moved
         seeds |= children_reach.parents(con, m, moved)
         versions = pd.concat([before, _parties(con, m)])
         reach = children_reach.close(
@@ -212,3 +216,26 @@ def test_a_re_stage_of_the_reach_spliced_in_gives_the_full_re_stages_tables(seed
     spliced_tables = {t: _rows(t, f) for t, f in spliced.items()}
     spliced_tables["merged"] = _rows("clusters", clusters[clusters["kind"] == "merged"])
     assert spliced_tables == _tables(full)
+
+
+def test_records_fetched_by_id_since_the_last_staging_are_seeds_too() -> None:
+    """A live re-read or a parent fetched by Id is a change like a window's row (`raw_live`,
+    `raw_dependencies`); rows read before the mark, or of an entity the mapping does not extract,
+    are not."""
+    m = parse_mapping({"name": "inc", "contracts": {"source": "none"}, "timeline": []}, "test")
+    mark = dt.datetime(2026, 12, 1, 12)
+    with duckdb.connect() as con:
+        con.execute("create schema inc")
+        for table in FETCHED_TABLES:
+            con.execute(
+                f"create table inc.{table} (entity varchar, id bigint, payload varchar, extracted_at timestamp)"
+            )
+        con.execute(
+            f"""insert into inc.{LIVE_TABLE} values ('persons', 77, '{{}}', '2026-12-01 12:00:01'),
+                ('persons', 78, '{{}}', '2026-12-01 11:59:59'), ('notes', 79, '{{}}', '2026-12-01 12:00:01')"""
+        )
+        con.execute(
+            f"insert into inc.{DEPENDENCIES_TABLE} values ('organizations', 80, null, '2026-12-01 13:00:00')"
+        )
+        seeds = children_reach.changed_since(con, m, mark)
+    assert {k: v for k, v in seeds.items() if v} == {"contacts": {77, 80}}
