@@ -71,17 +71,6 @@ def build_staging(
     """Compute every staging table of mapping `m` from its raw tables (schema `m.name`); with
     `only` (SQL of `space`, `ploomes_id`), from those records alone, finding the clients of the
     contacts outside them in `stored` (the `stg_clients` staged before)."""
-    with staging_mode():
-        return _build(con, m, run_id, only, stored)
-
-
-def _build(
-    con: duckdb.DuckDBPyConnection,
-    m: Mapping,
-    run_id: str,
-    only: str | None = None,
-    stored: str | None = None,
-) -> Staged:
     # Keep DuckDB's own buffers modest: the frames below need the memory more.
     con.execute(f"set memory_limit = '{DUCKDB_MEMORY}'")
     con.execute("set preserve_insertion_order = false")
@@ -95,6 +84,12 @@ def _build(
         only=only,
         stored_clients=stored,
     )
+    with staging_mode():
+        return _build(ctx)
+
+
+def _build(ctx: Context) -> Staged:
+    con, m = ctx.con, ctx.m
     parties = read_parties(ctx, Plan.of(m).extracts)
     release_buffers(con, DUCKDB_MEMORY)  # the payload pages the reads left cached
     counts: dict[str, dict[str, int]] = {}
