@@ -67,30 +67,38 @@ def measure(count: int, run_start: bool) -> dict[str, float]:
 def _run_start(env: dict[str, str], tmp: Path) -> float:
     """Seconds from starting a run's process to its first step, as a run worker pays them: a new
     process (`dagster job execute`, like the default run launcher's `dagster api execute_run`) loads
-    the whole code location before it starts a step. The process is stopped at its first step; the
-    credentials point nowhere."""
-    import dagster as dg
-
+    the whole code location before it starts a step. The credentials point nowhere."""
     home = tmp / "dagster"
     home.mkdir()
     nowhere = "http://127.0.0.1:9"
-    env = {**env, "DAGSTER_HOME": str(home), "PLOOMES_BASE_URL": nowhere, "CUSTOMERX_BASE_URL": nowhere}
+    env = {**env, "PLOOMES_BASE_URL": nowhere, "CUSTOMERX_BASE_URL": nowhere}
     env |= {"PLOOMES_USER_KEY": "bench", "CUSTOMERX_TOKEN": "bench"}
-    tags = json.dumps({"dagster/partition": "2026-11-01"})
-    command = [sys.executable, "-m", "dagster", "job", "execute", "-m", "ploomes_cx.definitions"]
+    where = ["-m", "ploomes_cx.definitions", "-j", "acct_0000_sync"]
+    return time_to_first_step(where, "2026-11-01", env, home, tmp)
+
+
+def time_to_first_step(
+    where: list[str], partition: str, env: dict[str, str], home: Path, cwd: Path, timeout: float = 1800
+) -> float:
+    """Seconds from launching `dagster job execute <where>` for `partition` on the instance in
+    `home` to its first step's start; the process is stopped there."""
+    import dagster as dg
+
+    env = {**env, "DAGSTER_HOME": str(home)}
     with dg.DagsterInstance.from_config(str(home)) as instance:
         instance.get_runs(limit=1)  # the instance's storage exists before the clock starts, as in production
+    tags = json.dumps({"dagster/partition": partition})
     started = time.time()
     proc = subprocess.Popen(
-        [*command, "-j", "acct_0000_sync", "--tags", tags],
+        [sys.executable, "-m", "dagster", "job", "execute", *where, "--tags", tags],
         env=env,
-        cwd=tmp,
+        cwd=cwd,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
         with dg.DagsterInstance.from_config(str(home)) as instance:
-            while time.time() - started < 600:
+            while time.time() - started < timeout:
                 for run in instance.get_runs(limit=1):
                     first = instance.get_records_for_run(
                         run.run_id, of_type=dg.DagsterEventType.STEP_START, limit=1
@@ -100,7 +108,7 @@ def _run_start(env: dict[str, str], tmp: Path) -> float:
                 if proc.poll() is not None:
                     raise SystemExit(f"the run ended (exit {proc.returncode}) before any step started")
                 time.sleep(0.1)
-        raise SystemExit("no step started within 600 s")
+        raise SystemExit(f"no step started within {timeout:.0f} s")
     finally:
         proc.kill()
         proc.wait()

@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 from benchmarks.dagster_ui import graphql, wait_for_code_location
+from benchmarks.defs import time_to_first_step
 from benchmarks.postgres import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -130,43 +131,14 @@ def measure_ui(
 
 def measure_run_start(env: dict[str, str], layout: str, folder: Path) -> float:
     """Seconds from a run worker's launch to its first step (stopped there)."""
-    import dagster as dg
-
     home = folder / "run-home"
     home.mkdir()
-    env = {**env, "DAGSTER_HOME": str(home)}
     if layout == "shared":
         job, key = "all_sync", "acct_0000|2026-11-01"
     else:
         job, key = "acct_0000_sync", "2026-11-01"
-    where = ["-m", MODULE] + (["-a", "shard_00"] if layout == "sharded" else [])
-    with dg.DagsterInstance.from_config(str(home)) as instance:
-        instance.get_runs(limit=1)  # the storage exists before the clock starts, as in production
-    tags = json.dumps({"dagster/partition": key})
-    started = time.time()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dagster", "job", "execute", *where, "-j", job, "--tags", tags],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        with dg.DagsterInstance.from_config(str(home)) as instance:
-            while time.time() - started < 1800:
-                for run in instance.get_runs(limit=1):
-                    first = instance.get_records_for_run(
-                        run.run_id, of_type=dg.DagsterEventType.STEP_START, limit=1
-                    )
-                    if first.records:
-                        return first.records[0].event_log_entry.timestamp - started
-                if proc.poll() is not None:
-                    raise SystemExit(f"the run ended (exit {proc.returncode}) before any step started")
-                time.sleep(0.1)
-        raise SystemExit("no step started within 1800 s")
-    finally:
-        proc.kill()
-        proc.wait()
+    where = ["-m", MODULE, *(["-a", "shard_00"] if layout == "sharded" else []), "-j", job]
+    return time_to_first_step(where, key, env, home, ROOT)
 
 
 def measure(layout: str, count: int, shard_size: int, ui: bool) -> dict[str, float]:
