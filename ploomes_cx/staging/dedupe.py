@@ -236,18 +236,22 @@ def _links(keys: list[str]) -> list[tuple[int, int, float]]:
     order, one vectorized `cpdist` call per offset, so the work stays linear in the number of
     keys. The score is token_sort_ratio, computed as `ratio` on token-sorted text prepared once.
     """
-    token_sorted = [" ".join(sorted(k.split())) for k in keys]
+    prepared = token_sorted(keys)
     found = []
     for offset in range(1, min(NEIGHBOURS, len(keys) - 1) + 1):
-        scores = process.cpdist(
-            token_sorted[:-offset],
-            token_sorted[offset:],
-            scorer=fuzz.ratio,
-            score_cutoff=FUZZY_THRESHOLD,
-            workers=-1,
-        )
+        scores = pair_scores(prepared[:-offset], prepared[offset:])
         found.extend((int(a), int(a) + offset, float(scores[a])) for a in np.flatnonzero(scores))
     return found
+
+
+def token_sorted(keys: list[str]) -> list[str]:
+    """Each key's words in sorted order: `ratio` on these is token_sort_ratio, prepared once."""
+    return [" ".join(sorted(k.split())) for k in keys]
+
+
+def pair_scores(left: list[str], right: list[str]) -> np.ndarray:
+    """The similarity of each pair (left[i], right[i]) of token-sorted keys, 0 below the threshold."""
+    return process.cpdist(left, right, scorer=fuzz.ratio, score_cutoff=FUZZY_THRESHOLD, workers=-1)
 
 
 def fuzzy_candidates(frame: pd.DataFrame) -> list[dict[str, object]]:

@@ -19,10 +19,9 @@ from collections.abc import Iterable
 
 import duckdb
 import pandas as pd
-from rapidfuzz import fuzz, process
 
 from ploomes_cx.identity import IDENTIFIER_COLUMNS
-from ploomes_cx.staging.dedupe import FUZZY_THRESHOLD, NEIGHBOURS
+from ploomes_cx.staging.dedupe import NEIGHBOURS, pair_scores, token_sorted
 
 
 def neighbourhood(
@@ -94,7 +93,6 @@ def links_touching(keys: list[str], window: set[str]) -> list[tuple[str, str, fl
     """`dedupe._links` of the sorted distinct `keys`, only the pairs with a key in `window`, as
     (key, key, score): what replaces a stored link list's pairs touching the window. Scored by the
     same vectorized call, so the scores are the same numbers."""
-    token_sorted = [" ".join(sorted(k.split())) for k in keys]
     pairs = sorted(
         {
             (min(i, j), max(i, j))
@@ -106,13 +104,9 @@ def links_touching(keys: list[str], window: set[str]) -> list[tuple[str, str, fl
     )
     if not pairs:
         return []
-    scores = process.cpdist(
-        [token_sorted[a] for a, _ in pairs],
-        [token_sorted[b] for _, b in pairs],
-        scorer=fuzz.ratio,
-        score_cutoff=FUZZY_THRESHOLD,
-        workers=-1,
-    )
+    needed = sorted({i for pair in pairs for i in pair})  # the window's keys and neighbours, not all
+    prepared = dict(zip(needed, token_sorted([keys[i] for i in needed]), strict=True))
+    scores = pair_scores([prepared[a] for a, _ in pairs], [prepared[b] for _, b in pairs])
     return [(keys[a], keys[b], float(scores[n])) for n, (a, b) in enumerate(pairs) if scores[n]]
 
 
