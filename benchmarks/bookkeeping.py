@@ -3,7 +3,8 @@
 A run stores 150-190 Dagster events and opens an HTTP client per API step, whatever the size of
 its window. This times, on tmpfs when the machine has one:
 - storing an event with Dagster's SQLite event log and with ours (`runtime/instance_storage.py`),
-  for a log line (its run's file only) and for an asset materialization (also the index);
+  for a log line (its run's file only), for an asset materialization (also the index) and for
+  the first event of a new run (its file made);
 - making an httpx client with its own TLS context and with the shared one (`runtime/tls.py`).
 It prints milliseconds per operation and the ratio old / new; the ceiling is the old figure.
 """
@@ -11,6 +12,7 @@ It prints milliseconds per operation and the ratio old / new; the ceiling is the
 from __future__ import annotations
 
 import argparse
+import itertools
 import tempfile
 import time
 from collections.abc import Callable
@@ -52,16 +54,24 @@ def _ms(action: Callable[[], object], n: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=300)
+    parser.add_argument("--runs", type=int, default=60)
     parser.add_argument("--clients", type=int, default=30)
     args = parser.parse_args()
     tmpfs = Path("/dev/shm")
     base = Path(tempfile.mkdtemp(dir=tmpfs if tmpfs.is_dir() else None))
     rows: list[tuple[str, float, float]] = []
-    for label, entry in (("event: log line", _log), ("event: asset materialization", _materialization)):
+    runs = itertools.count()
+    cases = (
+        ("event: log line", lambda: _log("run")),
+        ("event: asset materialization", lambda: _materialization("run")),
+        ("event: first of a new run", lambda: _log(f"run-{next(runs)}")),
+    )
+    for label, entry in cases:
         figures = []
         for name, kind in (("dagster", SqliteEventLogStorage), ("ours", KeptEnginesSqliteEventLogStorage)):
-            storage = kind(str(base / f"{name}-{label[7:10]}"))
-            figures.append(_ms(lambda s=storage, e=entry: s.store_event(e("run")), args.events))
+            storage = kind(str(base / f"{name}-{label[7:12]}"))
+            count = args.runs if "new run" in label else args.events
+            figures.append(_ms(lambda s=storage, e=entry: s.store_event(e()), count))
             storage.dispose()
         rows.append((label, *figures))
     rows.append(

@@ -7,12 +7,16 @@ process (the webserver watches each run's file), and survive a fork.
 from __future__ import annotations
 
 import multiprocessing
+import sqlite3
 import threading
 import time
+from contextlib import closing
+from pathlib import Path
 
 import dagster as dg
 import pytest
 from dagster._core.events.log import EventLogEntry
+from dagster._core.storage.event_log.sqlite import sqlite_event_log
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 
 from ploomes_cx.cli import main
@@ -66,7 +70,8 @@ def test_one_engine_per_shard_and_only_the_last_runs_keep_theirs(tmp_path, monke
     for _ in range(200):
         storage.store_event(_entry("run-a"))
     assert len(storage.get_logs_for_run("run-a")) == 200
-    assert made == [storage.conn_string_for_shard("run-a")]  # one engine for 200 events
+    # one engine for 200 events (the empty run file, made once per process, has its own folder)
+    assert [url for url in made if str(tmp_path) in url] == [storage.conn_string_for_shard("run-a")]
 
     for i in range(KEPT_RUN_ENGINES + 4):
         storage.store_event(_entry(f"run-{i}"))
@@ -76,6 +81,65 @@ def test_one_engine_per_shard_and_only_the_last_runs_keep_theirs(tmp_path, monke
     assert len(storage.get_logs_for_run("run-a")) == 201
     storage.dispose()
     assert storage.kept_engines() == []
+
+
+def _file_shape(path: Path) -> tuple[object, ...]:
+    with closing(sqlite3.connect(path)) as db:
+        return (
+            sorted(db.execute("SELECT type, name, sql FROM sqlite_master").fetchall()),
+            db.execute("PRAGMA journal_mode").fetchall(),
+            db.execute("SELECT version_num FROM alembic_version").fetchall(),
+            db.execute("SELECT count(*) FROM event_logs").fetchall(),
+        )
+
+
+def test_a_new_runs_file_is_dagsters_own_without_reading_the_migrations_again(tmp_path, monkeypatch):
+    ours = KeptEnginesSqliteEventLogStorage(str(tmp_path / "ours"))
+    dagsters = SqliteEventLogStorage(str(tmp_path / "dagsters"))
+    ours.store_event(_entry("first"))  # the first run of a process may make the empty file
+    stamps: list[object] = []
+    real_stamp = sqlite_event_log.stamp_alembic_rev
+    monkeypatch.setattr(
+        sqlite_event_log, "stamp_alembic_rev", lambda *a, **k: stamps.append(a) or real_stamp(*a, **k)
+    )
+    for run in ("run-1", "run-2", "run-3"):
+        ours.store_event(_entry(run))
+    assert stamps == []  # Dagster stamps each new file: two reads of every migration script
+    dagsters.store_event(_entry("run-1"))
+    assert len(stamps) == 1
+    ours.dispose()
+    dagsters.dispose()
+    assert _file_shape(tmp_path / "ours" / "run-1.db") == _file_shape(tmp_path / "dagsters" / "run-1.db")
+    assert _file_shape(tmp_path / "ours" / "run-1.db")[1:3] == ([("wal",)], [dagsters.alembic_version()[1:]])
+    assert sorted(p.name for p in (tmp_path / "ours").iterdir()) == [
+        "first.db",
+        "index.db",
+        "run-1.db",
+        "run-2.db",
+        "run-3.db",
+    ]
+
+
+def test_a_run_file_another_process_made_first_is_kept_and_written_to(tmp_path):
+    SqliteEventLogStorage(str(tmp_path)).store_event(_entry("shared", "from the webserver"))
+    ours = KeptEnginesSqliteEventLogStorage(str(tmp_path))
+    ours.store_event(_entry("shared", "from the run"))
+    assert [e.user_message for e in ours.get_logs_for_run("shared")] == ["from the webserver", "from the run"]
+    assert not [p for p in tmp_path.iterdir() if p.suffix == ".part"]
+    ours.dispose()
+
+
+def test_which_tables_the_index_holds_is_asked_once(tmp_path, monkeypatch):
+    storage = KeptEnginesSqliteEventLogStorage(str(tmp_path))
+    made: list[str] = []
+    real = sqlite_event_log.create_engine
+    monkeypatch.setattr(
+        sqlite_event_log, "create_engine", lambda url, **k: made.append(url) or real(url, **k)
+    )
+    assert all(storage.supports_asset_checks for _ in range(5))
+    assert storage.has_table("event_logs") and not storage.has_table("no_such_table")
+    assert not storage.has_table("no_such_table")  # a missing table is asked again: a migration may add it
+    assert len(made) == 4
 
 
 def test_another_process_watching_a_run_sees_each_event_as_it_is_stored(tmp_path):
