@@ -5,6 +5,8 @@ its window. This times, on tmpfs when the machine has one:
 - storing an event with Dagster's SQLite event log and with ours (`runtime/instance_storage.py`),
   for a log line (its run's file only), for an asset materialization (also the index) and for
   the first event of a new run (its file made);
+- opening the instance on a state folder made before, with Dagster's SQLite storage and with ours
+  (what each CLI command and each run worker does first);
 - making an httpx client with its own TLS context and with the shared one (`runtime/tls.py`).
 It prints milliseconds per operation and the ratio old / new; the ceiling is the old figure.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import tempfile
 import time
 from collections.abc import Callable
@@ -25,6 +28,7 @@ from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 
 from ploomes_cx.runtime.instance_storage import KeptEnginesSqliteEventLogStorage
+from ploomes_cx.runtime.state import DAGSTER_YAML, dagster_yaml
 from ploomes_cx.runtime.tls import tls_context
 
 
@@ -51,11 +55,29 @@ def _ms(action: Callable[[], object], n: int) -> float:
     return (time.perf_counter() - started) / n * 1000
 
 
+def _instance_ms(base: Path, n: int) -> tuple[float, float]:
+    """ms to open an instance on a folder made before, with Dagster's storage and with ours."""
+    figures = []
+    for name in ("dagster", "ours"):
+        folder = base / f"instance-{name}"
+        folder.mkdir()
+        plain = DAGSTER_YAML + f"storage:\n  sqlite:\n    base_dir: {json.dumps(str(folder))}\n"
+        (folder / "dagster.yaml").write_text(dagster_yaml(folder) if name == "ours" else plain)
+
+        def open_once(f: Path = folder) -> None:
+            with dg.DagsterInstance.from_config(str(f)) as instance:
+                instance.get_runs(limit=1)
+
+        figures.append(_ms(open_once, n))
+    return figures[0], figures[1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=300)
     parser.add_argument("--runs", type=int, default=60)
     parser.add_argument("--clients", type=int, default=30)
+    parser.add_argument("--instances", type=int, default=20)
     args = parser.parse_args()
     tmpfs = Path("/dev/shm")
     base = Path(tempfile.mkdtemp(dir=tmpfs if tmpfs.is_dir() else None))
@@ -74,6 +96,7 @@ def main() -> None:
             figures.append(_ms(lambda s=storage, e=entry: s.store_event(e()), count))
             storage.dispose()
         rows.append((label, *figures))
+    rows.append(("open the instance", *_instance_ms(base, args.instances)))
     rows.append(
         (
             "httpx client",

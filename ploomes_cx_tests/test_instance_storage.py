@@ -15,6 +15,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from alembic.script import ScriptDirectory
 from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.event_log.sqlite import sqlite_event_log
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
@@ -140,6 +141,36 @@ def test_which_tables_the_index_holds_is_asked_once(tmp_path, monkeypatch):
     assert storage.has_table("event_logs") and not storage.has_table("no_such_table")
     assert not storage.has_table("no_such_table")  # a missing table is asked again: a migration may add it
     assert len(made) == 4
+
+
+def test_a_state_folder_at_the_newest_revision_opens_without_reading_the_migrations(tmp_path, monkeypatch):
+    (tmp_path / "dagster.yaml").write_text(
+        "storage:\n  custom:\n    module: ploomes_cx.runtime.instance_storage\n"
+        "    class: KeptEnginesSqliteStorage\n    config:\n"
+        f"      base_dir: {tmp_path}\ntelemetry:\n  enabled: false\n"
+    )
+    reads: list[object] = []
+    real = ScriptDirectory.from_config.__func__  # type: ignore[attr-defined]
+    monkeypatch.setattr(
+        ScriptDirectory,
+        "from_config",
+        classmethod(lambda cls, config: reads.append(config) or real(cls, config)),
+    )
+
+    def open_and_use() -> int:
+        reads.clear()
+        with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+            instance.event_log_storage.store_event(_entry("a-run"))
+            assert instance.get_runs() == [] and instance.all_instigator_state() == []
+        return len(reads)
+
+    assert open_and_use() >= 3  # a new folder: Dagster makes and stamps each database
+    assert open_and_use() == 0  # at the newest revision: opened as it is
+    with closing(sqlite3.connect(tmp_path / "history" / "runs.db")) as db, db:
+        db.execute("update alembic_version set version_num = 'an-older-one'")
+    assert open_and_use() == 1  # any other revision: Dagster's own path reads the migrations
+    with closing(sqlite3.connect(tmp_path / "history" / "runs.db")) as db:
+        assert db.execute("select version_num from alembic_version").fetchall() == [("an-older-one",)]
 
 
 def test_another_process_watching_a_run_sees_each_event_as_it_is_stored(tmp_path):
