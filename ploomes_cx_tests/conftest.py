@@ -40,11 +40,21 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
-# The modules whose single tests run a minute or more (a PostgreSQL instance and its daemon, the
-# webserver and a browser, a wheel built and installed). pytest-xdist hands tests out in collection
-# order, and these are last alphabetically: they started when the other workers had little left,
-# which then waited for them. First, they overlap the rest of the suite.
-LONGEST_FIRST = ("test_scale.py", "test_browser.py", "test_wheel.py")
+# The modules that mostly wait (a PostgreSQL instance and its daemon, the webserver and a browser,
+# pacing, `check` and the demo in subprocesses) are one xdist group, "waits": one worker runs them
+# in turn while the other two keep both cores busy. Apart, two of them often waited at once and
+# left a core idle (`make bench-suite`). They come first, with the installed wheel (a minute of
+# pip), so they overlap the rest of the suite instead of starting when the others are done.
+LONGEST_FIRST = (
+    "test_scale.py",
+    "test_browser.py",
+    "test_commands.py",
+    "test_connect.py",
+    "test_ploomes_client.py",
+    "test_customerx_client.py",
+    "test_probes.py",
+    "test_wheel.py",
+)
 
 
 @pytest.hookimpl(trylast=True)  # after xdist's own hook, which names the groups in pytest < 9.2

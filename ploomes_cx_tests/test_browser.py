@@ -51,7 +51,7 @@ CHROMIUM_FLAGS = [
 ]
 
 # one worker runs this module (make test: --dist loadgroup), so its synced UI (the `ui` fixture) is made once, not once per worker
-pytestmark = [pytest.mark.timeout(600), pytest.mark.xdist_group("browser")]
+pytestmark = [pytest.mark.timeout(600), pytest.mark.xdist_group("waits")]
 
 
 @pytest.fixture(scope="module")

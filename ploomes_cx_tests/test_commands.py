@@ -10,6 +10,10 @@ from pathlib import Path
 
 import duckdb
 import httpx
+import pytest
+
+# mostly waiting (pacing, daemons, subprocesses): one worker runs these in turn (conftest.py)
+pytestmark = pytest.mark.xdist_group("waits")
 
 CLI = str(Path(sys.executable).parent / "ploomes-cx")
 

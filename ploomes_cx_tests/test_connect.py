@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pexpect
+import pytest
 
 from ploomes_cx.cli import main
 from ploomes_cx.mapping import load_mapping
@@ -16,6 +17,9 @@ from ploomes_cx.ploomes.catalogue import is_custom
 from ploomes_cx.sandbox import CustomerXSandbox
 from ploomes_cx.sandbox.ploomes_fields import fields_catalogue
 from ploomes_cx_tests.conftest import CX_TOKEN, SECRET_KEY, point_at, write_mapping
+
+# mostly waiting (pacing, daemons, subprocesses): one worker runs these in turn (conftest.py)
+pytestmark = pytest.mark.xdist_group("waits")
 
 CLI = str(Path(sys.executable).parent / "ploomes-cx")
 SANDBOX_MAPPING = str(Path(__file__).resolve().parent.parent / "mappings" / "sandbox.yaml")

@@ -21,6 +21,9 @@ from ploomes_cx.customerx.client import (
 from ploomes_cx.customerx.endpoints import endpoints_with
 from ploomes_cx.sandbox.customerx_server import CustomerXSandbox
 
+# mostly waiting (pacing, daemons, subprocesses): one worker runs these in turn (conftest.py)
+pytestmark = pytest.mark.xdist_group("waits")
+
 TOKEN = "cx-SECRET-token-0042"
 
 

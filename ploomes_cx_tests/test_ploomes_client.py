@@ -20,6 +20,9 @@ from ploomes_cx.sandbox import PloomesSandbox
 from ploomes_cx.sandbox.clock import to_ms
 from ploomes_cx_tests.conftest import SECRET_KEY, local
 
+# mostly waiting (pacing, daemons, subprocesses): one worker runs these in turn (conftest.py)
+pytestmark = pytest.mark.xdist_group("waits")
+
 DAY2, DAY3, DAY4 = local(2026, 11, 2), local(2026, 11, 3), local(2026, 11, 4)
 
 

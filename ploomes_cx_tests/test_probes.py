@@ -24,6 +24,9 @@ from ploomes_cx.ploomes.windows import read_window
 from ploomes_cx.sandbox import CustomerXSandbox, PloomesDataset, PloomesSandbox
 from ploomes_cx_tests.conftest import CX_TOKEN, SECRET_KEY, local, point_at
 
+# mostly waiting (pacing, daemons, subprocesses): one worker runs these in turn (conftest.py)
+pytestmark = pytest.mark.xdist_group("waits")
+
 FAST = {"requests_per_minute": 60_000, "burst": 1000}
 EXPECTED = {  # reading -> (capability, the form chosen under the refusing value)
     ("id_in", "400"): ("id_list", "or"),

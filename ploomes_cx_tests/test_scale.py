@@ -5,9 +5,13 @@ Dagster instance on PostgreSQL (deploy/dagster.yaml). End states only; `make ben
 from __future__ import annotations
 
 import duckdb
+import pytest
 
 from benchmarks.scale import run_scale
 from ploomes_cx.runtime.duckdb_io import database_path
+
+# mostly waiting (pacing, daemons, subprocesses): one worker runs these in turn (conftest.py)
+pytestmark = pytest.mark.xdist_group("waits")
 
 
 def test_three_mappings_sync_at_once_through_the_queue_on_a_postgresql_instance(tmp_path):
