@@ -20,7 +20,7 @@ from benchmarks.memory import peak_rss
 
 # (module that calls it, name it is called by there, label)
 STEPS = [
-    ("ploomes_cx.staging.assets", "build_staging", "build_staging"),
+    ("ploomes_cx.staging.stage", "build_staging", "build_staging"),
     ("ploomes_cx.staging.build", "read_parties", "read_parties"),
     ("ploomes_cx.staging.party", "_read", "  read_payloads (SQL: JSON + cleaning)"),
     ("ploomes_cx.staging.context", "read_fields", "  custom_fields"),
@@ -33,8 +33,8 @@ STEPS = [
     ("ploomes_cx.staging.contacts", "merge_duplicates", "  contact_merge (clustering, survivors)"),
     ("ploomes_cx.staging.contacts", "_email_rules", "  contact_rules"),
     ("ploomes_cx.staging.contacts", "_phone_rule", "  contact_rules"),
-    ("ploomes_cx.staging.assets", "_apply_contracts", "apply_contracts"),
-    ("ploomes_cx.staging.assets", "split_valid", "  pandera"),
+    ("ploomes_cx.staging.validate", "apply_contracts", "apply_contracts"),
+    ("ploomes_cx.staging.validate", "split_valid", "  pandera"),
     ("ploomes_cx.staging.checks", "staging_check_results", "asset_checks"),
     ("ploomes_cx.runtime.duckdb_io", "_PandasHandler.handle_output", "writing_tables"),
 ]

@@ -493,12 +493,12 @@ def test_values_repeated_across_rows_are_one_string_each(raw):
 
 
 def test_a_client_its_contract_rejects_takes_its_contacts_with_it_and_no_other(raw):
-    from ploomes_cx.staging.assets import _apply_contracts
+    from ploomes_cx.staging.validate import apply_contracts
 
     raw.add("organizations", 2, [org(1, "A" * 300, CNPJ_A), org(2, "B Ltda")])  # a name over 255
     raw.add("persons", 2, [person(10, "Ana", 1, "ana@x.com"), person(11, "Bia", 2, "bia@x.com")])
     staged = build_staging(raw.con, mapping(), "r1")
-    tables = _apply_contracts(staged, ["clients", "contacts"], "r1")
+    tables = apply_contracts(staged, ["clients", "contacts"], "r1")
     assert tables["clients"]["ploomes_id"].tolist() == [2]
     assert tables["contacts"]["ploomes_id"].tolist() == [11]
     rules = by_id(tables["rejected"][tables["rejected"]["entity"].str.startswith("stg_")])

@@ -2,8 +2,9 @@
 
 One multi-asset per mapping computes them together from all raw windows, because they depend on
 each other (a merged organization changes which client a person's contact points at). The tables
-are not partitioned: each materialization recomputes the whole account, so deduplication is
-global and the latest version of a record wins whichever window ran last.
+are not partitioned: deduplication is global and the latest version of a record wins whichever
+window ran last. A materialization recomputes the whole account, or, when only children (deals,
+notes, tasks, attachments) changed since the last one, those children alone (`stage.py`).
 """
 
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ import dagster as dg
 import pandas as pd
 from dagster import AssetExecutionContext
 from dagster_duckdb import DuckDBResource
+from pydantic import Field
 
 from ploomes_cx.decisions import DecisionsError
 from ploomes_cx.mapping import Mapping
@@ -19,9 +21,18 @@ from ploomes_cx.metadata import Count, ErrorKind, failure, markdown
 from ploomes_cx.plan import Plan
 from ploomes_cx.runtime.duckdb_io import connection
 from ploomes_cx.staging import checks
-from ploomes_cx.staging.build import Staged, build_staging, staging_mode
-from ploomes_cx.staging.rejects import Rejects
-from ploomes_cx.staging.schemas import DAGSTER_TYPES, MODELS, split_valid, validate
+from ploomes_cx.staging.build import Staged
+from ploomes_cx.staging.schemas import DAGSTER_TYPES
+from ploomes_cx.staging.stage import FULL_RESTAGE_ENV, finish, stage
+
+
+class StagingConfig(dg.Config):
+    full_restage: bool = Field(
+        default=False,
+        description="Stage every record even when only deals, notes, tasks or attachments changed "
+        f"since the last staging (${FULL_RESTAGE_ENV} asks it of every run).",
+    )
+
 
 DESCRIPTIONS = {
     "clients": "CustomerX clients: one row per client after deduplication (survivors), identifiers normalized, "
@@ -34,48 +45,6 @@ DESCRIPTIONS = {
     "duplicate_clusters": "Records merged by identifier (`merged`, with the rule that matched) and look-alike records "
     "left for a person to decide (`candidate`, with a similarity score).",
 }
-
-
-def _apply_contracts(staged: Staged, entities: list[str], run_id: str) -> dict[str, pd.DataFrame]:
-    """Validate each table; rows breaking a contract, and rows left pointing at them, are rejected."""
-    tables: dict[str, pd.DataFrame] = {}
-    rejects = Rejects(run_id)
-    dropped_clients: set[str] = set()  # clients the contracts rejected
-    for entity in entities:
-        frame, before = getattr(staged, entity), len(getattr(staged, entity))
-        if entity != "clients" and dropped_clients:
-            # staging points every row at a staged client (the client_exists check verifies it);
-            # only the clients rejected here leave rows without one
-            orphan = frame["client_external_id"].isin(dropped_clients)
-            rejects.add(
-                f"stg_{entity}", frame, orphan, "client", frame["client_external_id"], "client_rejected"
-            )
-            frame = frame[~orphan].reset_index(drop=True)
-        valid, cases = split_valid(MODELS[entity], frame)
-        if len(cases):
-            first = cases.drop_duplicates("index").set_index("index")
-            first.index = first.index.astype(int)
-            broken = frame.index.isin(first.index)
-            rejects.add(
-                f"stg_{entity}",
-                frame,
-                pd.Series(broken, index=frame.index),
-                first["column"].astype(str).reindex(frame.index),
-                first["failure_case"].reindex(frame.index),
-                ("contract:" + first["check"].astype(str)).reindex(frame.index),
-            )
-        tables[entity] = valid.reset_index(drop=True)
-        if entity == "clients" and len(valid) < before:
-            dropped_clients = set(frame["external_id"]) - set(valid["external_id"])
-        dropped = before - len(tables[entity])
-        staged.counts[entity]["staged"] -= dropped
-        staged.counts[entity]["rejected"] += dropped
-    rejected = (
-        pd.concat([staged.rejected, rejects.frame()], ignore_index=True) if rejects.parts else staged.rejected
-    )
-    tables["rejected"] = validate(MODELS["rejected"], rejected.reset_index(drop=True))
-    tables["duplicate_clusters"] = validate(MODELS["duplicate_clusters"], staged.clusters)
-    return tables
 
 
 PREVIEW_COLUMNS = [
@@ -107,7 +76,7 @@ def _outs(plan: Plan, outputs: list[str]) -> dict[str, dg.AssetOut]:
 
 
 def _table_outputs(
-    tables: dict[str, pd.DataFrame], staged: Staged, entities: list[str]
+    tables: dict[str, pd.DataFrame], staged: Staged, entities: list[str], how: str
 ) -> Iterator[dg.Output]:
     for entity in entities:
         frame = tables[entity]
@@ -116,6 +85,8 @@ def _table_outputs(
             output_name=entity,
             metadata={
                 **{Count(k).value: int(v) for k, v in staged.counts[entity].items()},
+                # full (and why) or incremental (what changed): docs/incremental-staging.md
+                "staging": how,
                 "preview": markdown(frame[[c for c in PREVIEW_COLUMNS if c in frame]], limit=5),
             },
         )
@@ -178,18 +149,20 @@ def build_staging_assets(m: Mapping) -> list[dg.AssetsDefinition]:
         required_resource_keys={resource_key},
         retry_policy=dg.RetryPolicy(max_retries=2, delay=5),
     )
-    def _staging(context: AssetExecutionContext):
+    def _staging(context: AssetExecutionContext, config: StagingConfig):
         duck: DuckDBResource = getattr(context.resources, resource_key)
         with connection(duck) as con:
             try:
-                staged = build_staging(con, m, context.run_id)
+                staging = stage(con, m, context.run_id, config.full_restage)
             except DecisionsError as exc:
                 raise failure(str(exc), ErrorKind.MAPPING) from None
-            with staging_mode():
-                tables = _apply_contracts(staged, entities, context.run_id)
+            context.log.info(f"staging {staging.summary}")
             # Still open while the IO manager writes each output: its connections then join the
             # loaded database instead of opening (and checkpointing) the file once per table.
-            yield from _table_outputs(tables, staged, entities)
-        yield from checks.staging_check_results(plan, m, tables, staged.counts, staged.decisions)
+            yield from _table_outputs(staging.tables, staging.staged, entities, staging.summary)
+            finish(con, m, staging)
+        yield from checks.staging_check_results(
+            plan, m, staging.tables, staging.staged.counts, staging.staged.decisions
+        )
 
     return [_staging]

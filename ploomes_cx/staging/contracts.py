@@ -47,7 +47,10 @@ def stage_contracts(
     frame = pd.concat([frame.assign(status="active"), _left_won(ctx, parties, client_of)], ignore_index=True)
     extracted = len(frame)
     orphan = frame["client_external_id"].isna()
-    deal_contact = frame["ploomes_id"].map(dict(zip(won["ploomes_id"], won["contact_id"], strict=True)))
+    # an Id, whatever else the column holds: a missing one must not turn 1023 into "1023.0"
+    deal_contact = (
+        frame["ploomes_id"].map(dict(zip(won["ploomes_id"], won["contact_id"], strict=True))).astype("Int64")
+    )
     rule = ctx.orphan_rule(deal_contact)
     ctx.rejects.add(entity, frame, orphan, "client", deal_contact, rule)
     staged = shape(frame[~orphan], CONTRACT_COLUMNS)

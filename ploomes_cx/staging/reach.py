@@ -23,7 +23,7 @@ from ploomes_cx.plan import Plan
 from ploomes_cx.ploomes import payloads
 from ploomes_cx.raw.needs import FETCHED_TABLES
 from ploomes_cx.runtime.duckdb_io import table_exists
-from ploomes_cx.staging.tables import ID_SPACES, latest
+from ploomes_cx.staging.tables import ID_SPACES, latest, missing_parents
 
 Reach = dict[str, set[int]]  # Id space (`tables.ID_SPACES`) -> Ids
 
@@ -56,15 +56,21 @@ def parents(con: duckdb.DuckDBPyConnection, m: Mapping, children: Reach) -> set[
 
 def children(con: duckdb.DuckDBPyConnection, m: Mapping, contacts: set[int], changed: Reach) -> Reach:
     """The children to re-stage: the `changed` ones, and those pointing at a reached contact (or,
-    for timeline entries, at a reached deal)."""
+    for timeline entries, at a reached deal); and the deals of reached entries without a contact,
+    whose client is their deal's (re-staged with them, so the re-stage knows each deal's contact)."""
     out: Reach = {"contacts": set(contacts)}
     deals = _deals(con, m)
     if deals is not None:
         hit = deals["contact_id"].isin(contacts) | deals["person_id"].isin(contacts)
         out["deals"] = set(deals["ploomes_id"][hit].tolist()) | changed.get("deals", set())
+    pointed: set[int] = set()
     for entity, frame in _timeline(con, m):
         hit = frame["contact_id"].isin(contacts) | frame["deal_id"].isin(out.get("deals", set()))
         out[entity] = set(frame["ploomes_id"][hit].tolist()) | changed.get(entity, set())
+        mine = frame[frame["ploomes_id"].isin(out[entity])]
+        pointed |= _ids(mine["deal_id"][mine["contact_id"].isna()])
+    if deals is not None:  # an entry without a contact finds its client through its deal's
+        out["deals"] |= pointed & set(deals["ploomes_id"].tolist())
     return out
 
 
@@ -100,6 +106,48 @@ def changed_since(con: duckdb.DuckDBPyConnection, m: Mapping, since: dt.datetime
         if parts:
             rows = con.execute(" union ".join(parts), [since] * len(parts)).fetchall()
             found.setdefault(ID_SPACES.get(entity, entity), set()).update(int(r[0]) for r in rows)
+    return found
+
+
+SEEN_TABLE = "staging_seen"  # each record's latest version as the last staging read it (`note_seen`)
+
+
+def note_seen(con: duckdb.DuckDBPyConnection, m: Mapping) -> None:
+    """Keep a digest of each record's latest raw version, before this staging reads them: what
+    the next staging compares with (`changed_since_seen`). A version written between this and the
+    reads is staged now and taken for a change next time: staged twice, never missed."""
+    parts = [
+        f"select '{entity}' as entity, id, hash(payload::varchar) as digest from {latest(con, m.name, entity)}"
+        for entity in Plan.of(m).entity_extracts
+    ]
+    con.execute(f"create or replace table {m.name}.{SEEN_TABLE} as {' union all '.join(parts)}")
+    # parents asked for by Id and found gone: their children's rule depends on it
+    gone = [(f"gone:{kind}", i, 0) for kind, ids in missing_parents(con, m.name).items() for i in ids]
+    if gone:
+        con.executemany(f"insert into {m.name}.{SEEN_TABLE} values (?, ?, ?)", gone)
+
+
+def gone_parents_changed(con: duckdb.DuckDBPyConnection, m: Mapping) -> bool:
+    """Whether the parents found gone differ from those the last staging knew (`note_seen`)."""
+    rows = con.execute(f"select entity, id from {m.name}.{SEEN_TABLE} where entity like 'gone:%'").fetchall()
+    now = {(f"gone:{kind}", i) for kind, ids in missing_parents(con, m.name).items() for i in ids}
+    return {(str(e), int(i)) for e, i in rows} != now
+
+
+def changed_since_seen(con: duckdb.DuckDBPyConnection, m: Mapping) -> Reach:
+    """The seeds of a re-stage: the records whose latest raw version is not the one the last
+    staging read (`note_seen`), new ones and ones gone from the raw tables included, by Id space.
+    A window run again reads every record of it again; only the ones Ploomes changed differ."""
+    found: Reach = {}
+    for entity in Plan.of(m).entity_extracts:
+        rows = con.execute(
+            f"""select coalesce(c.id, s.id) from
+                (select id, hash(payload::varchar) as digest from {latest(con, m.name, entity)}) c
+                full outer join (select id, digest from {m.name}.{SEEN_TABLE} where entity = ?) s
+                on s.id = c.id where c.digest is distinct from s.digest""",
+            [entity],
+        ).fetchall()
+        found.setdefault(ID_SPACES.get(entity, entity), set()).update(int(r[0]) for r in rows)
     return found
 
 

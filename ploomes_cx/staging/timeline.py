@@ -28,7 +28,7 @@ def stage_timeline(
         source = payloads.TIMELINE_SOURCES[kind]
         frame = payloads.timeline(ctx.con, ctx.view(source.entity), source)
         extracted += len(frame)
-        contact = frame["contact_id"].fillna(frame["deal_id"].map(deal_contact))
+        contact = frame["contact_id"].fillna(frame["deal_id"].map(deal_contact)).astype("Int64")
         frame["client_external_id"] = client_of(contact)
         frame["occurred_at"] = frame["occurred_raw"].map(occurred).fillna(frame["changed_at"])
         frame["kind"] = source.prefix

@@ -1,0 +1,157 @@
+"""Staging only what changed, when only children changed (docs/incremental-staging.md).
+
+A won deal, a note or a task arriving through a webhook or a window changes its own contract or
+timeline row and nothing else: clients and contacts are computed from organizations and persons
+alone, and a child finds its client among those the last staging stored (`stored.py`). So when
+every record read since the last staging is a child, the children that changed are staged alone
+(`build_staging(only=...)`) and their rows replace the old ones in the tables the last staging
+left (`splice.py`); every other row, and every count, stays as it was.
+
+Anything else stages everything: the first staging, a full re-stage asked for, a mapping or
+decisions file changed since, a changed organization or person (the reach of a party change is
+built, `reach.py`, but not wired here yet), a reconcile that found records gone, mappings whose
+clients, contacts or contracts depend on more than a child's own record (clients or contacts
+from deals, contracts from deal products), and rows a table contract refused last time (they are
+checked again whole). `why_full` names the reason, shown on the staging asset.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+
+from ploomes_cx.decisions import Decision
+from ploomes_cx.mapping import Mapping
+from ploomes_cx.plan import Plan
+from ploomes_cx.ploomes.custom_fields import mapped_field_types
+from ploomes_cx.reconcile import tombstones
+from ploomes_cx.runtime.duckdb_io import fetch_frame, table_exists
+from ploomes_cx.staging.log import StagingMark, decisions_digest, mapping_digest
+from ploomes_cx.staging.reach import Reach, gone_parents_changed
+from ploomes_cx.staging.splice import made_from, splice_table
+
+CHILD_TABLES = ("contracts", "timeline")
+# the `rejected.entity` of a child's own rejection, per counted table
+REJECTED_AS = {"contracts": ("won_deals",), "timeline": ("notes", "tasks", "attachments")}
+SIDE_TABLES = ("rejected", "duplicate_clusters")
+
+
+def why_full(
+    con: duckdb.DuckDBPyConnection,
+    m: Mapping,
+    mark: StagingMark | None,
+    decisions: list[Decision],
+    seeds: Reach,
+) -> str | None:
+    """Why this staging must stage every record, or None when the changed children can alone."""
+    if mark is None:
+        return "no staging before this one"
+    if mark.mapping_digest != mapping_digest(m, mapped_field_types(con, m)):
+        return "the mapping, or the type of a mapped custom field, changed since the last staging"
+    if mark.decisions_digest != decisions_digest(decisions):
+        return "the decisions changed since the last staging"
+    if m.clients.source == "deals" or m.contacts.source == "deals":
+        return "clients or contacts come from deals: a changed deal can make or unmake one"
+    if m.contracts.source == "deal_products":
+        return "contracts come from deal products, which are staged whole"
+    plan = Plan.of(m)
+    missing = [t for t in (*plan.staged, *SIDE_TABLES) if not table_exists(con, m.name, plan.table(t))]
+    if missing:
+        return f"no {plan.table(missing[0])} table from the last staging"
+    parties = sorted(seeds.get("contacts", set()))
+    if parties:
+        shown = ", ".join(map(str, parties[:3])) + (", …" if len(parties) > 3 else "")
+        return (
+            f"{len(parties)} organization(s) or person(s) changed ({shown}): their clusters are staged whole"
+        )
+    if _gone_since(con, m.name, mark):
+        return "a reconcile found records gone from Ploomes since the last staging"
+    if gone_parents_changed(con, m):
+        return "parents asked for by Id were found gone, or back, since the last staging"
+    if _holders_disagree(con, m.name):
+        return (
+            "CustomerX has a contact of ours holding an e-mail or a client the staged contacts do "
+            "not give it (an adoption, a hand-over, a refused update): contacts are staged whole"
+        )
+    refused = con.execute(
+        f"select count(*) from {m.name}.rejected where entity like 'stg\\_%' escape '\\'"
+    ).fetchone()
+    if refused and refused[0]:
+        return "rows a table contract refused last time are checked again whole"
+    return None
+    return None
+
+
+def _holders_disagree(con: duckdb.DuckDBPyConnection, schema: str) -> bool:
+    """Whether a contact CustomerX holds from us (the crosswalk) is not staged as sent: who keeps
+    a shared e-mail or phone is its holder there (`contacts._holders`), so a holder that is not
+    the staged contact with that e-mail and client would change the kept contact rows."""
+    if not table_exists(con, schema, "crosswalk"):
+        return False
+    row = con.execute(
+        f"""with held as (
+                select external_id as ext, lower(body::json->>'email') as email,
+                       body::json->>'external_id_client' as client
+                from {schema}.crosswalk where entity = 'contacts' and state = 'sent' and body is not null)
+            select count(*) from held h left join {schema}.stg_contacts c on c.external_id = h.ext
+            where c.external_id is null or lower(coalesce(c.email, '')) <> coalesce(h.email, '')
+               or c.client_external_id is distinct from h.client"""
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def _gone_since(con: duckdb.DuckDBPyConnection, schema: str, mark: StagingMark) -> bool:
+    if not table_exists(con, schema, tombstones.TABLE):
+        return False
+    row = con.execute(
+        f"select count(*) from {schema}.{tombstones.TABLE} where found_at >= ?", [mark.started_at]
+    )
+    found = row.fetchone()
+    return bool(found and found[0])
+
+
+def previous_tables(con: duckdb.DuckDBPyConnection, m: Mapping) -> dict[str, pd.DataFrame]:
+    """The tables the last staging left, as the staging built them."""
+    plan = Plan.of(m)
+    return {
+        t: fetch_frame(con, f"select * from {m.name}.{plan.table(t)}") for t in (*plan.staged, *SIDE_TABLES)
+    }
+
+
+def splice_children(
+    before: dict[str, pd.DataFrame], restaged: dict[str, pd.DataFrame], reach: Reach
+) -> dict[str, pd.DataFrame]:
+    """The tables before, with the rows of the reached children replaced by their re-stage's."""
+    out = dict(before)
+    for table in (*CHILD_TABLES, "rejected"):
+        if table in before:
+            fresh = restaged[table].astype(before[table].dtypes.to_dict(), errors="ignore")
+            out[table] = splice_table(table, before[table], fresh, reach)
+    return out
+
+
+def spliced_counts(
+    counts: dict[str, dict[str, int]],
+    before: dict[str, pd.DataFrame],
+    restaged_counts: dict[str, dict[str, int]],
+    reach: Reach,
+) -> dict[str, dict[str, int]]:
+    """The last staging's counts, less what the reached children counted then, plus their re-stage's."""
+    out = {entity: dict(c) for entity, c in counts.items()}
+    rejected = before["rejected"]
+    rejected = rejected[rejected["outcome"] == "rejected"]
+    for table in CHILD_TABLES:
+        if table not in out or table not in before:
+            continue
+        staged = int(_reached(table, before[table], reach).sum())
+        mine = rejected[rejected["entity"].isin(REJECTED_AS[table])]
+        refused = int(_reached("rejected", mine, reach).sum())
+        was = {"extracted": staged + refused, "staged": staged, "merged": 0, "rejected": refused}
+        now = restaged_counts.get(table, {})
+        out[table] = {k: out[table][k] - was[k] + int(now.get(k, 0)) for k in out[table]}
+    return out
+
+
+def _reached(table: str, frame: pd.DataFrame, reach: Reach) -> pd.Series:
+    wanted = [(space, int(i)) for space, ids in reach.items() for i in ids] or [("", -1)]
+    return pd.Series(made_from(table, frame).isin(wanted), index=frame.index)

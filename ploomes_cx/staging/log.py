@@ -1,0 +1,83 @@
+"""`<mapping>.staging_log`: one row per staging, kept between runs, so the next one knows what
+changed since (docs/incremental-staging.md).
+
+What changed is what the raw tables hold now against a digest of each record's latest version
+taken as the last staging began (`reach.note_seen`); the mapping, the mapped custom fields' types
+and the decisions are compared by the digests kept here.
+
+A staging writes a `started` row first and its own row once its tables are written, so one
+stopped halfway (its tables partly written) is seen as such and the next stages everything.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass
+
+import duckdb
+
+from ploomes_cx.decisions import Decision
+from ploomes_cx.mapping import Mapping
+from ploomes_cx.runtime.duckdb_io import table_exists
+
+TABLE = "staging_log"
+
+
+@dataclass(frozen=True)
+class StagingMark:
+    run_id: str
+    started_at: dt.datetime  # UTC, naive, as `extracted_at` is stored
+    mode: str  # started | full | incremental
+    reason: str
+    mapping_digest: str
+    decisions_digest: str
+    counts: dict[str, dict[str, int]]
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def mapping_digest(m: Mapping, field_types: dict[str, object]) -> str:
+    """What a staging was computed under: any change to the mapping, or to the type of a mapped
+    custom field in Ploomes (it decides how every record's value is read), stages everything."""
+    text = m.model_dump_json() + repr(sorted((k, repr(v)) for k, v in field_types.items()))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def decisions_digest(decisions: list[Decision]) -> str:
+    text = json.dumps([(d.decision, list(d.ids)) for d in decisions])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def last(con: duckdb.DuckDBPyConnection, schema: str) -> StagingMark | None:
+    if not table_exists(con, schema, TABLE):
+        return None
+    row = con.execute(
+        f"""select run_id, started_at, mode, reason, mapping_digest, decisions_digest, counts
+            from {schema}.{TABLE} order by recorded_at desc limit 1"""
+    ).fetchone()
+    if row is None:
+        return None
+    return StagingMark(*row[:6], counts=json.loads(row[6]))
+
+
+def record(con: duckdb.DuckDBPyConnection, schema: str, mark: StagingMark) -> None:
+    con.execute(f"""create table if not exists {schema}.{TABLE} (
+        run_id varchar, started_at timestamp, mode varchar, reason varchar,
+        mapping_digest varchar, decisions_digest varchar, counts varchar, recorded_at timestamp)""")
+    con.execute(
+        f"insert into {schema}.{TABLE} values (?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            mark.run_id,
+            mark.started_at,
+            mark.mode,
+            mark.reason,
+            mark.mapping_digest,
+            mark.decisions_digest,
+            json.dumps(mark.counts),
+            utc_now(),
+        ],
+    )

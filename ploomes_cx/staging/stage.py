@@ -1,0 +1,120 @@
+"""One staging: every record, or only the children that changed (`incremental.py`), and the row
+in `staging_log` that lets the next staging know what changed since (`log.py`)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import duckdb
+import pandas as pd
+
+from ploomes_cx.decisions import load_decisions
+from ploomes_cx.mapping import Mapping
+from ploomes_cx.plan import Plan
+from ploomes_cx.ploomes.custom_fields import mapped_field_types
+from ploomes_cx.runtime.duckdb_io import table_exists
+from ploomes_cx.staging import incremental, log
+from ploomes_cx.staging.build import Staged, build_staging, staging_mode
+from ploomes_cx.staging.reach import SEEN_TABLE, Reach, changed_since_seen, children, note_seen, reach_frame
+from ploomes_cx.staging.validate import apply_contracts
+
+# stage every record at every run, whatever changed (an operator's switch; the run config
+# `full_restage` asks the same of one run)
+FULL_RESTAGE_ENV = "PLOOMES_CX_FULL_RESTAGE"
+
+
+@dataclass
+class Staging:
+    tables: dict[str, pd.DataFrame]  # validated, by output name
+    staged: Staged  # its counts are the whole account's
+    mark: log.StagingMark
+
+    @property
+    def summary(self) -> str:
+        return f"{self.mark.mode}: {self.mark.reason}"
+
+
+def stage(con: duckdb.DuckDBPyConnection, m: Mapping, run_id: str, full_restage: bool = False) -> Staging:
+    """Stage mapping `m`, incrementally when `incremental.why_full` finds no reason not to."""
+    started = log.utc_now()
+    entities = list(Plan.of(m).staged)
+    last = log.last(con, m.name)
+    decisions = load_decisions(m)
+    seeds: Reach = {}
+    reason = _asked_full(full_restage)
+    if reason is None and last is not None and last.mode == "started":
+        reason = "the last staging stopped before its tables were written"
+    if reason is None and last is not None and not table_exists(con, m.name, SEEN_TABLE):
+        reason = "no digest of the records the last staging read"
+    if reason is None:
+        seeds = changed_since_seen(con, m) if last is not None else {}
+        reason = incremental.why_full(con, m, last, decisions, seeds)
+    mark = log.StagingMark(
+        run_id,
+        started,
+        "started",
+        reason or "",
+        log.mapping_digest(m, mapped_field_types(con, m)),
+        log.decisions_digest(decisions),
+        {},
+    )
+    log.record(con, m.name, mark)
+    note_seen(con, m)  # after the seeds, before the reads: what the next staging compares with
+    if reason is None and last is not None:
+        return _children(con, m, run_id, entities, last, seeds, mark)
+    staged = build_staging(con, m, run_id)
+    with staging_mode():
+        tables = apply_contracts(staged, entities, run_id)
+    return Staging(tables, staged, _done(mark, "full", reason or "", staged.counts))
+
+
+def finish(con: duckdb.DuckDBPyConnection, m: Mapping, staging: Staging) -> None:
+    """Once every table is written: the next staging reads changes from this one's start."""
+    log.record(con, m.name, staging.mark)
+
+
+def _children(
+    con: duckdb.DuckDBPyConnection,
+    m: Mapping,
+    run_id: str,
+    entities: list[str],
+    last: log.StagingMark,
+    seeds: Reach,
+    mark: log.StagingMark,
+) -> Staging:
+    reach = children(con, m, set(), seeds)  # with the timeline entries of a changed deal
+    before = incremental.previous_tables(con, m)
+    con.register("_ploomes_cx_reach", reach_frame(reach))
+    con.register("_ploomes_cx_stored", before["clients"])
+    try:
+        part = build_staging(con, m, run_id, only="_ploomes_cx_reach", stored="_ploomes_cx_stored")
+    finally:
+        con.unregister("_ploomes_cx_reach")
+        con.unregister("_ploomes_cx_stored")
+    with staging_mode():
+        fresh = apply_contracts(part, entities, run_id)  # only the re-staged rows need checking
+    tables = incremental.splice_children(before, fresh, reach)
+    part.counts = incremental.spliced_counts(last.counts, before, part.counts, reach)
+    changed, reached = (sum(len(ids) for ids in r.values()) for r in (seeds, reach))
+    reason = (
+        f"{changed} changed record(s), all deals, notes, tasks or attachments: "
+        f"{reached} re-staged alone, every other row kept"
+    )
+    return Staging(tables, part, _done(mark, "incremental", reason, part.counts))
+
+
+def _asked_full(full_restage: bool) -> str | None:
+    if full_restage:
+        return "a full re-stage was asked for (run config full_restage)"
+    if os.environ.get(FULL_RESTAGE_ENV, "").strip().lower() in ("1", "true", "yes"):
+        return f"a full re-stage is asked for every run (${FULL_RESTAGE_ENV})"
+    return None
+
+
+def _done(
+    mark: log.StagingMark, mode: str, reason: str, counts: dict[str, dict[str, int]]
+) -> log.StagingMark:
+    return log.StagingMark(
+        mark.run_id, mark.started_at, mode, reason, mark.mapping_digest, mark.decisions_digest, counts
+    )
