@@ -174,3 +174,31 @@ def test_a_holder_in_customerx_the_staged_contacts_disagree_with_stages_contacts
             """insert into inc.crosswalk values ('contacts', '9', 'sent', '{"email": "bia@x.com"}')"""
         )
         assert incremental._holders_disagree(con, "inc")  # a holder no longer staged
+
+
+@pytest.mark.persons(40)
+def test_a_staging_stopped_before_its_tables_were_written_is_followed_by_a_full_one(
+    home, tmp_path, ploomes, customerx, monkeypatch
+):
+    """A staging killed halfway may have written some tables and not others: kept rows could then
+    mix two stagings, so the next one stages everything, and says why."""
+    point_at(monkeypatch, ploomes, customerx)
+    path = str(write_mapping(tmp_path, "inc", "quality:\n  max_rejected_ratio: 0.9\n"))
+    assert main(["sync", path, "--window", WINDOW]) == 0
+    assert main(["sync", path, "--window", WINDOW]) == 0
+    assert _last_staging(home, "inc")[:2] == (
+        "incremental",
+        "0 changed record(s), all deals, notes, tasks or attachments: 0 re-staged alone, every other row kept",
+    )
+    with duckdb.connect(str(database_path(home, "inc"))) as con:  # what a kill after the start leaves
+        con.execute(
+            "insert into inc.staging_log select run_id, started_at + interval 1 second, 'started', reason, "
+            "mapping_digest, decisions_digest, '{}', now() from inc.staging_log order by recorded_at desc limit 1"
+        )
+    assert main(["sync", path, "--window", WINDOW]) == 0
+    assert _last_staging(home, "inc")[:2] == (
+        "full",
+        "the last staging stopped before its tables were written",
+    )
+    assert main(["sync", path, "--window", WINDOW]) == 0
+    assert _last_staging(home, "inc")[0] == "incremental"
