@@ -23,6 +23,9 @@ PROGRESS = "progress:"
 
 # raw: the records read in the window
 RECORDS = "records"
+# staging: how the tables were staged, full (and why) or incremental (what changed), which the
+# CLI's window line repeats (docs/incremental-staging.md)
+STAGING_PATH = "staging"
 # a warning check's count of records waiting for a person (look-alikes), which the CLI's line names
 TO_REVIEW = "to_review"
 # ... and the command that reviews them

@@ -13,7 +13,7 @@ from typing import Any
 
 import dagster as dg
 
-from ploomes_cx.metadata import ERROR_KIND, RECORDS, REVIEW_WITH, TO_REVIEW, Count
+from ploomes_cx.metadata import ERROR_KIND, RECORDS, REVIEW_WITH, STAGING_PATH, TO_REVIEW, Count
 from ploomes_cx.plan import Plan
 
 
@@ -30,6 +30,7 @@ class WindowSummary:
     error_kinds: set[str] = field(default_factory=set)
     raw_entities: set[str] = field(default_factory=set)  # the counts' keys that are raw extracts
     windows: int = 1  # how many windows the run (a chunk of a range) covered
+    staging: str = ""  # full (and why) or incremental (what changed)
 
     @property
     def extracted(self) -> int:
@@ -108,6 +109,8 @@ def _count(plan: Plan, window: WindowSummary, mat: dg.AssetMaterialization) -> N
         return
     counts = {c: int(mat.metadata[c].value) for c in Count if c in mat.metadata}
     window.counts.setdefault(entity, {}).update(counts)
+    if layer == "staging" and STAGING_PATH in mat.metadata:
+        window.staging = str(mat.metadata[STAGING_PATH].value)
     if layer == "load":
         window.records_failed += counts.get(Count.FAILED, 0)
 

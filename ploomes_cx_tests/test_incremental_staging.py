@@ -178,7 +178,7 @@ def test_a_holder_in_customerx_the_staged_contacts_disagree_with_stages_contacts
 
 @pytest.mark.persons(40)
 def test_a_staging_stopped_before_its_tables_were_written_is_followed_by_a_full_one(
-    home, tmp_path, ploomes, customerx, monkeypatch
+    home, tmp_path, ploomes, customerx, monkeypatch, capsys
 ):
     """A staging killed halfway may have written some tables and not others: kept rows could then
     mix two stagings, so the next one stages everything, and says why."""
@@ -195,10 +195,15 @@ def test_a_staging_stopped_before_its_tables_were_written_is_followed_by_a_full_
             "insert into inc.staging_log select run_id, started_at + interval 1 second, 'started', reason, "
             "mapping_digest, decisions_digest, '{}', now() from inc.staging_log order by recorded_at desc limit 1"
         )
+    capsys.readouterr()
     assert main(["sync", path, "--window", WINDOW]) == 0
     assert _last_staging(home, "inc")[:2] == (
         "full",
         "the last staging stopped before its tables were written",
+    )
+    # the window's line says it too
+    assert (
+        "; staging full: the last staging stopped before its tables were written" in capsys.readouterr().out
     )
     assert main(["sync", path, "--window", WINDOW]) == 0
     assert _last_staging(home, "inc")[0] == "incremental"

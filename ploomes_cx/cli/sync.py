@@ -86,7 +86,11 @@ def run_sync(m: Mapping, keys: list[str], dry_run: bool, show_steps: bool = True
 
     def progress(w: WindowSummary) -> None:
         status = "ok" if w.success else "FAILED"
-        print(f"  window {w.key}: {status} in {w.seconds:.1f}s, {w.extracted} records extracted", flush=True)
+        staging = f"; staging {w.staging}" if w.staging else ""
+        print(
+            f"  window {w.key}: {status} in {w.seconds:.1f}s, {w.extracted} records extracted{staging}",
+            flush=True,
+        )
         for line in w.errors:
             print(f"    {line}", file=sys.stderr)
 

@@ -17,7 +17,7 @@ from pydantic import Field
 
 from ploomes_cx.decisions import DecisionsError
 from ploomes_cx.mapping import Mapping
-from ploomes_cx.metadata import Count, ErrorKind, failure, markdown
+from ploomes_cx.metadata import STAGING_PATH, Count, ErrorKind, failure, markdown
 from ploomes_cx.plan import Plan
 from ploomes_cx.runtime.duckdb_io import connection
 from ploomes_cx.staging import checks
@@ -85,8 +85,7 @@ def _table_outputs(
             output_name=entity,
             metadata={
                 **{Count(k).value: int(v) for k, v in staged.counts[entity].items()},
-                # full (and why) or incremental (what changed): docs/incremental-staging.md
-                "staging": how,
+                STAGING_PATH: how,
                 "preview": markdown(frame[[c for c in PREVIEW_COLUMNS if c in frame]], limit=5),
             },
         )
