@@ -7,9 +7,9 @@ identifier value): two thirds of the records with a CNPJ (a tenth of them shared
 by two records), three quarters with an e-mail (one record in 50 on one of seven accountants'
 addresses, shared by thousands), one in ten with an external code shared by two.
 
-Then what finding the changed records costs each staging (`reach.note_seen`,
-`changed_since_seen`): a digest of 1.25 million one-kilobyte payloads (a million persons and
-their organizations) with DuckDB's `hash`, which they use, and with `md5`, and the comparison of
+Then what finding the changed records costs each staging (`reach.refresh_seen`):
+a digest of 1.25 million one-kilobyte payloads (a million persons and
+their organizations) with DuckDB's `hash`, which it uses, and with `md5`, and the comparison of
 two such digest tables.
 """
 

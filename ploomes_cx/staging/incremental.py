@@ -20,14 +20,12 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 
-from ploomes_cx.decisions import Decision
 from ploomes_cx.mapping import Mapping
 from ploomes_cx.plan import Plan
-from ploomes_cx.ploomes.custom_fields import mapped_field_types
 from ploomes_cx.reconcile import tombstones
 from ploomes_cx.runtime.duckdb_io import fetch_frame, table_exists
-from ploomes_cx.staging.log import StagingMark, decisions_digest, mapping_digest
-from ploomes_cx.staging.reach import Reach, gone_parents_changed
+from ploomes_cx.staging.log import StagingMark
+from ploomes_cx.staging.reach import Reach
 from ploomes_cx.staging.splice import made_from, splice_table
 
 CHILD_TABLES = ("contracts", "timeline")
@@ -40,15 +38,17 @@ def why_full(
     con: duckdb.DuckDBPyConnection,
     m: Mapping,
     mark: StagingMark | None,
-    decisions: list[Decision],
+    now: StagingMark,
     seeds: Reach,
+    gone_changed: bool,
 ) -> str | None:
-    """Why this staging must stage every record, or None when the changed children can alone."""
+    """Why this staging (`now`) must stage every record, or None when the changed children can
+    alone; `mark` is the last staging's, `seeds` the records changed since (`reach.refresh_seen`)."""
     if mark is None:
         return "no staging before this one"
-    if mark.mapping_digest != mapping_digest(m, mapped_field_types(con, m)):
+    if mark.mapping_digest != now.mapping_digest:
         return "the mapping, or the type of a mapped custom field, changed since the last staging"
-    if mark.decisions_digest != decisions_digest(decisions):
+    if mark.decisions_digest != now.decisions_digest:
         return "the decisions changed since the last staging"
     if m.clients.source == "deals" or m.contacts.source == "deals":
         return "clients or contacts come from deals: a changed deal can make or unmake one"
@@ -66,7 +66,7 @@ def why_full(
         )
     if _gone_since(con, m.name, mark):
         return "a reconcile found records gone from Ploomes since the last staging"
-    if gone_parents_changed(con, m):
+    if gone_changed:
         return "parents asked for by Id were found gone, or back, since the last staging"
     if _holders_disagree(con, m.name):
         return (

@@ -2,7 +2,7 @@
 changed since (docs/incremental-staging.md).
 
 What changed is what the raw tables hold now against a digest of each record's latest version
-taken as the last staging began (`reach.note_seen`); the mapping, the mapped custom fields' types
+taken as the last staging began (`reach.refresh_seen`); the mapping, the mapped custom fields' types
 and the decisions are compared by the digests kept here.
 
 A staging writes a `started` row first and its own row once its tables are written, so one

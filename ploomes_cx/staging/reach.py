@@ -109,46 +109,44 @@ def changed_since(con: duckdb.DuckDBPyConnection, m: Mapping, since: dt.datetime
     return found
 
 
-SEEN_TABLE = "staging_seen"  # each record's latest version as the last staging read it (`note_seen`)
+SEEN_TABLE = "staging_seen"  # each record's latest version as the last staging read it
 
 
-def note_seen(con: duckdb.DuckDBPyConnection, m: Mapping) -> None:
-    """Keep a digest of each record's latest raw version, before this staging reads them: what
-    the next staging compares with (`changed_since_seen`). A version written between this and the
-    reads is staged now and taken for a change next time: staged twice, never missed."""
+def refresh_seen(con: duckdb.DuckDBPyConnection, m: Mapping) -> tuple[Reach | None, bool]:
+    """Digest each record's latest raw version, before this staging reads them, and keep the
+    digests for the next staging in place of the last one's: one pass over the raw tables.
+
+    Returns the records whose latest version differs from the one the last staging read (new and
+    vanished ones included, by Id space; None when no digests were kept), and whether the parents
+    asked for by Id and found gone differ. A window run again reads every record of it again; only
+    the ones Ploomes changed differ. A version written between this and the reads is staged now
+    and taken for a change next time: staged twice, never missed."""
     parts = [
         f"select '{entity}' as entity, id, hash(payload::varchar) as digest from {latest(con, m.name, entity)}"
         for entity in Plan.of(m).entity_extracts
     ]
-    con.execute(f"create or replace table {m.name}.{SEEN_TABLE} as {' union all '.join(parts)}")
+    con.execute(f"create or replace temp table _ploomes_cx_seen as {' union all '.join(parts)}")
     # parents asked for by Id and found gone: their children's rule depends on it
     gone = [(f"gone:{kind}", i, 0) for kind, ids in missing_parents(con, m.name).items() for i in ids]
     if gone:
-        con.executemany(f"insert into {m.name}.{SEEN_TABLE} values (?, ?, ?)", gone)
-
-
-def gone_parents_changed(con: duckdb.DuckDBPyConnection, m: Mapping) -> bool:
-    """Whether the parents found gone differ from those the last staging knew (`note_seen`)."""
-    rows = con.execute(f"select entity, id from {m.name}.{SEEN_TABLE} where entity like 'gone:%'").fetchall()
-    now = {(f"gone:{kind}", i) for kind, ids in missing_parents(con, m.name).items() for i in ids}
-    return {(str(e), int(i)) for e, i in rows} != now
-
-
-def changed_since_seen(con: duckdb.DuckDBPyConnection, m: Mapping) -> Reach:
-    """The seeds of a re-stage: the records whose latest raw version is not the one the last
-    staging read (`note_seen`), new ones and ones gone from the raw tables included, by Id space.
-    A window run again reads every record of it again; only the ones Ploomes changed differ."""
-    found: Reach = {}
-    for entity in Plan.of(m).entity_extracts:
+        con.executemany("insert into _ploomes_cx_seen values (?, ?, ?)", gone)
+    changed: Reach | None = None
+    gone_changed = False
+    if table_exists(con, m.name, SEEN_TABLE):
         rows = con.execute(
-            f"""select coalesce(c.id, s.id) from
-                (select id, hash(payload::varchar) as digest from {latest(con, m.name, entity)}) c
-                full outer join (select id, digest from {m.name}.{SEEN_TABLE} where entity = ?) s
-                on s.id = c.id where c.digest is distinct from s.digest""",
-            [entity],
+            f"""select coalesce(n.entity, o.entity), coalesce(n.id, o.id)
+                from _ploomes_cx_seen n full outer join {m.name}.{SEEN_TABLE} o
+                on o.entity = n.entity and o.id = n.id where n.digest is distinct from o.digest"""
         ).fetchall()
-        found.setdefault(ID_SPACES.get(entity, entity), set()).update(int(r[0]) for r in rows)
-    return found
+        changed = {}
+        for entity, pid in rows:
+            if str(entity).startswith("gone:"):
+                gone_changed = True
+            else:
+                changed.setdefault(ID_SPACES.get(entity, entity), set()).add(int(pid))
+    con.execute(f"create or replace table {m.name}.{SEEN_TABLE} as select * from _ploomes_cx_seen")
+    con.execute("drop table _ploomes_cx_seen")
+    return changed, gone_changed
 
 
 def reach_frame(reach: Reach) -> pd.DataFrame:

@@ -13,10 +13,9 @@ from ploomes_cx.decisions import load_decisions
 from ploomes_cx.mapping import Mapping
 from ploomes_cx.plan import Plan
 from ploomes_cx.ploomes.custom_fields import mapped_field_types
-from ploomes_cx.runtime.duckdb_io import table_exists
 from ploomes_cx.staging import incremental, log
 from ploomes_cx.staging.build import Staged, build_staging, staging_mode
-from ploomes_cx.staging.reach import SEEN_TABLE, Reach, changed_since_seen, children, note_seen, reach_frame
+from ploomes_cx.staging.reach import Reach, children, reach_frame, refresh_seen
 from ploomes_cx.staging.validate import apply_contracts
 
 # stage every record at every run, whatever changed (an operator's switch; the run config
@@ -37,32 +36,30 @@ class Staging:
 
 def stage(con: duckdb.DuckDBPyConnection, m: Mapping, run_id: str, full_restage: bool = False) -> Staging:
     """Stage mapping `m`, incrementally when `incremental.why_full` finds no reason not to."""
-    started = log.utc_now()
     entities = list(Plan.of(m).staged)
     last = log.last(con, m.name)
     decisions = load_decisions(m)
-    seeds: Reach = {}
-    reason = _asked_full(full_restage)
-    if reason is None and last is not None and last.mode == "started":
-        reason = "the last staging stopped before its tables were written"
-    if reason is None and last is not None and not table_exists(con, m.name, SEEN_TABLE):
-        reason = "no digest of the records the last staging read"
-    if reason is None:
-        seeds = changed_since_seen(con, m) if last is not None else {}
-        reason = incremental.why_full(con, m, last, decisions, seeds)
     mark = log.StagingMark(
         run_id,
-        started,
+        log.utc_now(),
         "started",
-        reason or "",
+        "",
         log.mapping_digest(m, mapped_field_types(con, m)),
         log.decisions_digest(decisions),
         {},
     )
+    # before the digests are replaced: a staging stopped from here on is followed by a full one
     log.record(con, m.name, mark)
-    note_seen(con, m)  # after the seeds, before the reads: what the next staging compares with
+    seeds, gone_changed = refresh_seen(con, m)
+    reason = _asked_full(full_restage)
+    if reason is None and last is not None and last.mode == "started":
+        reason = "the last staging stopped before its tables were written"
+    if reason is None and last is not None and seeds is None:
+        reason = "no digest of the records the last staging read"
+    if reason is None:
+        reason = incremental.why_full(con, m, last, mark, seeds or {}, gone_changed)
     if reason is None and last is not None:
-        return _children(con, m, run_id, entities, last, seeds, mark)
+        return _children(con, m, run_id, entities, last, seeds or {}, mark)
     staged = build_staging(con, m, run_id)
     with staging_mode():
         tables = apply_contracts(staged, entities, run_id)
