@@ -6,7 +6,8 @@ its window. This times, on tmpfs when the machine has one:
   for a log line (its run's file only), for an asset materialization (also the index) and for
   the first event of a new run (its file made);
 - opening the instance on a state folder made before, with Dagster's SQLite storage and with ours
-  (what each CLI command and each run worker does first);
+  (what each CLI command and each run worker does first), and on a new state folder (its three
+  databases made: each test's folder, a new deployment);
 - making an httpx client with its own TLS context and with the shared one (`runtime/tls.py`).
 It prints milliseconds per operation and the ratio old / new; the ceiling is the old figure.
 """
@@ -55,20 +56,38 @@ def _ms(action: Callable[[], object], n: int) -> float:
     return (time.perf_counter() - started) / n * 1000
 
 
+def _instance_folder(folder: Path, ours: bool) -> Path:
+    folder.mkdir()
+    plain = DAGSTER_YAML + f"storage:\n  sqlite:\n    base_dir: {json.dumps(str(folder))}\n"
+    (folder / "dagster.yaml").write_text(dagster_yaml(folder) if ours else plain)
+    return folder
+
+
+def _open_once(folder: Path) -> None:
+    with dg.DagsterInstance.from_config(str(folder)) as instance:
+        instance.get_runs(limit=1)
+
+
 def _instance_ms(base: Path, n: int) -> tuple[float, float]:
     """ms to open an instance on a folder made before, with Dagster's storage and with ours."""
     figures = []
     for name in ("dagster", "ours"):
-        folder = base / f"instance-{name}"
-        folder.mkdir()
-        plain = DAGSTER_YAML + f"storage:\n  sqlite:\n    base_dir: {json.dumps(str(folder))}\n"
-        (folder / "dagster.yaml").write_text(dagster_yaml(folder) if name == "ours" else plain)
+        folder = _instance_folder(base / f"instance-{name}", name == "ours")
+        figures.append(_ms(lambda f=folder: _open_once(f), n))
+    return figures[0], figures[1]
 
-        def open_once(f: Path = folder) -> None:
-            with dg.DagsterInstance.from_config(str(f)) as instance:
-                instance.get_runs(limit=1)
 
-        figures.append(_ms(open_once, n))
+def _new_instance_ms(base: Path, n: int) -> tuple[float, float]:
+    """ms to open an instance on a new state folder (its databases made), Dagster's and ours."""
+    figures = []
+    for name in ("dagster", "ours"):
+        made = itertools.count()
+        figures.append(
+            _ms(
+                lambda k=name, c=made: _open_once(_instance_folder(base / f"new-{k}-{next(c)}", k == "ours")),
+                n,
+            )
+        )
     return figures[0], figures[1]
 
 
@@ -97,6 +116,7 @@ def main() -> None:
             storage.dispose()
         rows.append((label, *figures))
     rows.append(("open the instance", *_instance_ms(base, args.instances)))
+    rows.append(("open a new state folder", *_new_instance_ms(base, args.instances)))
     rows.append(
         (
             "httpx client",

@@ -143,12 +143,20 @@ def test_which_tables_the_index_holds_is_asked_once(tmp_path, monkeypatch):
     assert len(made) == 4
 
 
-def test_a_state_folder_at_the_newest_revision_opens_without_reading_the_migrations(tmp_path, monkeypatch):
-    (tmp_path / "dagster.yaml").write_text(
+def _instance_folder(folder: Path, ours: bool = True) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    storage = (
         "storage:\n  custom:\n    module: ploomes_cx.runtime.instance_storage\n"
-        "    class: KeptEnginesSqliteStorage\n    config:\n"
-        f"      base_dir: {tmp_path}\ntelemetry:\n  enabled: false\n"
+        f"    class: KeptEnginesSqliteStorage\n    config:\n      base_dir: {folder}\n"
+        if ours
+        else f"storage:\n  sqlite:\n    base_dir: {folder}\n"
     )
+    (folder / "dagster.yaml").write_text(storage + "telemetry:\n  enabled: false\n")
+    return folder
+
+
+def _migration_reads(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Every read of Dagster's alembic migration scripts, from now on."""
     reads: list[object] = []
     real = ScriptDirectory.from_config.__func__  # type: ignore[attr-defined]
     monkeypatch.setattr(
@@ -156,6 +164,47 @@ def test_a_state_folder_at_the_newest_revision_opens_without_reading_the_migrati
         "from_config",
         classmethod(lambda cls, config: reads.append(config) or real(cls, config)),
     )
+    return reads
+
+
+def _database_shape(path: Path) -> tuple[object, ...]:
+    with closing(sqlite3.connect(path)) as db:
+        tables = [r[0] for r in db.execute("select name from sqlite_master where type = 'table'")]
+        return (
+            sorted(db.execute("select type, name, sql from sqlite_master").fetchall()),
+            db.execute("pragma journal_mode").fetchall(),
+            db.execute("select version_num from alembic_version").fetchall(),
+            sorted(db.execute("select name from secondary_indexes").fetchall()),
+            {
+                t: db.execute(f'select count(*) from "{t}"').fetchall()
+                for t in tables
+                if t != "secondary_indexes"
+            },
+        )
+
+
+def test_a_new_state_folder_gets_dagsters_own_databases_without_reading_the_migrations(tmp_path, monkeypatch):
+    with dg.DagsterInstance.from_config(str(_instance_folder(tmp_path / "first"))) as instance:
+        instance.event_log_storage.store_event(_entry("a-run"))  # the first new folder and run
+        # of a process may make the empty databases
+    reads = _migration_reads(monkeypatch)
+    with dg.DagsterInstance.from_config(str(_instance_folder(tmp_path / "ours"))) as instance:
+        instance.event_log_storage.store_event(_entry("a-run"))
+        assert instance.get_runs() == [] and instance.all_instigator_state() == []
+    assert reads == []  # Dagster's path reads them three times, once per database
+    with dg.DagsterInstance.from_config(str(_instance_folder(tmp_path / "dagsters", ours=False))):
+        pass
+    assert len(reads) >= 3
+    for name in ("history/runs.db", "schedules/schedules.db", "history/runs/index.db"):
+        assert _database_shape(tmp_path / "ours" / name) == _database_shape(tmp_path / "dagsters" / name), (
+            name
+        )
+    assert not list((tmp_path / "ours").rglob("*.part"))
+
+
+def test_a_state_folder_at_the_newest_revision_opens_without_reading_the_migrations(tmp_path, monkeypatch):
+    _instance_folder(tmp_path)
+    reads = _migration_reads(monkeypatch)
 
     def open_and_use() -> int:
         reads.clear()
@@ -164,7 +213,7 @@ def test_a_state_folder_at_the_newest_revision_opens_without_reading_the_migrati
             assert instance.get_runs() == [] and instance.all_instigator_state() == []
         return len(reads)
 
-    assert open_and_use() >= 3  # a new folder: Dagster makes and stamps each database
+    open_and_use()  # a new folder (the test above)
     assert open_and_use() == 0  # at the newest revision: opened as it is
     with closing(sqlite3.connect(tmp_path / "history" / "runs.db")) as db, db:
         db.execute("update alembic_version set version_num = 'an-older-one'")

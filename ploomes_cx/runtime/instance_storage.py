@@ -22,8 +22,11 @@ the engines:
 - a database already at Dagster's newest revision is opened as it is. Dagster reads every alembic
   migration script to learn that revision each time it opens the runs, schedules or index
   database (40 ms each, so about 150 ms per instance, for each CLI command and run worker); here
-  it is read once per process. A database at any other revision, or missing, goes through
-  Dagster's own path, unchanged.
+  it is read once per process. A database at any other revision goes through Dagster's own
+  path, unchanged;
+- a new state folder's runs, schedules and index databases are copies of the ones Dagster makes
+  in an empty folder, made once per process (Dagster's path costs 200-300 ms of CPU per new
+  folder, the copies a few). As for a run's file, a database another process made first is kept.
 
 It overrides `SqliteEventLogStorage._connect`, a private method; dagster is pinned below 1.14
 and `ploomes_cx_tests/test_instance_storage.py` fails if the override stops being used.
@@ -83,24 +86,9 @@ class KeptEnginesSqliteEventLogStorage(SqliteEventLogStorage):
                 yield conn
 
     def _copy_empty_run(self, shard: str) -> bool:
-        """Writes the run's file as a copy of the empty one; False when it already exists.
-
-        The copy is written beside its place and linked there, so nobody (the webserver watching
-        the folder included) sees half a file, and a file made meanwhile by another process wins.
-        """
+        """Writes the run's file as a copy of the empty one; False when it already exists."""
         path = self.path_for_shard(shard)
-        if os.path.exists(path):
-            return False
-        fd, partial = tempfile.mkstemp(dir=self._base_dir, prefix=".new-run-", suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(_empty_run_file(self._initdb))
-            os.link(partial, path)
-        except FileExistsError:
-            return False
-        finally:
-            os.unlink(partial)
-        return True
+        return not os.path.exists(path) and _place(path, lambda: _empty_run_file(self._initdb))
 
     def _initdb(self, engine: Engine, for_index_shard: bool = False) -> None:
         if not _at_head(engine.url.database or ""):
@@ -156,6 +144,65 @@ class KeptEnginesSqliteEventLogStorage(SqliteEventLogStorage):
     def dispose(self) -> None:
         self._drop_engines()
         super().dispose()
+
+
+def _place(path: str, contents: Callable[[], bytes]) -> bool:
+    """Writes `contents()` at `path` unless a file is there; False when one was.
+
+    The copy is written beside its place and linked there, so nobody (the webserver watching
+    the folder included) sees half a file, and a file made meanwhile by another process wins.
+    """
+    if os.path.exists(path):
+        return False
+    folder = os.path.dirname(path)
+    os.makedirs(folder, exist_ok=True)
+    fd, partial = tempfile.mkstemp(dir=folder, prefix=".new-db-", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(contents())
+        os.link(partial, path)
+    except FileExistsError:
+        return False
+    finally:
+        os.unlink(partial)
+    return True
+
+
+_EMPTY: dict[str, bytes] = {}
+
+
+def _empty_database(name: str, make: Callable[[str], object]) -> bytes:
+    """The bytes of `name` as Dagster's own `make(folder)` leaves it in an empty folder, made
+    once per process; its write-ahead log is checkpointed into the file first."""
+    if name not in _EMPTY:
+        with tempfile.TemporaryDirectory(prefix="ploomes-cx-empty-") as folder:
+            made = make(folder)
+            if hasattr(made, "dispose"):
+                made.dispose()
+            path = os.path.join(folder, name)
+            with closing(sqlite3.connect(path)) as db:
+                db.execute("pragma wal_checkpoint(truncate)")
+            _EMPTY[name] = Path(path).read_bytes()
+    return _EMPTY[name]
+
+
+def _place_new_folder(base_dir: str) -> None:
+    """A new state folder's three databases, as Dagster would make them (module docstring)."""
+    _place(
+        os.path.join(_runs_directory(base_dir), "runs.db"),
+        lambda: _empty_database("runs.db", SqliteRunStorage.from_local),
+    )
+    _place(
+        os.path.join(_schedule_directory(base_dir), "schedules.db"),
+        lambda: _empty_database("schedules.db", SqliteScheduleStorage.from_local),
+    )
+    events = _event_logs_directory(base_dir)
+    if not os.path.isdir(events) or not any(name.endswith(".db") for name in os.listdir(events)):
+        # with run files and no index, Dagster rebuilds the index from them: left to it
+        _place(
+            os.path.join(events, f"{INDEX_SHARD_NAME}.db"),
+            lambda: _empty_database(f"{INDEX_SHARD_NAME}.db", SqliteEventLogStorage),
+        )
 
 
 _EMPTY_RUN: list[bytes] = []
@@ -224,6 +271,7 @@ class KeptEnginesSqliteStorage(DagsterSqliteStorage):
 
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None) -> None:
         self.base_dir = base_dir
+        _place_new_folder(base_dir)
         self._run_storage = _run_storage(_runs_directory(base_dir))
         self._event_log_storage = KeptEnginesSqliteEventLogStorage(_event_logs_directory(base_dir))
         self._schedule_storage = _schedule_storage(_schedule_directory(base_dir))
