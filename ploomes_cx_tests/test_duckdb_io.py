@@ -5,7 +5,7 @@ import duckdb
 import pandas as pd
 import pandas.testing as pdt
 
-from ploomes_cx.runtime.duckdb_io import fetch_frame, release_buffers
+from ploomes_cx.runtime.duckdb_io import fetch_frame, has_column, release_buffers, table_exists
 
 
 def _cached(con: duckdb.DuckDBPyConnection) -> int:
@@ -52,3 +52,17 @@ def test_a_fetched_frame_holds_what_fetchdf_gives_sorted_with_one_block_per_colu
     with duckdb.connect() as con:
         unsorted = fetch_frame(con, "select * from range(3) r(i) order by i desc")
     assert unsorted["i"].tolist() == [2, 1, 0]
+
+
+def test_a_table_and_its_columns_are_found_in_their_own_schema_only(tmp_path) -> None:
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        con.execute("create schema acme; create schema other")
+        con.execute("create table acme.raw_deals (id bigint, head varchar)")
+        con.execute("create table other.raw_persons (id bigint, custom_values varchar)")
+        con.execute("create temp table raw_persons (id bigint)")
+        assert table_exists(con, "acme", "raw_deals")
+        assert not table_exists(con, "acme", "raw_persons")  # another schema's, or a temporary one
+        assert not table_exists(con, "acme", "raw_dea")
+        assert has_column(con, "acme", "raw_deals", "head")
+        assert not has_column(con, "acme", "raw_deals", "custom_values")
+        assert not has_column(con, "acme", "raw_persons", "id")
