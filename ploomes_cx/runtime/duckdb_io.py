@@ -92,8 +92,7 @@ def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> boo
 def has_column(con: duckdb.DuckDBPyConnection, schema: str, table: str, column: str) -> bool:
     """Whether `schema.table` has `column`: a table an older version wrote may lack a new one."""
     rows = con.execute(
-        "select count(*) from duckdb_columns() "
-        "where schema_name = ? and table_name = ? and column_name = ?",
+        "select count(*) from duckdb_columns() where schema_name = ? and table_name = ? and column_name = ?",
         [schema, table, column],
     ).fetchall()
     return bool(rows[0][0])
