@@ -12,7 +12,7 @@ import duckdb
 
 from ploomes_cx.decisions import COLUMNS, Decision, all_decided, decided_pairs, decisions_path, load_decisions
 from ploomes_cx.mapping import Mapping
-from ploomes_cx.runtime.duckdb_io import database_path, table_exists
+from ploomes_cx.runtime.duckdb_io import database_path, read_only, table_exists
 from ploomes_cx.runtime.state import home
 
 # what a person compares, in the order shown: clients
@@ -62,7 +62,7 @@ def open_candidates(m: Mapping) -> list[Candidate]:
     if not path.exists():
         raise NothingStaged(f"nothing staged yet for mapping {m.name} ({path}): run `ploomes-cx sync` first")
     settled = decided_pairs(load_decisions(m))
-    with duckdb.connect(str(path), read_only=True) as con:
+    with read_only(path) as con:
         if not table_exists(con, m.name, "duplicate_clusters"):
             raise NothingStaged(f"nothing staged yet for mapping {m.name}: run `ploomes-cx sync` first")
         rows = con.execute(
@@ -183,7 +183,7 @@ def merge_in_customerx_for(m: Mapping, ids: list[int]) -> str | None:
     path = database_path(home(), m.name)
     if not path.exists():
         return None
-    with duckdb.connect(str(path), read_only=True) as con:
+    with read_only(path) as con:
         if not table_exists(con, m.name, "stg_clients"):
             return None
         records = _records(con, m.name, set(ids))

@@ -1,11 +1,24 @@
 """DuckDB helpers staging reads with (runtime/duckdb_io.py): the pages a scan left cached are given
 back, and a large result becomes a frame without pandas' block copies."""
 
+import subprocess
+import sys
+
 import duckdb
 import pandas as pd
 import pandas.testing as pdt
+import pytest
 
-from ploomes_cx.runtime.duckdb_io import fetch_frame, has_column, release_buffers, table_exists
+from ploomes_cx.runtime.duckdb_io import (
+    DAGSTER_CONNECT_CONFIG,
+    WarehouseBusy,
+    fetch_frame,
+    has_column,
+    held_open,
+    read_only,
+    release_buffers,
+    table_exists,
+)
 
 
 def _cached(con: duckdb.DuckDBPyConnection) -> int:
@@ -66,3 +79,71 @@ def test_a_table_and_its_columns_are_found_in_their_own_schema_only(tmp_path) ->
         assert has_column(con, "acme", "raw_deals", "head")
         assert not has_column(con, "acme", "raw_deals", "custom_values")
         assert not has_column(con, "acme", "raw_persons", "id")
+
+
+def _step_connection(path) -> duckdb.DuckDBPyConnection:
+    """A connection as dagster-duckdb's resource and IO manager open one."""
+    return duckdb.connect(database=str(path), read_only=False, config=dict(DAGSTER_CONNECT_CONFIG))
+
+
+def _memory_limit_left_by_the_step_before(path) -> str:
+    with _step_connection(path) as con:
+        con.execute("set memory_limit = '123MB'")  # the database's own setting, not the connection's
+    with _step_connection(path) as con:
+        return con.execute("select current_setting('memory_limit')").fetchall()[0][0]
+
+
+def test_held_open_the_steps_connections_reuse_one_open_database_and_it_closes_after(tmp_path) -> None:
+    path = tmp_path / "w.duckdb"
+    default = _memory_limit_left_by_the_step_before(path)  # opened anew: the setting went with it
+    with held_open(path):
+        assert _memory_limit_left_by_the_step_before(path) != default  # the same database
+    assert _memory_limit_left_by_the_step_before(path) == default  # closed with the block
+
+
+def _hold(path, seconds: float = 60) -> subprocess.Popen:
+    """Another process writing the warehouse (a sync's run) for `seconds`, once it has it."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, time; c = duckdb.connect({str(path)!r}); print(1, flush=True); "
+            f"time.sleep({seconds}); c.close()",
+        ],
+        stdout=subprocess.PIPE,
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == b"1"
+    return holder
+
+
+def test_held_open_keeps_nothing_when_another_process_holds_the_file(tmp_path) -> None:
+    path = tmp_path / "w.duckdb"
+    holder = _hold(path)
+    try:
+        with held_open(path):
+            pass  # no error: each step waits for the file as it did
+    finally:
+        holder.kill()
+        holder.wait()
+    with held_open(path), _step_connection(path) as con:
+        assert con.execute("select 1").fetchall() == [(1,)]
+
+
+def test_a_reader_waits_for_a_run_holding_the_warehouse_and_then_says_who_to_wait_for(tmp_path) -> None:
+    path = tmp_path / "w.duckdb"
+    duckdb.connect(str(path)).close()
+    holder = _hold(path, seconds=1)
+    with read_only(path) as con:  # the run ends within the wait
+        assert con.execute("select 1").fetchall() == [(1,)]
+    holder.wait()
+    holder = _hold(path)
+    try:
+        with (
+            pytest.raises(WarehouseBusy, match="in use by another ploomes-cx process") as caught,
+            read_only(path, wait_seconds=0.5),
+        ):
+            pass
+        assert str(path) in str(caught.value)
+    finally:
+        holder.kill()
+        holder.wait()

@@ -9,7 +9,7 @@ import sys
 import textwrap
 from typing import TYPE_CHECKING
 
-from ploomes_cx.cli.codes import EXIT_OK, EXIT_USAGE
+from ploomes_cx.cli.codes import EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE
 
 if TYPE_CHECKING:
     from ploomes_cx.mapping import Mapping
@@ -65,6 +65,7 @@ def cmd_review(args: argparse.Namespace) -> int:
     from ploomes_cx.mapping import MappingError
     from ploomes_cx.mappings_folder import resolve_mapping
     from ploomes_cx.review import NothingStaged, append_decision, merge_in_customerx_for, open_candidates
+    from ploomes_cx.runtime.duckdb_io import WarehouseBusy
 
     by = args.by or os.environ.get("USER") or getpass.getuser()
     try:
@@ -90,6 +91,9 @@ def cmd_review(args: argparse.Namespace) -> int:
     except (MappingError, NothingStaged) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except WarehouseBusy as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_RUN_FAILED
     if args.list:
         for c in candidates:
             names = " | ".join(str(c.records[i].get("name") or "?") for i in c.ids)
