@@ -15,6 +15,8 @@ from collections.abc import Callable
 
 import httpx
 
+from ploomes_cx.runtime.tls import tls_context
+
 URL_LINE = re.compile(r"on (http://\S+/ploomes/webhook)")
 
 
@@ -55,7 +57,8 @@ class ListenProcess:
         return self.url.removesuffix("/ploomes/webhook")
 
     def health(self) -> dict:
-        return httpx.get(f"{self.base}/health", timeout=10).json()
+        # the process's one TLS context: httpx would load its CA bundle again for every poll
+        return httpx.get(f"{self.base}/health", timeout=10, verify=tls_context()).json()
 
     def idle(self) -> bool:
         """Nothing stored waits or is being processed."""
