@@ -50,11 +50,13 @@ postgres-deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql; }
 
 ## Lint, check the code location loads, run the test suite (browser test included)
+# the two `dg` checks load the code location each, side by side (one core each); either failing fails
 test: $(STAMP) browser-deps postgres-deps
 	$(BIN)/ruff check ploomes_cx ploomes_cx_tests benchmarks
 	$(BIN)/ruff format --check ploomes_cx ploomes_cx_tests benchmarks
-	DAGSTER_HOME= PLOOMES_CX_HOME=$$(mktemp -d) $(DG) check defs
-	DAGSTER_HOME= PLOOMES_CX_HOME=$$(mktemp -d) $(DG) list defs --json > /dev/null
+	DAGSTER_HOME= PLOOMES_CX_HOME=$$(mktemp -d) $(DG) check defs & check=$$!; \
+	  DAGSTER_HOME= PLOOMES_CX_HOME=$$(mktemp -d) $(DG) list defs --json > /dev/null; listed=$$?; \
+	  wait $$check && test $$listed -eq 0
 	$(SUITE_ENV) $(BIN)/pytest $(PYTEST_SUITE)
 
 ## The readings matrix one switch at a time: the sync story under each alternative reading of the API specs, alone
