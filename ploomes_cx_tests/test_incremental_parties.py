@@ -198,10 +198,11 @@ def test_a_re_stage_of_the_reach_spliced_in_gives_the_full_re_stages_tables(seed
         moved = {e: set(c) for e, c in changed.items()}
         seeds = set(changed["contacts"]) | children_reach.parents(con, m, moved)
         before = _parties(con, m, seeds)
-        mark = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        children_reach.refresh_seen(con, m)  # what the staging before the change read
         _append(con, changed, "second")
-        # the seeds are what was read since the last staging: exactly the changed records
-        assert {k: v for k, v in children_reach.changed_since(con, m, mark).items() if v} == moved
+        # the seeds are the records whose latest version changed since: exactly the changed ones
+        found, _ = children_reach.refresh_seen(con, m)
+        assert {k: v for k, v in (found or {}).items() if v} == moved
         seeds |= children_reach.parents(con, m, moved)
         versions = pd.concat([before, _parties(con, m)])
         reach = children_reach.close(
@@ -224,22 +225,32 @@ def test_a_re_stage_of_the_reach_spliced_in_gives_the_full_re_stages_tables(seed
 
 def test_records_fetched_by_id_since_the_last_staging_are_seeds_too() -> None:
     """A live re-read or a parent fetched by Id is a change like a window's row (`raw_live`,
-    `raw_dependencies`); rows read before the mark, or of an entity the mapping does not extract,
-    are not."""
+    `raw_dependencies`) when its version differs from the one the last staging read; a record
+    read again unchanged, or of an entity the mapping does not extract, is not."""
     m = parse_mapping({"name": "inc", "contracts": {"source": "none"}, "timeline": []}, "test")
-    mark = dt.datetime(2026, 12, 1, 12)
     with duckdb.connect() as con:
         con.execute("create schema inc")
         for table in FETCHED_TABLES:
             con.execute(
-                f"create table inc.{table} (entity varchar, id bigint, payload varchar, extracted_at timestamp)"
+                f"create table inc.{table} (entity varchar, id bigint, window_start timestamp, "
+                "changed_at timestamp, extracted_at timestamp, payload varchar)"
             )
         con.execute(
-            f"""insert into inc.{LIVE_TABLE} values ('persons', 77, '{{}}', '2026-12-01 12:00:01'),
-                ('persons', 78, '{{}}', '2026-12-01 11:59:59'), ('notes', 79, '{{}}', '2026-12-01 12:00:01')"""
+            f"""insert into inc.{LIVE_TABLE} values
+                ('persons', 77, null, '2026-12-01 10:00', '2026-12-01 10:01', '{{"Name": "Ana"}}'),
+                ('persons', 78, null, '2026-12-01 10:00', '2026-12-01 10:01', '{{"Name": "Bia"}}')"""
+        )
+        assert children_reach.refresh_seen(con, m) == (None, False)  # no staging read them before
+        con.execute(
+            f"""insert into inc.{LIVE_TABLE} values
+                ('persons', 77, null, '2026-12-01 11:00', '2026-12-01 11:01', '{{"Name": "Ana Maria"}}'),
+                ('persons', 78, null, '2026-12-01 10:00', '2026-12-01 11:01', '{{"Name": "Bia"}}'),
+                ('notes', 79, null, '2026-12-01 11:00', '2026-12-01 11:01', '{{}}')"""
         )
         con.execute(
-            f"insert into inc.{DEPENDENCIES_TABLE} values ('organizations', 80, null, '2026-12-01 13:00:00')"
+            f"""insert into inc.{DEPENDENCIES_TABLE} values
+                ('organizations', 80, null, '2026-12-01 09:00', '2026-12-01 11:01', '{{"Name": "Acme"}}')"""
         )
-        seeds = children_reach.changed_since(con, m, mark)
-    assert {k: v for k, v in seeds.items() if v} == {"contacts": {77, 80}}
+        seeds, gone_changed = children_reach.refresh_seen(con, m)
+    assert seeds is not None and {k: v for k, v in seeds.items() if v} == {"contacts": {77, 80}}
+    assert not gone_changed

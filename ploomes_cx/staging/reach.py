@@ -12,7 +12,6 @@ the stored `stg_clients` (`stored.py`).
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable, Iterable
 
 import duckdb
@@ -21,7 +20,6 @@ import pandas as pd
 from ploomes_cx.mapping import Mapping
 from ploomes_cx.plan import Plan
 from ploomes_cx.ploomes import payloads
-from ploomes_cx.raw.needs import FETCHED_TABLES
 from ploomes_cx.runtime.duckdb_io import table_exists
 from ploomes_cx.staging.tables import ID_SPACES, latest, missing_parents
 
@@ -85,28 +83,6 @@ def close(
     children to re-stage with them. A re-staged child whose contact is outside the reach takes
     that contact's stored client (`stored.py`), so the contact is not re-staged for it."""
     return children(con, m, parties(seeds), changed)
-
-
-def changed_since(con: duckdb.DuckDBPyConnection, m: Mapping, since: dt.datetime) -> Reach:
-    """The seeds of a re-stage: the records with a raw row read after `since` (UTC, naive, as
-    `extracted_at` is stored), from the window extracts and the records fetched by Id alike, by Id
-    space. A record re-read unchanged is a seed too: re-staging it costs little, missing one would
-    leave its rows stale."""
-    found: Reach = {}
-    fetched = [t for t in FETCHED_TABLES if table_exists(con, m.name, t)]
-    for entity in Plan.of(m).entity_extracts:
-        parts = (
-            [f"select id from {m.name}.raw_{entity} where extracted_at > ?"]
-            if table_exists(con, m.name, f"raw_{entity}")
-            else []
-        )
-        parts += [
-            f"select id from {m.name}.{t} where entity = '{entity}' and extracted_at > ?" for t in fetched
-        ]
-        if parts:
-            rows = con.execute(" union ".join(parts), [since] * len(parts)).fetchall()
-            found.setdefault(ID_SPACES.get(entity, entity), set()).update(int(r[0]) for r in rows)
-    return found
 
 
 SEEN_TABLE = "staging_seen"  # each record's latest version as the last staging read it
