@@ -28,6 +28,7 @@ class Staging:
     tables: dict[str, pd.DataFrame]  # validated, by output name
     staged: Staged  # its counts are the whole account's
     mark: log.StagingMark
+    reached: Reach | None = None  # the records staged again, by Id space; None: every record
 
     @property
     def summary(self) -> str:
@@ -98,7 +99,7 @@ def _children(
         f"{changed} changed record(s), all deals, notes, tasks or attachments: "
         f"{reached} re-staged alone, every other row kept"
     )
-    return Staging(tables, part, _done(mark, "incremental", reason, part.counts))
+    return Staging(tables, part, _done(mark, "incremental", reason, part.counts), reach)
 
 
 def _asked_full(full_restage: bool) -> str | None:

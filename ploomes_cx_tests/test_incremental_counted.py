@@ -1,0 +1,126 @@
+"""Ten changed deals, notes and tasks on a large account are staged alone (issue 30, "counted
+rows, not seconds"): the staging that follows them stages again the records they touch, not the
+account, and still leaves the tables a full re-stage leaves. (It still reads every record's
+digest, `reach.refresh_seen`, and the tables it keeps: docs/incremental-staging.md.)
+
+The account (2,000 persons and their organizations, deals, notes, tasks and attachments from the
+sandbox's generator) is written straight into the raw tables, as `test_incremental_parties.py`
+does: a sync through the sandboxes would spend its time in CustomerX writes that prove nothing
+here. `stage` is the staging asset's own function; the tables are written back as the asset's IO
+manager writes them, and `finish` records the staging, as the asset does.
+"""
+
+from __future__ import annotations
+
+import random
+
+import duckdb
+import pandas as pd
+
+from ploomes_cx.mapping import Mapping, parse_mapping
+from ploomes_cx.plan import Plan
+from ploomes_cx.sandbox import PloomesDataset
+from ploomes_cx.staging.build import build_staging, staging_mode
+from ploomes_cx.staging.stage import Staging, finish, stage
+from ploomes_cx.staging.validate import apply_contracts
+from ploomes_cx_tests.test_incremental_parties import TABLES, _append, _stamp
+
+PERSONS = 2_000
+CHANGED = 10
+
+
+def _account() -> dict[str, dict[int, dict]]:
+    dataset = PloomesDataset(persons=PERSONS, seed=11)
+    return {
+        table: {r["Id"]: r for r in (dataset.render(table, i) for i in range(len(dataset.tables[table])))}
+        for table in TABLES
+    }
+
+
+def _written(con: duckdb.DuckDBPyConnection, m: Mapping, staging: Staging) -> None:
+    """The staging's tables in DuckDB, as its asset's IO manager replaces them, then its log row."""
+    plan = Plan.of(m)
+    for name, frame in staging.tables.items():
+        con.register("_out", frame)
+        con.execute(f"create or replace table {m.name}.{plan.table(name)} as select * from _out")
+        con.unregister("_out")
+    finish(con, m, staging)
+
+
+def _tasks_without_contact(rng: random.Random, account: dict[str, dict[int, dict]]) -> list[int]:
+    """Three tasks on three deals lose their contact, so each finds its client through its deal:
+    those deals (returned), moved to another contact, change the tasks' rows with no task changed."""
+    by_deal = {
+        t["DealId"]: pid for pid, t in sorted(account["tasks"].items()) if t.get("DealId") in account["deals"]
+    }
+    deals = rng.sample(sorted(by_deal), 3)
+    for deal in deals:
+        account["tasks"][by_deal[deal]] = account["tasks"][by_deal[deal]] | {"ContactId": None}
+    return deals
+
+
+def _ten_changes(
+    rng: random.Random, account: dict[str, dict[int, dict]], moved: list[int]
+) -> dict[str, dict[int, dict]]:
+    """Two deals moved to another contact (`moved`), two won or lost, three notes and three tasks moved."""
+    contacts, deals = sorted(account["contacts"]), sorted(account["deals"])
+    kept = sorted(pid for pid, task in account["tasks"].items() if task["ContactId"] is not None)
+    picked = {
+        "deals": [*moved[:2], *rng.sample(sorted(set(deals) - set(moved)), 2)],
+        "notes": rng.sample(sorted(account["notes"]), 3),
+        "tasks": rng.sample(kept, 3),  # not the tasks that find their client through their deal
+    }
+    changed: dict[str, dict[int, dict]] = {e: {} for e in picked}
+    for n, pid in enumerate(picked["deals"]):
+        deal = dict(account["deals"][pid])
+        if n < 2:
+            deal["ContactId"] = rng.choice(contacts)
+        else:
+            deal["StatusId"] = 3 if deal["StatusId"] == 2 else 2
+        changed["deals"][pid] = _stamp(deal, 21, "deals")
+    for pid in picked["notes"]:
+        changed["notes"][pid] = _stamp(
+            account["notes"][pid] | {"ContactId": rng.choice(contacts)}, 21, "notes"
+        )
+    for pid in picked["tasks"]:
+        changed["tasks"][pid] = _stamp(account["tasks"][pid] | {"DealId": rng.choice(deals)}, 21, "tasks")
+    assert sum(len(c) for c in changed.values()) == CHANGED
+    return changed
+
+
+def _rows(frame: pd.DataFrame) -> list[tuple]:
+    frame = frame.drop(columns=["run_id"], errors="ignore")
+    return sorted(tuple(map(repr, row)) for row in frame.itertuples(index=False))
+
+
+def test_ten_changed_children_of_a_large_account_are_the_only_records_staged_again() -> None:
+    m = parse_mapping(
+        {"name": "inc", "clients": {"source": "organizations"}, "custom_fields": {"clients": []}},
+        "test_incremental_counted.py",
+    )
+    account = _account()
+    rng = random.Random(3)
+    moved = _tasks_without_contact(rng, account)
+    with duckdb.connect() as con:
+        con.execute("create schema inc")
+        _append(con, account, "first")
+        first = stage(con, m, "first")
+        _written(con, m, first)
+        assert first.mark.mode == "full" and first.reached is None
+        _append(con, _ten_changes(rng, account, moved), "second")
+        second = stage(con, m, "second")
+        assert second.mark.mode == "incremental", second.mark.reason
+        full = build_staging(con, m, "full")
+        with staging_mode():
+            full_tables = apply_contracts(full, list(Plan.of(m).staged), "full")
+    assert second.reached is not None
+    reached = sum(len(ids) for ids in second.reached.values())
+    records = sum(len(rows) for rows in account.values())
+    # the changed records, the timeline entries of the four changed deals, the deals of entries
+    # that find their client through their deal: tens of records of the account's thousands
+    assert CHANGED <= reached <= 60, second.reached
+    assert records > 100 * reached
+    assert second.reached.get("contacts", set()) == set()  # no organization or person staged again
+    for table in ("contracts", "timeline", "rejected", "clients", "contacts", "duplicate_clusters"):
+        assert _rows(second.tables[table]) == _rows(full_tables[table]), table
+    assert second.staged.counts == full.counts
