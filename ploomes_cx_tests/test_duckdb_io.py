@@ -10,11 +10,9 @@ import pandas.testing as pdt
 import pytest
 
 from ploomes_cx.runtime.duckdb_io import (
-    DAGSTER_CONNECT_CONFIG,
     WarehouseBusy,
     fetch_frame,
     has_column,
-    held_open,
     read_only,
     release_buffers,
     table_exists,
@@ -81,28 +79,8 @@ def test_a_table_and_its_columns_are_found_in_their_own_schema_only(tmp_path) ->
         assert not has_column(con, "acme", "raw_persons", "id")
 
 
-def _step_connection(path) -> duckdb.DuckDBPyConnection:
-    """A connection as dagster-duckdb's resource and IO manager open one."""
-    return duckdb.connect(database=str(path), read_only=False, config=dict(DAGSTER_CONNECT_CONFIG))
-
-
-def _memory_limit_left_by_the_step_before(path) -> str:
-    with _step_connection(path) as con:
-        con.execute("set memory_limit = '123MB'")  # the database's own setting, not the connection's
-    with _step_connection(path) as con:
-        return con.execute("select current_setting('memory_limit')").fetchall()[0][0]
-
-
-def test_held_open_the_steps_connections_reuse_one_open_database_and_it_closes_after(tmp_path) -> None:
-    path = tmp_path / "w.duckdb"
-    default = _memory_limit_left_by_the_step_before(path)  # opened anew: the setting went with it
-    with held_open(path):
-        assert _memory_limit_left_by_the_step_before(path) != default  # the same database
-    assert _memory_limit_left_by_the_step_before(path) == default  # closed with the block
-
-
 def _hold(path, seconds: float = 60) -> subprocess.Popen:
-    """Another process writing the warehouse (a sync's run) for `seconds`, once it has it."""
+    """Another process writing the warehouse (a run's load step) for `seconds`, once it has it."""
     holder = subprocess.Popen(
         [
             sys.executable,
@@ -114,19 +92,6 @@ def _hold(path, seconds: float = 60) -> subprocess.Popen:
     )
     assert holder.stdout is not None and holder.stdout.readline().strip() == b"1"
     return holder
-
-
-def test_held_open_keeps_nothing_when_another_process_holds_the_file(tmp_path) -> None:
-    path = tmp_path / "w.duckdb"
-    holder = _hold(path)
-    try:
-        with held_open(path):
-            pass  # no error: each step waits for the file as it did
-    finally:
-        holder.kill()
-        holder.wait()
-    with held_open(path), _step_connection(path) as con:
-        assert con.execute("select 1").fetchall() == [(1,)]
 
 
 def test_a_reader_waits_for_a_run_holding_the_warehouse_and_then_says_who_to_wait_for(tmp_path) -> None:

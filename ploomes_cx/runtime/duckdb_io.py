@@ -114,33 +114,6 @@ def connection(resource: DuckDBResource) -> Iterator[duckdb.DuckDBPyConnection]:
             con.close()
 
 
-# what dagster-duckdb's resource and IO manager pass to `duckdb.connect` (DuckDB >= 1.0): a
-# connection to a database already open in the process must ask for the same configuration
-DAGSTER_CONNECT_CONFIG = {"custom_user_agent": "dagster"}
-
-
-@contextlib.contextmanager
-def held_open(path: Path) -> Iterator[None]:
-    """Keep the warehouse open in this process for the block (one run).
-
-    DuckDB shares an open database between the connections of a process, and opening one costs
-    about 20 ms (its catalog of built-in functions is built each time) plus a checkpoint at the
-    last close; a run's steps, IO manager and checks open about ten connections. Held open, each
-    of them costs a fraction of a millisecond. Only while the caller holds the mapping's sync
-    lock, so no other ploomes-cx writer wanted the file meanwhile. When another process holds it,
-    nothing is kept and each step waits for the file as before.
-    """
-    try:
-        con = duckdb.connect(database=str(path), read_only=False, config=dict(DAGSTER_CONNECT_CONFIG))
-    except (duckdb.IOException, duckdb.ConnectionException):
-        yield
-        return
-    try:
-        yield
-    finally:
-        con.close()
-
-
 class WarehouseBusy(Exception):
     """Another process kept the warehouse for longer than a reader waits."""
 
@@ -149,8 +122,8 @@ class WarehouseBusy(Exception):
 def read_only(path: Path, wait_seconds: float = 20.0) -> Iterator[duckdb.DuckDBPyConnection]:
     """The warehouse opened for reading by a command that is not a run (`review`).
 
-    DuckDB lets no other process open a file one process writes, and a sync, reconcile or live
-    run holds its mapping's file open while it runs (`held_open`): this waits for it, up to
+    DuckDB lets no other process open a file one process writes, and a run's steps hold their
+    mapping's file while they write it (a load step for its whole load): this waits for it, up to
     `wait_seconds`, and then says who to wait for instead of failing with DuckDB's lock error.
     """
     waited, pause = 0.0, 0.2
