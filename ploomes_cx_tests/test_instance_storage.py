@@ -199,6 +199,9 @@ def test_a_new_state_folder_gets_dagsters_own_databases_without_reading_the_migr
         assert _database_shape(tmp_path / "ours" / name) == _database_shape(tmp_path / "dagsters" / name), (
             name
         )
+        # readable by a webserver or daemon of another user, as Dagster's own are
+        mode = (tmp_path / "ours" / name).stat().st_mode & 0o777
+        assert mode == (tmp_path / "dagsters" / name).stat().st_mode & 0o777, name
     assert not list((tmp_path / "ours").rglob("*.part"))
 
 

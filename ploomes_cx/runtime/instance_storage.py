@@ -37,6 +37,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import tempfile
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
@@ -156,7 +157,10 @@ def _place(path: str, contents: Callable[[], bytes]) -> bool:
         return False
     folder = os.path.dirname(path)
     os.makedirs(folder, exist_ok=True)
-    fd, partial = tempfile.mkstemp(dir=folder, prefix=".new-db-", suffix=".part")
+    partial = os.path.join(folder, f".new-db-{os.getpid()}-{uuid.uuid4().hex}.part")
+    # the mode Dagster's own files get (0666 less the umask): a webserver or daemon running as
+    # another user of the same folder must read them, which `mkstemp`'s 0600 forbade
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as out:
             out.write(contents())
@@ -197,6 +201,8 @@ def _place_new_folder(base_dir: str) -> None:
         lambda: _empty_database("schedules.db", SqliteScheduleStorage.from_local),
     )
     events = _event_logs_directory(base_dir)
+    if os.path.exists(os.path.join(events, f"{INDEX_SHARD_NAME}.db")):
+        return
     if not os.path.isdir(events) or not any(name.endswith(".db") for name in os.listdir(events)):
         # with run files and no index, Dagster rebuilds the index from them: left to it
         _place(
