@@ -8,6 +8,8 @@ its window. This times, on tmpfs when the machine has one:
 - opening the instance on a state folder made before, with Dagster's SQLite storage and with ours
   (what each CLI command and each run worker does first), and on a new state folder (its three
   databases made: each test's folder, a new deployment);
+- a step's DuckDB connection to a warehouse, outside a run and between a CLI run's steps, where
+  the database stays open a moment (`runtime/duckdb_keep.py`; a run opens about ten);
 - making an httpx client with its own TLS context and with the shared one (`runtime/tls.py`).
 It prints milliseconds per operation and the ratio old / new; the ceiling is the old figure.
 """
@@ -23,11 +25,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import httpx
 from dagster._core.events import DagsterEvent, DagsterEventType, StepMaterializationData
 from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 
+from ploomes_cx.runtime.duckdb_io import PloomesCxDuckDBResource
+from ploomes_cx.runtime.duckdb_keep import kept_between_steps
 from ploomes_cx.runtime.instance_storage import KeptEnginesSqliteEventLogStorage
 from ploomes_cx.runtime.state import DAGSTER_YAML, dagster_yaml
 from ploomes_cx.runtime.tls import tls_context
@@ -91,6 +96,27 @@ def _new_instance_ms(base: Path, n: int) -> tuple[float, float]:
     return figures[0], figures[1]
 
 
+def _connection_ms(base: Path, n: int) -> tuple[float, float]:
+    """ms for a step's DuckDB connection (opened, one query, closed) to a warehouse of 60 tables,
+    through the resource the steps use: outside a run, and between the steps of a CLI run, where
+    the database stays open a moment (`runtime/duckdb_keep.py`)."""
+    path = base / "warehouse.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute("create schema acme")
+        for i in range(60):
+            con.execute(f"create table acme.t{i} (id bigint, payload varchar)")
+    resource = PloomesCxDuckDBResource(database=str(path))
+
+    def step() -> None:
+        with resource.get_connection() as con:
+            con.execute("select count(*) from acme.t1").fetchall()
+
+    anew = _ms(step, n)
+    with kept_between_steps():
+        kept = _ms(step, n)
+    return anew, kept
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=300)
@@ -117,6 +143,7 @@ def main() -> None:
         rows.append((label, *figures))
     rows.append(("open the instance", *_instance_ms(base, args.instances)))
     rows.append(("open a new state folder", *_new_instance_ms(base, args.instances)))
+    rows.append(("a step's DuckDB connection", *_connection_ms(base, args.events)))
     rows.append(
         (
             "httpx client",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dagster as dg
-from dagster_duckdb import DuckDBResource
 
 from ploomes_cx.alerts.sensors import build_alert_sensors
 from ploomes_cx.code_refs import with_mapping_references
@@ -17,7 +16,7 @@ from ploomes_cx.ploomes.resource import ploomes_resource
 from ploomes_cx.raw.assets import build_raw_assets
 from ploomes_cx.raw.dependencies import build_dependencies_asset
 from ploomes_cx.reconcile.assets import build_reconcile_asset, build_reconcile_job
-from ploomes_cx.runtime.duckdb_io import PloomesCxDuckDBIOManager, database_path
+from ploomes_cx.runtime.duckdb_io import PloomesCxDuckDBIOManager, PloomesCxDuckDBResource, database_path
 from ploomes_cx.runtime.state import home
 from ploomes_cx.staging.assets import build_staging_assets
 
@@ -96,7 +95,7 @@ def build_integration_defs(m: Mapping) -> dg.Definitions:
         resources={
             plan.ploomes_resource: ploomes_resource(m),
             plan.io_manager: PloomesCxDuckDBIOManager(database=database),
-            plan.duckdb_resource: DuckDBResource(database=database),
+            plan.duckdb_resource: PloomesCxDuckDBResource(database=database),
             plan.customerx_resource: customerx_resource(m),
         },
     )

@@ -28,6 +28,7 @@ from ploomes_cx.partitions import chunks
 from ploomes_cx.plan import Plan
 from ploomes_cx.progress import RunWatcher
 from ploomes_cx.runtime.dagster_logging import skip_empty_log_config
+from ploomes_cx.runtime.duckdb_keep import kept_between_steps
 from ploomes_cx.runtime.housekeeping import HOST_TAG, PID_TAG, reclaim_abandoned_runs
 from ploomes_cx.runtime.pacing import exclusive
 from ploomes_cx.runtime.signals import sigterm_kept
@@ -162,7 +163,7 @@ class _Runs:
             if self.on_progress
             else contextlib.nullcontext()
         )
-        with watcher, sigterm_kept():
+        with watcher, sigterm_kept(), kept_between_steps():
             result = self.job.execute_in_process(
                 partition_key=chunk[0] if partitioned and len(chunk) == 1 else None,
                 asset_selection=None if whole else [k for layer in layers for k in self.layers[layer]],
@@ -313,7 +314,7 @@ def run_reconcile(m: Mapping, dry_run: bool) -> ReconcileOutcome:
         plan = Plan.of(m)
         op = "__".join(plan.reconcile_key.path)
         try:
-            with sigterm_kept():
+            with sigterm_kept(), kept_between_steps():
                 result = (
                     build_integration_defs(m)
                     .resolve_job_def(plan.reconcile_job)

@@ -3,6 +3,7 @@ back, and a large result becomes a frame without pandas' block copies."""
 
 import subprocess
 import sys
+import time
 
 import duckdb
 import pandas as pd
@@ -10,6 +11,7 @@ import pandas.testing as pdt
 import pytest
 
 from ploomes_cx.runtime.duckdb_io import (
+    PloomesCxDuckDBResource,
     WarehouseBusy,
     fetch_frame,
     has_column,
@@ -17,6 +19,7 @@ from ploomes_cx.runtime.duckdb_io import (
     release_buffers,
     table_exists,
 )
+from ploomes_cx.runtime.duckdb_keep import LINGER_SECONDS, kept_between_steps
 
 
 def _cached(con: duckdb.DuckDBPyConnection) -> int:
@@ -112,3 +115,29 @@ def test_a_reader_waits_for_a_run_holding_the_warehouse_and_then_says_who_to_wai
     finally:
         holder.kill()
         holder.wait()
+
+
+def _step(path) -> str:
+    """One step's connection, as dagster-duckdb opens it and ours keeps (`PloomesCxDuckDBResource`):
+    it sets the database's memory limit and says what the step before left there."""
+    with PloomesCxDuckDBResource(database=str(path)).get_connection() as con:
+        before = con.execute("select current_setting('memory_limit')").fetchall()[0][0]
+        con.execute("set memory_limit = '123MB'")  # the open database's own setting
+    return before
+
+
+def test_inside_a_run_the_next_steps_connection_finds_the_database_still_open(tmp_path) -> None:
+    path = tmp_path / "w.duckdb"
+    default = _step(path)
+    assert _step(path) == default  # outside a run nothing is kept: opened anew
+    with kept_between_steps():
+        _step(path)
+        assert _step(path) != default  # the same open database
+        with read_only(path) as con:  # a reader of this process first closes what is kept
+            assert con.execute("select 1").fetchall() == [(1,)]
+        _step(path)
+        time.sleep(LINGER_SECONDS + 0.4)  # idle: closed, the file free for other processes
+        holder = _hold(path, seconds=0)
+        holder.wait()
+        _step(path)
+    assert _step(path) == default  # closed when the run ended

@@ -27,6 +27,7 @@ from dagster._utils.error import SerializableErrorInfo
 from ploomes_cx.alerts import messages
 from ploomes_cx.alerts.config import Alerts
 from ploomes_cx.alerts.messages import Incident, StepError
+from ploomes_cx.runtime.duckdb_keep import release
 
 WRAPPERS = {"DagsterExecutionStepExecutionError", "RetryRequestedFromPolicy", "RetryRequested"}
 CHECK_FAILED_ERROR = "DagsterAssetCheckFailedError"  # a step failed by its blocking check: told as the check
@@ -175,6 +176,7 @@ def _ledger_refusals(database: Path, schema: str, run_id: str) -> tuple[int, int
     """From the ledger; None while another process holds the file (it retries for a few seconds)."""
     if not database.exists():
         return 0, 0, []
+    release(database)  # a read-only connection must not find it kept open in this process
     for attempt in range(LOCK_TRIES):
         try:
             con = duckdb.connect(str(database), read_only=True)

@@ -8,8 +8,6 @@ import secrets
 import time
 from typing import TYPE_CHECKING
 
-import duckdb
-
 if TYPE_CHECKING:
     from ploomes_cx.live.process import ListenProcess
     from ploomes_cx.mapping import Mapping
@@ -18,10 +16,10 @@ if TYPE_CHECKING:
 
 def _open_deal(m: Mapping) -> int | None:
     """An open deal whose client CustomerX holds: winning it makes a contract."""
-    from ploomes_cx.runtime.duckdb_io import database_path
+    from ploomes_cx.runtime.duckdb_io import database_path, read_only
     from ploomes_cx.runtime.state import home
 
-    with duckdb.connect(str(database_path(home(), m.name)), read_only=True) as con:
+    with read_only(database_path(home(), m.name)) as con:
         rows = con.execute(
             f"""select d.id from {m.name}.raw_deals d where (d.payload->>'$.StatusId')::int = 1
                 and (d.payload->>'$.ContactId') in (select external_id from {m.name}.stg_clients)

@@ -27,6 +27,7 @@ from ploomes_cx.live.assets import EVENTS_TAG, events_label, live_run_config
 from ploomes_cx.live.events import Event, EventStore
 from ploomes_cx.mapping import Mapping
 from ploomes_cx.plan import Plan
+from ploomes_cx.runtime.duckdb_keep import kept_between_steps
 from ploomes_cx.runtime.housekeeping import HOST_TAG, PID_TAG
 from ploomes_cx.runtime.pacing import exclusive
 from ploomes_cx.runtime.signals import sigterm_kept
@@ -112,7 +113,7 @@ class LiveWorker:
         run_id = str(uuid.uuid4())
         started = time.monotonic()
         try:
-            with exclusive(self.lock), sigterm_kept():
+            with exclusive(self.lock), sigterm_kept(), kept_between_steps():
                 result = self.job.execute_in_process(
                     instance=self.instance,
                     raise_on_error=False,

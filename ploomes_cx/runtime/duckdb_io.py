@@ -21,10 +21,12 @@ import pandas as pd
 from dagster import OutputContext
 
 # no public export: the type handler API is what dagster-duckdb-pandas itself subclasses
-from dagster._core.storage.db_io_manager import DbTypeHandler, TableSlice
+from dagster._core.storage.db_io_manager import DbIOManager, DbTypeHandler, TableSlice
 from dagster_duckdb import DuckDBResource
-from dagster_duckdb.io_manager import DuckDBIOManager
+from dagster_duckdb.io_manager import DuckDbClient, DuckDBIOManager
 from dagster_duckdb_pandas import DuckDBPandasTypeHandler
+
+from ploomes_cx.runtime.duckdb_keep import keep_open, release
 
 
 class _PandasHandler(DuckDBPandasTypeHandler):
@@ -60,12 +62,43 @@ def _add_new_columns(connection: duckdb.DuckDBPyConnection, table: str) -> None:
             connection.execute(f'alter table {table} add column "{name}" {kind}')
 
 
+class _KeptClient(DuckDbClient):
+    """dagster-duckdb's client, whose database stays open a moment after (`duckdb_keep.py`)."""
+
+    @staticmethod
+    @contextlib.contextmanager
+    def connect(context, table_slice) -> Iterator[duckdb.DuckDBPyConnection]:
+        with DuckDbClient.connect(context, table_slice) as con:
+            keep_open(context.resource_config["database"])
+            yield con
+
+
 class PloomesCxDuckDBIOManager(DuckDBIOManager):
     """DuckDB pandas IO manager; one database file per mapping under `$PLOOMES_CX_HOME`."""
 
     @staticmethod
     def type_handlers() -> Sequence[DbTypeHandler]:
         return [_PandasHandler()]
+
+    def create_io_manager(self, context) -> DbIOManager:
+        return DbIOManager(
+            db_client=_KeptClient(),
+            database=self.database,
+            schema=self.schema_,
+            type_handlers=self.type_handlers(),
+            default_load_type=self.default_load_type(),
+            io_manager_name="DuckDBIOManager",
+        )
+
+
+class PloomesCxDuckDBResource(DuckDBResource):
+    """dagster-duckdb's resource, whose database stays open a moment after (`duckdb_keep.py`)."""
+
+    @contextlib.contextmanager
+    def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with super().get_connection() as con:
+            keep_open(self.database)
+            yield con
 
     @staticmethod
     def default_load_type() -> type | None:
@@ -127,6 +160,7 @@ def read_only(path: Path, wait_seconds: float = 20.0) -> Iterator[duckdb.DuckDBP
     `wait_seconds`, and then says who to wait for instead of failing with DuckDB's lock error.
     """
     waited, pause = 0.0, 0.2
+    release(path)  # a read-only connection must not find the database kept open here
     while True:
         try:
             con = duckdb.connect(str(path), read_only=True)

@@ -160,6 +160,10 @@ def build_staging_assets(m: Mapping) -> list[dg.AssetsDefinition]:
             # loaded database instead of opening (and checkpointing) the file once per table.
             yield from _table_outputs(staging.tables, staging.staged, entities, staging.summary)
             finish(con, m, staging)
+            # the database may stay open for the next step (`duckdb_keep.py`): staging's own
+            # memory limit and insertion order are not that step's
+            con.execute("reset memory_limit")
+            con.execute("reset preserve_insertion_order")
         yield from checks.staging_check_results(
             plan, m, staging.tables, staging.staged.counts, staging.staged.decisions
         )
