@@ -133,6 +133,9 @@ def test_inside_a_run_the_next_steps_connection_finds_the_database_still_open(tm
     with kept_between_steps():
         _step(path)
         assert _step(path) != default  # the same open database
+        with PloomesCxDuckDBResource(database=str(path)).get_connection():
+            time.sleep(LINGER_SECONDS + 0.2)  # a step longer than the linger: counted from its end
+        assert _step(path) != default
         with read_only(path) as con:  # a reader of this process first closes what is kept
             assert con.execute("select 1").fetchall() == [(1,)]
         _step(path)

@@ -26,7 +26,7 @@ from dagster_duckdb import DuckDBResource
 from dagster_duckdb.io_manager import DuckDbClient, DuckDBIOManager
 from dagster_duckdb_pandas import DuckDBPandasTypeHandler
 
-from ploomes_cx.runtime.duckdb_keep import keep_open, release
+from ploomes_cx.runtime.duckdb_keep import kept_open, release
 
 
 class _PandasHandler(DuckDBPandasTypeHandler):
@@ -68,8 +68,10 @@ class _KeptClient(DuckDbClient):
     @staticmethod
     @contextlib.contextmanager
     def connect(context, table_slice) -> Iterator[duckdb.DuckDBPyConnection]:
-        with DuckDbClient.connect(context, table_slice) as con:
-            keep_open(context.resource_config["database"])
+        with (
+            DuckDbClient.connect(context, table_slice) as con,
+            kept_open(context.resource_config["database"]),
+        ):
             yield con
 
 
@@ -79,6 +81,10 @@ class PloomesCxDuckDBIOManager(DuckDBIOManager):
     @staticmethod
     def type_handlers() -> Sequence[DbTypeHandler]:
         return [_PandasHandler()]
+
+    @staticmethod
+    def default_load_type() -> type | None:
+        return pd.DataFrame
 
     def create_io_manager(self, context) -> DbIOManager:
         return DbIOManager(
@@ -96,13 +102,8 @@ class PloomesCxDuckDBResource(DuckDBResource):
 
     @contextlib.contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        with super().get_connection() as con:
-            keep_open(self.database)
+        with super().get_connection() as con, kept_open(self.database):
             yield con
-
-    @staticmethod
-    def default_load_type() -> type | None:
-        return pd.DataFrame
 
 
 def database_path(home: Path, mapping_name: str) -> Path:

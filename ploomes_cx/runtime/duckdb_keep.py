@@ -8,11 +8,11 @@ of a process, so a connection kept open between them makes each of those opens c
 a millisecond.
 
 Kept only inside `kept_between_steps` (a CLI sync's, reconcile's or live batch's run, under the
-mapping's sync lock, and closed when it ends) and only `LINGER_SECONDS` after the last connection
-of the process opened: other processes still get the file between steps as before (their
-connections retry for longer than that), and a step calling an API for minutes does not hold it
-meanwhile. A connection this process opens with other settings (read-only: `review`, the alerts)
-must `release` it first, or DuckDB refuses it.
+mapping's sync lock, and closed when it ends) and only `LINGER_SECONDS` after the last step
+connection of the process closed: other processes still get the file between steps as before
+(their connections retry for longer than that), and a step calling an API for minutes without a
+connection does not hold it meanwhile. A connection this process opens with other settings
+(read-only: `review`, the alerts) must `release` it first, or DuckDB refuses it.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import duckdb
 
@@ -31,49 +32,49 @@ LINGER_SECONDS = 0.5
 # connection to a database already open in the process must ask for the same configuration
 DAGSTER_CONNECT_CONFIG = {"custom_user_agent": "dagster"}
 
-_lock = threading.Lock()
-_kept: dict[str, tuple[duckdb.DuckDBPyConnection, float]] = {}  # database -> (connection, until)
+
+@dataclass
+class _Kept:
+    con: duckdb.DuckDBPyConnection
+    using: int  # step connections open now: never closed under them
+    until: float  # closed after this, once none is open
+
+
+_lock = threading.Lock()  # held while a kept connection is opened or closed, too
+_kept: dict[str, _Kept] = {}
 _state = {"pid": os.getpid(), "closer": False, "scopes": 0}
+_inherited: list[object] = []  # a forked child's copies of its parent's, never closed nor freed
 
 
-def keep_open(database: str) -> None:
-    """Keep `database` open until `LINGER_SECONDS` from now; call while a connection to it is
-    open, so this one joins the open database instead of opening the file."""
-    database = os.path.abspath(database)
+@contextlib.contextmanager
+def kept_open(database: str) -> Iterator[None]:
+    """Around a step's connection to `database` (opened already): inside `kept_between_steps`,
+    the database stays open until `LINGER_SECONDS` after the last such connection closed."""
+    key = os.path.abspath(database)
     with _lock:
         _forget_inherited()
-        if _state["scopes"] <= 0:
-            return
-        until = time.monotonic() + LINGER_SECONDS
-        held = _kept.get(database)
-        if held is None:
-            try:
-                held = (duckdb.connect(database, read_only=False, config=dict(DAGSTER_CONNECT_CONFIG)), until)
+        kept = _kept.get(key)
+        if kept is None and _state["scopes"] > 0:
+            try:  # joins the database the step's connection opened
+                kept = _Kept(
+                    duckdb.connect(key, read_only=False, config=dict(DAGSTER_CONNECT_CONFIG)), 0, 0.0
+                )
             except duckdb.Error:
-                return  # opened with other settings meanwhile: nothing kept, nothing lost
-        _kept[database] = (held[0], until)
-        if not _state["closer"]:
-            _state["closer"] = True
-            threading.Thread(target=_close_when_idle, name="duckdb-keep", daemon=True).start()
-
-
-def release(database: str | os.PathLike[str]) -> None:
-    """Close the kept connection to `database` now, if any."""
-    with _lock:
-        held = _kept.pop(os.path.abspath(database), None)
-    if held is not None:
-        held[0].close()
-
-
-def release_all() -> None:
-    """Close every kept connection now: a command's runs are over, and whoever opens the file next
-    (another process, or this one with other settings) must not find it kept."""
-    with _lock:
-        _forget_inherited()
-        held = list(_kept.values())
-        _kept.clear()
-    for con, _ in held:
-        con.close()
+                kept = None  # opened with other settings meanwhile: nothing kept, nothing lost
+            else:
+                _kept[key] = kept
+        if kept is not None:
+            kept.using += 1
+    try:
+        yield
+    finally:
+        if kept is not None:
+            with _lock:
+                kept.using -= 1
+                kept.until = time.monotonic() + LINGER_SECONDS
+                if not _state["closer"] and key in _kept:
+                    _state["closer"] = True
+                    threading.Thread(target=_close_when_idle, name="duckdb-keep", daemon=True).start()
 
 
 @contextlib.contextmanager
@@ -90,29 +91,49 @@ def kept_between_steps() -> Iterator[None]:
     finally:
         with _lock:
             _state["scopes"] -= 1
-            last = _state["scopes"] == 0
-        if last:
-            release_all()
+            if _state["scopes"] == 0:
+                _close(list(_kept))
+
+
+def release(database: str | os.PathLike[str]) -> None:
+    """Close the kept connection to `database` now, if any (step connections still open keep
+    the database open themselves)."""
+    with _lock:
+        _close([os.path.abspath(database)])
+
+
+def release_all() -> None:
+    with _lock:
+        _forget_inherited()
+        _close(list(_kept))
+
+
+def _close(keys: list[str]) -> None:
+    """Under `_lock`, so nobody finds a database still closing after this returns."""
+    for key in keys:
+        kept = _kept.pop(key, None)
+        if kept is not None:
+            kept.con.close()
 
 
 def _close_when_idle() -> None:
     while True:
         with _lock:
             now = time.monotonic()
-            due = [db for db, (_, until) in _kept.items() if until <= now]
-            closing = [_kept.pop(db)[0] for db in due]
-            if not _kept and not closing:
+            _close([key for key, kept in _kept.items() if kept.using == 0 and kept.until <= now])
+            idle = [kept.until for kept in _kept.values() if kept.using == 0]
+            if not _kept:
                 _state["closer"] = False
                 return
-            wait = min((until for _, until in _kept.values()), default=now) - now
-        for con in closing:
-            con.close()
+            wait = min(idle, default=now + LINGER_SECONDS) - now
         time.sleep(max(wait, 0.05))
 
 
 def _forget_inherited() -> None:
-    """A forked child drops, without closing, what its parent kept: DuckDB must not cross a fork."""
+    """A forked child keeps, never closing nor freeing them, the connections its parent kept: a
+    close there would checkpoint the parent's file. Called under `_lock`."""
     if _state["pid"] != os.getpid():
+        _inherited.extend(kept.con for kept in _kept.values())
         _kept.clear()
         _state.update(pid=os.getpid(), closer=False, scopes=0)
 

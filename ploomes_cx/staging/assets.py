@@ -7,9 +7,11 @@ window ran last. A materialization recomputes the whole account, or, when only c
 notes, tasks, attachments) changed since the last one, those children alone (`stage.py`).
 """
 
+import contextlib
 from collections.abc import Iterator
 
 import dagster as dg
+import duckdb
 import pandas as pd
 from dagster import AssetExecutionContext
 from dagster_duckdb import DuckDBResource
@@ -135,6 +137,18 @@ def _table_outputs(
     )
 
 
+@contextlib.contextmanager
+def _settings_reset(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """The database may stay open for the next step (`runtime/duckdb_keep.py`): staging's own
+    memory limit and insertion order (`build.py`) are not that step's, however staging ends."""
+    try:
+        yield
+    finally:
+        with contextlib.suppress(duckdb.Error):  # never in place of the error that ended it
+            con.execute("reset memory_limit")
+            con.execute("reset preserve_insertion_order")
+
+
 def build_staging_assets(m: Mapping) -> list[dg.AssetsDefinition]:
     plan = Plan.of(m)
     entities = list(plan.staged)
@@ -150,7 +164,7 @@ def build_staging_assets(m: Mapping) -> list[dg.AssetsDefinition]:
     )
     def _staging(context: AssetExecutionContext, config: StagingConfig):
         duck: DuckDBResource = getattr(context.resources, resource_key)
-        with connection(duck) as con:
+        with connection(duck) as con, _settings_reset(con):
             try:
                 staging = stage(con, m, context.run_id, config.full_restage)
             except DecisionsError as exc:
@@ -160,10 +174,6 @@ def build_staging_assets(m: Mapping) -> list[dg.AssetsDefinition]:
             # loaded database instead of opening (and checkpointing) the file once per table.
             yield from _table_outputs(staging.tables, staging.staged, entities, staging.summary)
             finish(con, m, staging)
-            # the database may stay open for the next step (`duckdb_keep.py`): staging's own
-            # memory limit and insertion order are not that step's
-            con.execute("reset memory_limit")
-            con.execute("reset preserve_insertion_order")
         yield from checks.staging_check_results(
             plan, m, staging.tables, staging.staged.counts, staging.staged.decisions
         )
