@@ -14,24 +14,22 @@ writing, the counts fall back to the load assets' metadata (`rejected_by_custome
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 from dagster._core.events import DagsterEventType  # the event types `all_logs` filters by
 from dagster._utils.error import SerializableErrorInfo
 
 from ploomes_cx.alerts import messages
 from ploomes_cx.alerts.config import Alerts
 from ploomes_cx.alerts.messages import Incident, StepError
-from ploomes_cx.runtime.duckdb_keep import release
+from ploomes_cx.runtime.duckdb_io import WarehouseBusy, read_only
 
 WRAPPERS = {"DagsterExecutionStepExecutionError", "RetryRequestedFromPolicy", "RetryRequested"}
 CHECK_FAILED_ERROR = "DagsterAssetCheckFailedError"  # a step failed by its blocking check: told as the check
-LOCK_TRIES = 5
+LOCK_WAIT_SECONDS = 7.5  # what a run's reader waits for the warehouse before reporting without it
 COUNT_KEYS = ("created", "updated", "unchanged", "failed")
 # the ledger's detail of a record CustomerX refused in an earlier run of the same `sync` command,
 # noted `rejected` again with no call (load/loop.py, `_skipped`): told by that run, not by each
@@ -176,16 +174,10 @@ def _ledger_refusals(database: Path, schema: str, run_id: str) -> tuple[int, int
     """From the ledger; None while another process holds the file (it retries for a few seconds)."""
     if not database.exists():
         return 0, 0, []
-    release(database)  # a read-only connection must not find it kept open in this process
-    for attempt in range(LOCK_TRIES):
-        try:
-            con = duckdb.connect(str(database), read_only=True)
-        except duckdb.IOException:
-            time.sleep(0.5 * (attempt + 1))
-            continue
-        try:
+    try:
+        with read_only(database, wait_seconds=LOCK_WAIT_SECONDS) as con:
             exists = con.execute(
-                "select count(*) from information_schema.tables where table_schema = ? and table_name = 'ledger'",
+                "select count(*) from duckdb_tables() where schema_name = ? and table_name = 'ledger'",
                 [schema],
             ).fetchall()[0][0]
             if not exists:
@@ -196,10 +188,9 @@ def _ledger_refusals(database: Path, schema: str, run_id: str) -> tuple[int, int
                 "and outcome = 'rejected' and not (http_status is null and starts_with(coalesce(detail, ''), ?))",
                 [run_id, REPEATED_REFUSAL],
             ).fetchall()
-        finally:
-            con.close()
-        return len(rows), int(total[0][0]), messages.top_reasons(rows)
-    return None
+    except WarehouseBusy:
+        return None
+    return len(rows), int(total[0][0]), messages.top_reasons(rows)
 
 
 def _metadata_refusals(schema: str, run_id: str, events: list[dg.DagsterEvent]) -> tuple[int, int, list[str]]:

@@ -211,19 +211,16 @@ def _place_new_folder(base_dir: str) -> None:
         )
 
 
-_EMPTY_RUN: list[bytes] = []
-
-
 def _empty_run_file(initdb: Callable[[Engine], None]) -> bytes:
-    """The bytes of a run file as Dagster's `_initdb` leaves it, made once per process."""
-    if not _EMPTY_RUN:
-        with tempfile.TemporaryDirectory(prefix="ploomes-cx-empty-run-") as folder:
-            path = Path(folder) / "empty.db"
-            engine = create_engine(f"sqlite:///{path}", poolclass=NullPool)
-            initdb(engine)  # Dagster's own: its tables, WAL mode, the alembic stamp
-            engine.dispose()  # the last connection closed checkpoints the WAL into the file
-            _EMPTY_RUN.append(path.read_bytes())
-    return _EMPTY_RUN[0]
+    """The bytes of a run file as Dagster's `_initdb` leaves it (its tables, WAL mode, the
+    alembic stamp), made once per process."""
+
+    def make(folder: str) -> Engine:
+        engine = create_engine(f"sqlite:///{os.path.join(folder, 'run.db')}", poolclass=NullPool)
+        initdb(engine)
+        return engine
+
+    return _empty_database("run.db", make)
 
 
 _HEAD: list[str] = []
