@@ -16,12 +16,16 @@ from ploomes_cx.ploomes.resource import ploomes_resource
 from ploomes_cx.raw.assets import build_raw_assets
 from ploomes_cx.raw.dependencies import build_dependencies_asset
 from ploomes_cx.reconcile.assets import build_reconcile_asset, build_reconcile_job
+from ploomes_cx.runtime import claim_wait
 from ploomes_cx.runtime.duckdb_io import PloomesCxDuckDBIOManager, PloomesCxDuckDBResource, database_path
 from ploomes_cx.runtime.state import home
 from ploomes_cx.staging.assets import build_staging_assets
 
 MAPPING_TAG = "ploomes_cx/mapping"
 LAYER_TAG = "ploomes_cx/layer"  # raw, staging, load or live: what a run over some layers selects by
+
+# every process that runs our jobs builds them here first (CLI, run workers, the live worker)
+claim_wait.install()
 
 
 def build_sync_schedule(m: Mapping, job: dg.UnresolvedAssetJobDefinition) -> dg.ScheduleDefinition:

@@ -378,12 +378,22 @@ def test_a_broken_instance_config_is_a_clear_error_not_a_traceback(
 
 
 @pytest.mark.persons(150)  # the wait for a pool slot: the account's size proves nothing (issue 29)
-def test_a_sync_waits_for_a_pool_slot_another_run_holds_and_says_so(home, mapping, sandbox_environ, capsys):
-    """Another run (here: a claim made by hand) holds the Ploomes key's only slot for 4 s."""
+def test_a_sync_waits_for_a_pool_slot_another_run_holds_and_says_so(
+    home, mapping, sandbox_environ, capsys, monkeypatch
+):
+    """Another run (here: a claim made by hand) holds the Ploomes key's only slot for 4 s; the
+    waiting run sleeps until each re-check of its claim (runtime/claim_wait.py), it does not spin."""
     import threading
+
+    from dagster._core.execution.plan.active import ActiveExecution
 
     from ploomes_cx.runtime.state import ensure_dagster_home
 
+    turns: list[float] = []  # when the in-process executor's loop asked for its next step
+    next_step = ActiveExecution.get_next_step
+    monkeypatch.setattr(
+        ActiveExecution, "get_next_step", lambda self: turns.append(time.monotonic()) or next_step(self)
+    )
     ensure_dagster_home()
     instance = dg.DagsterInstance.get()
     pool = f"ploomes_api__{mapping.ploomes.user_key_env.lower()}"
@@ -399,6 +409,9 @@ def test_a_sync_waits_for_a_pool_slot_another_run_holds_and_says_so(home, mappin
         release.cancel()
         instance.dispose()
     assert time.monotonic() - started >= 4.0  # it really waited
+    # one turn per step and per claim check (1 s backoff, growing): tens; spinning, it took
+    # hundreds of thousands in the 4 s
+    assert len(turns) < 200, len(turns)
     out = capsys.readouterr().out
     assert f"waiting, step blocked by limit for pool {pool}" in out
     assert out.index("waiting, step blocked") < out.index("] raw_fields: ")
