@@ -4,6 +4,8 @@ Python tests they replaced: `re.fullmatch` with Python's `\\s`, `len`, `str.star
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import pandas as pd
 import pandera.pandas as pa
@@ -68,3 +70,16 @@ def test_in_a_contract_nulls_pass_and_non_text_fails_with_its_row() -> None:
     else:
         raise AssertionError("1a and 7 break the contract")
     assert sorted(cases["index"].tolist()) == [2, 3]
+
+
+def test_building_the_definitions_leaves_hypothesis_unimported_and_importable() -> None:
+    """Hypothesis is installed here (the tests use it); registering our checks must not import it
+    through Pandera's data-synthesis strategies in every CLI command, run worker and code server."""
+    script = (
+        "import sys; import ploomes_cx.factory; "
+        "assert 'pandera.strategies.pandas_strategies' in sys.modules; "  # what would have imported it
+        "assert 'hypothesis' not in sys.modules, 'imported'; "
+        "import hypothesis.strategies; print('ok')"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
