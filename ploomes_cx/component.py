@@ -24,9 +24,15 @@ from ploomes_cx.runtime.state import ensure_home
 
 
 def mappings_defs(folder: Path) -> dg.Definitions:
-    """One prefixed set of definitions per mapping in `folder`, plus the housekeeping sensor."""
+    """One prefixed set of definitions per mapping in `folder`, plus the housekeeping sensor.
+
+    Assets materialized from the UI outside a job (a selection on the asset graph, a single asset)
+    run in-process like the jobs (factory.py). Dagster's default starts a process per step, 2-3 s
+    each, for little: the pools let one API step per credential run at a time. And its loop has no
+    pause while a step waits for its pool slot (read in dagster/_core/executor/multiprocess.py;
+    runtime/claim_wait.py mends only the in-process loop)."""
     ensure_home()
-    housekeeping = dg.Definitions(sensors=[reclaim_abandoned_cli_runs])
+    housekeeping = dg.Definitions(sensors=[reclaim_abandoned_cli_runs], executor=dg.in_process_executor)
     return dg.Definitions.merge(housekeeping, *[build_integration_defs(m) for m in location_mappings(folder)])
 
 

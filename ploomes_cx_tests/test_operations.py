@@ -133,6 +133,11 @@ def test_two_mapping_files_give_disjoint_assets_checks_jobs_schedules_and_resour
     assert all(s.default_status == dg.DefaultScheduleStatus.STOPPED for s in loaded.schedules)
     assert all(k.path[0] == "north" for k in north["assets"])
     assert all(c.asset_key.path[0] == "south" for c in south["checks"])
+    # what the UI runs for assets picked on the graph, outside any job: in-process, as the jobs
+    # (Dagster's default is a process per step, whose loop spins while a step waits for its pool)
+    executors = {j.name: j.executor_def for j in loaded.resolve_all_job_defs()}
+    assert "__ASSET_JOB" in executors
+    assert all(e is dg.in_process_executor for e in executors.values()), executors
 
 
 def test_a_backfill_run_newest_first_ends_in_the_same_customerx_state_as_in_order(tmp_path, monkeypatch):
