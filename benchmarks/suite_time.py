@@ -7,6 +7,10 @@ Run as a module, it sums those lines: how long each worker ran and when it ended
 end is a scheduling loss), then the tests that cost the most CPU and the ones that mostly wait
 (sleeps, pacing, retries: time the suite pays without using the cores). Processes a test starts
 and does not wait for (the UI's webserver, PostgreSQL) are not counted; their cost shows as waiting.
+The machine's own count (`/proc/stat`, every process, the kernel's work included) from the first
+test's start to the last one's end gives the whole. Run alone on 2026-12-07, the
+PostgreSQL-instance test kept the machine busy 58 CPU-seconds, of which the sum counts 7, and
+`test_browser.py` 76, of which it counts 15 (`/proc/stat` read before and after).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ FOLDER_ENV = "SUITE_TIME_DIR"
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
     folder = os.environ.get(FOLDER_ENV)
-    wall, cpu = time.perf_counter(), time.process_time()
+    wall, cpu, machine = time.perf_counter(), time.process_time(), _machine_busy()
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     yield
     if not folder:
@@ -41,10 +45,21 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         "cpu": time.process_time() - cpu,
         "children": (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime),
         "start": wall,  # perf_counter: one clock for every process of the machine (CLOCK_MONOTONIC)
+        "machine": (machine, _machine_busy()),  # the machine's busy CPU when it started and ended
     }
     Path(folder).mkdir(parents=True, exist_ok=True)
     with (Path(folder) / f"{os.getpid()}.jsonl").open("a") as out:
         out.write(json.dumps(line) + "\n")
+
+
+def _machine_busy() -> float | None:
+    """CPU-seconds every core of the machine has spent busy since boot (None off Linux)."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except OSError:
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
 def _rows(folder: Path) -> list[dict[str, Any]]:
@@ -74,12 +89,20 @@ def report(folder: Path, top: int) -> None:
         )
     cpu = sum(r["cpu"] + r["children"] for r in rows)
     print(f"  CPU in all: {cpu:.0f} s, {cpu / 2:.0f} s of wall on 2 cores at best")
+    busy = _machine_span(rows)
+    if busy is not None:
+        print(f"  the machine's busy CPU from the first test's start to the last one's end: {busy:.0f} s")
     print("\nmost CPU (own + children), seconds: cpu, wall")
     for r in sorted(rows, key=lambda r: -(r["cpu"] + r["children"]))[:top]:
         print(f"  {r['cpu'] + r['children']:6.1f} {r['wall']:6.1f}  {r['test']}")
     print("\nmost waiting (wall - CPU; also CPU of processes not waited for), seconds: waiting, wall")
     for r in sorted(rows, key=lambda r: -(r["wall"] - r["cpu"] - r["children"]))[:top]:
         print(f"  {r['wall'] - r['cpu'] - r['children']:6.1f} {r['wall']:6.1f}  {r['test']}")
+
+
+def _machine_span(rows: list[dict[str, Any]]) -> float | None:
+    marks = [r["machine"] for r in rows if r.get("machine") and None not in r["machine"]]
+    return max(end for _, end in marks) - min(start for start, _ in marks) if marks else None
 
 
 def main() -> None:
