@@ -16,7 +16,7 @@ SUITE_ENV    := env -u PYTHONDONTWRITEBYTECODE
 CHROMIUM     ?= /usr/bin/chromium
 CHROMEDRIVER ?= /usr/bin/chromedriver
 
-.PHONY: install browser-deps demo test test-readings lint validate ui bench-suite bench-defs bench-layouts bench-bookkeeping bench-extract bench-parallel bench-staging bench-load bench-fidelity bench-reconcile bench-sync bench-scale bench-live postgres-deps clean
+.PHONY: install browser-deps demo test test-readings lint validate ui bench-suite bench-overhead bench-defs bench-layouts bench-bookkeeping bench-extract bench-parallel bench-staging bench-load bench-fidelity bench-reconcile bench-sync bench-scale bench-live postgres-deps clean
 
 # uv installs the same packages as pip in half the time (part of every clean-clone test run),
 # compiling their bytecode as pip does: without it, the first processes of the suite compiled
@@ -87,6 +87,10 @@ bench-suite: $(STAMP)
 ## Benchmark: ms to store one Dagster event and to make one API client, Dagster's and httpx's way against ours
 bench-bookkeeping: $(STAMP)
 	$(BIN)/python -m benchmarks.bookkeeping
+
+## Benchmark: CPU-seconds of one small first sync, the unit the suite's end-to-end tests are made of
+bench-overhead: $(STAMP)
+	$(BIN)/python -m benchmarks.overhead
 
 ## Benchmark: extract 100,000 contacts from the sandbox at the enforced rate limit
 bench-extract: $(STAMP)
