@@ -31,7 +31,7 @@ from dagster._core.events import DagsterEvent, DagsterEventType, StepMaterializa
 from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 
-from ploomes_cx.runtime.duckdb_io import PloomesCxDuckDBResource
+from ploomes_cx.runtime.duckdb_io import PloomesCxDuckDBResource, table_exists
 from ploomes_cx.runtime.duckdb_keep import kept_between_steps
 from ploomes_cx.runtime.instance_storage import KeptEnginesSqliteEventLogStorage
 from ploomes_cx.runtime.state import DAGSTER_YAML, dagster_yaml
@@ -117,6 +117,20 @@ def _connection_ms(base: Path, n: int) -> tuple[float, float]:
     return anew, kept
 
 
+def _table_exists_ms(base: Path, n: int) -> tuple[float, float]:
+    """ms to ask whether a table exists (half the names do) in a schema of 40 tables: a query of
+    DuckDB's catalog function, as before, against `duckdb_io.table_exists` (the name bound)."""
+    with duckdb.connect(str(base / "catalog.duckdb")) as con:
+        con.execute("create schema acme")
+        for i in range(40):
+            con.execute(f"create table acme.t{i} (id bigint, a varchar, b varchar, c timestamp)")
+        names = itertools.cycle(["t5", "nope"])
+        sql = "select count(*) from duckdb_tables() where schema_name = ? and table_name = ?"
+        query = _ms(lambda: con.execute(sql, ["acme", next(names)]).fetchall(), n)
+        bound = _ms(lambda: table_exists(con, "acme", next(names)), n)
+    return query, bound
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=300)
@@ -144,6 +158,7 @@ def main() -> None:
     rows.append(("open the instance", *_instance_ms(base, args.instances)))
     rows.append(("open a new state folder", *_new_instance_ms(base, args.instances)))
     rows.append(("a step's DuckDB connection", *_connection_ms(base, args.events)))
+    rows.append(("whether a DuckDB table exists", *_table_exists_ms(base, args.events)))
     rows.append(
         (
             "httpx client",

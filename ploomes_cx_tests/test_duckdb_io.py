@@ -80,6 +80,17 @@ def test_a_table_and_its_columns_are_found_in_their_own_schema_only(tmp_path) ->
         assert has_column(con, "acme", "raw_deals", "head")
         assert not has_column(con, "acme", "raw_deals", "custom_values")
         assert not has_column(con, "acme", "raw_persons", "id")
+        assert not table_exists(con, "nowhere", "raw_deals") and not has_column(
+            con, "nowhere", "raw_deals", "id"
+        )
+        con.execute("create view acme.raw_notes as select 1 as id")
+        assert not table_exists(con, "acme", "raw_notes")  # a view is not a table
+        con.execute("begin")
+        con.execute("insert into acme.raw_deals values (1, 'h')")
+        assert not table_exists(con, "acme", "raw_tasks")  # a name not found leaves the transaction usable
+        con.execute("insert into acme.raw_deals values (2, 'h')")
+        con.execute("commit")
+        assert con.execute("select count(*) from acme.raw_deals").fetchone() == (2,)
 
 
 def _hold(path, seconds: float = 60) -> subprocess.Popen:

@@ -112,25 +112,29 @@ def database_path(home: Path, mapping_name: str) -> Path:
     return home / f"warehouse_{mapping_name}.duckdb"
 
 
+def _bound(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> duckdb.DuckDBPyRelation | None:
+    """`schema.table` bound by name, or None when the catalog has no such name.
+
+    Binding runs no query: 0.15 ms, against 0.59 ms for a query of DuckDB's `duckdb_tables()`
+    and 1.0 ms for `information_schema` (40 tables, `make bench-bookkeeping`), on a question each
+    run asks about a hundred times. A name that is not found leaves an open transaction usable."""
+    try:
+        return con.table(f'"{schema}"."{table}"')
+    except duckdb.CatalogException:
+        return None
+
+
 def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
     """Whether `schema.table` exists: tables appear with the first window that writes them.
-
-    DuckDB's own catalog function, not `information_schema`: that view builds every table's row
-    first and cost twice as much, on a question a staging asks a hundred times."""
-    rows = con.execute(
-        "select count(*) from duckdb_tables() where schema_name = ? and table_name = ?",
-        [schema, table],
-    ).fetchall()
-    return bool(rows[0][0])
+    A view of that name is not a table."""
+    bound = _bound(con, schema, table)
+    return bound is not None and bound.type == "TABLE_RELATION"
 
 
 def has_column(con: duckdb.DuckDBPyConnection, schema: str, table: str, column: str) -> bool:
     """Whether `schema.table` has `column`: a table an older version wrote may lack a new one."""
-    rows = con.execute(
-        "select count(*) from duckdb_columns() where schema_name = ? and table_name = ? and column_name = ?",
-        [schema, table, column],
-    ).fetchall()
-    return bool(rows[0][0])
+    bound = _bound(con, schema, table)
+    return bound is not None and column in bound.columns
 
 
 @contextlib.contextmanager
