@@ -10,6 +10,8 @@ its window. This times, on tmpfs when the machine has one:
   databases made: each test's folder, a new deployment);
 - a step's DuckDB connection to a warehouse, outside a run and between a CLI run's steps, where
   the database stays open a moment (`runtime/duckdb_keep.py`; a run opens about ten);
+- asking whether a DuckDB table exists, with a query of DuckDB's catalog function and by
+  binding its name (`duckdb_io.table_exists`);
 - making an httpx client with its own TLS context and with the shared one (`runtime/tls.py`).
 It prints milliseconds per operation and the ratio old / new; the ceiling is the old figure.
 """

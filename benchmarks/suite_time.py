@@ -53,13 +53,14 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
 
 
 def _machine_busy() -> float | None:
-    """CPU-seconds every core of the machine has spent busy since boot (None off Linux)."""
+    """CPU-seconds every core of this machine has spent busy since boot (None off Linux); time
+    the hypervisor gave other machines (`steal`) is not ours and not counted."""
     try:
-        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    except OSError:
+        fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:8]]
+        user, nice, system, _idle, _iowait, irq, softirq = fields
+    except (OSError, ValueError):
         return None
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
 def _rows(folder: Path) -> list[dict[str, Any]]:
@@ -101,6 +102,7 @@ def report(folder: Path, top: int) -> None:
 
 
 def _machine_span(rows: list[dict[str, Any]]) -> float | None:
+    """Busy CPU-seconds from the first test's start to the last one's end (None: not recorded)."""
     marks = [r["machine"] for r in rows if r.get("machine") and None not in r["machine"]]
     return max(end for _, end in marks) - min(start for start, _ in marks) if marks else None
 

@@ -10,12 +10,14 @@ Patterns are RE2 and must match the whole value. `SPACE` is Python's `\\s` (ever
 `str.isspace()` accepts) spelled for RE2, whose own `\\s` is ASCII only.
 
 Registering a check makes Pandera import its data-synthesis strategies, which import Hypothesis
-whenever it is installed (a development machine, ours for the tests). Nothing here synthesises
-data, and that import cost about 0.3 s of CPU in every process that builds the definitions (each
-CLI command, run worker, code server and listener; importing `ploomes_cx.factory` after
-`pandera.strategies.pandas_strategies` against alone, 1.94 -> 1.66 s, medians of four):
-`_strategies_without_hypothesis` loads the strategies as an install without Hypothesis has them.
-Hypothesis itself stays importable.
+whenever it is installed: a development install (the tests use it), not a production one, which
+has none. Nothing here synthesises data, and on such an install that import cost about 0.3 s in
+every process that builds the definitions (each CLI command, run worker, code server and
+listener; `python -X importtime -c 'import hypothesis.strategies, hypothesis.extra.pandas'`: 0.34
+s). `_strategies_without_hypothesis` loads the strategies as an install without Hypothesis has
+them. Hypothesis itself stays importable; Pandera's own data synthesis (`schema.example()`) is off
+in a process that imported ploomes_cx, as in production. For a moment at import another thread's
+`import hypothesis` would fail; nothing of ours imports it.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ def _strategies_without_hypothesis() -> None:
     try:
         import pandera.strategies.pandas_strategies  # noqa: F401
     finally:
-        del sys.modules["hypothesis"]
+        sys.modules.pop("hypothesis", None)
 
 
 _strategies_without_hypothesis()
