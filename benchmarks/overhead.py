@@ -26,22 +26,10 @@ from pathlib import Path
 
 from ploomes_cx.cli import main as cli
 from ploomes_cx.sandbox import CustomerXSandbox, PloomesDataset, PloomesSandbox
+from ploomes_cx_tests.conftest import CX_TOKEN, SECRET_KEY, write_mapping
 
-KEY, TOKEN = "bench-key", "bench-token"
-MAPPING = """\
-name: overhead
-ploomes:
-  requests_per_minute: 6000
-  page_size: 50
-  first_retry_seconds: 0.05
-customerx:
-  requests_per_minute: 6000
-  first_retry_seconds: 0.05
-sync:
-  start: "2026-11-01"
-quality:
-  max_rejected_ratio: 0.9
-"""
+# the tests' own mapping (`write_mapping`): what this measures is the unit their syncs are made of
+LOOSE = "quality:\n  max_rejected_ratio: 0.9\n"
 
 
 def _children_cpu() -> float:
@@ -54,13 +42,15 @@ def one_sync(ploomes: PloomesSandbox, folder: Path, window: str) -> tuple[float,
     """(wall, CPU seconds, CustomerX writes) of one first sync of `window` into `folder`."""
     home = folder / "state"
     os.environ.update(
-        PLOOMES_CX_HOME=str(home), PLOOMES_BASE_URL=ploomes.url, PLOOMES_USER_KEY=KEY, CUSTOMERX_TOKEN=TOKEN
+        PLOOMES_CX_HOME=str(home),
+        PLOOMES_BASE_URL=ploomes.url,
+        PLOOMES_USER_KEY=SECRET_KEY,
+        CUSTOMERX_TOKEN=CX_TOKEN,
     )
     os.environ.pop("DAGSTER_HOME", None)
     folder.mkdir(parents=True)
-    mapping = folder / "overhead.yaml"
-    mapping.write_text(MAPPING)
-    with CustomerXSandbox(token=TOKEN, requests_per_minute=60_000, burst=1000) as cx:
+    mapping = write_mapping(folder, "overhead", LOOSE)
+    with CustomerXSandbox(token=CX_TOKEN, requests_per_minute=60_000, burst=1000) as cx:
         os.environ["CUSTOMERX_BASE_URL"] = cx.url
         wall, cpu, children = time.perf_counter(), time.process_time(), _children_cpu()
         with contextlib.redirect_stdout(io.StringIO()):
@@ -85,7 +75,7 @@ def main() -> None:
     dataset = PloomesDataset(persons=args.persons, seed=7)
     memory = "/dev/shm" if Path("/dev/shm").is_dir() else None  # as the tests' folders (conftest.py)
     with (
-        PloomesSandbox(dataset, user_key=KEY, requests_per_minute=60_000, burst=1000) as ploomes,
+        PloomesSandbox(dataset, user_key=SECRET_KEY, requests_per_minute=60_000, burst=1000) as ploomes,
         tempfile.TemporaryDirectory(dir=memory) as tmp,
     ):
         one_sync(ploomes, Path(tmp) / "warm-up", window)
