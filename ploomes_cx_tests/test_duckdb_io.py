@@ -15,6 +15,7 @@ from ploomes_cx.runtime.duckdb_io import (
     WarehouseBusy,
     fetch_frame,
     has_column,
+    one_row,
     read_only,
     release_buffers,
     table_exists,
@@ -66,6 +67,17 @@ def test_a_fetched_frame_holds_what_fetchdf_gives_sorted_with_one_block_per_colu
     with duckdb.connect() as con:
         unsorted = fetch_frame(con, "select * from range(3) r(i) order by i desc")
     assert unsorted["i"].tolist() == [2, 1, 0]
+
+
+def test_one_row_leaves_no_half_read_result_a_frame_registered_next_would_trip_on() -> None:
+    """DuckDB 2 refuses `register()` while a result is half read (`fetchone()`): a staging that
+    asked one count and then registered a frame failed and fell back to a full re-stage."""
+    with duckdb.connect() as con:
+        con.execute("create table t as select * from range(3) r(a)")
+        assert one_row(con, "select count(*) from t where a >= ?", [1]) == (2,)
+        con.register("frame", pd.DataFrame({"a": [1]}))  # raised after fetchone()
+        assert one_row(con, "select a from frame where a > 5") is None
+        con.unregister("frame")
 
 
 def test_a_table_and_its_columns_are_found_in_their_own_schema_only(tmp_path) -> None:

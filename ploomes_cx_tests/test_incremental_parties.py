@@ -5,13 +5,13 @@ A small sandbox account (organizations, persons, deals, notes, tasks, attachment
 raw rows and staged; then records change the way dirty CRMs change (an e-mail, document or code
 copied from another record, a person moved to another company, a name re-typed, identifiers
 cleared, a deal moved to another contact or won and lost, a note or task moved) and their new
-versions are appended. The reach is `neighbourhood` over the parties' values before and after the
-change, linked by the mapping's identifiers, contact e-mails and company membership, seeded by
-the changed parties and the contacts changed children point at; then the children of the reached
-contacts (`staging/reach.py`). Checked: `build_staging(only=reach)` gives exactly the full
-re-stage's rows for the reached records, and the tables before the change with those rows
-replaced (`staging/splice.py`) are the full re-stage's tables. Look-alike candidates are left
-out: their reach is the fuzzy-name window, tested in `test_neighbourhood.py`.
+versions are appended. The reach is the product's: the changed parties and what they link to by
+the values the staging before the change kept in the identity index or by their values now
+(`identity_index.reach_parties`), then the children of the reached contacts and the changed
+children (`staging/reach.py`). Checked: `build_staging(only=reach)` gives exactly the full
+re-stage's rows for the reached records, and the tables before the change spliced with those
+rows (`party_splice.splice_parties`: by record, merged clusters by survivor, look-alike
+candidates listed again) are the full re-stage's tables and duplicate report.
 """
 
 from __future__ import annotations
@@ -25,18 +25,16 @@ import duckdb
 import pandas as pd
 import pytest
 
-from ploomes_cx.mapping import Mapping, parse_mapping
+from ploomes_cx.mapping import parse_mapping
 from ploomes_cx.ploomes.entities import ENTITIES
 from ploomes_cx.raw.frames import raw_frame
 from ploomes_cx.raw.needs import DEPENDENCIES_TABLE, FETCHED_TABLES, LIVE_TABLE
 from ploomes_cx.sandbox import PloomesDataset
+from ploomes_cx.staging import identity_index
 from ploomes_cx.staging import reach as children_reach
-from ploomes_cx.staging.build import Staged, build_staging, staging_mode
-from ploomes_cx.staging.context import Context
-from ploomes_cx.staging.neighbourhood import neighbourhood
-from ploomes_cx.staging.party import read_parties
-from ploomes_cx.staging.rejects import Rejects
-from ploomes_cx.staging.splice import SPLICED, made_from, splice_clusters, splice_table
+from ploomes_cx.staging.build import Staged, build_staging
+from ploomes_cx.staging.party_splice import splice_parties
+from ploomes_cx.staging.splice import SPLICED, made_from
 
 ZONE = ZoneInfo("America/Sao_Paulo")
 WINDOW = dg.TimeWindow(dt.datetime(2026, 9, 1, tzinfo=ZONE), dt.datetime(2026, 12, 2, tzinfo=ZONE))
@@ -57,7 +55,7 @@ IDENTIFIER_ORDERS = (
 # B2C: clients are the persons themselves, so the reach is their identifiers and e-mails alone
 # of the 125 contacts, 8 changes reached 49-55 (B2B) and 11-14 (B2C) when this was written
 REACH_AT_MOST = {"b2b": 0.5, "b2c": 0.15}
-SHAPES = {"b2b": ("organizations", ["contact_email", "company"]), "b2c": ("persons", ["contact_email"])}
+SHAPES = {"b2b": "organizations", "b2c": "persons"}
 
 
 def _append(con: duckdb.DuckDBPyConnection, records: dict[str, dict[int, dict]], run_id: str) -> None:
@@ -124,24 +122,6 @@ def _change_children(
     return changed
 
 
-def _parties(con: duckdb.DuckDBPyConnection, m: Mapping, ids: set[int] | None = None) -> pd.DataFrame:
-    """Every party's link values. Organizations and persons are deduplicated apart, so their
-    identifier values are kept apart (an organization and a person sharing an e-mail are never one
-    record); a person's e-mail is also a contact e-mail (CustomerX's one-contact-per-e-mail rule,
-    whatever the identifiers); and each party holds its company (its own, for a company)."""
-    with staging_mode():
-        parties = read_parties(Context(con, m, Rejects("reach"), {}), ("organizations", "persons"))
-    orgs = parties.orgs.assign(company=parties.orgs["ploomes_id"], kind="organization", contact_email=None)
-    persons = parties.persons.assign(
-        company=parties.persons["company_id"], kind="person", contact_email=parties.persons["email"]
-    )
-    frame = pd.concat([orgs, persons], ignore_index=True)
-    for column in ("document", "external_code", "email"):
-        frame[column] = (frame["kind"] + ":" + frame[column].astype("string")).astype(object)
-    frame["company"] = frame["company"].astype("Int64")
-    return frame if ids is None else frame[frame["ploomes_id"].isin(ids)]
-
-
 def _rows(table: str, frame: pd.DataFrame, reach: dict[str, set[int]] | None = None) -> list[tuple]:
     """The rows made from reached records (all rows without a reach), cell by cell (a column's text
     form depends on its other values: a date column all at midnight prints without the time),
@@ -173,7 +153,7 @@ def _account(seed: int) -> dict[str, dict[int, dict]]:
 def test_a_re_stage_of_the_reach_spliced_in_gives_the_full_re_stages_tables(seed: int, shape: str) -> None:
     rng = random.Random(seed)
     identifiers = IDENTIFIER_ORDERS[seed % len(IDENTIFIER_ORDERS)]
-    clients, links = SHAPES[shape]
+    clients = SHAPES[shape]
     m = parse_mapping(
         {
             "name": "inc",
@@ -196,18 +176,14 @@ def test_a_re_stage_of_the_reach_spliced_in_gives_the_full_re_stages_tables(seed
         changed = {"contacts": _change_parties(rng, account["contacts"], merged, hour=12)}
         changed |= _change_children(rng, account, hour=20)
         moved = {e: set(c) for e, c in changed.items()}
-        seeds = set(changed["contacts"]) | children_reach.parents(con, m, moved)
-        before = _parties(con, m, seeds)
+        identity_index.replace(con, "inc", was.identity)  # what the staging before the change left
         children_reach.refresh_seen(con, m)  # what the staging before the change read
         _append(con, changed, "second")
         # the seeds are the records whose latest version changed since: exactly the changed ones
         found, _ = children_reach.refresh_seen(con, m)
         assert {k: v for k, v in (found or {}).items() if v} == moved
-        seeds |= children_reach.parents(con, m, moved)
-        versions = pd.concat([before, _parties(con, m)])
-        reach = children_reach.close(
-            con, m, lambda ids: neighbourhood(versions, identifiers, ids, links=links), seeds, moved
-        )
+        parties = identity_index.reach_parties(con, m, moved["contacts"], [])
+        reach = children_reach.children(con, m, parties, moved)
         con.register("_reach", children_reach.reach_frame(reach))
         con.register("_stored", was.clients)  # stg_clients as the staging before the change left it
         full = build_staging(con, m, "after")
@@ -216,11 +192,13 @@ def test_a_re_stage_of_the_reach_spliced_in_gives_the_full_re_stages_tables(seed
     # and a small part: a company brings its persons (B2B), a child does not bring its contact
     assert len(reach["contacts"]) <= REACH_AT_MOST[shape] * len(account["contacts"])
     assert _tables(alone, reach) == _tables(full, reach)
-    spliced = {t: splice_table(t, getattr(was, t), getattr(alone, t), reach) for t in SPLICED}
-    clusters = splice_clusters(was.clusters, alone.clusters, reach)
-    spliced_tables = {t: _rows(t, f) for t, f in spliced.items()}
-    spliced_tables["merged"] = _rows("clusters", clusters[clusters["kind"] == "merged"])
-    assert spliced_tables == _tables(full)
+    before, restaged = (
+        {t: getattr(s, t) for t in SPLICED} | {"duplicate_clusters": s.clusters} for s in (was, alone)
+    )
+    spliced = splice_parties(m, before, restaged, reach, [])
+    assert {t: _rows(t, spliced[t]) for t in SPLICED} == {t: _rows(t, getattr(full, t)) for t in SPLICED}
+    # the whole duplicate report: merged clusters by survivor, look-alikes listed again
+    assert _rows("clusters", spliced["duplicate_clusters"]) == _rows("clusters", full.clusters)
 
 
 def test_records_fetched_by_id_since_the_last_staging_are_seeds_too() -> None:

@@ -106,7 +106,7 @@ def _prune(con: duckdb.DuckDBPyConnection, schema: str) -> int:
             f"""delete from {schema}.{LIVE_TABLE} l where l.entity = ? and l.payload is not null
                 and exists (select 1 from {schema}.raw_{entity} r where r.id = l.id and r.changed_at >= l.changed_at)""",
             [entity],
-        ).fetchone()[0]
+        ).fetchall()[0][0]
     return pruned
 
 

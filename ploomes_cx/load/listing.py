@@ -17,6 +17,8 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from ploomes_cx.runtime.duckdb_io import one_row
+
 
 @dataclass(frozen=True)
 class Marker:
@@ -33,9 +35,9 @@ def ensure(con: duckdb.DuckDBPyConnection, schema: str) -> None:
 
 def marker(con: duckdb.DuckDBPyConnection, schema: str, entity: str) -> Marker | None:
     ensure(con, schema)
-    row = con.execute(
-        f"select sync_id, listed_at, total from {schema}.customerx_listings where entity = ?", [entity]
-    ).fetchone()
+    row = one_row(
+        con, f"select sync_id, listed_at, total from {schema}.customerx_listings where entity = ?", [entity]
+    )
     return None if row is None else Marker(row[0] or "", row[1], int(row[2]))
 
 

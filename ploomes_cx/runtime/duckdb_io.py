@@ -14,6 +14,7 @@ import contextlib
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -196,6 +197,18 @@ def release_buffers(con: duckdb.DuckDBPyConnection, limit: str, floor: str = "64
     with contextlib.suppress(duckdb.Error):
         con.execute(f"set memory_limit = '{floor}'")
     con.execute(f"set memory_limit = '{limit}'")
+
+
+def one_row(
+    con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None
+) -> tuple[Any, ...] | None:
+    """The first row of `sql`, or None, with the result read to its end.
+
+    DuckDB 2 keeps a result half-read by `fetchone()` open on the connection, and the next
+    `register()` there fails ("connection has an unfinished result"): a staging that asked one
+    count before registering a frame failed, was retried, and fell back to a full re-stage."""
+    rows = con.execute(sql, params or []).fetchall()
+    return rows[0] if rows else None
 
 
 def fetch_frame(con: duckdb.DuckDBPyConnection, sql: str, sort_by: str | None = None) -> pd.DataFrame:

@@ -30,6 +30,7 @@ from ploomes_cx.staging.clients import stage_clients
 from ploomes_cx.staging.contacts import stage_contacts
 from ploomes_cx.staging.context import Context
 from ploomes_cx.staging.contracts import stage_contracts
+from ploomes_cx.staging.identity_index import party_links
 from ploomes_cx.staging.party import read_parties
 from ploomes_cx.staging.rejects import Rejects
 from ploomes_cx.staging.survivors import decision_rows
@@ -49,6 +50,8 @@ class Staged:
     clusters: pd.DataFrame
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     decisions: list[Decision] = field(default_factory=list)  # the ones this run honoured
+    # each party's link values as read (`identity_index.py`): the next staging's "before"
+    identity: pd.DataFrame | None = None
 
 
 @contextlib.contextmanager
@@ -92,6 +95,8 @@ def _build(ctx: Context) -> Staged:
     con, m = ctx.con, ctx.m
     parties = read_parties(ctx, Plan.of(m).extracts)
     release_buffers(con, DUCKDB_MEMORY)  # the payload pages the reads left cached
+    # the records' own values, before deduplication gives a cluster's members its values
+    identity = party_links(m, parties.orgs, parties.persons)
     counts: dict[str, dict[str, int]] = {}
     clients, counts["clients"], client_of = stage_clients(ctx, parties)
     if m.contacts.source != "organizations":  # read for the last time: freed before the contacts
@@ -113,4 +118,5 @@ def _build(ctx: Context) -> Staged:
         ),
         counts=counts,
         decisions=ctx.decisions,
+        identity=identity,
     )

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from ploomes_cx.decisions import all_decided, decided_pairs
+from ploomes_cx.decisions import Decision, all_decided, decided_pairs
 from ploomes_cx.staging.context import Context
 from ploomes_cx.staging.dedupe import fuzzy_candidates, related_candidates
 from ploomes_cx.staging.party import Parties
@@ -41,15 +41,16 @@ def stage_clients(ctx: Context, parties: Parties) -> tuple[pd.DataFrame, dict[st
     clients["source"] = entity
     clients["external_id"] = clients["ploomes_id"].astype(str)
     clients = shape(clients, CLIENT_COLUMNS)
-    _list_candidates(ctx, clients, entity)
+    ctx.clusters += candidate_rows(clients, entity, ctx.decisions)
     return clients, counts(extracted, len(clients), merged), _resolver(ctx, parties, alias)
 
 
-def _list_candidates(ctx: Context, clients: pd.DataFrame, entity: str) -> None:
+def candidate_rows(clients: pd.DataFrame, entity: str, decisions: list[Decision]) -> list[dict[str, object]]:
     """Look-alike clients, listed for a person to decide; they never merge. A group listed for
     several reasons is one candidate whose rule names them all; a group every pair of which a
-    person decided (either way) is no longer a candidate."""
-    settled = decided_pairs(ctx.decisions)
+    person decided (either way) is no longer a candidate. From the staged clients alone, so a
+    staging of what changed lists them again from the spliced table."""
+    settled = decided_pairs(decisions)
     groups: dict[tuple[int, ...], dict[str, object]] = {}
     for g in fuzzy_candidates(clients) + related_candidates(clients):
         members = tuple(int(i) for i in g["members"])
@@ -61,19 +62,19 @@ def _list_candidates(ctx: Context, clients: pd.DataFrame, entity: str) -> None:
             continue
         known["rule"] = f"{known['rule']}+{g['rule']}"
         known["score"] = max(float(known["score"]), float(g["score"]))
-    for members, g in groups.items():
-        ctx.clusters.append(
-            {
-                "cluster_id": f"clients:{entity}:{str(g['rule']).split('+')[0]}:{members[0]}",
-                "entity": entity,
-                "kind": "candidate",
-                "survivor_id": None,
-                "member_ids": ",".join(map(str, members)),
-                "size": len(members),
-                "rule": g["rule"],
-                "score": round(float(g["score"]) / 100, 3),  # a similarity, not 0.9230769348144531
-            }
-        )
+    return [
+        {
+            "cluster_id": f"clients:{entity}:{str(g['rule']).split('+')[0]}:{members[0]}",
+            "entity": entity,
+            "kind": "candidate",
+            "survivor_id": None,
+            "member_ids": ",".join(map(str, members)),
+            "size": len(members),
+            "rule": g["rule"],
+            "score": round(float(g["score"]) / 100, 3),  # a similarity, not 0.9230769348144531
+        }
+        for members, g in groups.items()
+    ]
 
 
 def _resolver(ctx: Context, parties: Parties, alias: dict[int, int]) -> ClientResolver:

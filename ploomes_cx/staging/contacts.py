@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ploomes_cx.decisions import all_decided, decided_pairs
+from ploomes_cx.decisions import Decision, all_decided, decided_pairs
 from ploomes_cx.runtime.duckdb_io import table_exists
 from ploomes_cx.staging.clients import ClientResolver, client_owner
 from ploomes_cx.staging.context import Context
@@ -88,7 +88,7 @@ def stage_contacts(
     frame["external_id"] = _external_ids(frame, entity)
     frame = _phone_rule(ctx, frame, entity, phones)
     if entity != "organization_contacts":
-        _list_namesakes(ctx, frame, entity)
+        ctx.clusters += namesake_rows(frame, entity, ctx.decisions)
     staged = shape(frame, CONTACT_COLUMNS)
     return staged, counts(extracted, len(staged), merged)
 
@@ -96,7 +96,7 @@ def stage_contacts(
 NAMESAKE_SCORE = 0.90  # two people of one client with one name: usually the same person entered twice
 
 
-def _list_namesakes(ctx: Context, frame: pd.DataFrame, entity: str) -> None:
+def namesake_rows(frame: pd.DataFrame, entity: str, decisions: list[Decision]) -> list[dict[str, object]]:
     """Contacts of one client with the same name (letter case aside) that nothing merged: listed
     for a person (`same_name_same_client`), never merged. Decided pairs are left out. The names
     are compared lower-cased, not folded: contact-only persons carry no folded key (`party.py`),
@@ -107,29 +107,28 @@ def _list_namesakes(ctx: Context, frame: pd.DataFrame, entity: str) -> None:
     length = frame["name"].str.len().fillna(-1).to_numpy(dtype=np.int64)
     maybe = pd.Series(client * 4096 + length).duplicated(keep=False).to_numpy() & (length >= 0)
     if not maybe.any():
-        return
+        return []
     lowered = pd.factorize(frame["name"][maybe].str.lower())[0].astype(np.int64)
     key = client[maybe] * (int(lowered.max()) + 1) + lowered
     shared = pd.Series(key).duplicated(keep=False).to_numpy()
     if not shared.any():
-        return
+        return []
     members, _ = groups_of(key[shared], frame["ploomes_id"].to_numpy()[maybe][shared], key[shared])
-    settled = decided_pairs(ctx.decisions)
-    for ids in members.values():
-        if all_decided(ids, settled):
-            continue
-        ctx.clusters.append(
-            {
-                "cluster_id": f"contacts:{entity}:same_name_same_client:{ids[0]}",
-                "entity": entity,
-                "kind": "candidate",
-                "survivor_id": None,
-                "member_ids": ",".join(map(str, ids)),
-                "size": len(ids),
-                "rule": "same_name_same_client",
-                "score": NAMESAKE_SCORE,
-            }
-        )
+    settled = decided_pairs(decisions)
+    return [
+        {
+            "cluster_id": f"contacts:{entity}:same_name_same_client:{ids[0]}",
+            "entity": entity,
+            "kind": "candidate",
+            "survivor_id": None,
+            "member_ids": ",".join(map(str, ids)),
+            "size": len(ids),
+            "rule": "same_name_same_client",
+            "score": NAMESAKE_SCORE,
+        }
+        for ids in members.values()
+        if not all_decided(ids, settled)
+    ]
 
 
 def _external_ids(frame: pd.DataFrame, entity: str) -> pd.Series:

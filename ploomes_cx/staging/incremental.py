@@ -1,18 +1,18 @@
-"""Staging only what changed, when only children changed (docs/incremental-staging.md).
+"""Staging only what changed (docs/incremental-staging.md), and when it cannot.
 
 A won deal, a note or a task arriving through a webhook or a window changes its own contract or
 timeline row and nothing else: clients and contacts are computed from organizations and persons
-alone, and a child finds its client among those the last staging stored (`stored.py`). So when
-every record read since the last staging is a child, the children that changed are staged alone
-(`build_staging(only=...)`) and their rows replace the old ones in the tables the last staging
-left (`splice.py`); every other row, and every count, stays as it was.
+alone, and a child finds its client among those the last staging stored (`stored.py`). A changed
+organization or person changes the rows of the records it is linked to, by the values it had at
+the last staging or has now (`identity_index.py`), and their children's. So the records a change
+reaches are staged alone (`build_staging(only=...)`) and their rows replace the old ones in the
+tables the last staging left (`splice.py`, `party_splice.py`); every other row stays as it was.
 
 Anything else stages everything: the first staging, a full re-stage asked for, a mapping or
-decisions file changed since, a changed organization or person (the reach of a party change is
-built, `reach.py`, but not wired here yet), a reconcile that found records gone, mappings whose
-clients, contacts or contracts depend on more than a child's own record (clients or contacts
-from deals, contracts from deal products), and rows a table contract refused last time (they are
-checked again whole). `why_full` names the reason, shown on the staging asset.
+decisions file changed since, a reconcile that found records gone, mappings whose clients,
+contacts or contracts depend on more than one record's own (clients or contacts from deals,
+contracts from deal products), and rows a table contract refused last time (they are checked
+again whole). `why_full` names the reason, shown on the staging asset.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ import pandas as pd
 from ploomes_cx.mapping import Mapping
 from ploomes_cx.plan import Plan
 from ploomes_cx.reconcile import tombstones
-from ploomes_cx.runtime.duckdb_io import fetch_frame, table_exists
+from ploomes_cx.runtime.duckdb_io import fetch_frame, one_row, table_exists
+from ploomes_cx.staging.identity_index import INDEX_TABLE
 from ploomes_cx.staging.log import StagingMark
 from ploomes_cx.staging.reach import Reach
 from ploomes_cx.staging.splice import made_from, splice_table
@@ -58,11 +59,10 @@ def why_full(
     missing = [t for t in (*plan.staged, *SIDE_TABLES) if not table_exists(con, m.name, plan.table(t))]
     if missing:
         return f"no {plan.table(missing[0])} table from the last staging"
-    parties = sorted(seeds.get("contacts", set()))
-    if parties:
-        shown = ", ".join(map(str, parties[:3])) + (", …" if len(parties) > 3 else "")
+    if seeds.get("contacts") and not table_exists(con, m.name, INDEX_TABLE):
         return (
-            f"{len(parties)} organization(s) or person(s) changed ({shown}): their clusters are staged whole"
+            "organizations or persons changed and the last staging left no identity index "
+            f"({m.name}.{INDEX_TABLE}) to find what they reach"
         )
     if _gone_since(con, m.name, mark):
         return "a reconcile found records gone from Ploomes since the last staging"
@@ -73,12 +73,9 @@ def why_full(
             "CustomerX has a contact of ours holding an e-mail or a client the staged contacts do "
             "not give it (an adoption, a hand-over, a refused update): contacts are staged whole"
         )
-    refused = con.execute(
-        f"select count(*) from {m.name}.rejected where entity like 'stg\\_%' escape '\\'"
-    ).fetchone()
+    refused = one_row(con, f"select count(*) from {m.name}.rejected where entity like 'stg\\_%' escape '\\'")
     if refused and refused[0]:
         return "rows a table contract refused last time are checked again whole"
-    return None
     return None
 
 
@@ -88,25 +85,25 @@ def _holders_disagree(con: duckdb.DuckDBPyConnection, schema: str) -> bool:
     the staged contact with that e-mail and client would change the kept contact rows."""
     if not table_exists(con, schema, "crosswalk"):
         return False
-    row = con.execute(
+    row = one_row(
+        con,
         f"""with held as (
                 select external_id as ext, lower(body::json->>'email') as email,
                        body::json->>'external_id_client' as client
                 from {schema}.crosswalk where entity = 'contacts' and state = 'sent' and body is not null)
             select count(*) from held h left join {schema}.stg_contacts c on c.external_id = h.ext
             where c.external_id is null or lower(coalesce(c.email, '')) <> coalesce(h.email, '')
-               or c.client_external_id is distinct from h.client"""
-    ).fetchone()
+               or c.client_external_id is distinct from h.client""",
+    )
     return bool(row and row[0])
 
 
 def _gone_since(con: duckdb.DuckDBPyConnection, schema: str, mark: StagingMark) -> bool:
     if not table_exists(con, schema, tombstones.TABLE):
         return False
-    row = con.execute(
-        f"select count(*) from {schema}.{tombstones.TABLE} where found_at >= ?", [mark.started_at]
+    found = one_row(
+        con, f"select count(*) from {schema}.{tombstones.TABLE} where found_at >= ?", [mark.started_at]
     )
-    found = row.fetchone()
     return bool(found and found[0])
 
 

@@ -20,7 +20,7 @@ import duckdb
 
 from ploomes_cx.decisions import Decision
 from ploomes_cx.mapping import Mapping
-from ploomes_cx.runtime.duckdb_io import table_exists
+from ploomes_cx.runtime.duckdb_io import one_row, table_exists
 
 TABLE = "staging_log"
 
@@ -55,10 +55,11 @@ def decisions_digest(decisions: list[Decision]) -> str:
 def last(con: duckdb.DuckDBPyConnection, schema: str) -> StagingMark | None:
     if not table_exists(con, schema, TABLE):
         return None
-    row = con.execute(
+    row = one_row(
+        con,
         f"""select run_id, started_at, mode, reason, mapping_digest, decisions_digest, counts
-            from {schema}.{TABLE} order by recorded_at desc limit 1"""
-    ).fetchone()
+            from {schema}.{TABLE} order by recorded_at desc limit 1""",
+    )
     if row is None:
         return None
     return StagingMark(*row[:6], counts=json.loads(row[6]))

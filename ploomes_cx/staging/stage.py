@@ -1,5 +1,6 @@
-"""One staging: every record, or only the children that changed (`incremental.py`), and the row
-in `staging_log` that lets the next staging know what changed since (`log.py`)."""
+"""One staging: every record, or only what the changed records reach (`incremental.py`, spliced
+by `party_splice.py` when organizations or persons changed), and the row in `staging_log` that
+lets the next staging know what changed since (`log.py`)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from ploomes_cx.decisions import load_decisions
 from ploomes_cx.mapping import Mapping
 from ploomes_cx.plan import Plan
 from ploomes_cx.ploomes.custom_fields import mapped_field_types
-from ploomes_cx.staging import incremental, log
+from ploomes_cx.staging import identity_index, incremental, log
 from ploomes_cx.staging.build import Staged, build_staging, staging_mode
+from ploomes_cx.staging.party_splice import party_counts, splice_parties
 from ploomes_cx.staging.reach import Reach, children, reach_frame, refresh_seen
 from ploomes_cx.staging.validate import apply_contracts
 
@@ -60,10 +62,12 @@ def stage(con: duckdb.DuckDBPyConnection, m: Mapping, run_id: str, full_restage:
     if reason is None:
         reason = incremental.why_full(con, m, last, mark, seeds or {}, gone_changed)
     if reason is None and last is not None:
-        return _children(con, m, run_id, entities, last, seeds or {}, mark)
+        return _incremental(con, m, run_id, entities, last, seeds or {}, mark)
     staged = build_staging(con, m, run_id)
     with staging_mode():
         tables = apply_contracts(staged, entities, run_id)
+    if staged.identity is not None:
+        identity_index.replace(con, m.name, staged.identity)
     return Staging(tables, staged, _done(mark, "full", reason or "", staged.counts))
 
 
@@ -72,7 +76,7 @@ def finish(con: duckdb.DuckDBPyConnection, m: Mapping, staging: Staging) -> None
     log.record(con, m.name, staging.mark)
 
 
-def _children(
+def _incremental(
     con: duckdb.DuckDBPyConnection,
     m: Mapping,
     run_id: str,
@@ -81,7 +85,11 @@ def _children(
     seeds: Reach,
     mark: log.StagingMark,
 ) -> Staging:
-    reach = children(con, m, set(), seeds)  # with the timeline entries of a changed deal
+    """Stage what the changed records reach, and splice it into the tables the last staging left."""
+    decisions = load_decisions(m)
+    changed = seeds.get("contacts", set())
+    parties = identity_index.reach_parties(con, m, changed, decisions) if changed else set()
+    reach = children(con, m, parties, seeds)  # with the timeline entries of a changed deal
     before = incremental.previous_tables(con, m)
     con.register("_ploomes_cx_reach", reach_frame(reach))
     con.register("_ploomes_cx_stored", before["clients"])
@@ -92,14 +100,32 @@ def _children(
         con.unregister("_ploomes_cx_stored")
     with staging_mode():
         fresh = apply_contracts(part, entities, run_id)  # only the re-staged rows need checking
-    tables = incremental.splice_children(before, fresh, reach)
-    part.counts = incremental.spliced_counts(last.counts, before, part.counts, reach)
-    changed, reached = (sum(len(ids) for ids in r.values()) for r in (seeds, reach))
-    reason = (
-        f"{changed} changed record(s), all deals, notes, tasks or attachments: "
-        f"{reached} re-staged alone, every other row kept"
+        if parties:
+            tables = splice_parties(m, before, fresh, reach, decisions)
+        else:
+            tables = incremental.splice_children(before, fresh, reach)
+    counts = incremental.spliced_counts(last.counts, before, part.counts, reach)
+    if parties:
+        counts = party_counts(con, m, counts, tables)
+        identity_index.splice(con, m.name, reach["contacts"], part.identity)
+    part.counts = counts
+    return Staging(
+        tables, part, _done(mark, "incremental", _why(seeds, reach, changed, parties), counts), reach
     )
-    return Staging(tables, part, _done(mark, "incremental", reason, part.counts), reach)
+
+
+def _why(seeds: Reach, reach: Reach, changed: set[int], parties: set[int]) -> str:
+    records, staged = (sum(len(ids) for ids in r.values()) for r in (seeds, reach))
+    if not changed:
+        return (
+            f"{records} changed record(s), all deals, notes, tasks or attachments: "
+            f"{staged} re-staged alone, every other row kept"
+        )
+    shown = ", ".join(map(str, sorted(changed)[:3])) + (", …" if len(changed) > 3 else "")
+    return (
+        f"{records} changed record(s), {len(changed)} of them organizations or persons ({shown}): "
+        f"{staged} re-staged ({len(parties)} organizations or persons they reach), every other row kept"
+    )
 
 
 def _asked_full(full_restage: bool) -> str | None:
