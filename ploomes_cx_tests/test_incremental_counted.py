@@ -1,7 +1,8 @@
-"""Ten changed deals, notes and tasks on a large account are staged alone (issue 30, "counted
-rows, not seconds"): the staging that follows them stages again the records they touch, not the
-account, and still leaves the tables a full re-stage leaves. (It still reads every record's
-digest, `reach.refresh_seen`, and the tables it keeps: docs/incremental-staging.md.)
+"""Ten changes on a large account are staged alone (issue 30, "counted rows, not seconds"): deals,
+notes and tasks, or deals, tasks and three organizations or persons. The staging that follows
+them stages again the records they reach, not the account, and still leaves the tables and counts
+a full re-stage leaves. (It still reads every record's digest, `reach.refresh_seen`, the identity
+index, and the tables it keeps: docs/incremental-staging.md.)
 
 The account (2,000 persons and their organizations, deals, notes, tasks and attachments from the
 sandbox's generator) is written straight into the raw tables, as `test_incremental_parties.py`
@@ -16,6 +17,7 @@ import random
 
 import duckdb
 import pandas as pd
+import pytest
 
 from ploomes_cx.mapping import Mapping, parse_mapping
 from ploomes_cx.plan import Plan
@@ -88,12 +90,32 @@ def _ten_changes(
     return changed
 
 
+def _party_changes(
+    rng: random.Random, account: dict[str, dict[int, dict]], changed: dict[str, dict[int, dict]]
+) -> None:
+    """Three of the ten changes made to organizations and persons instead of notes: a company
+    renamed, a person's e-mail copied from another's (a duplicate made), a person moved to
+    another company."""
+    contacts = account["contacts"]
+    orgs = sorted(i for i, r in contacts.items() if r["TypeId"] == 1)
+    persons = sorted(i for i, r in contacts.items() if r["TypeId"] == 2 and r["Email"])
+    del changed["notes"]
+    org = rng.choice(orgs)
+    person, other, mover = rng.sample(persons, 3)
+    changed["contacts"] = {
+        org: _stamp(contacts[org] | {"Name": f"Renomeada {org} Ltda"}, 21, "organizations"),
+        person: _stamp(contacts[person] | {"Email": contacts[other]["Email"]}, 21, "persons"),
+        mover: _stamp(contacts[mover] | {"CompanyId": rng.choice(orgs)}, 21, "persons"),
+    }
+
+
 def _rows(frame: pd.DataFrame) -> list[tuple]:
     frame = frame.drop(columns=["run_id"], errors="ignore")
     return sorted(tuple(map(repr, row)) for row in frame.itertuples(index=False))
 
 
-def test_ten_changed_children_of_a_large_account_are_the_only_records_staged_again() -> None:
+@pytest.mark.parametrize("parties", [False, True], ids=["children", "parties"])
+def test_ten_changes_to_a_large_account_stage_again_only_the_records_they_reach(parties: bool) -> None:
     m = parse_mapping(
         {"name": "inc", "clients": {"source": "organizations"}, "custom_fields": {"clients": []}},
         "test_incremental_counted.py",
@@ -107,7 +129,10 @@ def test_ten_changed_children_of_a_large_account_are_the_only_records_staged_aga
         first = stage(con, m, "first")
         _written(con, m, first)
         assert first.mark.mode == "full" and first.reached is None
-        _append(con, _ten_changes(rng, account, moved), "second")
+        changes = _ten_changes(rng, account, moved)
+        if parties:
+            _party_changes(rng, account, changes)
+        _append(con, changes, "second")
         second = stage(con, m, "second")
         assert second.mark.mode == "incremental", second.mark.reason
         full = build_staging(con, m, "full")
@@ -116,11 +141,19 @@ def test_ten_changed_children_of_a_large_account_are_the_only_records_staged_aga
     assert second.reached is not None
     reached = sum(len(ids) for ids in second.reached.values())
     records = sum(len(rows) for rows in account.values())
-    # the changed records, the timeline entries of the four changed deals, the deals of entries
-    # that find their client through their deal: tens of records of the account's thousands
-    assert CHANGED <= reached <= 60, second.reached
-    assert records > 100 * reached
-    assert second.reached.get("contacts", set()) == set()  # no organization or person staged again
+    contacts = second.reached.get("contacts", set())
+    if parties:
+        # a company brings its persons and their children; an e-mail its holders: still tens
+        # of records of the account's thousands (it was 24 contacts and 93 records of 5,900 when written)
+        assert set(changes["contacts"]) <= contacts
+        assert len(contacts) <= 60 and reached <= 150, second.reached
+        assert records > 40 * reached
+    else:
+        # the changed records, the timeline entries of the four changed deals, the deals of
+        # entries that find their client through their deal: tens of records of the thousands
+        assert CHANGED <= reached <= 60, second.reached
+        assert records > 100 * reached
+        assert contacts == set()  # no organization or person staged again
     for table in ("contracts", "timeline", "rejected", "clients", "contacts", "duplicate_clusters"):
         assert _rows(second.tables[table]) == _rows(full_tables[table]), table
     assert second.staged.counts == full.counts
