@@ -81,9 +81,12 @@ def _resolver(ctx: Context, parties: Parties, alias: dict[int, int]) -> ClientRe
     via_company = ctx.m.clients.source in ("organizations", "deals")
     company_of = parties.company_of() if via_company else None
     # a re-stage of what a change reached: the contacts outside it keep their stored client
+    # (every reached contact counts as staged, read or not: one gone from the raw tables since
+    # has no client now, whatever the stored table says)
     staged: set[int] = set()
     if ctx.stored_clients is not None:
         staged = set(parties.orgs["ploomes_id"].tolist()) | set(parties.persons["ploomes_id"].tolist())
+        staged |= ctx.reached("contacts")
 
     def client_of_contact(contact_ids: pd.Series) -> pd.Series:
         """Ploomes contact id -> client external id (or None): the contact itself when it is a

@@ -53,6 +53,13 @@ class Context:
             f"(select * from {sql} where id in (select ploomes_id from {self.only} where space = '{space}'))"
         )
 
+    def reached(self, space: str) -> set[int]:
+        """With `only`, the Ids of `space` it names (records gone since included); else none."""
+        if self.only is None:
+            return set()
+        rows = self.con.execute(f"select ploomes_id from {self.only} where space = ?", [space]).fetchall()
+        return {int(r[0]) for r in rows}
+
     def custom_attributes(self, view: str, section: str, entity: str) -> pd.Series:
         """Per record, a JSON object of the custom fields mapped under `custom_fields.<section>`,
         keyed by CustomerX attribute; values that do not fit their field's type are cleared and
