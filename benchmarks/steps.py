@@ -20,11 +20,13 @@ from benchmarks.memory import peak_rss
 
 # (module that calls it, name it is called by there, label)
 STEPS = [
+    ("ploomes_cx.staging.stage", "refresh_seen", "record_digests (what changed since)"),
     ("ploomes_cx.staging.stage", "build_staging", "build_staging"),
     ("ploomes_cx.staging.build", "read_parties", "read_parties"),
     ("ploomes_cx.staging.party", "_read", "  read_payloads (SQL: JSON + cleaning)"),
     ("ploomes_cx.staging.context", "read_fields", "  custom_fields"),
     ("ploomes_cx.staging.party", "normalize_party", "  python_cleaning"),
+    ("ploomes_cx.staging.build", "party_links", "  identity_links"),
     ("ploomes_cx.staging.build", "stage_clients", "stage_clients"),
     ("ploomes_cx.staging.build", "stage_contacts", "stage_contacts"),
     ("ploomes_cx.staging.survivors", "cluster_by_identifiers", "  clustering (clients + contacts)"),
@@ -33,14 +35,22 @@ STEPS = [
     ("ploomes_cx.staging.contacts", "merge_duplicates", "  contact_merge (clustering, survivors)"),
     ("ploomes_cx.staging.contacts", "_email_rules", "  contact_rules"),
     ("ploomes_cx.staging.contacts", "_phone_rule", "  contact_rules"),
-    ("ploomes_cx.staging.validate", "apply_contracts", "apply_contracts"),
+    ("ploomes_cx.staging.stage", "apply_contracts", "apply_contracts"),
     ("ploomes_cx.staging.validate", "split_valid", "  pandera"),
+    ("ploomes_cx.staging.identity_index", "replace", "identity_index_write"),
     ("ploomes_cx.staging.checks", "staging_check_results", "asset_checks"),
     ("ploomes_cx.runtime.duckdb_io", "_PandasHandler.handle_output", "writing_tables"),
 ]
 
 # the steps that do not call one another: with the run's total, what is left is Dagster's own
-TOP_LEVEL = ("build_staging", "apply_contracts", "asset_checks", "writing_tables")
+TOP_LEVEL = (
+    "record_digests (what changed since)",
+    "build_staging",
+    "apply_contracts",
+    "identity_index_write",
+    "asset_checks",
+    "writing_tables",
+)
 
 
 class StepTimer:

@@ -176,7 +176,7 @@ def test_a_re_stage_of_the_reach_spliced_in_gives_the_full_re_stages_tables(seed
         changed = {"contacts": _change_parties(rng, account["contacts"], merged, hour=12)}
         changed |= _change_children(rng, account, hour=20)
         moved = {e: set(c) for e, c in changed.items()}
-        identity_index.replace(con, "inc", was.identity)  # what the staging before the change left
+        identity_index.replace(con, "inc")  # what the staging before the change left
         children_reach.refresh_seen(con, m)  # what the staging before the change read
         _append(con, changed, "second")
         # the seeds are the records whose latest version changed since: exactly the changed ones

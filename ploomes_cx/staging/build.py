@@ -30,7 +30,7 @@ from ploomes_cx.staging.clients import stage_clients
 from ploomes_cx.staging.contacts import stage_contacts
 from ploomes_cx.staging.context import Context
 from ploomes_cx.staging.contracts import stage_contracts
-from ploomes_cx.staging.identity_index import party_links
+from ploomes_cx.staging.identity_index import party_links, write_next
 from ploomes_cx.staging.party import read_parties
 from ploomes_cx.staging.rejects import Rejects
 from ploomes_cx.staging.survivors import decision_rows
@@ -50,8 +50,6 @@ class Staged:
     clusters: pd.DataFrame
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     decisions: list[Decision] = field(default_factory=list)  # the ones this run honoured
-    # each party's link values as read (`identity_index.py`): the next staging's "before"
-    identity: pd.DataFrame | None = None
 
 
 @contextlib.contextmanager
@@ -94,9 +92,10 @@ def build_staging(
 def _build(ctx: Context) -> Staged:
     con, m = ctx.con, ctx.m
     parties = read_parties(ctx, Plan.of(m).extracts)
-    release_buffers(con, DUCKDB_MEMORY)  # the payload pages the reads left cached
-    # the records' own values, before deduplication gives a cluster's members its values
-    identity = party_links(m, parties.orgs, parties.persons)
+    # each party's own link values, before deduplication gives a cluster's members its values:
+    # the next staging's "before" (`identity_index.py`), written out, not held
+    write_next(con, m.name, party_links(m, parties.orgs, parties.persons))
+    release_buffers(con, DUCKDB_MEMORY)  # the payload pages the reads left cached, and the links'
     counts: dict[str, dict[str, int]] = {}
     clients, counts["clients"], client_of = stage_clients(ctx, parties)
     if m.contacts.source != "organizations":  # read for the last time: freed before the contacts
@@ -118,5 +117,4 @@ def _build(ctx: Context) -> Staged:
         ),
         counts=counts,
         decisions=ctx.decisions,
-        identity=identity,
     )

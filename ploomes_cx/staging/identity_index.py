@@ -13,6 +13,8 @@ company's Id, a company its own). One row per present value: (`ploomes_id`, `ide
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+
 import duckdb
 import pandas as pd
 
@@ -28,35 +30,26 @@ from ploomes_cx.staging.reach import reach_frame
 from ploomes_cx.staging.rejects import Rejects
 
 INDEX_TABLE = "staging_identity"
+NEXT_TABLE = "staging_identity_next"  # the links the staging under way read
 INDEX_COLUMNS = ["ploomes_id", "identifier", "value"]
 
 
-def party_links(m: Mapping, orgs: pd.DataFrame, persons: pd.DataFrame) -> pd.DataFrame:
-    """The link rows of the parties read by a staging (normalized, before deduplication).
+def party_links(m: Mapping, orgs: pd.DataFrame, persons: pd.DataFrame) -> Iterator[pd.DataFrame]:
+    """The link rows of the parties read by a staging (normalized, before deduplication), one
+    frame per kind of link: a million persons' five million rows are never one frame.
 
     The link's kind goes in `identifier`, never into the value: a million values are not copied
     to be prefixed."""
     via_company = m.clients.source != "persons"
-    parts = []
     for entity, frame in (("organizations", orgs), ("persons", persons)):
         columns = {f"{entity}:{IDENTIFIER_COLUMNS[i]}": IDENTIFIER_COLUMNS[i] for i in m.identifiers}
         if entity == "persons":
             columns["contact_email"] = "email"
         for link, column in columns.items():
-            parts.append(_rows(frame["ploomes_id"], frame[column], link))
+            yield _rows(frame["ploomes_id"], frame[column], link)
         if via_company:
             company = frame["ploomes_id"] if entity == "organizations" else frame["company_id"]
-            parts.append(_rows(frame["ploomes_id"], company.astype("Int64").astype("string"), "company"))
-    kept = [p for p in parts if len(p)]
-    if not kept:
-        return pd.DataFrame(
-            {
-                "ploomes_id": pd.Series(dtype="int64"),
-                "identifier": pd.Series(dtype=object),
-                "value": pd.Series(dtype=object),
-            }
-        )
-    return pd.concat(kept, ignore_index=True)
+            yield _rows(frame["ploomes_id"], company.astype("Int64").astype("string"), "company")
 
 
 def _rows(ids: pd.Series, values: pd.Series, link: str) -> pd.DataFrame:
@@ -70,32 +63,39 @@ def _rows(ids: pd.Series, values: pd.Series, link: str) -> pd.DataFrame:
     )
 
 
-def replace(con: duckdb.DuckDBPyConnection, schema: str, links: pd.DataFrame) -> None:
-    """A full staging's index: every party's links."""
-    con.register("_ploomes_cx_links", links)
-    try:
-        con.execute(
-            f"create or replace table {schema}.{INDEX_TABLE} as "
-            "select ploomes_id::bigint as ploomes_id, identifier::varchar as identifier, "
-            "value::varchar as value from _ploomes_cx_links"
-        )
-    finally:
-        con.unregister("_ploomes_cx_links")
+def write_next(con: duckdb.DuckDBPyConnection, schema: str, links: Iterable[pd.DataFrame]) -> None:
+    """The links a staging read, kept in DuckDB as it reads them (`NEXT_TABLE`), one kind of
+    link at a time, instead of held through the staging."""
+    con.execute(
+        f"create or replace table {schema}.{NEXT_TABLE} "
+        "(ploomes_id bigint, identifier varchar, value varchar)"
+    )
+    for part in links:
+        con.register("_ploomes_cx_links", part)
+        try:
+            con.execute(
+                f"insert into {schema}.{NEXT_TABLE} select ploomes_id, identifier, value from _ploomes_cx_links"
+            )
+        finally:
+            con.unregister("_ploomes_cx_links")
 
 
-def splice(con: duckdb.DuckDBPyConnection, schema: str, reached: set[int], links: pd.DataFrame) -> None:
-    """A staging of what changed: the reached parties' rows replaced by their links now."""
-    con.register("_ploomes_cx_links", links)
-    try:
-        con.execute(
-            f"delete from {schema}.{INDEX_TABLE} where ploomes_id in (select unnest(?::bigint[]))",
-            [sorted(int(i) for i in reached)],
-        )
-        con.execute(
-            f"insert into {schema}.{INDEX_TABLE} select ploomes_id, identifier, value from _ploomes_cx_links"
-        )
-    finally:
-        con.unregister("_ploomes_cx_links")
+def replace(con: duckdb.DuckDBPyConnection, schema: str) -> None:
+    """A full staging's links become the index."""
+    con.execute(f"drop table if exists {schema}.{INDEX_TABLE}")
+    con.execute(f"alter table {schema}.{NEXT_TABLE} rename to {INDEX_TABLE}")
+
+
+def splice(con: duckdb.DuckDBPyConnection, schema: str, reached: set[int]) -> None:
+    """A staging of what changed: the reached parties' rows replaced by the links it read."""
+    con.execute(
+        f"delete from {schema}.{INDEX_TABLE} where ploomes_id in (select unnest(?::bigint[]))",
+        [sorted(int(i) for i in reached)],
+    )
+    con.execute(
+        f"insert into {schema}.{INDEX_TABLE} select ploomes_id, identifier, value from {schema}.{NEXT_TABLE}"
+    )
+    con.execute(f"drop table {schema}.{NEXT_TABLE}")
 
 
 def reach_parties(
@@ -109,7 +109,8 @@ def reach_parties(
         ctx = Context(con, m, Rejects("reach"), mapped_field_types(con, m), only="_ploomes_cx_changed")
         with pd.option_context("mode.copy_on_write", True):
             now = read_parties(ctx, Plan.of(m).extracts)
-        links = party_links(m, now.orgs, now.persons)
+        parts = [p for p in party_links(m, now.orgs, now.persons) if len(p)]
+        links = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=INDEX_COLUMNS)
     finally:
         con.unregister("_ploomes_cx_changed")
     decided = {i for d in decisions for i in d.ids}

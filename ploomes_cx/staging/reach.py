@@ -98,7 +98,7 @@ def refresh_seen(con: duckdb.DuckDBPyConnection, m: Mapping) -> tuple[Reach | No
     the ones Ploomes changed differ. A version written between this and the reads is staged now
     and taken for a change next time: staged twice, never missed."""
     parts = [
-        f"select '{entity}' as entity, id, hash(payload::varchar) as digest from {latest(con, m.name, entity)}"
+        f"select '{entity}' as entity, id, hash(payload) as digest from {latest(con, m.name, entity)}"
         for entity in Plan.of(m).entity_extracts
     ]
     con.execute(f"create or replace temp table _ploomes_cx_seen as {' union all '.join(parts)}")
