@@ -214,19 +214,19 @@ def test_records_fetched_by_id_since_the_last_staging_are_seeds_too() -> None:
                 "changed_at timestamp, extracted_at timestamp, payload varchar)"
             )
         con.execute(
-            f"""insert into inc.{LIVE_TABLE} values
+            f"""insert into inc.{LIVE_TABLE} (entity, id, window_start, changed_at, extracted_at, payload) values
                 ('persons', 77, null, '2026-12-01 10:00', '2026-12-01 10:01', '{{"Name": "Ana"}}'),
                 ('persons', 78, null, '2026-12-01 10:00', '2026-12-01 10:01', '{{"Name": "Bia"}}')"""
         )
         assert children_reach.refresh_seen(con, m) == (None, False)  # no staging read them before
         con.execute(
-            f"""insert into inc.{LIVE_TABLE} values
+            f"""insert into inc.{LIVE_TABLE} (entity, id, window_start, changed_at, extracted_at, payload) values
                 ('persons', 77, null, '2026-12-01 11:00', '2026-12-01 11:01', '{{"Name": "Ana Maria"}}'),
                 ('persons', 78, null, '2026-12-01 10:00', '2026-12-01 11:01', '{{"Name": "Bia"}}'),
                 ('notes', 79, null, '2026-12-01 11:00', '2026-12-01 11:01', '{{}}')"""
         )
         con.execute(
-            f"""insert into inc.{DEPENDENCIES_TABLE} values
+            f"""insert into inc.{DEPENDENCIES_TABLE} (entity, id, window_start, changed_at, extracted_at, payload) values
                 ('organizations', 80, null, '2026-12-01 09:00', '2026-12-01 11:01', '{{"Name": "Acme"}}')"""
         )
         seeds, gone_changed = children_reach.refresh_seen(con, m)

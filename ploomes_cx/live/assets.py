@@ -33,7 +33,7 @@ from ploomes_cx.reconcile.apply import Applied, apply
 from ploomes_cx.reconcile.assets import GONE_COLUMNS
 from ploomes_cx.reconcile.decide import Decision, decide_confirmed
 from ploomes_cx.reconcile.origins import Origin
-from ploomes_cx.runtime.duckdb_io import connection, table_exists
+from ploomes_cx.runtime.duckdb_io import add_new_columns, connection, table_exists
 from ploomes_cx.runtime.state import home
 
 EVENTS_TAG = "ploomes_cx/live_events"  # the first..last event seq a live run processes
@@ -86,9 +86,9 @@ def _append(con: duckdb.DuckDBPyConnection, schema: str, frame: pd.DataFrame) ->
     con.execute(f"create schema if not exists {schema}")
     con.register("_live_rows", frame)
     try:
-        if not table_exists(con, schema, LIVE_TABLE):
-            con.execute(f"create table {schema}.{LIVE_TABLE} as select * from _live_rows limit 0")
-        con.execute(f"insert into {schema}.{LIVE_TABLE} select * from _live_rows")
+        con.execute(f"create table if not exists {schema}.{LIVE_TABLE} as select * from _live_rows limit 0")
+        add_new_columns(con, f"{schema}.{LIVE_TABLE}", "_live_rows")  # a table an older version wrote
+        con.execute(f"insert into {schema}.{LIVE_TABLE} by name select * from _live_rows")
     finally:
         con.unregister("_live_rows")
 

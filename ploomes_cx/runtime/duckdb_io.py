@@ -44,7 +44,7 @@ class _PandasHandler(DuckDBPandasTypeHandler):
                 connection.execute(
                     f"create table if not exists {table} as select * from _ploomes_cx_out limit 0"
                 )
-                _add_new_columns(connection, table)
+                add_new_columns(connection, table, "_ploomes_cx_out")
                 if not obj.empty:
                     connection.execute(f"insert into {table} by name select * from _ploomes_cx_out")
         finally:
@@ -54,11 +54,11 @@ class _PandasHandler(DuckDBPandasTypeHandler):
         )
 
 
-def _add_new_columns(connection: duckdb.DuckDBPyConnection, table: str) -> None:
-    """Columns the frame has and a table written by an older version lacks are added (null in
-    the old rows), so an upgrade never breaks the next window's write; readers treat the null."""
+def add_new_columns(connection: duckdb.DuckDBPyConnection, table: str, frame: str) -> None:
+    """Columns the registered `frame` has and a table written by an older version lacks are added
+    (null in the old rows), so an upgrade never breaks the next write; readers treat the null."""
     have = {row[0] for row in connection.execute(f"describe {table}").fetchall()}
-    for name, kind, *_ in connection.execute("describe _ploomes_cx_out").fetchall():
+    for name, kind, *_ in connection.execute(f"describe {frame}").fetchall():
         if name not in have:
             connection.execute(f'alter table {table} add column "{name}" {kind}')
 

@@ -20,7 +20,8 @@ import pandas as pd
 from ploomes_cx.mapping import Mapping
 from ploomes_cx.plan import Plan
 from ploomes_cx.ploomes import payloads
-from ploomes_cx.runtime.duckdb_io import table_exists
+from ploomes_cx.raw.needs import FETCHED_TABLES
+from ploomes_cx.runtime.duckdb_io import has_column, table_exists
 from ploomes_cx.staging.tables import ID_SPACES, latest, missing_parents
 
 Reach = dict[str, set[int]]  # Id space (`tables.ID_SPACES`) -> Ids
@@ -97,8 +98,9 @@ def refresh_seen(con: duckdb.DuckDBPyConnection, m: Mapping) -> tuple[Reach | No
     asked for by Id and found gone differ. A window run again reads every record of it again; only
     the ones Ploomes changed differ. A version written between this and the reads is staged now
     and taken for a change next time: staged twice, never missed."""
+    _complete_digests(con, m)
     parts = [
-        f"select '{entity}' as entity, id, hash(payload) as digest from {latest(con, m.name, entity)}"
+        f"select '{entity}' as entity, id, digest from {latest(con, m.name, entity)}"
         for entity in Plan.of(m).entity_extracts
     ]
     con.execute(f"create or replace temp table _ploomes_cx_seen as {' union all '.join(parts)}")
@@ -123,6 +125,23 @@ def refresh_seen(con: duckdb.DuckDBPyConnection, m: Mapping) -> tuple[Reach | No
     con.execute(f"create or replace table {m.name}.{SEEN_TABLE} as select * from _ploomes_cx_seen")
     con.execute("drop table _ploomes_cx_seen")
     return changed, gone_changed
+
+
+def _complete_digests(con: duckdb.DuckDBPyConnection, m: Mapping) -> None:
+    """Rows written before payloads had their digest made at extraction (`raw/frames.py`) get
+    one now, once: DuckDB's hash of the text. The pass over them reads their payloads; after it,
+    a staging reads the digest column alone (0.2 s for a million persons, against 1.7 s hashing
+    their payloads). Two digests of one text may differ (pandas' and DuckDB's): a record read
+    again unchanged is then staged again once, never missed."""
+    tables = [f"raw_{e}" for e in Plan.of(m).entity_extracts] + list(FETCHED_TABLES)
+    for table in tables:
+        if not table_exists(con, m.name, table):
+            continue
+        if not has_column(con, m.name, table, "digest"):
+            con.execute(f"alter table {m.name}.{table} add column digest ubigint")
+        con.execute(
+            f"update {m.name}.{table} set digest = hash(payload) where digest is null and payload is not null"
+        )
 
 
 def reach_frame(reach: Reach) -> pd.DataFrame:

@@ -141,7 +141,8 @@ def _latest(con: duckdb.DuckDBPyConnection, schema: str, entity: str) -> str:
     if not raw and not fetched:
         return (
             "(select null::bigint as id, null::timestamp as window_start, null::timestamp as changed_at, "
-            f"null::timestamp as extracted_at, null::varchar as payload, {nulls} where false)"
+            f"null::timestamp as extracted_at, null::varchar as payload, {nulls}, "
+            "null::ubigint as digest where false)"
         )
     table = f"{schema}.raw_{entity}"
     columns = "id, window_start, changed_at, extracted_at, payload"
@@ -149,6 +150,8 @@ def _latest(con: duckdb.DuckDBPyConnection, schema: str, entity: str) -> str:
         c if raw and has_column(con, schema, f"raw_{entity}", c) else f"null::varchar as {c}"
         for c in parts_apart
     )
+    # the payload's digest, made when it was read; null in rows written before it existed
+    stored += ", " + _digest(con, schema, f"raw_{entity}") if raw else ""
     if not fetched:
         return (
             f"(select {columns}, {stored} from {table} where rowid in "
@@ -167,7 +170,7 @@ def _latest(con: duckdb.DuckDBPyConnection, schema: str, entity: str) -> str:
         f"from ({' union all '.join(versions)}) group by id"
     )
     parts = [
-        f"select {columns}, {nulls} from {t} where {mine} "
+        f"select {columns}, {nulls}, {_digest(con, schema, t.split('.', 1)[1])} from {t} where {mine} "
         f"and rowid in (select pick[2] from best where pick[1] = {src})"
         for src, t in enumerate(fetched, start=1)
     ]
@@ -177,6 +180,10 @@ def _latest(con: duckdb.DuckDBPyConnection, schema: str, entity: str) -> str:
             f"select {columns}, {stored} from {table} where rowid in (select pick[2] from best where pick[1] = 0)",
         )
     return f"(with best as ({best}) {' union all '.join(parts)})"
+
+
+def _digest(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> str:
+    return "digest" if has_column(con, schema, table, "digest") else "null::ubigint as digest"
 
 
 def missing_parents(con: duckdb.DuckDBPyConnection, schema: str) -> dict[str, set[int]]:
