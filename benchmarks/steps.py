@@ -26,7 +26,7 @@ STEPS = [
     ("ploomes_cx.staging.party", "_read", "  read_payloads (SQL: JSON + cleaning)"),
     ("ploomes_cx.staging.context", "read_fields", "  custom_fields"),
     ("ploomes_cx.staging.party", "normalize_party", "  python_cleaning"),
-    ("ploomes_cx.staging.build", "party_links", "  identity_links"),
+    ("ploomes_cx.staging.build", "write_next", "  identity_index (links, written out)"),
     ("ploomes_cx.staging.build", "stage_clients", "stage_clients"),
     ("ploomes_cx.staging.build", "stage_contacts", "stage_contacts"),
     ("ploomes_cx.staging.survivors", "cluster_by_identifiers", "  clustering (clients + contacts)"),
@@ -37,7 +37,6 @@ STEPS = [
     ("ploomes_cx.staging.contacts", "_phone_rule", "  contact_rules"),
     ("ploomes_cx.staging.stage", "apply_contracts", "apply_contracts"),
     ("ploomes_cx.staging.validate", "split_valid", "  pandera"),
-    ("ploomes_cx.staging.identity_index", "replace", "identity_index_write"),
     ("ploomes_cx.staging.checks", "staging_check_results", "asset_checks"),
     ("ploomes_cx.runtime.duckdb_io", "_PandasHandler.handle_output", "writing_tables"),
 ]
@@ -47,7 +46,6 @@ TOP_LEVEL = (
     "record_digests (what changed since)",
     "build_staging",
     "apply_contracts",
-    "identity_index_write",
     "asset_checks",
     "writing_tables",
 )

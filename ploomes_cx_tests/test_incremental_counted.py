@@ -193,3 +193,106 @@ def test_an_organization_gone_from_the_raw_tables_leaves_its_persons_as_a_full_r
     for table in ("contracts", "timeline", "rejected", "clients", "contacts", "duplicate_clusters"):
         assert _rows(second.tables[table]) == _rows(full_tables[table]), table
     assert second.staged.counts == full.counts
+
+
+def _org(pid: int, name: str, email: str | None, cnpj: str, hour: int) -> dict:
+    record = {"Id": pid, "TypeId": 1, "Name": name, "Email": email, "Register": cnpj, "CNPJ": cnpj}
+    return _stamp(
+        record | {"CompanyId": None, "ContactName": f"Pessoa {pid}", "OtherProperties": []},
+        hour,
+        "organizations",
+    )
+
+
+# (identifiers, the organizations before, the change): each organization is its own contact
+ORG_CONTACT_STORIES = {
+    # two companies share an e-mail, which is no identifier here: the newer keeps the contact
+    # e-mail (one contact per e-mail in CustomerX), the other is refused; the newer's e-mail then
+    # changes, and the other must get its contact back (the e-mail is a link of the index)
+    "shared_email": (
+        ["cnpj_cpf"],
+        [
+            (1, "Empresa Um Comercio", "x@acme.com.br", "11222333000181"),
+            (2, "Empresa Dois", "x@acme.com.br", "45997418000153"),
+        ],
+        (1, "Empresa Um Comercio", "y@acme.com.br", "11222333000181"),
+    ),
+    # a survivor without e-mail merged with a branch that has one: its contact keeps its own
+    # (none), whether or not a nameless company was dropped beside it (a full staging drops one,
+    # a staging of the changed company alone does not)
+    "cluster_values": (
+        ["cnpj_cpf", "external_code", "email"],
+        [
+            (1, "Alfa Comercio", None, "11222333000181"),
+            (2, "Alfa Comercio Filial", "x@alfa.com.br", "11222333000181"),
+            (3, "", "n@beta.com.br", "45997418000153"),  # nameless: dropped before a full staging's merge
+        ],
+        (1, "Alfa Comercio Ltda", None, "11222333000181"),
+    ),
+}
+
+
+@pytest.mark.parametrize("story", sorted(ORG_CONTACT_STORIES))
+def test_organization_contacts_staged_again_as_a_full_re_stage_stages_them(story: str) -> None:
+    identifiers, before, change = ORG_CONTACT_STORIES[story]
+    m = parse_mapping(
+        {
+            "name": "inc",
+            "identifiers": identifiers,
+            "clients": {"source": "organizations"},
+            "contacts": {"source": "organizations"},
+            "custom_fields": {"clients": []},
+        },
+        "test_incremental_counted.py",
+    )
+    with duckdb.connect() as con:
+        con.execute("create schema inc")
+        orgs = {
+            pid: _org(pid, name, email, cnpj, 10 - n) for n, (pid, name, email, cnpj) in enumerate(before)
+        }
+        _append(con, {"contacts": orgs}, "first")
+        _written(con, m, stage(con, m, "first"))
+        _append(con, {"contacts": {change[0]: _org(*change, 11)}}, "second")
+        second = stage(con, m, "second")
+        assert second.mark.mode == "incremental", second.mark.reason
+        full = build_staging(con, m, "full")
+        with staging_mode():
+            full_tables = apply_contracts(full, list(Plan.of(m).staged), "full")
+    for table in ("clients", "contacts", "rejected", "duplicate_clusters"):
+        assert _rows(second.tables[table]) == _rows(full_tables[table]), table
+    assert second.staged.counts == full.counts
+
+
+def test_a_child_moved_to_a_person_the_mapping_does_not_read_finds_no_client_as_in_a_full_re_stage() -> None:
+    """Contacts and clients from organizations: persons are not read, so a note on a person has
+    no client in a full staging. A staging of that note alone looked the person's company up in
+    the raw persons the mapping holds anyway, and gave the note a client."""
+    m = parse_mapping(
+        {
+            "name": "inc",
+            "clients": {"source": "organizations"},
+            "contacts": {"source": "organizations"},
+            "custom_fields": {"clients": []},
+        },
+        "test_incremental_counted.py",
+    )
+    account = _account(persons=100)
+    person = next(i for i, r in sorted(account["contacts"].items()) if r["TypeId"] == 2 and r["CompanyId"])
+    note = min(account["notes"])
+    with duckdb.connect() as con:
+        con.execute("create schema inc")
+        _append(con, account, "first")  # raw_persons held, as a parent fetched for another reason
+        _written(con, m, stage(con, m, "first"))
+        _append(
+            con,
+            {"notes": {note: _stamp(account["notes"][note] | {"ContactId": person}, 21, "notes")}},
+            "second",
+        )
+        second = stage(con, m, "second")
+        assert second.mark.mode == "incremental", second.mark.reason
+        full = build_staging(con, m, "full")
+        with staging_mode():
+            full_tables = apply_contracts(full, list(Plan.of(m).staged), "full")
+    for table in ("timeline", "rejected"):
+        assert _rows(second.tables[table]) == _rows(full_tables[table]), table
+    assert second.staged.counts == full.counts

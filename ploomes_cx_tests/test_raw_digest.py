@@ -84,3 +84,28 @@ def test_a_live_table_from_an_older_version_takes_rows_with_a_digest() -> None:
             f"select id, digest is null from inc.{LIVE_TABLE} order by digest nulls first"
         ).fetchall()
     assert rows == [(9, True), (9, False)]
+
+
+def test_the_same_text_in_another_window_is_a_change_for_staging() -> None:
+    """Staged rows carry their record's window (`window_start`): a record whose latest version
+    becomes the same text stored for another window (a parent fetched by Id for a later window,
+    read after the window extract) changed for staging, though its payload did not."""
+    m = parse_mapping({"name": "inc", "contracts": {"source": "none"}, "timeline": []}, "test")
+    org = {"Id": 5, "TypeId": 1, "Name": "Acme", "LastUpdateDate": "2026-11-01T10:00:00-03:00"}
+    with duckdb.connect() as con:
+        con.execute("create schema inc")
+        rows, _ = raw_frame([org], "LastUpdateDate", WINDOW, SP, "window")
+        con.register("_rows", rows)
+        con.execute("create table inc.raw_organizations as select * from _rows")
+        con.unregister("_rows")
+        reach.refresh_seen(con, m)
+        later = dg.TimeWindow(dt.datetime(2026, 12, 5, tzinfo=SP), dt.datetime(2026, 12, 6, tzinfo=SP))
+        fetched = dependency_frame(
+            [Fetched("organizations", 5, org, "persons 9 CompanyId")], later, SP, "deps"
+        )
+        assert fetched["digest"][0] == rows["digest"][0]  # the same text
+        con.register("_rows", fetched)
+        con.execute("create table inc.raw_dependencies as select * from _rows")
+        con.unregister("_rows")
+        seeds, _ = reach.refresh_seen(con, m)
+    assert seeds == {"contacts": {5}}

@@ -131,8 +131,9 @@ def _custom_values(record: dict[str, Any]) -> str | None:
 
 def payload_digest(payloads: pd.Series) -> pd.Series:
     """Each payload text's digest (null for none): pandas' own hash of the values, the same in
-    every process and release (a fixed key, unlike Python's `hash`), computed in C, so a window's
-    rows cost a few milliseconds here instead of every payload being read again at every staging."""
+    every process (a fixed key, unlike Python's `hash`), computed in C, so a window's rows cost a
+    few milliseconds here instead of every payload being read again at every staging. A pandas
+    release that changed it would only make the records read after it look changed, once."""
     present = payloads.notna()
     digests = pd.Series(pd.NA, index=payloads.index, dtype="UInt64")
     if present.any():

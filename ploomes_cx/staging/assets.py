@@ -3,8 +3,8 @@
 One multi-asset per mapping computes them together from all raw windows, because they depend on
 each other (a merged organization changes which client a person's contact points at). The tables
 are not partitioned: deduplication is global and the latest version of a record wins whichever
-window ran last. A materialization recomputes the whole account, or, when only children (deals,
-notes, tasks, attachments) changed since the last one, those children alone (`stage.py`).
+window ran last. A materialization recomputes the whole account, or only the records a change
+since the last one reaches (`stage.py`, docs/incremental-staging.md).
 """
 
 import contextlib
@@ -31,7 +31,7 @@ from ploomes_cx.staging.stage import FULL_RESTAGE_ENV, finish, stage
 class StagingConfig(dg.Config):
     full_restage: bool = Field(
         default=False,
-        description="Stage every record even when only deals, notes, tasks or attachments changed "
+        description="Stage every record even when only a few records changed "
         f"since the last staging (${FULL_RESTAGE_ENV} asks it of every run).",
     )
 

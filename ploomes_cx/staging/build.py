@@ -68,6 +68,7 @@ def build_staging(
     run_id: str,
     only: str | None = None,
     stored: str | None = None,
+    decisions: list[Decision] | None = None,
 ) -> Staged:
     """Compute every staging table of mapping `m` from its raw tables (schema `m.name`); with
     `only` (SQL of `space`, `ploomes_id`), from those records alone, finding the clients of the
@@ -81,7 +82,7 @@ def build_staging(
         Rejects(run_id),
         mapped_field_types(con, m),
         missing=missing_parents(con, m.name),
-        decisions=load_decisions(m),
+        decisions=load_decisions(m) if decisions is None else decisions,
         only=only,
         stored_clients=stored,
     )

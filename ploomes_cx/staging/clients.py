@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ploomes_cx.decisions import Decision, all_decided, decided_pairs
+from ploomes_cx.plan import Plan
 from ploomes_cx.staging.context import Context
 from ploomes_cx.staging.dedupe import fuzzy_candidates, related_candidates
 from ploomes_cx.staging.party import Parties
@@ -98,7 +99,11 @@ def _resolver(ctx: Context, parties: Parties, alias: dict[int, int]) -> ClientRe
         if ctx.stored_clients is not None:
             outside = direct.isna() & contact_ids.notna() & ~contact_ids.isin(staged)
             ids = sorted({int(i) for i in contact_ids[outside]})
-            found = stored_clients(ctx.con, ctx.m.name, ctx.stored_clients, ids, via_company)
+            # the parties `read_parties` reads: persons only when the mapping extracts them
+            read = (
+                ("organizations", "persons") if "persons" in Plan.of(ctx.m).extracts else ("organizations",)
+            )
+            found = stored_clients(ctx.con, ctx.m.name, ctx.stored_clients, ids, via_company, read)
             direct[outside] = contact_ids[outside].map(found)
         found = direct.notna().to_numpy()
         out = np.full(len(direct), None, dtype=object)

@@ -5,8 +5,8 @@ the ones it has now.
 
 A link is any value two records share that makes their staged rows depend on each other: an
 identifier of the mapping (organizations and persons are deduplicated apart, so each kind has
-its own link), a person's e-mail (CustomerX keeps one contact per e-mail, whatever the
-identifiers), and company membership when a person's client is its company's (a person holds its
+its own link), the e-mail of a party that feeds contacts (CustomerX keeps one contact per
+e-mail, whatever the identifiers), and company membership when a person's client is its company's (a person holds its
 company's Id, a company its own). One row per present value: (`ploomes_id`, `identifier`,
 `value`), the shape `neighbourhood.neighbourhood_sql` searches.
 """
@@ -25,7 +25,7 @@ from ploomes_cx.plan import Plan
 from ploomes_cx.ploomes.custom_fields import mapped_field_types
 from ploomes_cx.staging.context import Context
 from ploomes_cx.staging.neighbourhood import neighbourhood_sql
-from ploomes_cx.staging.party import read_parties
+from ploomes_cx.staging.party import CONTACT_PARTY_SOURCES, read_parties
 from ploomes_cx.staging.reach import reach_frame
 from ploomes_cx.staging.rejects import Rejects
 
@@ -41,9 +41,10 @@ def party_links(m: Mapping, orgs: pd.DataFrame, persons: pd.DataFrame) -> Iterat
     The link's kind goes in `identifier`, never into the value: a million values are not copied
     to be prefixed."""
     via_company = m.clients.source != "persons"
+    contacts_from = CONTACT_PARTY_SOURCES[m.contacts.source]  # CustomerX's one contact per e-mail
     for entity, frame in (("organizations", orgs), ("persons", persons)):
         columns = {f"{entity}:{IDENTIFIER_COLUMNS[i]}": IDENTIFIER_COLUMNS[i] for i in m.identifiers}
-        if entity == "persons":
+        if entity in contacts_from:
             columns["contact_email"] = "email"
         for link, column in columns.items():
             yield _rows(frame["ploomes_id"], frame[column], link)

@@ -43,8 +43,9 @@ def why_full(
     seeds: Reach,
     gone_changed: bool,
 ) -> str | None:
-    """Why this staging (`now`) must stage every record, or None when the changed children can
-    alone; `mark` is the last staging's, `seeds` the records changed since (`reach.refresh_seen`)."""
+    """Why this staging (`now`) must stage every record, or None when what the changed records
+    reach can be staged alone; `mark` is the last staging's, `seeds` the records changed since
+    (`reach.refresh_seen`)."""
     if mark is None:
         return "no staging before this one"
     if mark.mapping_digest != now.mapping_digest:

@@ -40,10 +40,20 @@ def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
+# Raised when what a staging keeps for the next one changes shape (the identity index's links,
+# the record digests): a state folder staged by an earlier version then stages everything once
+STAGING_FORMAT = 2
+
+
 def mapping_digest(m: Mapping, field_types: dict[str, object]) -> str:
-    """What a staging was computed under: any change to the mapping, or to the type of a mapped
-    custom field in Ploomes (it decides how every record's value is read), stages everything."""
-    text = m.model_dump_json() + repr(sorted((k, repr(v)) for k, v in field_types.items()))
+    """What a staging was computed under: any change to the mapping, to the type of a mapped
+    custom field in Ploomes (it decides how every record's value is read), or to what a staging
+    keeps for the next (`STAGING_FORMAT`) stages everything."""
+    text = (
+        f"{STAGING_FORMAT}:"
+        + m.model_dump_json()
+        + repr(sorted((k, repr(v)) for k, v in field_types.items()))
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

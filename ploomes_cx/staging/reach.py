@@ -1,18 +1,17 @@
-"""The children a change reaches (docs/incremental-staging.md): the deals and timeline entries
-whose staged rows depend on a reached contact, and the contacts a changed child points at.
+"""What changed since the last staging (`refresh_seen`: the records whose latest version differs
+from the one it read) and the children a change reaches (docs/incremental-staging.md).
 
 A contract is made from its deal and the client of the deal's contact; a timeline entry from
 itself and the client of its contact, else of its deal's contact. So a child is reached when it
-changed, or when a contact (or deal) it points at is reached; and a changed child makes the
-contacts it points at, before and after the change, seeds of the parties' reach (a deal moved to
-another contact may make or unmake a client when clients are the contacts with won deals). A
-child reached through its deal whose own contact is not reached finds that contact's client in
-the stored `stg_clients` (`stored.py`).
+changed, or when a contact (or deal) it points at is reached. A changed child whose contact is
+not reached finds that contact's client in the stored `stg_clients` (`stored.py`): the contact's
+cluster did not change. (Clients or contacts from deals, where a moved deal can make or unmake a
+client, stage everything: `incremental.why_full`.)
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 import duckdb
 import pandas as pd
@@ -37,22 +36,6 @@ def _timeline(con: duckdb.DuckDBPyConnection, m: Mapping) -> Iterable[tuple[str,
         yield source.entity, payloads.timeline(con, latest(con, m.name, source.entity), source)
 
 
-def parents(con: duckdb.DuckDBPyConnection, m: Mapping, children: Reach) -> set[int]:
-    """The contacts the `children`'s latest versions point at (call before and after a change)."""
-    found: set[int] = set()
-    deals = _deals(con, m)
-    if deals is not None:
-        mine = deals[deals["ploomes_id"].isin(children.get("deals", set()))]
-        found |= _ids(mine["contact_id"]) | _ids(mine["person_id"])
-    deal_contact = (
-        dict(zip(deals["ploomes_id"], deals["contact_id"], strict=True)) if deals is not None else {}
-    )
-    for entity, frame in _timeline(con, m):
-        mine = frame[frame["ploomes_id"].isin(children.get(entity, set()))]
-        found |= _ids(mine["contact_id"].fillna(mine["deal_id"].map(deal_contact)))
-    return found
-
-
 def children(con: duckdb.DuckDBPyConnection, m: Mapping, contacts: set[int], changed: Reach) -> Reach:
     """The children to re-stage: the `changed` ones, and those pointing at a reached contact (or,
     for timeline entries, at a reached deal); and the deals of reached entries without a contact,
@@ -73,19 +56,6 @@ def children(con: duckdb.DuckDBPyConnection, m: Mapping, contacts: set[int], cha
     return out
 
 
-def close(
-    con: duckdb.DuckDBPyConnection,
-    m: Mapping,
-    parties: Callable[[set[int]], set[int]],
-    seeds: set[int],
-    changed: Reach,
-) -> Reach:
-    """The whole reach: the parties reached from `seeds` (`parties`, e.g. `neighbourhood`) and the
-    children to re-stage with them. A re-staged child whose contact is outside the reach takes
-    that contact's stored client (`stored.py`), so the contact is not re-staged for it."""
-    return children(con, m, parties(seeds), changed)
-
-
 SEEN_TABLE = "staging_seen"  # each record's latest version as the last staging read it
 
 
@@ -100,7 +70,10 @@ def refresh_seen(con: duckdb.DuckDBPyConnection, m: Mapping) -> tuple[Reach | No
     and taken for a change next time: staged twice, never missed."""
     _complete_digests(con, m)
     parts = [
-        f"select '{entity}' as entity, id, digest from {latest(con, m.name, entity)}"
+        # the window and change date are staged too (a row's `window_start`): a record whose
+        # latest version is the same text in another window has changed for staging
+        f"select '{entity}' as entity, id, hash(digest, window_start, changed_at) as digest "
+        f"from {latest(con, m.name, entity)}"
         for entity in Plan.of(m).entity_extracts
     ]
     con.execute(f"create or replace temp table _ploomes_cx_seen as {' union all '.join(parts)}")

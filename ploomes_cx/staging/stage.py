@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import duckdb
 import pandas as pd
 
-from ploomes_cx.decisions import load_decisions
+from ploomes_cx.decisions import Decision, load_decisions
 from ploomes_cx.mapping import Mapping
 from ploomes_cx.plan import Plan
 from ploomes_cx.ploomes.custom_fields import mapped_field_types
@@ -42,7 +42,7 @@ def stage(con: duckdb.DuckDBPyConnection, m: Mapping, run_id: str, full_restage:
     """Stage mapping `m`, incrementally when `incremental.why_full` finds no reason not to."""
     entities = list(Plan.of(m).staged)
     last = log.last(con, m.name)
-    decisions = load_decisions(m)
+    decisions = load_decisions(m)  # read once: the digest, the reach and the re-stage agree
     mark = log.StagingMark(
         run_id,
         log.utc_now(),
@@ -67,8 +67,11 @@ def stage(con: duckdb.DuckDBPyConnection, m: Mapping, run_id: str, full_restage:
     if reason is None:
         reason = incremental.why_full(con, m, last, mark, seeds or {}, gone_changed)
     if reason is None and last is not None:
-        return _incremental(con, m, run_id, entities, last, seeds or {}, mark)
-    staged = build_staging(con, m, run_id)
+        done = _incremental(con, m, run_id, entities, (last, mark), seeds or {}, decisions)
+        if isinstance(done, Staging):
+            return done
+        reason = done
+    staged = build_staging(con, m, run_id, decisions=decisions)
     with staging_mode():
         tables = apply_contracts(staged, entities, run_id)
     identity_index.replace(con, m.name)
@@ -85,12 +88,13 @@ def _incremental(
     m: Mapping,
     run_id: str,
     entities: list[str],
-    last: log.StagingMark,
+    marks: tuple[log.StagingMark, log.StagingMark],
     seeds: Reach,
-    mark: log.StagingMark,
-) -> Staging:
-    """Stage what the changed records reach, and splice it into the tables the last staging left."""
-    decisions = load_decisions(m)
+    decisions: list[Decision],
+) -> Staging | str:
+    """Stage what the changed records reach, and splice it into the tables the last staging left
+    (`marks`: the last staging's and this one's); or say why every record must be staged after all."""
+    last, mark = marks
     changed = seeds.get("contacts", set())
     parties = identity_index.reach_parties(con, m, changed, decisions) if changed else set()
     reach = children(con, m, parties, seeds)  # with the timeline entries of a changed deal
@@ -98,12 +102,17 @@ def _incremental(
     con.register("_ploomes_cx_reach", reach_frame(reach))
     con.register("_ploomes_cx_stored", before["clients"])
     try:
-        part = build_staging(con, m, run_id, only="_ploomes_cx_reach", stored="_ploomes_cx_stored")
+        part = build_staging(
+            con, m, run_id, only="_ploomes_cx_reach", stored="_ploomes_cx_stored", decisions=decisions
+        )
     finally:
         con.unregister("_ploomes_cx_reach")
         con.unregister("_ploomes_cx_stored")
     with staging_mode():
         fresh = apply_contracts(part, entities, run_id)  # only the re-staged rows need checking
+        if fresh["rejected"]["entity"].astype(str).str.startswith("stg_").any():
+            # the look-alikes and counts of a full staging are made before its contracts refuse rows
+            return "a table contract refused a re-staged row: every row is staged and checked again"
         if parties:
             tables = splice_parties(m, before, fresh, reach, decisions)
         else:

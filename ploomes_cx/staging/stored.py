@@ -12,17 +12,24 @@ from ploomes_cx.staging.tables import latest
 
 
 def stored_clients(
-    con: duckdb.DuckDBPyConnection, schema: str, stored: str, ids: list[int], via_company: bool
+    con: duckdb.DuckDBPyConnection,
+    schema: str,
+    stored: str,
+    ids: list[int],
+    via_company: bool,
+    read: tuple[str, ...] = ("organizations", "persons"),
 ) -> dict[int, int]:
     """Contact Id -> the survivor Id of its stored client (the contact's own, else, with
-    `via_company`, its company's), for the `ids` that have one."""
+    `via_company`, its company's), for the `ids` that have one. Companies are looked up among the
+    parties the staging reads (`read`): a person held in the raw tables of a mapping that does
+    not read persons has no company for a full staging either."""
     if not ids:
         return {}
     # the companies of the wanted contacts only: a million contacts' payloads are not parsed for a few
     companies = " union all ".join(
         f"select id, try_cast(payload->>'$.CompanyId' as bigint) as company_id from {latest(con, schema, e)} c "
         "where id in (select id from w)"
-        for e in ("organizations", "persons")
+        for e in read
     )
     company_join = (
         f"left join ({companies}) c on c.id = w.id left join members m2 on m2.member = c.company_id"

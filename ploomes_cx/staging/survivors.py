@@ -38,6 +38,10 @@ def merge_duplicates(
     # a million contacts need no id map: nothing points at a contact
     alias_to_survivor = dict(zip(ids.tolist(), survivor_ids.tolist(), strict=True)) if want_aliases else {}
     is_survivor = survivor_ids == ids
+    # the cluster's values go to a copy: the caller's frame keeps each record's own values,
+    # whether or not a nameless record was dropped above (a frame not filtered was changed in
+    # place before, so organization contacts read the cluster's values or their own by chance)
+    party = party.copy(deep=False)
     for col, values in result.values.items():
         party[col] = values
     aliases = _list_clusters(ctx, ids, survivor_ids, result.matched_by, entity, table)
