@@ -30,7 +30,7 @@ from ploomes_cx.staging.clients import stage_clients
 from ploomes_cx.staging.contacts import stage_contacts
 from ploomes_cx.staging.context import Context
 from ploomes_cx.staging.contracts import stage_contracts
-from ploomes_cx.staging.identity_index import party_links, write_next
+from ploomes_cx.staging.identity_index import write_next
 from ploomes_cx.staging.party import read_parties
 from ploomes_cx.staging.rejects import Rejects
 from ploomes_cx.staging.survivors import decision_rows
@@ -95,7 +95,7 @@ def _build(ctx: Context) -> Staged:
     parties = read_parties(ctx, Plan.of(m).extracts)
     # each party's own link values, before deduplication gives a cluster's members its values:
     # the next staging's "before" (`identity_index.py`), written out, not held
-    write_next(con, m.name, party_links(m, parties.orgs, parties.persons))
+    write_next(con, m, parties.orgs, parties.persons)
     release_buffers(con, DUCKDB_MEMORY)  # the payload pages the reads left cached, and the links'
     counts: dict[str, dict[str, int]] = {}
     clients, counts["clients"], client_of = stage_clients(ctx, parties)

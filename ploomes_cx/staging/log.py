@@ -42,7 +42,7 @@ def utc_now() -> dt.datetime:
 
 # Raised when what a staging keeps for the next one changes shape (the identity index's links,
 # the record digests): a state folder staged by an earlier version then stages everything once
-STAGING_FORMAT = 2
+STAGING_FORMAT = 3
 
 
 def mapping_digest(m: Mapping, field_types: dict[str, object]) -> str:
