@@ -6,8 +6,8 @@ the ones it has now.
 A link is any value two records share that makes their staged rows depend on each other: an
 identifier of the mapping (organizations and persons are deduplicated apart, so each kind has
 its own link), the e-mail of a party that feeds contacts (CustomerX keeps one contact per
-e-mail, whatever the identifiers), and company membership when a person's client is its company's (a person holds its
-company's Id, a company its own). One row per present value: (`ploomes_id`, `identifier`,
+e-mail, whatever the identifiers), and company membership when a person's client is its
+company's (a person holds its company's Id, a company its own). One row per present value: (`ploomes_id`, `identifier`,
 `value`), the shape `neighbourhood.neighbourhood_sql` searches.
 """
 
@@ -29,7 +29,6 @@ from ploomes_cx.staging.rejects import Rejects
 
 INDEX_TABLE = "staging_identity"
 NEXT_TABLE = "staging_identity_next"  # the links the staging under way read
-INDEX_COLUMNS = ["ploomes_id", "identifier", "value"]
 
 
 def _links(m: Mapping, entity: str) -> dict[str, str]:
@@ -52,8 +51,8 @@ def write_links(
 ) -> None:
     """The link rows of the parties a staging read (normalized, before deduplication) into
     `table`, made by DuckDB from the frames in place: one row per present value, the link's kind
-    in `identifier`, never copied into the value (five million rows at a million persons, 0.8 s
-    when pandas built them as frames first)."""
+    in `identifier`, never copied into the value (a million persons make millions of rows, which
+    pandas took several times as long to build as frames first)."""
     kind = "temp table" if temporary else "table"
     con.execute(f"create or replace {kind} {table} (ploomes_id bigint, identifier varchar, value varchar)")
     for entity, frame in (("organizations", orgs), ("persons", persons)):
