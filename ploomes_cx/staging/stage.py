@@ -54,8 +54,9 @@ def stage(con: duckdb.DuckDBPyConnection, m: Mapping, run_id: str, full_restage:
     )
     # before the digests are replaced: a staging stopped from here on is followed by a full one
     log.record(con, m.name, mark)
-    # the digest pass reads every payload: within staging's memory limit (without it DuckDB's
-    # cache took a million persons' peak to 1.8 GiB), its cached pages given back after
+    # the digest pass (every payload, for rows written before raw rows carried their digest) runs
+    # within staging's memory limit (without it DuckDB's cache took a million persons' peak to
+    # 1.8 GiB), its cached pages given back after
     con.execute(f"set memory_limit = '{DUCKDB_MEMORY}'")
     seeds, gone_changed = refresh_seen(con, m)
     release_buffers(con, DUCKDB_MEMORY)
