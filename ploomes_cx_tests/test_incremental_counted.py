@@ -296,3 +296,34 @@ def test_a_child_moved_to_a_person_the_mapping_does_not_read_finds_no_client_as_
     for table in ("timeline", "rejected"):
         assert _rows(second.tables[table]) == _rows(full_tables[table]), table
     assert second.staged.counts == full.counts
+
+
+def test_a_re_staged_row_a_table_contract_refuses_makes_the_staging_a_full_one() -> None:
+    """A full staging lists look-alikes and counts records before its contracts refuse rows; a
+    staging of what changed cannot reproduce that from spliced tables, so a refusal among the
+    re-staged rows stages everything, and says why."""
+    m = parse_mapping(
+        {"name": "inc", "clients": {"source": "organizations"}, "custom_fields": {"clients": []}},
+        "test_incremental_counted.py",
+    )
+    account = _account(persons=100)
+    deal = min(account["deals"])
+    with duckdb.connect() as con:
+        con.execute("create schema inc")
+        _append(con, account, "first")
+        _written(con, m, stage(con, m, "first"))
+        won = account["deals"][deal] | {
+            "StatusId": 2,
+            "Amount": -100.0,
+        }  # a contract's value is never negative
+        _append(con, {"deals": {deal: _stamp(won, 21, "deals")}}, "second")
+        second = stage(con, m, "second")
+        full = build_staging(con, m, "full")
+        with staging_mode():
+            full_tables = apply_contracts(full, list(Plan.of(m).staged), "full")
+    assert second.mark.mode == "full", second.mark.reason
+    assert second.mark.reason.startswith("a table contract refused a re-staged row"), second.mark.reason
+    refused = full_tables["rejected"]
+    assert ((refused["entity"] == "stg_contracts") & (refused["ploomes_id"] == deal)).any()
+    for table in ("contracts", "rejected", "clients", "duplicate_clusters"):
+        assert _rows(second.tables[table]) == _rows(full_tables[table]), table
