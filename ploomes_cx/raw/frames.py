@@ -15,6 +15,13 @@ import pandas as pd
 
 from ploomes_cx.ploomes.dates import parse
 
+# the last column of the raw tables and of the tables of records fetched by Id
+DIGEST_COLUMN = dg.TableColumn(
+    "digest",
+    "ubigint",
+    description="A 64-bit digest of the payload text, made when it was read: what the next "
+    "staging compares with the one it read last, to stage only the records that changed",
+)
 RAW_COLUMNS = dg.TableSchema(
     columns=[
         dg.TableColumn(
@@ -40,12 +47,7 @@ RAW_COLUMNS = dg.TableSchema(
             "and the non-null members), null when the payload has no list of them: what staging "
             "parses for the mapped custom fields",
         ),
-        dg.TableColumn(
-            "digest",
-            "ubigint",
-            description="A 64-bit digest of the payload text, made when it was read: what the next "
-            "staging compares with the one it read last, to stage only the records that changed",
-        ),
+        DIGEST_COLUMN,
     ]
 )
 FIELDS_COLUMNS = dg.TableSchema(
@@ -109,7 +111,7 @@ def raw_frame(
                 _custom_values(record),
             )
         )
-    frame = pd.DataFrame(rows, columns=[c.name for c in RAW_COLUMNS.columns][:-1])
+    frame = pd.DataFrame(rows, columns=[c.name for c in RAW_COLUMNS.columns if c is not DIGEST_COLUMN])
     frame["digest"] = payload_digest(frame["payload"])
     texts = {"payload": "string", "run_id": "string", "head": "string", "custom_values": "string"}
     return _typed(frame, {"id": "int64", **texts}), outside
@@ -195,12 +197,7 @@ DEPENDENCY_COLUMNS = dg.TableSchema(
         ),
         dg.TableColumn("extracted_at", "timestamp", description="When it was read, UTC"),
         dg.TableColumn("run_id", "varchar", description="Dagster run that read it"),
-        dg.TableColumn(
-            "digest",
-            "ubigint",
-            description="A 64-bit digest of the payload text, made when it was read: what the next "
-            "staging compares with the one it read last, to stage only the records that changed",
-        ),
+        DIGEST_COLUMN,
     ]
 )
 
@@ -239,7 +236,7 @@ def dependency_frame(
                 run_id,
             )
         )
-    frame = pd.DataFrame(rows, columns=[c.name for c in DEPENDENCY_COLUMNS.columns][:-1])
+    frame = pd.DataFrame(rows, columns=[c.name for c in DEPENDENCY_COLUMNS.columns if c is not DIGEST_COLUMN])
     frame["digest"] = payload_digest(frame["payload"])
     return _typed(
         frame,

@@ -18,7 +18,7 @@ from ploomes_cx.staging.context import Context
 from ploomes_cx.staging.dedupe import fuzzy_candidates, related_candidates
 from ploomes_cx.staging.party import Parties
 from ploomes_cx.staging.stored import stored_clients
-from ploomes_cx.staging.survivors import merge_duplicates
+from ploomes_cx.staging.survivors import candidate_row, merge_duplicates
 from ploomes_cx.staging.tables import CLIENT_COLUMNS, counts, shape
 
 ClientResolver = Callable[[pd.Series], pd.Series]
@@ -64,16 +64,8 @@ def candidate_rows(clients: pd.DataFrame, entity: str, decisions: list[Decision]
         known["rule"] = f"{known['rule']}+{g['rule']}"
         known["score"] = max(float(known["score"]), float(g["score"]))
     return [
-        {
-            "cluster_id": f"clients:{entity}:{str(g['rule']).split('+')[0]}:{members[0]}",
-            "entity": entity,
-            "kind": "candidate",
-            "survivor_id": None,
-            "member_ids": ",".join(map(str, members)),
-            "size": len(members),
-            "rule": g["rule"],
-            "score": round(float(g["score"]) / 100, 3),  # a similarity, not 0.9230769348144531
-        }
+        # a similarity 0..1 to 3 decimals, not 0.9230769348144531
+        candidate_row("clients", entity, str(g["rule"]), members, round(float(g["score"]) / 100, 3))
         for members, g in groups.items()
     ]
 

@@ -14,7 +14,7 @@ from ploomes_cx.staging.context import Context
 from ploomes_cx.staging.dedupe import groups_of
 from ploomes_cx.staging.normalize import normalize_names
 from ploomes_cx.staging.party import Parties
-from ploomes_cx.staging.survivors import merge_duplicates
+from ploomes_cx.staging.survivors import candidate_row, merge_duplicates
 from ploomes_cx.staging.tables import CONTACT_COLUMNS, counts, shape
 
 # what deduplicating and staging contacts read once the nameless are rejected: the party frame's
@@ -116,16 +116,7 @@ def namesake_rows(frame: pd.DataFrame, entity: str, decisions: list[Decision]) -
     members, _ = groups_of(key[shared], frame["ploomes_id"].to_numpy()[maybe][shared], key[shared])
     settled = decided_pairs(decisions)
     return [
-        {
-            "cluster_id": f"contacts:{entity}:same_name_same_client:{ids[0]}",
-            "entity": entity,
-            "kind": "candidate",
-            "survivor_id": None,
-            "member_ids": ",".join(map(str, ids)),
-            "size": len(ids),
-            "rule": "same_name_same_client",
-            "score": NAMESAKE_SCORE,
-        }
+        candidate_row("contacts", entity, "same_name_same_client", ids, NAMESAKE_SCORE)
         for ids in members.values()
         if not all_decided(ids, settled)
     ]

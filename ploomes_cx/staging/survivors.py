@@ -91,6 +91,22 @@ def _list_clusters(
     return aliases
 
 
+def candidate_row(
+    table: str, entity: str, rule: str, members: list[int] | tuple[int, ...], score: float
+) -> dict[str, object]:
+    """A look-alike group listed for a person (`kind` candidate), never merged."""
+    return {
+        "cluster_id": f"{table}:{entity}:{rule.split('+')[0]}:{members[0]}",
+        "entity": entity,
+        "kind": "candidate",
+        "survivor_id": None,
+        "member_ids": ",".join(map(str, members)),
+        "size": len(members),
+        "rule": rule,
+        "score": score,
+    }
+
+
 def _decision_row(entity: str, kind: str, ids: tuple[int, ...], rule: str) -> dict[str, object]:
     """A `duplicate_clusters` row about a person's decision rather than a cluster found."""
     return {
