@@ -6,6 +6,7 @@ import datetime as dt
 import io
 import itertools
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -26,7 +27,7 @@ from ploomes_cx.live.events import EventStore, store_path
 from ploomes_cx.mapping import load_mapping
 from ploomes_cx.plan import Plan
 from ploomes_cx.runtime.duckdb_io import connection, database_path
-from ploomes_cx.runtime.pacing import TURN_GIVEN, TURN_TAKEN
+from ploomes_cx.runtime.pacing import TURN_HELD
 from ploomes_cx.sandbox import CustomerXSandbox, PloomesDataset, PloomesSandbox
 from ploomes_cx.sandbox.clock import to_ms
 from ploomes_cx_tests.conftest import CX_TOKEN, SECRET_KEY, local, point_at, write_mapping
@@ -256,20 +257,16 @@ def test_parallel_syncs_on_one_key_share_its_limit_and_never_fail_on_429(tmp_pat
     for run in instance.get_runs():
         if run.tags.get("dagster/partition") == "2026-11-01":
             continue
-        starts: dict[str, float] = {}
         for record in instance.all_logs(run.run_id):
-            event = record.dagster_event
-            step = record.step_key
-            pool = "ploomes" if "raw_" in (step or "") else "customerx" if "load_" in (step or "") else None
-            if pool is None:
+            step = record.step_key or ""
+            pool = "ploomes" if "raw_" in step else "customerx" if "load_" in step else None
+            message = record.user_message if record.dagster_event is None else ""
+            if pool is None or TURN_HELD not in message:
                 continue
-            message = record.user_message if event is None else ""
-            if TURN_GIVEN in message:  # the step gave the account back (its output is written after)
-                spans.setdefault(pool, []).append(
-                    (starts[step], record.timestamp, run.tags["ploomes_cx/mapping"])
-                )
-            elif TURN_TAKEN in message:
-                starts[step] = record.timestamp  # the step holds the account: its API calls start
+            # "held the account of $X for 0.412345 s from 2026-12-07T23:12:01.123456+00:00"
+            held, taken = re.fullmatch(r".* for (\S+) s from (\S+)", message).groups()
+            start = dt.datetime.fromisoformat(taken).timestamp()
+            spans.setdefault(pool, []).append((start, start + float(held), run.tags["ploomes_cx/mapping"]))
     instance.dispose()
     # API steps on one credential take turns: the pool (limit 1) and, since Dagster's slot claim
     # on a SQLite instance is not atomic across processes (seen once: two steps 4 ms apart), the
