@@ -347,9 +347,10 @@ def test_a_refused_record_costs_one_call_per_sync_command_not_one_per_window(
     home, full, ploomes, customerx, monkeypatch
 ):
     point_at(monkeypatch, ploomes, customerx)
+    # the dry run that finds the victim stages the range in one run, as three would
+    assert main(["sync", full.source_path, "--window", "2026-11-02..2026-11-04", "--dry-run"]) == 0
     path = Path(full.source_path)  # one window per run: a range of three is three runs of one sync
     path.write_text(path.read_text().replace("sync:\n", "sync:\n  windows_per_run: 1\n"))
-    assert main(["sync", full.source_path, "--window", "2026-11-02..2026-11-04", "--dry-run"]) == 0
     # a contact staged from the first window on, never merged into another: one record throughout
     victim = _ledger(
         home,
