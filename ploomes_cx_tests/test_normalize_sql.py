@@ -48,24 +48,31 @@ def _compare(values: list[str | None]) -> dict[str, float]:
     shares = {}
     with _database().cursor() as con:
         con.register("src", frame)
-        # the values under the column each field reads; the name also as a party never matched by
-        # name reads it, where a key is only there or not
-        for field, python in [*PARTY_FIELDS, (UNKEYED_NAME, normalize_names)]:
-            sql = f"select * from {normalize_sql.normalized(f'(select i, raw as {field.raw} from src)', [field])} order by i"
+        # every value under the column each field reads, all fields in one query as staging
+        # normalizes them; then the name as a party never matched by name reads it, where a key is
+        # only there or not
+        for pairs in (PARTY_FIELDS, [(UNKEYED_NAME, normalize_names)]):
+            fields = [field for field, _ in pairs]
+            columns = ", ".join(f"raw as {field.raw}" for field in fields)
+            sql = f"select * from {normalize_sql.normalized(f'(select i, {columns} from src)', fields)} order by i"
             out = con.execute(sql).fetchdf()
-            expected = python(frame["raw"])
-            mine = ~out[f"{field.name}_py"].to_numpy(dtype=bool)
-            for column in field.outputs:
-                got = out[column].astype(object).where(out[column].notna(), None)[mine]
-                want = expected[column].astype(object).where(expected[column].notna(), None)[mine]
-                if field is UNKEYED_NAME and column == "name_key":
-                    got, want = got.notna(), want.notna()
-                mismatched = [
-                    (v, g, w) for v, g, w in zip(frame["raw"][mine], got, want, strict=True) if g != w
-                ]
-                assert not mismatched, f"{column}: (raw, sql, python) {mismatched[:3]}"
-            shares[field.name] = float(mine.mean()) if len(values) else 1.0
+            for field, python in pairs:
+                shares[field.name] = _agree(frame["raw"], out, field, python(frame["raw"]))
     return shares
+
+
+def _agree(raw: pd.Series, out: pd.DataFrame, field: normalize_sql.Field, expected: pd.DataFrame) -> float:
+    """The share of `raw` values SQL cleaned for `field`, asserting Python (`expected`) cleans
+    them alike."""
+    mine = ~out[f"{field.name}_py"].to_numpy(dtype=bool)
+    for column in field.outputs:
+        got = out[column].astype(object).where(out[column].notna(), None)[mine]
+        want = expected[column].astype(object).where(expected[column].notna(), None)[mine]
+        if field is UNKEYED_NAME and column == "name_key":
+            got, want = got.notna(), want.notna()
+        mismatched = [(v, g, w) for v, g, w in zip(raw[mine], got, want, strict=True) if g != w]
+        assert not mismatched, f"{column}: (raw, sql, python) {mismatched[:3]}"
+    return float(mine.mean()) if len(raw) else 1.0
 
 
 @settings(max_examples=150, deadline=None)
