@@ -192,6 +192,11 @@ def _loaded_then_decided(home, tmp_path, customerx, policy: str, before_deciding
         home, "late", f"select external_id from {{s}}.stg_clients where external_id in ('{a}', '{b}')"
     )
     assert len(survivor) == 1
+    # the decision restaged what its two Ids reach, not the account (issue 30)
+    [(mode, reason)] = _staged(
+        home, "late", "select mode, reason from {s}.staging_log order by recorded_at desc limit 1"
+    )
+    assert mode == "incremental" and reason.startswith("the decisions changed"), reason
     kept = survivor[0][0]
     away = ({a, b} - {kept}).pop()
     # the dry run tells what the decision will do

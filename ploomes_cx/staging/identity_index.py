@@ -13,6 +13,8 @@ company's (a person holds its company's Id, a company its own). One row per pres
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import duckdb
 import pandas as pd
 
@@ -99,11 +101,15 @@ def splice(con: duckdb.DuckDBPyConnection, schema: str, reached: set[int]) -> No
 
 
 def reach_parties(
-    con: duckdb.DuckDBPyConnection, m: Mapping, changed: set[int], decisions: list[Decision]
+    con: duckdb.DuckDBPyConnection,
+    m: Mapping,
+    changed: set[int],
+    decisions: list[Decision],
+    decided_before: Collection[int] = (),
 ) -> set[int]:
     """The organizations and persons linked to the `changed` ones by a value they had at the last
-    staging (the index) or have now, and to every Id a decision names (few, and the rows about
-    decisions are listed again whole: `party_splice.py`)."""
+    staging (the index) or have now, and to every Id a decision names now or named at the last
+    staging (few, and the rows about decisions are listed again whole: `party_splice.py`)."""
     con.register("_ploomes_cx_changed", reach_frame({"contacts": changed}))
     try:
         ctx = Context(con, m, Rejects("reach"), mapped_field_types(con, m), only="_ploomes_cx_changed")
@@ -112,7 +118,7 @@ def reach_parties(
         write_links(con, "_ploomes_cx_now", m, now.orgs, now.persons, temporary=True)
     finally:
         con.unregister("_ploomes_cx_changed")
-    decided = {i for d in decisions for i in d.ids}
+    decided = {i for d in decisions for i in d.ids} | set(decided_before)
     try:
         return reach(con, m.name, "_ploomes_cx_now", changed | decided)
     finally:

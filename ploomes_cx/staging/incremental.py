@@ -42,16 +42,17 @@ def why_full(
     now: StagingMark,
     seeds: Reach,
     gone_changed: bool,
+    decided_kept: bool = False,
 ) -> str | None:
     """Why this staging (`now`) must stage every record, or None when what the changed records
     reach can be staged alone; `mark` is the last staging's, `seeds` the records changed since
-    (`reach.refresh_seen`)."""
+    (`reach.refresh_seen`), `decided_kept` whether it kept the Ids its decisions named."""
     if mark is None:
         return "no staging before this one"
     if mark.mapping_digest != now.mapping_digest:
         return "the mapping, or the type of a mapped custom field, changed since the last staging"
-    if mark.decisions_digest != now.decisions_digest:
-        return "the decisions changed since the last staging"
+    if mark.decisions_digest != now.decisions_digest and not decided_kept:
+        return "the decisions changed since the last staging, which kept no list of the Ids they named"
     if m.clients.source == "deals" or m.contacts.source == "deals":
         return "clients or contacts come from deals: a changed deal can make or unmake one"
     if m.contracts.source == "deal_products":

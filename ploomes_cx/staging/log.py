@@ -23,6 +23,8 @@ from ploomes_cx.mapping import Mapping
 from ploomes_cx.runtime.duckdb_io import one_row, table_exists
 
 TABLE = "staging_log"
+# the Ids the decisions named when the last staging ran (`record_decided`)
+DECIDED_TABLE = "staging_decided"
 
 
 @dataclass(frozen=True)
@@ -92,3 +94,25 @@ def record(con: duckdb.DuckDBPyConnection, schema: str, mark: StagingMark) -> No
             utc_now(),
         ],
     )
+
+
+def record_decided(con: duckdb.DuckDBPyConnection, schema: str, digest: str, ids: frozenset[int]) -> None:
+    """The Ids the decisions named at this staging, under the decisions' digest. When the
+    decisions change, the next staging stages again what those Ids and the ones named now reach
+    (a withdrawn decision's records included) instead of every record."""
+    con.execute(
+        f"create or replace table {schema}.{DECIDED_TABLE} (decisions_digest varchar, ploomes_id bigint)"
+    )
+    rows = [(digest, i) for i in sorted(ids)] or [(digest, None)]
+    con.executemany(f"insert into {schema}.{DECIDED_TABLE} values (?, ?)", rows)
+
+
+def decided(con: duckdb.DuckDBPyConnection, schema: str, digest: str) -> set[int] | None:
+    """The Ids the last staging's decisions named; None when it kept none under `digest` (its
+    mark's): a state folder staged by an earlier version, or a staging stopped in between."""
+    if not table_exists(con, schema, DECIDED_TABLE):
+        return None
+    rows = con.execute(f"select decisions_digest, ploomes_id from {schema}.{DECIDED_TABLE}").fetchall()
+    if not rows or any(kept != digest for kept, _ in rows):
+        return None
+    return {int(i) for _, i in rows if i is not None}

@@ -32,6 +32,7 @@ class Staging:
     staged: Staged  # its counts are the whole account's
     mark: log.StagingMark
     reached: Reach | None = None  # the records staged again, by Id space; None: every record
+    decided: frozenset[int] = frozenset()  # the Ids the decisions named (`log.record_decided`)
 
     @property
     def summary(self) -> str:
@@ -65,22 +66,29 @@ def stage(con: duckdb.DuckDBPyConnection, m: Mapping, run_id: str, full_restage:
         reason = "the last staging stopped before its tables were written"
     if reason is None and last is not None and seeds is None:
         reason = "no digest of the records the last staging read"
+    named = frozenset(i for d in decisions for i in d.ids)
+    before = log.decided(con, m.name, last.decisions_digest) if last is not None else None
     if reason is None:
-        reason = incremental.why_full(con, m, last, mark, seeds or {}, gone_changed)
+        reason = incremental.why_full(con, m, last, mark, seeds or {}, gone_changed, before is not None)
     if reason is None and last is not None:
-        done = _incremental(con, m, run_id, entities, (last, mark), seeds or {}, decisions)
+        # decisions changed: what the Ids they name now or named then reach is staged again
+        redecided = before if last.decisions_digest != mark.decisions_digest else None
+        done = _incremental(con, m, run_id, entities, (last, mark), seeds or {}, (decisions, redecided))
         if isinstance(done, Staging):
+            done.decided = named
             return done
         reason = done
     staged = build_staging(con, m, run_id, decisions=decisions)
     with staging_mode():
         tables = apply_contracts(staged, entities, run_id)
     identity_index.replace(con, m.name)
-    return Staging(tables, staged, _done(mark, "full", reason or "", staged.counts))
+    return Staging(tables, staged, _done(mark, "full", reason or "", staged.counts), decided=named)
 
 
 def finish(con: duckdb.DuckDBPyConnection, m: Mapping, staging: Staging) -> None:
-    """Once every table is written: the next staging reads changes from this one's start."""
+    """Once every table is written: the next staging reads changes from this one's start. The
+    decided Ids go first: a staging stopped between the two is followed by a full one."""
+    log.record_decided(con, m.name, staging.mark.decisions_digest, staging.decided)
     log.record(con, m.name, staging.mark)
 
 
@@ -91,13 +99,19 @@ def _incremental(
     entities: list[str],
     marks: tuple[log.StagingMark, log.StagingMark],
     seeds: Reach,
-    decisions: list[Decision],
+    decided: tuple[list[Decision], set[int] | None],
 ) -> Staging | str:
     """Stage what the changed records reach, and splice it into the tables the last staging left
-    (`marks`: the last staging's and this one's); or say why every record must be staged after all."""
+    (`marks`: the last staging's and this one's; `decided`: the decisions, and the Ids they named
+    at the last staging when they changed since); or say why every record must be staged after all."""
     last, mark = marks
+    decisions, redecided = decided
     changed = seeds.get("contacts", set())
-    parties = identity_index.reach_parties(con, m, changed, decisions) if changed else set()
+    parties = (
+        identity_index.reach_parties(con, m, changed, decisions, redecided or ())
+        if changed or redecided is not None
+        else set()
+    )
     reach = children(con, m, parties, seeds)  # with the timeline entries of a changed deal
     before = incremental.previous_tables(con, m)
     con.register("_ploomes_cx_reach", reach_frame(reach))
@@ -123,9 +137,10 @@ def _incremental(
         counts = party_counts(con, m, counts, tables)
         identity_index.splice(con, m.name, reach["contacts"])
     part.counts = counts
-    return Staging(
-        tables, part, _done(mark, "incremental", _why(seeds, reach, changed, parties), counts), reach
-    )
+    why = _why(seeds, reach, changed, parties)
+    if redecided is not None:
+        why = f"the decisions changed (their Ids before and now re-staged with what they reach); {why}"
+    return Staging(tables, part, _done(mark, "incremental", why, counts), reach)
 
 
 def _why(seeds: Reach, reach: Reach, changed: set[int], parties: set[int]) -> str:
