@@ -42,7 +42,7 @@ from ploomes_cx_tests.test_incremental_parties import IDENTIFIER_ORDERS, SHAPES,
 EXAMPLES = int(os.environ.get("PLOOMES_CX_PROPERTY_EXAMPLES", "6"))
 PARTY_OPS = ("create", "create_copy", "email", "register", "key", "company", "rename", "clear")
 CHILD_OPS = ("deal_move", "deal_flip", "note_move", "task_move", "note_to_gone")
-DECISION_OPS = ("same", "different", "withdraw")
+DECISION_OPS = ("same", "different", "withdraw", "retype")
 # why a staging may still be whole; any other reason fails the property
 ALLOWED_FULL = (
     "parents asked for by Id were found gone, or back, since the last staging",
@@ -121,6 +121,8 @@ def _decide(path: Path, op: str, account: Account, pick: st.DataObject) -> None:
     rows = list(csv.reader(path.open(encoding="utf-8")))[1:] if path.exists() else []
     if op == "withdraw":  # the latest decision taken back
         rows = rows[:-1]
+    elif op == "retype":  # the file saved again by another person, a blank line above: new line numbers
+        rows = [[""] * len(COLUMNS)] + [[*r[:3], "revisora", r[4]] for r in rows if any(r)]
     else:
         ids = pick.draw(
             st.lists(st.sampled_from(sorted(account["contacts"])), min_size=2, max_size=3, unique=True)
@@ -212,3 +214,33 @@ def test_random_changes_staged_incrementally_end_in_the_tables_of_a_full_re_stag
                     story,
                     mine.mark.reason,
                 )
+
+
+def test_a_decisions_file_saved_again_by_another_person_restages_the_rows_that_quote_it() -> None:
+    """The duplicate report quotes a `different` decision's line and who made it: the same
+    decisions saved again by someone else, a blank line above them, with nothing else changed,
+    give the rows a full re-stage gives (a review found them kept as they were)."""
+    account = _account(persons=30, seed=5)
+    clients, contacts = SHAPES["b2b"]
+    orgs = sorted(i for i, r in account["contacts"].items() if r["TypeId"] == 1)
+    with tempfile.TemporaryDirectory() as folder:
+        m = parse_mapping(
+            {"name": "inc", "clients": {"source": clients}, "contacts": {"source": contacts}},
+            str(Path(folder) / "inc.yaml"),
+        )
+        decisions = Path(folder) / "inc.decisions.csv"
+        row = ["different", f"{orgs[0]} {orgs[1]}", "two companies", "ana", "2026-12-01"]
+        with decisions.open("w", newline="", encoding="utf-8") as fh:
+            csv.writer(fh).writerows([list(COLUMNS), row])
+        with duckdb.connect() as shipped, duckdb.connect() as whole:
+            for con in (shipped, whole):
+                con.execute("create schema inc")
+                _append(con, account, "first")
+            _same(_staged(shipped, m, "r0", False), _staged(whole, m, "r0", True), "first")
+            with decisions.open("w", newline="", encoding="utf-8") as fh:
+                csv.writer(fh).writerows([list(COLUMNS), [""] * len(COLUMNS), [*row[:3], "bia", row[4]]])
+            mine = _staged(shipped, m, "r1", False)
+            _same(mine, _staged(whole, m, "r1", True), "saved again")
+    assert mine.mark.mode == "incremental", mine.mark.reason
+    report = mine.tables["duplicate_clusters"]
+    assert report["rule"].astype(str).str.contains("line 3 by bia").any()

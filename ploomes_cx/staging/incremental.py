@@ -8,8 +8,11 @@ the last staging or has now (`identity_index.py`), and their children's. So the 
 reaches are staged alone (`build_staging(only=...)`) and their rows replace the old ones in the
 tables the last staging left (`splice.py`, `party_splice.py`); every other row stays as it was.
 
-Anything else stages everything: the first staging, a full re-stage asked for, a mapping or
-decisions file changed since, a reconcile that found records gone, mappings whose clients,
+A change to the decisions file reaches the Ids its decisions name now and named at the last
+staging (`log.record_decided`), staged alone the same way.
+
+Anything else stages everything: the first staging, a full re-stage asked for, a mapping changed
+since, decisions changed when the last staging kept no list of the Ids they named, a reconcile that found records gone, mappings whose clients,
 contacts or contracts depend on more than one record's own (clients or contacts from deals,
 contracts from deal products), and rows a table contract refused last time (they are checked
 again whole). `why_full` names the reason, shown on the staging asset.

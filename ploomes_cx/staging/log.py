@@ -7,6 +7,8 @@ and the decisions are compared by the digests kept here.
 
 A staging writes a `started` row first and its own row once its tables are written, so one
 stopped halfway (its tables partly written) is seen as such and the next stages everything.
+Just before its own row it writes `<mapping>.staging_decided`: the Ids its decisions named, which
+the next staging stages again if the decisions changed.
 """
 
 from __future__ import annotations
@@ -60,7 +62,11 @@ def mapping_digest(m: Mapping, field_types: dict[str, object]) -> str:
 
 
 def decisions_digest(decisions: list[Decision]) -> str:
-    text = json.dumps([(d.decision, list(d.ids)) for d in decisions])
+    """Every field of every decision: the duplicate report quotes a decision's line and who made
+    it (`survivors.py`), so re-typing one, or a blank line above it, changes rows too."""
+    text = json.dumps(
+        [(d.line, d.decision, list(d.ids), d.note, d.decided_by, d.decided_at) for d in decisions]
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

@@ -139,7 +139,10 @@ def _incremental(
     part.counts = counts
     why = _why(seeds, reach, changed, parties)
     if redecided is not None:
-        why = f"the decisions changed (their Ids before and now re-staged with what they reach); {why}"
+        why = (
+            f"the decisions changed: {len(parties)} organizations or persons their Ids before and now "
+            f"reach re-staged; {why}"
+        )
     return Staging(tables, part, _done(mark, "incremental", why, counts), reach)
 
 
