@@ -216,31 +216,47 @@ def test_random_changes_staged_incrementally_end_in_the_tables_of_a_full_re_stag
                 )
 
 
-def test_a_decisions_file_saved_again_by_another_person_restages_the_rows_that_quote_it() -> None:
-    """The duplicate report quotes a `different` decision's line and who made it: the same
-    decisions saved again by someone else, a blank line above them, with nothing else changed,
-    give the rows a full re-stage gives (a review found them kept as they were)."""
+def _decided_twice(first: list[list[str]], then: list[list[str]]) -> Staging:
+    """A B2B account staged under the decisions rows `first`, then again, nothing else changed,
+    under `then`, in two databases (as shipped and whole) that must agree; the second staging."""
     account = _account(persons=30, seed=5)
     clients, contacts = SHAPES["b2b"]
-    orgs = sorted(i for i, r in account["contacts"].items() if r["TypeId"] == 1)
     with tempfile.TemporaryDirectory() as folder:
         m = parse_mapping(
             {"name": "inc", "clients": {"source": clients}, "contacts": {"source": contacts}},
             str(Path(folder) / "inc.yaml"),
         )
         decisions = Path(folder) / "inc.decisions.csv"
-        row = ["different", f"{orgs[0]} {orgs[1]}", "two companies", "ana", "2026-12-01"]
-        with decisions.open("w", newline="", encoding="utf-8") as fh:
-            csv.writer(fh).writerows([list(COLUMNS), row])
         with duckdb.connect() as shipped, duckdb.connect() as whole:
             for con in (shipped, whole):
                 con.execute("create schema inc")
                 _append(con, account, "first")
-            _same(_staged(shipped, m, "r0", False), _staged(whole, m, "r0", True), "first")
-            with decisions.open("w", newline="", encoding="utf-8") as fh:
-                csv.writer(fh).writerows([list(COLUMNS), [""] * len(COLUMNS), [*row[:3], "bia", row[4]]])
-            mine = _staged(shipped, m, "r1", False)
-            _same(mine, _staged(whole, m, "r1", True), "saved again")
+            for n, rows in enumerate((first, then)):
+                with decisions.open("w", newline="", encoding="utf-8") as fh:
+                    csv.writer(fh).writerows([list(COLUMNS), *rows])
+                mine = _staged(shipped, m, f"r{n}", False)
+                _same(mine, _staged(whole, m, f"r{n}", True), str(rows))
+    return mine
+
+
+# two companies of `_decided_twice`'s account with nothing in common: only a decision joins them
+A, B = 1000, 1001
+
+
+def test_a_decisions_file_saved_again_by_another_person_restages_the_rows_that_quote_it() -> None:
+    """The duplicate report quotes a `different` decision's line and who made it: the same
+    decisions saved again by someone else, a blank line above them, with nothing else changed,
+    give the rows a full re-stage gives (a review found them kept as they were)."""
+    row = ["different", f"{A} {B}", "two companies", "ana", "2026-12-01"]
+    mine = _decided_twice([row], [[""] * len(COLUMNS), [*row[:3], "bia", row[4]]])
     assert mine.mark.mode == "incremental", mine.mark.reason
-    report = mine.tables["duplicate_clusters"]
-    assert report["rule"].astype(str).str.contains("line 3 by bia").any()
+    assert mine.tables["duplicate_clusters"]["rule"].astype(str).str.contains("line 3 by bia").any()
+
+
+def test_a_same_decision_withdrawn_parts_its_records_as_a_full_re_stage_does() -> None:
+    """Two companies made one client by a `same` decision, then the decision withdrawn: the
+    staging reaches them through the Ids the last staging's decisions named."""
+    mine = _decided_twice([["same", f"{A} {B}", "one company", "ana", "2026-12-01"]], [])
+    assert mine.mark.mode == "incremental", mine.mark.reason
+    survivors = set(mine.tables["clients"]["ploomes_id"].astype(int))
+    assert {A, B} <= survivors  # two clients again
