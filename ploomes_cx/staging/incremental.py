@@ -12,10 +12,10 @@ A change to the decisions file reaches the Ids its decisions name now and named 
 staging (`log.record_decided`), staged alone the same way.
 
 Anything else stages everything: the first staging, a full re-stage asked for, a mapping changed
-since, decisions changed when the last staging kept no list of the Ids they named, a reconcile that found records gone, mappings whose clients,
-contacts or contracts depend on more than one record's own (clients or contacts from deals,
-contracts from deal products), and rows a table contract refused last time (they are checked
-again whole). `why_full` names the reason, shown on the staging asset.
+since, decisions changed when the last staging kept no list of the Ids they named, a reconcile
+that found records gone, mappings whose clients, contacts or contracts depend on more than one
+record's own (clients or contacts from deals, contracts from deal products), and rows a table
+contract refused last time (they are checked again whole). `why_full` names the reason, shown on the staging asset.
 """
 
 from __future__ import annotations
