@@ -174,28 +174,37 @@ def test_staging_what_changed_ends_in_the_tables_and_customerx_of_a_full_re_stag
 
 
 def test_a_holder_in_customerx_the_staged_contacts_disagree_with_stages_contacts_whole() -> None:
-    """Who keeps a shared e-mail is its holder in CustomerX: a crosswalk that disagrees with the
-    staged contacts (an adoption, a hand-over, a refused update) would change rows kept as they were."""
+    """Who keeps a shared e-mail, or a phone within a client, is its holder in CustomerX: a
+    crosswalk that disagrees with the staged contacts (an adoption, a hand-over, a refused update)
+    would change rows kept as they were."""
     with duckdb.connect() as con:
         con.execute("create schema inc")
         con.execute(
-            "create table inc.stg_contacts (external_id varchar, email varchar, client_external_id varchar)"
+            "create table inc.stg_contacts (external_id varchar, email varchar, client_external_id varchar, "
+            "phone varchar)"
         )
-        con.execute("insert into inc.stg_contacts values ('7', 'Ana@x.com', '1'), ('8', null, '1')")
+        con.execute(
+            "insert into inc.stg_contacts values ('7', 'Ana@x.com', '1', '+5511987654321'), ('8', null, '1', null)"
+        )
         con.execute(
             "create table inc.crosswalk (entity varchar, external_id varchar, state varchar, body varchar)"
         )
-        sent = """insert into inc.crosswalk values ('contacts', '7', 'sent',
-                  '{"email": "ana@x.com", "external_id_client": "1"}')"""
+        phone = '"phones": [{"number": "11987654321", "is_default": true, "ddi": "+55"}]'
+        sent = f"""insert into inc.crosswalk values ('contacts', '7', 'sent',
+                  '{{"email": "ana@x.com", "external_id_client": "1", {phone}}}')"""
         con.execute(sent)
         assert not incremental._holders_disagree(con, "inc")  # as staged (e-mail case aside)
         for body in (
-            '{"email": "ana@y.com", "external_id_client": "1"}',
-            '{"email": "ana@x.com", "external_id_client": "2"}',
+            f'{{"email": "ana@y.com", "external_id_client": "1", {phone}}}',
+            f'{{"email": "ana@x.com", "external_id_client": "2", {phone}}}',
+            '{"email": "ana@x.com", "external_id_client": "1", "phones": []}',  # a refused phone change
+            f'{{"email": "ana@x.com", "external_id_client": "1", {phone.replace("1198", "1197")}}}',
         ):
             con.execute("update inc.crosswalk set body = ? where external_id = '7'", [body])
             assert incremental._holders_disagree(con, "inc"), body
-        con.execute("""update inc.crosswalk set body = '{"email": "ana@x.com", "external_id_client": "1"}'""")
+        held = f'{{"email": "ana@x.com", "external_id_client": "1", {phone}}}'
+        con.execute("update inc.crosswalk set body = ? where external_id = '7'", [held])
+        assert not incremental._holders_disagree(con, "inc")  # as staged again
         con.execute(
             """insert into inc.crosswalk values ('contacts', '9', 'sent', '{"email": "bia@x.com"}')"""
         )

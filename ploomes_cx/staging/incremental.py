@@ -86,19 +86,22 @@ def why_full(
 
 def _holders_disagree(con: duckdb.DuckDBPyConnection, schema: str) -> bool:
     """Whether a contact CustomerX holds from us (the crosswalk) is not staged as sent: who keeps
-    a shared e-mail or phone is its holder there (`contacts._holders`), so a holder that is not
-    the staged contact with that e-mail and client would change the kept contact rows."""
+    a shared e-mail, or a phone within a client, is its holder there (`contacts._holders`), so a
+    holder that is not the staged contact with that e-mail, client and phone would change the kept
+    contact rows. The phone is compared as the body carries it (`bodies._phones`: DDI and number)."""
     if not table_exists(con, schema, "crosswalk"):
         return False
     row = one_row(
         con,
         f"""with held as (
                 select external_id as ext, lower(body::json->>'email') as email,
-                       body::json->>'external_id_client' as client
+                       body::json->>'external_id_client' as client,
+                       coalesce(body::json->'phones'->0->>'ddi', '') || (body::json->'phones'->0->>'number') as phone
                 from {schema}.crosswalk where entity = 'contacts' and state = 'sent' and body is not null)
             select count(*) from held h left join {schema}.stg_contacts c on c.external_id = h.ext
             where c.external_id is null or lower(coalesce(c.email, '')) <> coalesce(h.email, '')
-               or c.client_external_id is distinct from h.client""",
+               or c.client_external_id is distinct from h.client
+               or coalesce(c.phone, '') <> coalesce(h.phone, '')""",
     )
     return bool(row and row[0])
 
