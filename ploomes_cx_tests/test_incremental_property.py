@@ -6,14 +6,15 @@ identifiers and a small sandbox account, then a few rounds of changes as dirty C
 records created (some copying another's identifiers, so they merge), e-mails, documents and codes
 copied (merges), identifiers cleared (splits), names re-typed, persons moved to another company,
 deals moved, won or lost, notes and tasks moved, a note moved to a contact Ploomes no longer has
-(a delete found by Id), and `same` / `different` decisions added or withdrawn. Each round is
-appended to the raw tables of two DuckDB databases and staged by the staging asset's own
-function: in one as shipped (what the changes reach, spliced in), in the other whole. After every
-round both hold the same rows in every staging table (the duplicate report included) and the same
-counts; and the first staged incrementally unless a reason the product names says it could not.
+(a delete found by Id), `same` / `different` decisions added or withdrawn, the decisions file
+saved again by someone else. Each round is appended to the raw tables of two DuckDB databases
+and staged by the staging asset's own function: in one as shipped (what the changes reach,
+spliced in), in the other whole. After every round both hold the same rows in every staging
+table (the duplicate report included) and the same counts; and the first staged incrementally
+unless a reason the product names says it could not.
 
 `PLOOMES_CX_PROPERTY_EXAMPLES=300 pytest ploomes_cx_tests/test_incremental_property.py` draws
-300 new accounts (about a quarter of an hour) instead of the suite's fixed 6. Without the index
+300 new accounts (40 took about 3 minutes) instead of the suite's fixed 6. Without the index
 of the values the last staging read, or without the changed records' values now, the suite's
 draws fail (each checked).
 """
@@ -37,7 +38,7 @@ from ploomes_cx.staging.stage import Staging, stage
 from ploomes_cx_tests.test_incremental_counted import _rows, _written
 from ploomes_cx_tests.test_incremental_parties import IDENTIFIER_ORDERS, SHAPES, TABLES, _append, _stamp
 
-# the suite draws the same 6 accounts each run (about 15 CPU-seconds); the variable draws that
+# the suite draws the same 6 accounts each run (about 20 CPU-seconds); the variable draws that
 # many new ones instead
 EXAMPLES = int(os.environ.get("PLOOMES_CX_PROPERTY_EXAMPLES", "6"))
 PARTY_OPS = ("create", "create_copy", "email", "register", "key", "company", "rename", "clear")
