@@ -3,8 +3,10 @@
 Loaded into pytest with `-p benchmarks.suite_time`, it writes one line per test: wall seconds,
 the worker's own CPU seconds (its threads included: the sandbox servers run there), the CPU of
 the child processes it waited for (CLI subprocesses, the wheel's builds) and when it started.
-Run as a module, it sums those lines: how long each worker ran and when it ended (an unbalanced
-end is a scheduling loss), then the tests that cost the most CPU and the ones that mostly wait
+Each line also counts the Dagster runs the test started in its own process (`ploomes-cx sync`
+called in-process). Run as a module, it sums those lines: how long each worker ran and when it
+ended (an unbalanced end is a scheduling loss), the runs in all, then the tests that cost the
+most CPU, those that started the most runs, and the ones that mostly wait
 (sleeps, pacing, retries: time the suite pays without using the cores). Processes a test starts
 and does not wait for (the UI's webserver, PostgreSQL) are not counted; their cost shows as waiting.
 The machine's own count (`/proc/stat`, every process, the kernel's work included) from the first
@@ -28,6 +30,24 @@ from typing import Any
 import pytest
 
 FOLDER_ENV = "SUITE_TIME_DIR"
+_RUNS = {"count": 0}  # Dagster runs this worker started in-process (`ploomes-cx sync` in a test)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Count the in-process runs each test starts: a run costs about a CPU-second of Dagster's
+    bookkeeping whatever it holds (`python -m benchmarks.dagster_floor`), so runs per test are
+    what the suite's time is made of. CLI subprocesses and run workers are not counted."""
+    if not os.environ.get(FOLDER_ENV):
+        return
+    from ploomes_cx import runner
+
+    started = runner._Runs.run
+
+    def counted(self: Any, chunk: list[str], layers: tuple[str, ...]) -> Any:
+        _RUNS["count"] += 1
+        return started(self, chunk, layers)
+
+    runner._Runs.run = counted  # type: ignore[method-assign]
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -35,6 +55,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     folder = os.environ.get(FOLDER_ENV)
     wall, cpu, machine = time.perf_counter(), time.process_time(), _machine_busy()
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    runs = _RUNS["count"]
     yield
     if not folder:
         return
@@ -46,6 +67,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         "children": (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime),
         "start": wall,  # perf_counter: one clock for every process of the machine (CLOCK_MONOTONIC)
         "machine": (machine, _machine_busy()),  # the machine's busy CPU when it started and ended
+        "runs": _RUNS["count"] - runs,
     }
     Path(folder).mkdir(parents=True, exist_ok=True)
     with (Path(folder) / f"{os.getpid()}.jsonl").open("a") as out:
@@ -93,9 +115,14 @@ def report(folder: Path, top: int) -> None:
     busy = _machine_span(rows)
     if busy is not None:
         print(f"  the machine's busy CPU from the first test's start to the last one's end: {busy:.0f} s")
-    print("\nmost CPU (own + children), seconds: cpu, wall")
+    runs = sum(r.get("runs", 0) for r in rows)
+    print(f"  Dagster runs started in the tests' own processes: {runs}")
+    print("\nmost CPU (own + children), seconds: cpu, wall, runs")
     for r in sorted(rows, key=lambda r: -(r["cpu"] + r["children"]))[:top]:
-        print(f"  {r['cpu'] + r['children']:6.1f} {r['wall']:6.1f}  {r['test']}")
+        print(f"  {r['cpu'] + r['children']:6.1f} {r['wall']:6.1f} {r.get('runs', 0):3d}  {r['test']}")
+    print("\nmost runs: runs, cpu")
+    for r in sorted(rows, key=lambda r: -r.get("runs", 0))[:top]:
+        print(f"  {r.get('runs', 0):3d} {r['cpu'] + r['children']:6.1f}  {r['test']}")
     print("\nmost waiting (wall - CPU; also CPU of processes not waited for), seconds: waiting, wall")
     for r in sorted(rows, key=lambda r: -(r["wall"] - r["cpu"] - r["children"]))[:top]:
         print(f"  {r['wall'] - r['cpu'] - r['children']:6.1f} {r['wall']:6.1f}  {r['test']}")
