@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
 import dagster as dg
@@ -95,20 +96,27 @@ def _change_parties(
         how = (
             "clear" if pid in merged else rng.choice(["email", "register", "key", "company", "name", "clear"])
         )
-        if how == "email":
-            record["Email"] = other["Email"]
-        elif how == "register" and other["TypeId"] == record["TypeId"]:
-            record.update(Register=other["Register"], CNPJ=other.get("CNPJ"), CPF=other.get("CPF"))
-        elif how == "key":
-            record["Key"] = other["Key"]
-        elif how == "company" and record["TypeId"] == 2:
-            record["CompanyId"] = rng.choice(orgs)
-        elif how == "clear":
-            record.update(Email=None, Register="", CNPJ=None, CPF=None, Key=None)
-        else:
-            record["Name"] = f"{other['Name']} "  # a trailing space: the same name, cleaned
+        edit_party(record, other, how, lambda: rng.choice(orgs))
         changed[pid] = _stamp(record, hour + len(changed), "organizations")
     return changed
+
+
+def edit_party(record: dict, other: dict, how: str, company: Callable[[], int]) -> None:
+    """`record` changed as CRM users change one: `other`'s e-mail, document or code copied, moved
+    to the organization `company()` picks (a person), its identifiers cleared, or `other`'s name
+    typed again with a trailing space (the same name once cleaned: a look-alike or a merge)."""
+    if how == "email":
+        record["Email"] = other["Email"]
+    elif how == "register" and other["TypeId"] == record["TypeId"]:
+        record.update(Register=other["Register"], CNPJ=other.get("CNPJ"), CPF=other.get("CPF"))
+    elif how == "key":
+        record["Key"] = other["Key"]
+    elif how == "company" and record["TypeId"] == 2:
+        record["CompanyId"] = company()
+    elif how == "clear":
+        record.update(Email=None, Register="", CNPJ=None, CPF=None, Key=None)
+    else:  # a name typed again, also where the copy or the move does not apply
+        record["Name"] = f"{other['Name']} "
 
 
 def _change_children(

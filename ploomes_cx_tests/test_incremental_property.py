@@ -36,7 +36,14 @@ from ploomes_cx.raw.needs import DEPENDENCIES_TABLE
 from ploomes_cx.sandbox import PloomesDataset
 from ploomes_cx.staging.stage import Staging, stage
 from ploomes_cx_tests.test_incremental_counted import _rows, _written
-from ploomes_cx_tests.test_incremental_parties import IDENTIFIER_ORDERS, SHAPES, TABLES, _append, _stamp
+from ploomes_cx_tests.test_incremental_parties import (
+    IDENTIFIER_ORDERS,
+    SHAPES,
+    TABLES,
+    _append,
+    _stamp,
+    edit_party,
+)
 
 # the suite draws the same 6 accounts each run (about 20 CPU-seconds); the variable draws that
 # many new ones instead
@@ -84,18 +91,9 @@ class _Round:
                 record.update(
                     Email=f"novo{record['Id']}@exemplo.com.br", Register="", CNPJ=None, CPF=None, Key=None
                 )
-        elif op == "email":
-            record["Email"] = other["Email"]
-        elif op == "register" and other["TypeId"] == record["TypeId"]:
-            record.update(Register=other["Register"], CNPJ=other.get("CNPJ"), CPF=other.get("CPF"))
-        elif op == "key":
-            record["Key"] = other["Key"]
-        elif op == "company" and record["TypeId"] == 2:
-            record["CompanyId"] = pick.draw(st.sampled_from([i for i in ids if contacts[i]["TypeId"] == 1]))
-        elif op == "clear":
-            record.update(Email=None, Register="", CNPJ=None, CPF=None, Key=None)
         else:
-            record["Name"] = f"{other['Name']} "  # the same name typed again: a look-alike or a merge
+            orgs = [i for i in ids if contacts[i]["TypeId"] == 1]
+            edit_party(record, other, op, lambda: pick.draw(st.sampled_from(orgs)))
         self.put("contacts", record)
 
     def child(self, op: str, pick: st.DataObject) -> None:
